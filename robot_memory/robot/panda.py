@@ -1,0 +1,49 @@
+"""Franka Emika Panda constants: joint names, limits and the home pose.
+
+Values are Franka's published limits
+(https://frankaemika.github.io/docs/control_parameters.html). This module is
+pure data so the simulator, the trajectory validator and (later) the safety
+node share exactly one copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ARM_JOINTS: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
+FINGER_JOINTS: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")
+ALL_JOINTS: tuple[str, ...] = ARM_JOINTS + FINGER_JOINTS
+
+#: Position limits [rad], joints 1..7.
+ARM_LOWER = np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973])
+ARM_UPPER = np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973])
+#: Velocity limits [rad/s], joints 1..7.
+ARM_VELOCITY = np.array([2.1750, 2.1750, 2.1750, 2.1750, 2.6100, 2.6100, 2.6100])
+#: Torque limits [Nm], joints 1..7.
+ARM_EFFORT = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
+
+#: Gripper opening (distance between the fingers) [m].
+GRIPPER_MIN_WIDTH = 0.0
+GRIPPER_MAX_WIDTH = 0.08
+
+#: The `home` keyframe: elbow up, hand pointing down.
+HOME_ARM = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854])
+HOME_GRIPPER_WIDTH = 0.08
+
+
+@dataclass(frozen=True)
+class JointLimits:
+    """Position and velocity limits for a named set of joints."""
+
+    names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    velocity: np.ndarray
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+
+PANDA_ARM_LIMITS = JointLimits(ARM_JOINTS, ARM_LOWER, ARM_UPPER, ARM_VELOCITY)

@@ -1,0 +1,50 @@
+"""The process environment every robot_memory node runs with.
+
+Kept ROS-free so the launcher, the tests and the benches can set it up before
+any rclpy import. See docs/architecture.md, "DDS set-up".
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+
+from robot_memory.paths import config_path
+
+FASTDDS_PROFILE = "fastdds_profile.xml"
+
+
+def dds_environment(
+    base: Mapping[str, str] | None = None, domain_id: int | None = None
+) -> dict[str, str]:
+    """Return ``base`` (default: os.environ) with the DDS settings filled in.
+
+    Values already present in ``base`` win, so a user can still point at their
+    own Fast DDS profile or widen discovery beyond loopback.
+    """
+    env = dict(os.environ if base is None else base)
+    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    # ROS_LOCALHOST_ONLY is deprecated and had no effect with these wheels.
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_path(FASTDDS_PROFILE)))
+    env.setdefault("MUJOCO_GL", "egl")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+    return env
+
+
+def random_domain_id(rng: random.Random | None = None) -> int:
+    """A domain id for an isolated run (tests, benches).
+
+    Fast DDS maps domains to UDP ports; ids 1..101 are safe on Linux defaults.
+    """
+    return (rng or random.SystemRandom()).randint(1, 101)
+
+
+def apply_to_current_process(domain_id: int | None = None) -> dict[str, str]:
+    """Set the DDS environment in ``os.environ`` (before rclpy.init)."""
+    env = dds_environment(domain_id=domain_id)
+    os.environ.update(env)
+    return env

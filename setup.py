@@ -1,0 +1,46 @@
+"""ament_python package: builds with colcon inside a sourced ROS 2, and installs
+with ``pip install -e .`` in the pip-only world (see scripts/bootstrap.sh)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE = "robot_memory"
+HERE = Path(__file__).parent
+
+
+def tree(folder: str) -> list[tuple[str, list[str]]]:
+    """data_files entries that install ``folder`` under share/robot_memory."""
+    entries: dict[str, list[str]] = {}
+    for path in sorted((HERE / folder).rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            rel = path.relative_to(HERE)
+            entries.setdefault(f"share/{PACKAGE}/{rel.parent}", []).append(str(rel))
+    return list(entries.items())
+
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "bench"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        *tree("launch"),
+        *tree("config"),
+        *tree("sim"),
+        *tree("models"),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="robot_memory maintainers",
+    description="Spatial memory for robot arms on ROS 2",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "robot-memory = robot_memory.cli:main",
+            "sim_node = robot_memory.nodes.sim_node:main",
+            "expert_node = robot_memory.nodes.expert_node:main",
+        ],
+    },
+)

@@ -22,7 +22,7 @@ def share_dir() -> Path:
         from ament_index_python.packages import get_package_share_directory
 
         return Path(get_package_share_directory(PACKAGE_NAME))
-    except Exception as exc:  # noqa: BLE001 - any lookup failure means "not installed"
+    except Exception as exc:  # any lookup failure means "not installed"
         raise FileNotFoundError(
             "robot_memory data files not found: run from a source checkout "
             "(pip install -e .) or a colcon install with the workspace sourced"

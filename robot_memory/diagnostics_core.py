@@ -91,5 +91,7 @@ class HealthCounters:
             values.update(self._values)
             last = self._last_reject
         if total:
-            return HealthSnapshot(self.name, WARN, f"{total} inputs rejected (last: {last})", values)
+            return HealthSnapshot(
+                self.name, WARN, f"{total} inputs rejected (last: {last})", values
+            )
         return HealthSnapshot(self.name, OK, "ok", values)

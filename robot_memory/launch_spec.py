@@ -1,0 +1,180 @@
+"""The one place that says which nodes make up each stack (ROS-free).
+
+Two front ends read it:
+
+* ``launch/<stack>.launch.py`` builds launch_ros ``Node`` actions from it, for
+  users with a system ROS 2 install (``ros2 launch robot_memory sim.launch.py``);
+* ``robot-memory launch <stack>`` (:mod:`robot_memory.launcher`) starts the same
+  nodes as processes in the pip-only world, where ``launch`` is missing.
+
+Parameters and remappings live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+ParamValue = bool | int | float | str | list[float] | list[int] | list[str]
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of a stack."""
+
+    name: str  # ROS node name
+    executable: str  # console script (installed under lib/robot_memory by colcon)
+    module: str  # python module with main(), used by the pip-only launcher
+    parameters: Mapping[str, ParamValue] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+    required: bool = True  # if it dies, the whole stack goes down
+    description: str = ""
+
+    def with_parameters(self, overrides: Mapping[str, ParamValue]) -> NodeSpec:
+        return replace(self, parameters={**self.parameters, **overrides})
+
+
+SIM_PARAMETERS: dict[str, ParamValue] = {
+    "scene": "tabletop",
+    "seed": 0,
+    "panda_visual": "auto",
+    "physics_rate": 500.0,
+    "real_time_factor": 1.0,
+    "cameras": ["front", "wrist"],
+    "image_width": 320,
+    "image_height": 240,
+    "camera_rate": 10.0,
+    "depth_encoding": "16UC1",
+    "joint_state_rate": 100.0,
+    "ground_truth_rate": 5.0,
+    "world_frame": "world",
+}
+
+EXPERT_PARAMETERS: dict[str, ParamValue] = {
+    "object_id": "",  # empty: wait for a task on /expert/task
+    "place_id": "bin",
+    "move_speed": 0.5,  # fraction of the Panda's joint velocity limits
+    "start_delay": 1.0,
+}
+
+
+def sim_node() -> NodeSpec:
+    return NodeSpec(
+        name="sim",
+        executable="sim_node",
+        module="robot_memory.nodes.sim_node",
+        parameters=dict(SIM_PARAMETERS),
+        description="MuJoCo Panda cell on real-driver topics",
+    )
+
+
+def expert_node() -> NodeSpec:
+    return NodeSpec(
+        name="expert",
+        executable="expert_node",
+        module="robot_memory.nodes.expert_node",
+        parameters={**EXPERT_PARAMETERS, "use_sim_time": True},
+        description="scripted pick-and-place through the controller topics (sim only)",
+    )
+
+
+def _sim_stack() -> list[NodeSpec]:
+    return [sim_node(), expert_node()]
+
+
+def _real_stack() -> list[NodeSpec]:
+    # On hardware the cameras come from realsense2_camera and the arm from
+    # ros2_control (joint_state_broadcaster + JointTrajectoryController), both
+    # already on the contract's topic names. The robot_memory nodes that run
+    # against them (perception, memory, planner, policy, safety) are added to
+    # this list as they land; docs/hardware.md has the bring-up.
+    return []
+
+
+def _replay_stack() -> list[NodeSpec]:
+    # The replay stack is the perception + memory nodes with use_sim_time,
+    # fed by `robot-memory replay BAG`. Filled in with those nodes.
+    return []
+
+
+STACKS = {"sim": _sim_stack, "real": _real_stack, "replay": _replay_stack}
+
+
+def stack(
+    name: str, overrides: Mapping[str, Mapping[str, ParamValue]] | None = None
+) -> list[NodeSpec]:
+    """The nodes of stack ``name`` with per-node parameter ``overrides``
+    (``{"sim": {"seed": 3}}``). Unknown stacks, nodes or parameters are errors:
+    a typo must not silently launch defaults."""
+    if name not in STACKS:
+        raise ValueError(f"unknown stack {name!r}; choose from {sorted(STACKS)}")
+    nodes = STACKS[name]()
+    overrides = dict(overrides or {})
+    by_name = {n.name: n for n in nodes}
+    unknown_nodes = set(overrides) - set(by_name)
+    if unknown_nodes:
+        raise ValueError(
+            f"stack {name!r} has no node(s) {sorted(unknown_nodes)}; nodes: {sorted(by_name)}"
+        )
+    out = []
+    for node in nodes:
+        params = dict(overrides.get(node.name, {}))
+        unknown = set(params) - set(node.parameters) - {"use_sim_time"}
+        if unknown:
+            raise ValueError(
+                f"node {node.name!r} has no parameter(s) {sorted(unknown)}; "
+                f"parameters: {sorted(node.parameters)}"
+            )
+        for key, value in params.items():
+            default = node.parameters.get(key)
+            if (
+                isinstance(default, float)
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            ):
+                params[key] = float(value)  # rclpy rejects an int for a double parameter
+        out.append(node.with_parameters(params))
+    return out
+
+
+def parse_override(text: str, default_node: str | None = None) -> tuple[str, str, ParamValue]:
+    """Parse ``node.param:=value`` (or ``param:=value`` with ``default_node``)
+    as used on the command line; the value is read as YAML-like scalar/list."""
+    if ":=" not in text:
+        raise ValueError(f"expected node.param:=value, got {text!r}")
+    key, raw = text.split(":=", 1)
+    if "." in key:
+        node, param = key.split(".", 1)
+    elif default_node is not None:
+        node, param = default_node, key
+    else:
+        raise ValueError(f"name the node: {text!r} -> e.g. sim.{key}:={raw}")
+    return node, param, _parse_value(raw)
+
+
+def _parse_value(raw: str) -> ParamValue:
+    import json
+
+    low = raw.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    if isinstance(value, list | int | float | str):
+        return value
+    return raw
+
+
+def format_ros_arg(value: ParamValue) -> str:
+    """Format a value for ``--ros-args -p name:=value`` (parsed as YAML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(format_ros_arg(v) for v in value) + "]"
+    text = str(value)
+    return "'" + text.replace("'", "''") + "'"

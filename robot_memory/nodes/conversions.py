@@ -1,0 +1,105 @@
+"""numpy <-> ROS message conversions shared by the nodes."""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose, PoseStamped
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Header
+
+
+def to_time(seconds: float) -> Time:
+    sec = int(np.floor(seconds))
+    return Time(sec=sec, nanosec=min(round((seconds - sec) * 1e9), 999_999_999))
+
+
+def from_time(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def header(stamp_s: float, frame_id: str) -> Header:
+    return Header(stamp=to_time(stamp_s), frame_id=frame_id)
+
+
+def rgb_image(rgb: np.ndarray, stamp_s: float, frame_id: str) -> Image:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb8 needs HxWx3 uint8, got {rgb.dtype} {rgb.shape}")
+    h, w, _ = rgb.shape
+    msg = Image(header=header(stamp_s, frame_id), height=h, width=w, encoding="rgb8")
+    msg.is_bigendian = 0
+    msg.step = w * 3
+    msg.data = np.ascontiguousarray(rgb).tobytes()
+    return msg
+
+
+def depth_image(depth_m: np.ndarray, stamp_s: float, frame_id: str, encoding: str) -> Image:
+    """Metric depth as realsense sends it: ``16UC1`` in millimetres (0 = no
+    return) or ``32FC1`` in metres (NaN = no return)."""
+    h, w = depth_m.shape
+    valid = np.isfinite(depth_m) & (depth_m > 0)
+    if encoding == "16UC1":
+        mm = np.where(valid, np.clip(np.round(depth_m * 1000.0), 0, 65535), 0).astype(np.uint16)
+        data, step = mm.tobytes(), w * 2
+    elif encoding == "32FC1":
+        m = np.where(valid, depth_m, np.nan).astype(np.float32)
+        data, step = m.tobytes(), w * 4
+    else:
+        raise ValueError(f"depth encoding must be 16UC1 or 32FC1, got {encoding!r}")
+    msg = Image(header=header(stamp_s, frame_id), height=h, width=w, encoding=encoding)
+    msg.is_bigendian = 0
+    msg.step = step
+    msg.data = data
+    return msg
+
+
+def image_to_numpy(msg: Image) -> np.ndarray:
+    """Decode rgb8 / 16UC1 / 32FC1 images (raise ValueError otherwise)."""
+    dtypes = {"rgb8": (np.uint8, 3), "16UC1": (np.uint16, 1), "32FC1": (np.float32, 1)}
+    if msg.encoding not in dtypes:
+        raise ValueError(f"unsupported encoding {msg.encoding!r}")
+    dtype, channels = dtypes[msg.encoding]
+    arr = np.frombuffer(bytes(msg.data), dtype=dtype)
+    expected = msg.height * msg.width * channels
+    if arr.size != expected:
+        raise ValueError(f"image data has {arr.size} values, expected {expected}")
+    shape = (msg.height, msg.width, channels) if channels > 1 else (msg.height, msg.width)
+    return arr.reshape(shape)
+
+
+def camera_info(
+    k: np.ndarray, width: int, height: int, stamp_s: float, frame_id: str
+) -> CameraInfo:
+    msg = CameraInfo(header=header(stamp_s, frame_id), width=width, height=height)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in np.asarray(k, dtype=float).reshape(9)]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    p = np.zeros((3, 4))
+    p[:, :3] = np.asarray(k, dtype=float).reshape(3, 3)
+    msg.p = [float(v) for v in p.reshape(12)]
+    return msg
+
+
+def pose_stamped(pos: np.ndarray, quat_wxyz: np.ndarray, stamp_s: float, frame: str) -> PoseStamped:
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in pos)
+    w, x, y, z = (float(v) for v in quat_wxyz)
+    pose.orientation.w, pose.orientation.x = w, x
+    pose.orientation.y, pose.orientation.z = y, z
+    return PoseStamped(header=header(stamp_s, frame), pose=pose)
+
+
+def joint_state(
+    names: list[str] | tuple[str, ...],
+    position: np.ndarray,
+    velocity: np.ndarray,
+    effort: np.ndarray,
+    stamp_s: float,
+) -> JointState:
+    msg = JointState(header=header(stamp_s, ""))
+    msg.name = list(names)
+    msg.position = [float(v) for v in position]
+    msg.velocity = [float(v) for v in velocity]
+    msg.effort = [float(v) for v in effort]
+    return msg

@@ -1,0 +1,23 @@
+"""The QoS profiles of the topic contract (docs/topics.md)."""
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+#: Cameras: best effort, keep last 5.
+SENSOR = qos_profile_sensor_data
+#: Commands, chunks, joint states: reliable, keep last 10.
+COMMAND = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=10
+)
+#: Scene graph, e-stop and other latched state: reliable, transient local, depth 1.
+LATCHED = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)

@@ -1,0 +1,233 @@
+"""Sim node: the MuJoCo Panda cell on the topics a real cell uses.
+
+Publishes /clock, /joint_states, realsense-style camera topics, each camera's
+optical pose and /sim/ground_truth; consumes the JointTrajectoryController and
+gripper command topics. A loop thread steps physics against the wall clock
+(``real_time_factor``; 0 = as fast as possible) and renders cameras at
+``camera_rate`` of simulated time; all logic is in SimulationRunner.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory
+
+from robot_memory.control.joint_trajectory import TrajectoryError
+from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.launch_spec import SIM_PARAMETERS
+from robot_memory.nodes import conversions as conv
+from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.qos import COMMAND, SENSOR
+from robot_memory.robot.panda import ALL_JOINTS
+from robot_memory.schemas import PayloadError, SimReset, dump_payload, parse_payload
+from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.runner import DueOutputs, RunnerConfig, SimulationRunner
+
+#: Loop granularity: physics steps are taken in slices of this much sim time.
+SLICE_S = 0.004
+#: If the loop falls this far behind the wall clock, it stops trying to catch up.
+MAX_LAG_S = 0.1
+
+
+class SimNode(Node):
+    def __init__(self) -> None:
+        super().__init__("sim")
+        for name, default in SIM_PARAMETERS.items():
+            self.declare_parameter(name, default)
+        p = {name: self.get_parameter(name).value for name in SIM_PARAMETERS}
+        if self.get_parameter("use_sim_time").value:
+            self.get_logger().warn("the sim node owns /clock; ignoring use_sim_time")
+            self.set_parameters([Parameter("use_sim_time", value=False)])
+        self.rtf = float(p["real_time_factor"])
+        if self.rtf < 0:
+            raise ValueError(f"real_time_factor must be >= 0, got {self.rtf}")
+        self.cameras = list(p["cameras"])
+        self.width, self.height = int(p["image_width"]), int(p["image_height"])
+        self.depth_encoding = str(p["depth_encoding"])
+        if self.depth_encoding not in ("16UC1", "32FC1"):
+            raise ValueError(f"depth_encoding must be 16UC1 or 32FC1, got {self.depth_encoding}")
+        self.world_frame = str(p["world_frame"])
+        self.runner = SimulationRunner(
+            RunnerConfig(
+                scene=str(p["scene"]),
+                seed=int(p["seed"]),
+                panda_visual=str(p["panda_visual"]),
+                physics_rate=float(p["physics_rate"]),
+                joint_state_rate=float(p["joint_state_rate"]),
+                camera_rate=float(p["camera_rate"]),
+                ground_truth_rate=float(p["ground_truth_rate"]),
+            )
+        )
+        self.health = HealthCounters("sim")
+
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.joint_pub = self.create_publisher(JointState, "/joint_states", COMMAND)
+        self.gt_pub = self.create_publisher(String, "/sim/ground_truth", COMMAND)
+        self.cam_pubs = {
+            cam: (
+                self.create_publisher(Image, f"/camera/{cam}/color/image_raw", SENSOR),
+                self.create_publisher(CameraInfo, f"/camera/{cam}/color/camera_info", SENSOR),
+                self.create_publisher(
+                    Image, f"/camera/{cam}/aligned_depth_to_color/image_raw", SENSOR
+                ),
+                self.create_publisher(PoseStamped, f"/camera/{cam}/pose", COMMAND),
+            )
+            for cam in self.cameras
+        }
+        self.create_subscription(
+            JointTrajectory, "/arm_controller/joint_trajectory", self.on_trajectory, COMMAND
+        )
+        self.create_subscription(
+            Float64MultiArray, "/gripper_controller/commands", self.on_gripper, COMMAND
+        )
+        self.create_subscription(String, "/sim/reset", self.on_reset, COMMAND)
+        self.diagnostics = DiagnosticsPublisher(self, self.health)
+
+        self._stop = threading.Event()
+        self._rig_ready = threading.Event()
+        self._loop_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="sim-loop", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"sim ready: scene={p['scene']} seed={p['seed']} cameras={self.cameras} "
+            f"{self.width}x{self.height}@{p['camera_rate']}Hz rtf={self.rtf or 'max'}"
+        )
+
+    # -- command callbacks (executor thread) -------------------------------
+    def on_trajectory(self, msg: JointTrajectory) -> None:
+        stamp = conv.from_time(msg.header.stamp)
+        try:
+            self.runner.command_trajectory(
+                msg.joint_names,
+                [conv.from_time(pt.time_from_start) for pt in msg.points],
+                [list(pt.positions) for pt in msg.points],
+                [list(pt.velocities) for pt in msg.points],
+                start_time=stamp or None,
+            )
+        except TrajectoryError as err:
+            self._reject(err.reason, f"trajectory rejected: {err}")
+            return
+        self.health.tick("trajectory_in", time.monotonic())
+
+    def on_gripper(self, msg: Float64MultiArray) -> None:
+        try:
+            self.runner.command_gripper(list(msg.data))
+        except TrajectoryError as err:
+            self._reject(err.reason, f"gripper command rejected: {err}")
+
+    def on_reset(self, msg: String) -> None:
+        try:
+            req = parse_payload(SimReset, msg.data)
+        except PayloadError as err:
+            self._reject(err.reason, f"reset rejected: {err}")
+            return
+        self.runner.reset(req.seed)
+        self.get_logger().info(f"episode {self.runner.episode} (seed {req.seed})")
+
+    def _reject(self, reason: str, text: str) -> None:
+        self.health.reject(reason)
+        self.get_logger().warn(text)
+
+    # -- loop thread --------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            rig = CameraRig(self.runner.physics.model, self.width, self.height, self.cameras)
+        except Exception as exc:  # noqa: BLE001 - surfaced by main(): the process exits loudly
+            self._loop_error = exc
+            self._rig_ready.set()
+            return
+        self._rig_ready.set()
+        try:
+            self._run(rig)
+        except Exception as exc:  # noqa: BLE001 - surfaced by main()
+            self._loop_error = exc
+        finally:
+            rig.close()
+
+    def _run(self, rig: CameraRig) -> None:
+        steps = max(1, round(SLICE_S / self.runner.timestep))
+        wall0, sim0 = time.monotonic(), self.runner.time
+        rtf_wall, rtf_sim, overruns = wall0, sim0, 0
+        while not self._stop.is_set() and rclpy.ok():
+            due = self.runner.advance(steps)
+            t = self.runner.time
+            self._publish(due, rig, t)
+            if self.rtf > 0:
+                target_wall = wall0 + (t - sim0) / self.rtf
+                lag = time.monotonic() - target_wall
+                if lag > MAX_LAG_S:  # rendering or the CPU can't keep up: re-anchor
+                    overruns += 1
+                    self.health.set_value("overruns", overruns)
+                    wall0, sim0 = time.monotonic(), t
+                elif lag < 0:
+                    time.sleep(-lag)
+            now = time.monotonic()
+            if now - rtf_wall >= 1.0:
+                self.health.set_value("real_time_factor", f"{(t - rtf_sim) / (now - rtf_wall):.3f}")
+                self.health.set_value("sim_time_s", f"{t:.3f}")
+                rtf_wall, rtf_sim = now, t
+
+    def _publish(self, due: DueOutputs, rig: CameraRig, t: float) -> None:
+        if due.clock:
+            self.clock_pub.publish(Clock(clock=conv.to_time(t)))
+        if due.joint_states:
+            _, pos, vel, eff = self.runner.physics.joint_state()
+            self.joint_pub.publish(conv.joint_state(ALL_JOINTS, pos, vel, eff, t))
+        if due.ground_truth:
+            self.gt_pub.publish(String(data=dump_payload(self.runner.ground_truth())))
+        if due.cameras:
+            for cam in self.cameras:
+                self._publish_camera(rig, cam, t)
+
+    def _publish_camera(self, rig: CameraRig, cam: str, t: float) -> None:
+        t0 = time.monotonic()
+        with self.runner.lock:
+            rgb, depth = rig.render(self.runner.physics, cam)
+            pos, quat = rig.optical_pose(self.runner.physics, cam)
+        frame = f"{cam}_color_optical_frame"
+        img_pub, info_pub, depth_pub, pose_pub = self.cam_pubs[cam]
+        img_pub.publish(conv.rgb_image(rgb, t, frame))
+        depth_pub.publish(conv.depth_image(depth, t, frame, self.depth_encoding))
+        info_pub.publish(conv.camera_info(rig.intrinsics(cam), self.width, self.height, t, frame))
+        pose_pub.publish(conv.pose_stamped(pos, quat, t, self.world_frame))
+        self.health.latency(f"camera.{cam}.render_publish", time.monotonic() - t0)
+        self.health.tick(f"camera.{cam}", time.monotonic())
+
+    def check_loop(self) -> None:
+        if self._loop_error is not None:
+            raise RuntimeError(
+                f"simulation loop failed: {self._loop_error!r}"
+            ) from self._loop_error
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = SimNode()
+    try:
+        while rclpy.ok():
+            rclpy.spin_once(node, timeout_sec=0.1)
+            node.check_loop()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The simulator's control loop, ROS-free: physics, JTC-style trajectory
+following, the gripper, episode resets and the output schedule.
+
+The sim node is a thin adapter over :class:`SimulationRunner`: it converts
+messages to calls and publishes what :meth:`SimulationRunner.advance` says is
+due. The same runner drives tests, benches and the in-process expert.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_memory.control.joint_trajectory import (
+    ActiveTrajectory,
+    validate_gripper_command,
+    validate_trajectory,
+)
+from robot_memory.robot.panda import HOME_GRIPPER_WIDTH, PANDA_ARM_LIMITS
+from robot_memory.schemas import GroundTruth
+from robot_memory.sim.physics import CellPhysics
+from robot_memory.sim.scene import build_model
+from robot_memory.sim.task import TabletopTask
+
+
+@dataclass
+class RunnerConfig:
+    scene: str = "tabletop"
+    seed: int = 0
+    panda_visual: str = "auto"
+    physics_rate: float = 500.0
+    joint_state_rate: float = 100.0
+    camera_rate: float = 10.0
+    ground_truth_rate: float = 5.0
+    clock_rate: float = 250.0
+
+    def __post_init__(self) -> None:
+        for name in ("physics_rate", "joint_state_rate", "clock_rate"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("camera_rate", "ground_truth_rate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 disables), got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+
+@dataclass
+class DueOutputs:
+    """What the adapter should publish after an :meth:`advance`."""
+
+    clock: bool = False
+    joint_states: bool = False
+    cameras: bool = False
+    ground_truth: bool = False
+
+
+@dataclass
+class _Schedule:
+    period: float
+    next_time: float = 0.0
+
+    def due(self, t: float) -> bool:
+        if self.period <= 0 or t + 1e-9 < self.next_time:
+            return False
+        # Skip missed slots rather than bursting to catch up.
+        self.next_time = max(self.next_time + self.period, t)
+        return True
+
+
+@dataclass
+class _Counters:
+    episodes: int = 0
+    trajectories: int = 0
+    gripper_commands: int = 0
+    steps: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class SimulationRunner:
+    """Thread-safe: commands may arrive from another thread than ``advance``."""
+
+    def __init__(self, config: RunnerConfig) -> None:
+        self.config = config
+        model = build_model(config.scene, config.panda_visual)
+        model.opt.timestep = 1.0 / config.physics_rate
+        self.physics = CellPhysics(model)
+        self.task = TabletopTask()
+        self.lock = threading.RLock()
+        self.counters = _Counters()
+        self._trajectory: ActiveTrajectory | None = None
+        self._arm_command = np.zeros(7)
+        self._schedules = {
+            "clock": _Schedule(1.0 / config.clock_rate),
+            "joint_states": _Schedule(1.0 / config.joint_state_rate),
+            "cameras": _Schedule(1.0 / config.camera_rate if config.camera_rate else 0.0),
+            "ground_truth": _Schedule(
+                1.0 / config.ground_truth_rate if config.ground_truth_rate else 0.0
+            ),
+        }
+        self.seed = config.seed
+        self.episode = -1
+        self.reset(config.seed)
+
+    # -- commands ---------------------------------------------------------
+    def reset(self, seed: int) -> None:
+        """New episode: randomized placements for ``seed``, arm at home.
+        Simulation time keeps running forward (``/clock`` never jumps back)."""
+        with self.lock:
+            t = self.physics.time if self.episode >= 0 else 0.0
+            self.task.initialize_episode(self.physics, seed)
+            self.physics.data.time = t
+            self._trajectory = None
+            self._arm_command = self.physics.arm_qpos().copy()
+            self.physics.set_arm_command(self._arm_command)
+            self.physics.set_gripper_command(HOME_GRIPPER_WIDTH)
+            self.seed = seed
+            self.episode += 1
+            self.counters.episodes += 1
+
+    def command_trajectory(
+        self,
+        joint_names: Sequence[str],
+        times_from_start: Sequence[float],
+        positions: Sequence[Sequence[float]],
+        velocities: Sequence[Sequence[float]] | None = None,
+        start_time: float | None = None,
+    ) -> ActiveTrajectory:
+        """Validate and start a trajectory; raises TrajectoryError, leaving the
+        current motion untouched. ``start_time`` None (or 0) means now."""
+        plan = validate_trajectory(
+            joint_names, times_from_start, positions, velocities, PANDA_ARM_LIMITS
+        )
+        with self.lock:
+            now = self.physics.time
+            start = now if not start_time else float(start_time)
+            current = self._current_command(now)
+            self._trajectory = ActiveTrajectory(plan, start, current)
+            self.counters.trajectories += 1
+            return self._trajectory
+
+    def command_gripper(self, data: Sequence[float]) -> float:
+        width = validate_gripper_command(data)
+        with self.lock:
+            self.physics.set_gripper_command(width)
+            self.counters.gripper_commands += 1
+        return width
+
+    def _current_command(self, t: float) -> np.ndarray:
+        if self._trajectory is None:
+            return self._arm_command.copy()
+        return self._trajectory.sample(t)[0]
+
+    # -- stepping ---------------------------------------------------------
+    @property
+    def time(self) -> float:
+        return self.physics.time
+
+    @property
+    def timestep(self) -> float:
+        return float(self.physics.model.opt.timestep)
+
+    @property
+    def trajectory_active(self) -> bool:
+        with self.lock:
+            return self._trajectory is not None and not self._trajectory.done(self.time)
+
+    def advance(self, n_steps: int = 1) -> DueOutputs:
+        """Step physics ``n_steps`` times, following the active trajectory."""
+        with self.lock:
+            for _ in range(n_steps):
+                t = self.physics.time
+                if self._trajectory is not None:
+                    self._arm_command = self._trajectory.sample(t)[0]
+                    if self._trajectory.done(t):
+                        self._trajectory = None
+                self.physics.set_arm_command(self._arm_command)
+                self.physics.step(1)
+            self.counters.steps += n_steps
+            t = self.physics.time
+            return DueOutputs(**{k: s.due(t) for k, s in self._schedules.items()})
+
+    def run_for(self, seconds: float) -> None:
+        """Advance ``seconds`` of simulated time (tests and in-process use)."""
+        self.advance(max(1, round(seconds / self.timestep)))
+
+    def ground_truth(self) -> GroundTruth:
+        with self.lock:
+            return self.task.ground_truth(self.physics, self.episode, self.seed)

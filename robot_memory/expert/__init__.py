@@ -1,0 +1,1 @@
+"""Scripted pick-and-place expert (sim only: it reads ground truth)."""

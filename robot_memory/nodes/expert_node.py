@@ -1,0 +1,232 @@
+"""Expert node: scripted pick-and-place through the controller topics.
+
+It reads the object's pose from /sim/ground_truth (so it is a simulation-only
+demonstrator, never part of the deployed stack), plans with mink IK
+(robot_memory.expert) and sends each move on /arm_controller/joint_trajectory
+and /gripper_controller/commands, exactly as a policy or a person would; it
+never writes joint positions. Progress and the outcome go on /expert/status.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.expert.ik import IKError, PandaIK
+from robot_memory.expert.pick_place import (
+    ArmMove,
+    PickPlaceConfig,
+    PickPlacePlanner,
+    Step,
+    place_point_for,
+)
+from robot_memory.launch_spec import EXPERT_PARAMETERS
+from robot_memory.nodes.conversions import to_time
+from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.robot.panda import ARM_JOINTS
+from robot_memory.schemas import (
+    ExpertStatus,
+    ExpertTask,
+    GroundTruth,
+    PayloadError,
+    dump_payload,
+    parse_payload,
+)
+from robot_memory.sim.scene import build_model
+
+ARRIVAL_TOLERANCE_RAD = 0.03
+ARM_TIMEOUT_MARGIN_S = 3.0
+VERIFY_TIMEOUT_S = 2.0
+
+
+class ExpertNode(Node):
+    def __init__(self) -> None:
+        super().__init__("expert")
+        for name, default in EXPERT_PARAMETERS.items():
+            self.declare_parameter(name, default)
+        self.speed = float(self.get_parameter("move_speed").value)
+        self.health = HealthCounters("expert")
+        self.traj_pub = self.create_publisher(
+            JointTrajectory, "/arm_controller/joint_trajectory", COMMAND
+        )
+        self.grip_pub = self.create_publisher(
+            Float64MultiArray, "/gripper_controller/commands", COMMAND
+        )
+        self.status_pub = self.create_publisher(String, "/expert/status", LATCHED)
+        self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
+        self.create_subscription(String, "/sim/ground_truth", self.on_ground_truth, COMMAND)
+        self.create_subscription(String, "/expert/task", self.on_task, COMMAND)
+        self.diagnostics = DiagnosticsPublisher(self, self.health)
+
+        self.q: np.ndarray | None = None
+        self.truth: GroundTruth | None = None
+        self.planner: PickPlacePlanner | None = None
+        self.task: ExpertTask | None = None
+        self.steps: list[Step] = []
+        self.step_index = 0
+        self.step_started = 0.0
+        self.verify_started: float | None = None
+        self.status = ExpertStatus(state="idle")
+        object_id = str(self.get_parameter("object_id").value)
+        if object_id:
+            self.task = ExpertTask(
+                object_id=object_id, place_id=str(self.get_parameter("place_id").value)
+            )
+        self.not_before = float(self.get_parameter("start_delay").value)
+        self.create_timer(0.05, self.tick)
+        self.create_timer(0.5, self.publish_status)
+
+    # -- inputs -----------------------------------------------------------
+    def on_joints(self, msg: JointState) -> None:
+        try:
+            idx = [list(msg.name).index(n) for n in ARM_JOINTS]
+            q = np.array([msg.position[i] for i in idx])
+        except (ValueError, IndexError):
+            self._reject("malformed joint_states", f"joint_states without arm joints: {msg.name}")
+            return
+        if not np.all(np.isfinite(q)):
+            self._reject("non-finite value", "joint_states with NaN")
+            return
+        self.q = q
+
+    def on_ground_truth(self, msg: String) -> None:
+        try:
+            self.truth = parse_payload(GroundTruth, msg.data)
+        except PayloadError as err:
+            self._reject(err.reason, f"ground truth rejected: {err}")
+
+    def on_task(self, msg: String) -> None:
+        try:
+            task = parse_payload(ExpertTask, msg.data)
+        except PayloadError as err:
+            self._reject(err.reason, f"task rejected: {err}")
+            return
+        if self.status.state == "running":
+            self._reject("busy", "task rejected: a task is already running")
+            return
+        self.task, self.steps = task, []
+        self.not_before = self.now() + 0.1
+        self.get_logger().info(f"task: {task.object_id} -> {task.place_id}")
+
+    def _reject(self, reason: str, text: str) -> None:
+        self.health.reject(reason)
+        self.get_logger().warn(text)
+
+    # -- state machine -------------------------------------------------------
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def tick(self) -> None:
+        if self.task is None:  # finish() clears it; a new one comes from /expert/task
+            return
+        if self.q is None or self.truth is None or self.now() < self.not_before:
+            return
+        if not self.steps and self.verify_started is None:
+            self.start_task()
+        elif self.step_index < len(self.steps):
+            self.advance_steps()
+        else:
+            self.verify()
+
+    def start_task(self) -> None:
+        task, truth = self.task, self.truth
+        assert task is not None and truth is not None and self.q is not None
+        try:
+            obj, place = truth.get(task.object_id), truth.get(task.place_id)
+        except KeyError as err:
+            return self.finish(False, f"unknown id {err} in the scene")
+        if self.planner is None:
+            ik = PandaIK(build_model(truth.scene, panda_visual="primitive"))
+            self.planner = PickPlacePlanner(ik, PickPlaceConfig(joint_speed=self.speed))
+        try:
+            self.steps = self.planner.plan(self.q, obj, place_point_for(place))
+        except IKError as err:
+            return self.finish(False, f"unreachable: {err}")
+        self.step_index, self.verify_started = 0, None
+        self.status = ExpertStatus(
+            state="running", object_id=task.object_id, place_id=task.place_id
+        )
+        self.send_step()
+
+    def send_step(self) -> None:
+        step = self.steps[self.step_index]
+        self.step_started = self.now()
+        if isinstance(step, ArmMove):
+            msg = JointTrajectory(joint_names=list(ARM_JOINTS))
+            msg.points = [
+                JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=to_time(t))
+                for t, q in zip(step.times, step.positions, strict=True)
+            ]
+            self.traj_pub.publish(msg)
+        else:
+            self.grip_pub.publish(Float64MultiArray(data=[float(step.width)]))
+        self.status = self.status.model_copy(
+            update={"phase": step.phase, "progress": self.step_index / len(self.steps)}
+        )
+        self.publish_status()
+
+    def advance_steps(self) -> None:
+        step, elapsed = self.steps[self.step_index], self.now() - self.step_started
+        if isinstance(step, ArmMove):
+            assert self.q is not None
+            error = float(np.max(np.abs(self.q - step.final)))
+            if elapsed < step.duration or error > ARRIVAL_TOLERANCE_RAD:
+                if elapsed > step.duration + ARM_TIMEOUT_MARGIN_S:
+                    self.finish(False, f"arm did not reach the {step.phase} pose ({error:.3f} rad)")
+                return
+        elif elapsed < step.settle_s:
+            return
+        self.step_index += 1
+        if self.step_index < len(self.steps):
+            self.send_step()
+        else:
+            self.verify_started = self.now()
+
+    def verify(self) -> None:
+        assert self.task is not None and self.truth is not None and self.verify_started is not None
+        obj = self.truth.get(self.task.object_id)
+        if obj.support == self.task.place_id:
+            return self.finish(True, "")
+        if self.now() - self.verify_started > VERIFY_TIMEOUT_S:
+            self.finish(False, f"{obj.id} is not in {self.task.place_id} (on {obj.support})")
+
+    def finish(self, ok: bool, reason: str) -> None:
+        task = self.task
+        self.status = ExpertStatus(
+            state="succeeded" if ok else "failed",
+            object_id=task.object_id if task else "",
+            place_id=task.place_id if task else "",
+            phase="done",
+            progress=1.0,
+            reason=reason,
+        )
+        self.steps, self.verify_started, self.task = [], None, None
+        log = self.get_logger().info if ok else self.get_logger().error
+        log(f"pick-and-place {'succeeded' if ok else 'failed'} {reason}".strip())
+        self.publish_status()
+
+    def publish_status(self) -> None:
+        self.status_pub.publish(String(data=dump_payload(self.status)))
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = ExpertNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""ros2 launch robot_memory sim.launch.py: the 'sim' stack of robot_memory.launch_spec."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from robot_memory_launch import generate
+
+
+def generate_launch_description():
+    return generate("sim")

@@ -1,0 +1,52 @@
+"""Helpers for tests that talk to real nodes over DDS."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+
+
+class Probe(Node):
+    """A test node that keeps every message it receives, per topic."""
+
+    def __init__(self, name: str = "test_probe") -> None:
+        super().__init__(name)
+        self.messages: dict[str, list[Any]] = defaultdict(list)
+
+    def listen(self, msg_type: type, topic: str, qos: QoSProfile | int = 10) -> None:
+        self.create_subscription(msg_type, topic, lambda m: self.messages[topic].append(m), qos)
+
+    def last(self, topic: str) -> Any:
+        return self.messages[topic][-1] if self.messages[topic] else None
+
+
+def spin_until(
+    node: Node,
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    check: Callable[[], None] | None = None,
+    what: str = "condition",
+) -> None:
+    """Spin ``node`` until ``predicate()`` holds; fail the test after ``timeout_s``.
+
+    ``check`` runs every iteration (e.g. ``launcher.check`` so a dead node
+    fails the test at once with its output)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+
+def spin_for(node: Node, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)

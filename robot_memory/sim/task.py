@@ -1,0 +1,127 @@
+"""The tabletop episode: randomized placements and ground truth (dm_control-style Task)."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from robot_memory.schemas import GroundTruth, GroundTruthObject
+from robot_memory.sim.physics import CellPhysics
+from robot_memory.sim.scene import CATALOGUE, OBJECTS, PLACES
+
+#: Where objects may be placed (world frame, on the table, inside the arm's reach).
+SPAWN_X = (-0.05, 0.35)
+SPAWN_Y = (-0.32, 0.18)
+MIN_SEPARATION = 0.11  # between object centres [m]
+COVER_CLEARANCE = 0.13  # between an object and the cover [m]
+BIN_XY_MARGIN = 0.015  # an object's centre this far inside the walls counts as in the bin
+SETTLE_S = 0.3
+YAW_SYMMETRIC = {"sphere"}
+
+
+class TabletopTask:
+    def __init__(self, settle_s: float = SETTLE_S) -> None:
+        self.settle_s = settle_s
+
+    def initialize_episode(self, physics: CellPhysics, seed: int) -> None:
+        """Arm at home; objects at random non-overlapping spots on the table;
+        everything settled. The same seed always gives the same episode."""
+        rng = np.random.default_rng(seed)
+        physics.reset_to_keyframe("home")
+        model, data = physics.model, physics.data
+        cover_xy = np.array(physics.body_pose("cover")[0][:2])
+        placed: list[np.ndarray] = []
+        for item in OBJECTS:
+            xy = self._sample_xy(rng, placed, cover_xy)
+            placed.append(xy)
+            yaw = 0.0 if item.shape in YAW_SYMMETRIC else rng.uniform(-np.pi, np.pi)
+            adr = model.jnt_qposadr[model.joint(item.id).id]
+            z0 = data.qpos[adr + 2]  # keep the default resting height
+            data.qpos[adr : adr + 3] = [xy[0], xy[1], z0]
+            rest = data.qpos[adr + 3 : adr + 7].copy()
+            spin = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+            quat = np.zeros(4)
+            mujoco.mju_mulQuat(quat, spin, rest)
+            data.qpos[adr + 3 : adr + 7] = quat
+        data.qvel[:] = 0.0
+        physics.forward()
+        physics.step(round(self.settle_s / physics.timestep))
+
+    @staticmethod
+    def _sample_xy(
+        rng: np.random.Generator, placed: list[np.ndarray], cover_xy: np.ndarray
+    ) -> np.ndarray:
+        for _ in range(1000):
+            xy = np.array([rng.uniform(*SPAWN_X), rng.uniform(*SPAWN_Y)])
+            if np.linalg.norm(xy - cover_xy) < COVER_CLEARANCE:
+                continue
+            if all(np.linalg.norm(xy - p) >= MIN_SEPARATION for p in placed):
+                return xy
+        raise RuntimeError("could not place objects without overlap; widen the spawn area")
+
+    # -- ground truth ---------------------------------------------------------
+    def in_bin(self, physics: CellPhysics, object_id: str) -> bool:
+        pos = physics.body_pose(object_id)[0]
+        bin_pos = physics.body_pose("bin")[0]
+        half = np.array(CATALOGUE["bin"].size) / 2.0
+        inside_xy = np.all(np.abs(pos[:2] - bin_pos[:2]) < half[:2] - BIN_XY_MARGIN)
+        return bool(inside_xy and pos[2] < bin_pos[2] + half[2])
+
+    def object_in_place(self, physics: CellPhysics, object_id: str, place_id: str) -> bool:
+        return self._support(physics, object_id) == place_id
+
+    def _contacts(self, physics: CellPhysics, body: int) -> set[int]:
+        """Bodies in contact with ``body``."""
+        model, data = physics.model, physics.data
+        touching = set()
+        for c in data.contact[: data.ncon]:
+            b1, b2 = model.geom_bodyid[c.geom1], model.geom_bodyid[c.geom2]
+            if b1 == body:
+                touching.add(int(b2))
+            elif b2 == body:
+                touching.add(int(b1))
+        return touching
+
+    def _support(self, physics: CellPhysics, object_id: str) -> str | None:
+        if object_id in ("bin", "table"):
+            return None
+        if object_id != "cover" and self.in_bin(physics, object_id):
+            return "bin"
+        model = physics.model
+        body = model.body(object_id).id
+        z = physics.data.xpos[body][2]
+        below = []
+        for other in self._contacts(physics, body):
+            name = model.body(other).name
+            if name == "table":
+                return "table"
+            if name in CATALOGUE and physics.data.xpos[other][2] < z:
+                below.append(name)
+        return below[0] if below else None
+
+    def _grasped(self, physics: CellPhysics, object_id: str) -> bool:
+        touching = self._contacts(physics, physics.model.body(object_id).id)
+        fingers = {physics.model.body(f).id for f in ("panda_leftfinger", "panda_rightfinger")}
+        return fingers <= touching
+
+    def ground_truth(self, physics: CellPhysics, episode: int, seed: int) -> GroundTruth:
+        items = []
+        for info in OBJECTS + PLACES:
+            pos, quat = physics.body_pose(info.id)
+            items.append(
+                GroundTruthObject(
+                    id=info.id,
+                    kind=info.kind,  # type: ignore[arg-type]
+                    shape=info.shape,
+                    color=info.color,
+                    label=info.label,
+                    position=tuple(float(v) for v in pos),
+                    quaternion=tuple(float(v) for v in quat),
+                    size=info.size,
+                    support=self._support(physics, info.id),
+                    grasped=info.kind == "object" and self._grasped(physics, info.id),
+                )
+            )
+        return GroundTruth(
+            stamp=physics.time, episode=episode, seed=seed, scene="tabletop", objects=items
+        )

@@ -10,8 +10,8 @@ from robot_memory.sim.physics import CellPhysics
 from robot_memory.sim.scene import CATALOGUE, OBJECTS, PLACES
 
 #: Where objects may be placed (world frame, on the table, inside the arm's reach).
-SPAWN_X = (-0.05, 0.35)
-SPAWN_Y = (-0.32, 0.18)
+SPAWN_X = (-0.05, 0.32)
+SPAWN_Y = (-0.32, 0.15)
 MIN_SEPARATION = 0.11  # between object centres [m]
 COVER_CLEARANCE = 0.13  # between an object and the cover [m]
 BIN_XY_MARGIN = 0.015  # an object's centre this far inside the walls counts as in the bin

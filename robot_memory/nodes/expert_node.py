@@ -112,7 +112,7 @@ class ExpertNode(Node):
             self._reject("busy", "task rejected: a task is already running")
             return
         self.task, self.steps = task, []
-        self.not_before = self.now() + 0.1
+        self.not_before = self.now() + 0.1  # plan from ground truth newer than the task
         self.get_logger().info(f"task: {task.object_id} -> {task.place_id}")
 
     def _reject(self, reason: str, text: str) -> None:
@@ -128,6 +128,8 @@ class ExpertNode(Node):
             return
         if self.q is None or self.truth is None or self.now() < self.not_before:
             return
+        if not self.steps and self.truth.stamp < self.not_before:
+            return  # wait for ground truth of the current episode
         if not self.steps and self.verify_started is None:
             self.start_task()
         elif self.step_index < len(self.steps):
@@ -208,8 +210,10 @@ class ExpertNode(Node):
             reason=reason,
         )
         self.steps, self.verify_started, self.task = [], None, None
-        log = self.get_logger().info if ok else self.get_logger().error
-        log(f"pick-and-place {'succeeded' if ok else 'failed'} {reason}".strip())
+        if ok:  # rclpy forbids one call site logging at two severities
+            self.get_logger().info(f"pick-and-place of {self.status.object_id} succeeded")
+        else:
+            self.get_logger().error(f"pick-and-place failed: {reason}")
         self.publish_status()
 
     def publish_status(self) -> None:

@@ -59,7 +59,7 @@ OBJECTS: tuple[ItemInfo, ...] = (
     ItemInfo("blue_cylinder", "object", "cylinder", "blue", (0.044, 0.044, 0.07)),
     ItemInfo("green_sphere", "object", "sphere", "green", (0.05, 0.05, 0.05)),
     ItemInfo("yellow_block", "object", "block", "yellow", (0.04, 0.08, 0.05)),
-    ItemInfo("orange_capsule", "object", "capsule", "orange", (0.11, 0.04, 0.04)),
+    ItemInfo("orange_capsule", "object", "capsule", "orange", (0.09, 0.04, 0.04)),
     ItemInfo("purple_prism", "object", "prism", "purple", (0.05, 0.0433, 0.05)),
 )
 PLACES: tuple[ItemInfo, ...] = (

@@ -199,6 +199,7 @@ def _drive(monitor: DemoMonitor, launched: Launcher, opts: DemoOptions, t_start:
     monitor.task_pub.publish(String(data=dump_payload(task)))
     bar = tqdm(total=100, desc="pick-and-place", unit="%", file=sys.stdout)
     sent_at = time.monotonic()
+    shown_phase = ""
     while True:
         _spin(monitor, launched, deadline, "pick-and-place")
         status = monitor.status
@@ -207,9 +208,9 @@ def _drive(monitor: DemoMonitor, launched: Launcher, opts: DemoOptions, t_start:
                 monitor.task_pub.publish(String(data=dump_payload(task)))
                 sent_at = time.monotonic()
             continue
-        bar.n = round(100 * status.progress)
-        bar.set_postfix_str(status.phase)
-        bar.refresh()
+        if (round(100 * status.progress), status.phase) != (bar.n, shown_phase):
+            bar.n, shown_phase = round(100 * status.progress), status.phase
+            bar.set_postfix_str(status.phase)  # refreshes the bar
         if status.state in ("succeeded", "failed"):
             bar.close()
             verdict = "succeeded" if status.state == "succeeded" else f"failed: {status.reason}"

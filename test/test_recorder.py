@@ -1,0 +1,269 @@
+"""The bag recorder: BagWriter/reader round trip (ROS-free), and the recorder
+node over real DDS against a publisher in a separate process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.serialization import deserialize_message
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
+from sensor_msgs.msg import Image
+
+from robot_memory.bag.reader import bag_summary, iter_messages
+from robot_memory.bag.writer import BagWriter, UnknownMessageTypeError, make_qos
+from robot_memory.nodes.recorder_node import record
+
+IMAGE = "/test/camera/color/image_raw"
+LATCHED = "/test/memory/scene_graph"
+JOINTS = "/test/joint_states"
+ABSENT = "/test/does_not_exist"
+WIDTH, HEIGHT = 64, 48
+
+PUBLISHER = textwrap.dedent(
+    f"""
+    from robot_memory.ros_env import apply_to_current_process
+    apply_to_current_process()
+    import numpy as np, rclpy
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import String
+    from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+
+    rclpy.init()
+    node = Node("recorder_test_publisher")
+    img_pub = node.create_publisher(Image, "{IMAGE}", SENSOR)
+    js_pub = node.create_publisher(JointState, "{JOINTS}", COMMAND)
+    latched_pub = node.create_publisher(String, "{LATCHED}", LATCHED)
+    latched_pub.publish(String(data='{{"seq": 1}}'))
+    ys, xs = np.mgrid[0:{HEIGHT}, 0:{WIDTH}]
+    seq = [0]
+
+    def tick():
+        seq[0] += 1
+        pixels = np.stack([xs * 4, ys * 5, np.full_like(xs, seq[0] % 256)], -1).astype(np.uint8)
+        img = Image(height={HEIGHT}, width={WIDTH}, encoding="rgb8", step={WIDTH} * 3)
+        img.header.stamp = node.get_clock().now().to_msg()
+        img.header.frame_id = str(seq[0] % 256)
+        img.data = pixels.tobytes()
+        img_pub.publish(img)
+        js_pub.publish(JointState(name=["j1", "j2"], position=[0.1 * seq[0], -1.0]))
+
+    node.create_timer(0.05, tick)
+    print("ready", flush=True)
+    try:
+        rclpy.spin(node)
+    except Exception:
+        pass
+    """
+)
+
+
+# -- ROS-free: BagWriter and reader ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_bag_writer_reader_round_trip(tmp_path: Path, storage: str):
+    store = get_typestore(Stores.ROS2_KILTED)
+    String = store.types["std_msgs/msg/String"]
+    BagImage = store.types["sensor_msgs/msg/Image"]
+    Header = store.types["std_msgs/msg/Header"]
+    Time = store.types["builtin_interfaces/msg/Time"]
+    pixels = np.arange(4 * 3 * 3, dtype=np.uint8)
+    img = BagImage(
+        header=Header(stamp=Time(sec=5, nanosec=6), frame_id="cam"),
+        height=3,
+        width=4,
+        encoding="rgb8",
+        is_bigendian=0,
+        step=12,
+        data=pixels,
+    )
+    bag = tmp_path / "bag"
+    with BagWriter(bag, storage) as writer:
+        writer.add_topic("/chatter", "std_msgs/msg/String", make_qos(transient_local=True))
+        handle = writer.add_topic("/image", "sensor_msgs/Image", make_qos(reliable=False))
+        assert handle.msgtype == "sensor_msgs/msg/Image"
+        for i in range(3):
+            raw = store.serialize_cdr(String(data=f"hello {i}"), "std_msgs/msg/String")
+            writer.write("/chatter", raw, 1_000 + i)
+        writer.write(handle, store.serialize_cdr(img, "sensor_msgs/msg/Image"), 2_000)
+        assert writer.counts == {"/chatter": 3, "/image": 1}
+
+    summary = bag_summary(bag)
+    assert summary.storage == storage
+    assert summary.message_count == 4
+    assert summary.topics["/chatter"].count == 3
+    assert summary.topics["/image"].msgtype == "sensor_msgs/msg/Image"
+
+    messages = list(iter_messages(bag))
+    assert [m[2] for m in messages] == [1_000, 1_001, 1_002, 2_000]
+    assert all(isinstance(m[3], bytes) for m in messages)
+    assert store.deserialize_cdr(messages[1][3], "std_msgs/msg/String").data == "hello 1"
+    (_, msgtype, _, raw), *_ = iter_messages(bag, ["/image"])
+    back = store.deserialize_cdr(raw, msgtype)
+    assert back.encoding == "rgb8" and back.header.frame_id == "cam"
+    np.testing.assert_array_equal(back.data, pixels)
+    with pytest.raises(ValueError, match="not in bag"):
+        list(iter_messages(bag, ["/nope"]))
+    # The definitions travel inside the bag: AnyReader needs no type store.
+    with AnyReader([bag]) as reader:
+        assert {c.topic: c.msgtype for c in reader.connections}["/chatter"] == "std_msgs/msg/String"
+
+
+def test_bag_writer_errors(tmp_path: Path):
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        BagWriter(existing)
+    with pytest.raises(ValueError, match="storage"):
+        BagWriter(tmp_path / "x", storage="rosbag1")
+    with BagWriter(tmp_path / "bag") as writer:
+        with pytest.raises(UnknownMessageTypeError, match="not in the rosbags type store"):
+            writer.add_topic("/x", "no_such_msgs/msg/Thing")
+        assert not writer.has_type("no_such_msgs/msg/Thing")
+
+
+def test_bag_writer_loads_msg_files_for_unknown_types(tmp_path: Path):
+    share = tmp_path / "share" / "my_msgs" / "msg"
+    share.mkdir(parents=True)
+    (share / "Pair.msg").write_text("std_msgs/Header header\nItem[] items\n")
+    (share / "Item.msg").write_text("uint8 KIND_A=1\nuint8 kind\nfloat64 value\n")
+    with BagWriter(tmp_path / "bag", msg_search_paths=[tmp_path / "share"]) as writer:
+        writer.add_topic("/pairs", "my_msgs/msg/Pair")
+        store = writer.typestore
+        Pair, Item = store.types["my_msgs/msg/Pair"], store.types["my_msgs/msg/Item"]
+        header = store.types["std_msgs/msg/Header"](
+            stamp=store.types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id=""
+        )
+        raw = store.serialize_cdr(
+            Pair(header=header, items=[Item(kind=1, value=2.5)]), Pair.__msgtype__
+        )
+        writer.write("/pairs", raw, 10)
+    with AnyReader([tmp_path / "bag"]) as reader:
+        (conn, _, raw), *_ = reader.messages()
+        assert reader.deserialize(raw, conn.msgtype).items[0].value == 2.5
+
+
+# -- the recorder node over DDS -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def publisher():
+    """Image (sensor QoS), JointState (reliable) and a latched String, published
+    from a separate process on this test session's ROS_DOMAIN_ID."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.strip() == "ready", f"publisher failed: {line}{proc.stdout.read()}"
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _check_images(bag: Path) -> int:
+    count = 0
+    for topic, msgtype, _, raw in iter_messages(bag, [IMAGE]):
+        assert (topic, msgtype) == (IMAGE, "sensor_msgs/msg/Image")
+        img = deserialize_message(raw, Image)
+        assert (img.encoding, img.width, img.height, img.step) == ("rgb8", WIDTH, HEIGHT, WIDTH * 3)
+        pixels = np.frombuffer(bytes(img.data), np.uint8).reshape(HEIGHT, WIDTH, 3)
+        ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
+        np.testing.assert_array_equal(pixels[..., 0], xs * 4)
+        np.testing.assert_array_equal(pixels[..., 1], ys * 5)
+        assert (pixels[..., 2] == int(img.header.frame_id)).all()
+        count += 1
+    return count
+
+
+@pytest.mark.ros
+def test_record_mcap(publisher, tmp_path: Path):
+    bag = tmp_path / "bag"
+    summary = record(bag, [IMAGE, LATCHED, JOINTS, ABSENT], duration_s=3.0, progress=False)
+    assert summary.stopped_by == "duration"
+    assert summary.missing == {ABSENT: "never appeared"}
+    assert summary.dropped == 0 and summary.failed == 0
+    assert summary.types == {
+        IMAGE: "sensor_msgs/msg/Image",
+        LATCHED: "std_msgs/msg/String",
+        JOINTS: "sensor_msgs/msg/JointState",
+    }
+    assert ABSENT in str(summary)
+
+    with AnyReader([bag]) as reader:
+        assert {c.topic: c.msgtype for c in reader.connections} == summary.types
+        counts = {t: info.msgcount for t, info in reader.topics.items()}
+        assert counts == summary.counts
+        assert counts[IMAGE] > 5 and counts[JOINTS] > 5
+        # The latched String was published before the recorder started.
+        (conn, _, raw), *_ = reader.messages([c for c in reader.connections if c.topic == LATCHED])
+        assert reader.deserialize(raw, conn.msgtype).data == '{"seq": 1}'
+        qos = {c.topic: c.ext.offered_qos_profiles[0] for c in reader.connections}
+        assert qos[IMAGE].reliability.name == "BEST_EFFORT"
+        assert qos[LATCHED].durability.name == "TRANSIENT_LOCAL"
+    assert _check_images(bag) == counts[IMAGE]
+
+
+@pytest.mark.ros
+def test_record_all_topics_sqlite3(publisher, tmp_path: Path):
+    bag = tmp_path / "bag"
+    summary = record(bag, None, storage="sqlite3", duration_s=2.5, progress=True)
+    assert summary.missing == {}
+    info = bag_summary(bag)
+    assert info.storage == "sqlite3"
+    for topic in (IMAGE, LATCHED, JOINTS, "/diagnostics"):
+        assert info.topics[topic].count > 0, topic
+    assert _check_images(bag) > 0
+    # The recorder reports its own rates and drop counts on /diagnostics.
+    values = {}
+    for _, _, _, raw in iter_messages(bag, ["/diagnostics"]):
+        for status in deserialize_message(raw, DiagnosticArray).status:
+            if status.name.endswith(": recorder"):
+                values = {kv.key: kv.value for kv in status.values}
+    assert values["dropped"] == "0" and values["failed"] == "0"
+    assert float(values[f"{JOINTS}.rate_hz"]) > 5
+
+
+@pytest.mark.ros
+def test_recorder_main_stops_cleanly_on_sigint(publisher, tmp_path: Path):
+    bag = tmp_path / "bag"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robot_memory.nodes.recorder_node", "-o", str(bag)]
+        + ["--no-progress", JOINTS],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out
+    assert "stopped by interrupt" in out
+    assert bag_summary(bag).topics[JOINTS].count > 0, out
+
+
+@pytest.mark.ros
+def test_record_refuses_existing_output(tmp_path: Path):
+    with pytest.raises(FileExistsError):
+        record(tmp_path, [JOINTS], duration_s=0.1, progress=False)

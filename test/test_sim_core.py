@@ -128,3 +128,87 @@ def test_expert_in_process_puts_objects_in_the_bin(object_id):
     r.run_for(0.5)
     assert TabletopTask().object_in_place(r.physics, object_id, "bin")
     assert r.physics.warnings() == {}
+
+
+def _segmented_bodies(model, data, camera: str) -> set[str]:
+    """Names of the bodies whose geoms are visible in ``camera`` (320x240)."""
+    import mujoco
+
+    renderer = mujoco.Renderer(model, 240, 320)
+    try:
+        renderer.enable_segmentation_rendering()
+        renderer.update_scene(data, camera=camera)
+        seg = renderer.render()
+    finally:
+        renderer.close()
+    geoms = np.unique(seg[..., 0][seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)])
+    return {model.body(model.geom_bodyid[g]).name for g in geoms}
+
+
+def test_front_camera_sees_part_of_the_table_and_never_the_bin():
+    object_ids = {o.id for o in OBJECTS}
+    seen_counts = []
+    r = runner(0)
+    for seed in range(4):
+        r.reset(seed)
+        seen = _segmented_bodies(r.physics.model, r.physics.data, "front_camera")
+        assert "bin" not in seen and "table" in seen
+        seen_counts.append(len(seen & object_ids))
+    assert min(seen_counts) >= 1 and max(seen_counts) < len(object_ids)
+    wrist = _segmented_bodies(r.physics.model, r.physics.data, "wrist_camera")
+    assert {"panda_leftfinger", "panda_rightfinger", "table"} <= wrist
+
+
+def test_placements_are_reachable_off_the_bin_and_seed_dependent():
+    from robot_memory.sim.task import REACH
+
+    r = runner(0)
+    layouts = []
+    for seed in range(8):
+        r.reset(seed)
+        truth = r.ground_truth()
+        base = r.physics.body_pose("panda_link0")[0]
+        for obj in (o for o in truth.objects if o.kind == "object"):
+            assert REACH[0] - 0.01 < np.linalg.norm(np.array(obj.position[:2]) - base[:2])
+            assert np.linalg.norm(np.array(obj.position[:2]) - base[:2]) < REACH[1] + 0.01
+            assert obj.support == "table"
+            assert not r.task.object_in_place(r.physics, obj.id, "bin")
+        layouts.append(np.array([o.position for o in truth.objects]))
+    assert all(not np.allclose(layouts[0], other) for other in layouts[1:])
+    assert truth.get("bin").support == "table" and truth.get("table").support is None
+
+
+def test_poses_are_current_after_a_step_and_commands_are_checked():
+    r = runner(0)
+    ik = PandaIK(r.physics.model)
+    r.command_trajectory(ARM_JOINTS, [0.5], [(np.array(HOME_ARM) + 0.2).tolist()])
+    r.run_for(0.25)  # moving
+    pos, _ = r.physics.tcp_pose()
+    np.testing.assert_allclose(pos, ik.forward(r.physics.arm_qpos())[0], atol=1e-9)
+    with pytest.raises(ValueError):
+        r.physics.set_arm_command(np.array([np.nan] * 7))
+    with pytest.raises(ValueError):
+        r.physics.set_arm_command(np.zeros(6))
+    r.physics.set_gripper_command(0.5)  # clipped to the hand's 8 cm
+    r.run_for(0.5)
+    assert abs(r.physics.gripper_width() - 0.08) < 1e-3
+    names, q, dq, effort = r.physics.joint_state()
+    assert len(names) == len(q) == len(dq) == len(effort) == 9
+
+
+def test_the_cover_hides_an_object():
+    r = runner(0)
+    physics, task = r.physics, r.task
+    assert "red_cube" in _segmented_bodies(physics.model, physics.data, "front_camera")
+    cube = physics.body_pose("red_cube")[0]
+    adr = physics.model.jnt_qposadr[physics.model.joint("cover").id]
+    physics.data.qpos[adr : adr + 7] = [cube[0], cube[1], 0.047, 1, 0, 0, 0]
+    physics.data.qvel[:] = 0.0
+    physics.forward()
+    r.run_for(0.5)
+    assert task.object_in_place(physics, "red_cube", "cover")
+    assert not task.object_in_place(physics, "green_sphere", "cover")
+    assert r.ground_truth().get("cover").support == "table"
+    seen = _segmented_bodies(physics.model, physics.data, "front_camera")
+    assert "red_cube" not in seen
+    assert physics.warnings() == {}

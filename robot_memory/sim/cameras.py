@@ -57,7 +57,8 @@ class CameraRig:
     def render(self, physics: CellPhysics, cam: str) -> tuple[np.ndarray, np.ndarray]:
         """Colour (HxWx3 uint8) and depth along the optical axis (HxW float32, m;
         0 where nothing is within range)."""
-        cam_id = self.ids[cam]
+        cam_id = self._id(cam)
+        physics.sync_kinematics()
         self._renderer.update_scene(physics.data, camera=cam_id)
         rgb = self._renderer.render().copy()
         self._depth.update_scene(physics.data, camera=cam_id)
@@ -67,7 +68,7 @@ class CameraRig:
 
     def intrinsics(self, cam: str) -> np.ndarray:
         """Pinhole K from the vertical field of view (square pixels, centred)."""
-        fovy = np.radians(self.model.cam_fovy[self.ids[cam]])
+        fovy = np.radians(self.model.cam_fovy[self._id(cam)])
         f = 0.5 * self.height / np.tan(fovy / 2.0)
         return np.array(
             [[f, 0.0, (self.width - 1) / 2.0], [0.0, f, (self.height - 1) / 2.0], [0.0, 0.0, 1.0]]
@@ -75,11 +76,17 @@ class CameraRig:
 
     def optical_pose(self, physics: CellPhysics, cam: str) -> tuple[np.ndarray, np.ndarray]:
         """Position and quaternion (w, x, y, z) of the optical frame in the world."""
-        cam_id = self.ids[cam]
+        cam_id = self._id(cam)
+        physics.sync_kinematics()
         rot = physics.data.cam_xmat[cam_id].reshape(3, 3) @ MJ_TO_OPTICAL
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, rot.reshape(9))
         return physics.data.cam_xpos[cam_id].copy(), quat
+
+    def _id(self, cam: str) -> int:
+        if cam not in self.ids:
+            raise ValueError(f"camera {cam!r} is not in this rig; it has {sorted(self.ids)}")
+        return self.ids[cam]
 
     def close(self) -> None:
         self._renderer.close()

@@ -9,11 +9,14 @@ from robot_memory.schemas import GroundTruth, GroundTruthObject
 from robot_memory.sim.physics import CellPhysics
 from robot_memory.sim.scene import CATALOGUE, OBJECTS, PLACES
 
-#: Where objects may be placed (world frame, on the table, inside the arm's reach).
-SPAWN_X = (-0.05, 0.32)
-SPAWN_Y = (-0.32, 0.15)
+#: Where objects may be placed (world frame, on the table): this box, cut to
+#: where top-down grasps are comfortably reachable from the Panda's base.
+SPAWN_X = (-0.15, 0.3)
+SPAWN_Y = (-0.32, 0.32)
+REACH = (0.35, 0.77)  # distance of an object's centre from panda_link0 [m]
 MIN_SEPARATION = 0.11  # between object centres [m]
 COVER_CLEARANCE = 0.13  # between an object and the cover [m]
+BIN_CLEARANCE = 0.06  # between an object's centre and the bin's outer walls [m]
 BIN_XY_MARGIN = 0.015  # an object's centre this far inside the walls counts as in the bin
 SETTLE_S = 0.3
 YAW_SYMMETRIC = {"sphere"}
@@ -29,10 +32,12 @@ class TabletopTask:
         rng = np.random.default_rng(seed)
         physics.reset_to_keyframe("home")
         model, data = physics.model, physics.data
-        cover_xy = np.array(physics.body_pose("cover")[0][:2])
+        keep_out = {
+            name: physics.body_pose(name)[0][:2] for name in ("cover", "bin", "panda_link0")
+        }
         placed: list[np.ndarray] = []
         for item in OBJECTS:
-            xy = self._sample_xy(rng, placed, cover_xy)
+            xy = self._sample_xy(rng, placed, keep_out)
             placed.append(xy)
             yaw = 0.0 if item.shape in YAW_SYMMETRIC else rng.uniform(-np.pi, np.pi)
             adr = model.jnt_qposadr[model.joint(item.id).id]
@@ -49,11 +54,16 @@ class TabletopTask:
 
     @staticmethod
     def _sample_xy(
-        rng: np.random.Generator, placed: list[np.ndarray], cover_xy: np.ndarray
+        rng: np.random.Generator, placed: list[np.ndarray], keep_out: dict[str, np.ndarray]
     ) -> np.ndarray:
+        bin_half = np.array(CATALOGUE["bin"].size[:2]) / 2.0 + BIN_CLEARANCE
         for _ in range(1000):
             xy = np.array([rng.uniform(*SPAWN_X), rng.uniform(*SPAWN_Y)])
-            if np.linalg.norm(xy - cover_xy) < COVER_CLEARANCE:
+            if not REACH[0] <= np.linalg.norm(xy - keep_out["panda_link0"]) <= REACH[1]:
+                continue
+            if np.all(np.abs(xy - keep_out["bin"]) < bin_half):
+                continue
+            if np.linalg.norm(xy - keep_out["cover"]) < COVER_CLEARANCE:
                 continue
             if all(np.linalg.norm(xy - p) >= MIN_SEPARATION for p in placed):
                 return xy
@@ -67,7 +77,24 @@ class TabletopTask:
         inside_xy = np.all(np.abs(pos[:2] - bin_pos[:2]) < half[:2] - BIN_XY_MARGIN)
         return bool(inside_xy and pos[2] < bin_pos[2] + half[2])
 
+    def covered(self, physics: CellPhysics, object_id: str) -> bool:
+        """``object_id`` is under the cover (inside its walls, below its top)."""
+        pos = physics.body_pose(object_id)[0]
+        cover_pos, cover_quat = physics.body_pose("cover")
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, cover_quat)
+        local = rot.reshape(3, 3).T @ (pos - cover_pos)
+        half = np.array(CATALOGUE["cover"].size) / 2.0
+        return bool(np.all(np.abs(local) < half))
+
     def object_in_place(self, physics: CellPhysics, object_id: str, place_id: str) -> bool:
+        """In the bin, under the cover, or resting on ``place_id`` (table or an object)."""
+        if object_id == place_id:
+            return False
+        if place_id == "bin":
+            return self.in_bin(physics, object_id)
+        if place_id == "cover" and object_id != "cover":
+            return self.covered(physics, object_id)
         return self._support(physics, object_id) == place_id
 
     def _contacts(self, physics: CellPhysics, body: int) -> set[int]:
@@ -83,8 +110,10 @@ class TabletopTask:
         return touching
 
     def _support(self, physics: CellPhysics, object_id: str) -> str | None:
-        if object_id in ("bin", "table"):
+        if object_id == "table":
             return None
+        if object_id == "bin":
+            return "table"  # fixed to the table top
         if object_id != "cover" and self.in_bin(physics, object_id):
             return "bin"
         model = physics.model

@@ -8,26 +8,31 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image
 
+from robot_memory.bag.queued_writer import QueuedWriter
 from robot_memory.bag.reader import bag_summary, iter_messages
 from robot_memory.bag.writer import BagWriter, UnknownMessageTypeError, make_qos
 from robot_memory.nodes.recorder_node import record
+from robot_memory.nodes.topic_tools import choose_qos, qos_to_bag
 
 IMAGE = "/test/camera/color/image_raw"
 LATCHED = "/test/memory/scene_graph"
 JOINTS = "/test/joint_states"
 ABSENT = "/test/does_not_exist"
 WIDTH, HEIGHT = 64, 48
+SIM_START_S = 1000
 
 PUBLISHER = textwrap.dedent(
     f"""
@@ -35,6 +40,7 @@ PUBLISHER = textwrap.dedent(
     apply_to_current_process()
     import numpy as np, rclpy
     from rclpy.node import Node
+    from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import String
     from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
@@ -44,12 +50,17 @@ PUBLISHER = textwrap.dedent(
     img_pub = node.create_publisher(Image, "{IMAGE}", SENSOR)
     js_pub = node.create_publisher(JointState, "{JOINTS}", COMMAND)
     latched_pub = node.create_publisher(String, "{LATCHED}", LATCHED)
+    clock_pub = node.create_publisher(Clock, "/clock", 10)
     latched_pub.publish(String(data='{{"seq": 1}}'))
     ys, xs = np.mgrid[0:{HEIGHT}, 0:{WIDTH}]
     seq = [0]
 
     def tick():
         seq[0] += 1
+        clock = Clock()
+        clock.clock.sec = {SIM_START_S} + seq[0] // 20
+        clock.clock.nanosec = seq[0] % 20 * 50_000_000
+        clock_pub.publish(clock)
         pixels = np.stack([xs * 4, ys * 5, np.full_like(xs, seq[0] % 256)], -1).astype(np.uint8)
         img = Image(height={HEIGHT}, width={WIDTH}, encoding="rgb8", step={WIDTH} * 3)
         img.header.stamp = node.get_clock().now().to_msg()
@@ -154,6 +165,54 @@ def test_bag_writer_loads_msg_files_for_unknown_types(tmp_path: Path):
         assert reader.deserialize(raw, conn.msgtype).items[0].value == 2.5
 
 
+class _SlowWriter:
+    """Stands in for BagWriter: blocks until released, fails on topic "/bad"."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.busy = threading.Event()
+        self.written: list[tuple[str, int]] = []
+
+    def write(self, topic: str, rawdata: bytes, timestamp_ns: int) -> None:
+        self.busy.set()
+        self.release.wait(5)
+        if topic == "/bad":
+            raise OSError("disk full")
+        self.written.append((topic, timestamp_ns))
+
+
+def test_queued_writer_drops_when_full_and_counts_failures():
+    slow = _SlowWriter()
+    errors: list[str] = []
+    queue = QueuedWriter(slow, max_queue_bytes=250, on_error=lambda t, e: errors.append(str(e)))
+    assert queue.put("/ok", bytes(100), 0)
+    assert slow.busy.wait(5)  # the writer thread holds message 0; the queue is empty
+    assert [queue.put("/ok", bytes(100), i) for i in (1, 2, 3)] == [True, True, False]
+    assert queue.dropped == 1 and queue.queued_bytes == 200
+    assert queue.put("/bad", b"x", 99)
+    slow.release.set()
+    assert queue.stop(timeout_s=5)
+    assert slow.written == [("/ok", 0), ("/ok", 1), ("/ok", 2)]
+    assert queue.failed == 1 and errors == ["disk full"]
+    assert not queue.put("/ok", b"late", 100)
+
+
+def test_choose_qos_matches_publishers():
+    best_effort = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+    latched = QoSProfile(
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    volatile = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    assert choose_qos([best_effort]).reliability == ReliabilityPolicy.BEST_EFFORT
+    assert choose_qos([latched, volatile]).reliability == ReliabilityPolicy.RELIABLE
+    assert choose_qos([latched, best_effort]).reliability == ReliabilityPolicy.BEST_EFFORT
+    assert choose_qos([latched]).durability == DurabilityPolicy.TRANSIENT_LOCAL
+    assert choose_qos([latched, volatile]).durability == DurabilityPolicy.VOLATILE
+    assert qos_to_bag(latched).durability.name == "TRANSIENT_LOCAL"
+
+
 # -- the recorder node over DDS -------------------------------------------------------------
 
 
@@ -227,12 +286,14 @@ def test_record_mcap(publisher, tmp_path: Path):
 @pytest.mark.ros
 def test_record_all_topics_sqlite3(publisher, tmp_path: Path):
     bag = tmp_path / "bag"
-    summary = record(bag, None, storage="sqlite3", duration_s=2.5, progress=True)
+    summary = record(bag, None, storage="sqlite3", duration_s=2.5, progress=True, use_sim_time=True)
     assert summary.missing == {}
     info = bag_summary(bag)
     assert info.storage == "sqlite3"
-    for topic in (IMAGE, LATCHED, JOINTS, "/diagnostics"):
+    for topic in (IMAGE, LATCHED, JOINTS, "/clock", "/diagnostics"):
         assert info.topics[topic].count > 0, topic
+    # Stamped with /clock time, including what arrived before the first /clock.
+    assert SIM_START_S * 10**9 <= info.start_ns <= info.end_ns < (SIM_START_S + 3600) * 10**9
     assert _check_images(bag) > 0
     # The recorder reports its own rates and drop counts on /diagnostics.
     values = {}

@@ -15,7 +15,6 @@ counts on /diagnostics.
 from __future__ import annotations
 
 import argparse
-import importlib
 import signal
 import sys
 import threading
@@ -25,32 +24,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rclpy
+from rclpy.clock import Clock, ClockType
 from rclpy.context import Context
-from rclpy.duration import Infinite
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from rclpy.subscription import Subscription
-from rosbags.interfaces import (
-    Qos,
-    QosDurability,
-    QosHistory,
-    QosLiveliness,
-    QosReliability,
-    QosTime,
-)
 
 from robot_memory.bag.queued_writer import MAX_QUEUE_BYTES, QueuedWriter
-from robot_memory.bag.writer import INFINITE, BagWriter, UnknownMessageTypeError
+from robot_memory.bag.writer import BagWriter, UnknownMessageTypeError
 from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.topic_tools import choose_qos, import_message_class, is_hidden, qos_to_bag
 
-#: History depth of every recording subscription (also bounds latched history).
-RECORD_DEPTH = 100
 DISCOVERY_PERIOD_S = 0.5
 PROGRESS_PERIOD_S = 2.0
 WAIT_WARNING_S = 5.0
+#: Messages held while sim time has no /clock yet (they get the first clock time).
+MAX_EARLY = 1000
 
 
 @dataclass
@@ -86,58 +78,6 @@ class RecordSummary:
         return "\n".join(lines)
 
 
-def import_message_class(msgtype: str) -> type:
-    """``sensor_msgs/msg/Image`` -> the ``sensor_msgs.msg.Image`` class."""
-    pkg, kind, name = msgtype.split("/")
-    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
-
-
-def is_hidden(topic: str) -> bool:
-    return any(part.startswith("_") for part in topic.split("/"))
-
-
-def choose_qos(offered: Sequence[QoSProfile], depth: int = RECORD_DEPTH) -> QoSProfile:
-    """A subscription QoS that matches every publisher in ``offered``.
-
-    Reliable only if all publishers are reliable (a reliable reader does not
-    match a best-effort writer); transient local only if all publishers are (a
-    transient-local reader does not match a volatile writer), which is what
-    delivers latched messages sent before the recorder started.
-    """
-    reliable = all(p.reliability == ReliabilityPolicy.RELIABLE for p in offered)
-    latched = bool(offered) and all(
-        p.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in offered
-    )
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
-    )
-
-
-def _qos_time(duration: object) -> QosTime:
-    ns = int(duration.nanoseconds)  # type: ignore[attr-defined]
-    if ns >= Infinite.nanoseconds:
-        return INFINITE
-    return QosTime(sec=ns // 1_000_000_000, nsec=ns % 1_000_000_000)
-
-
-def qos_to_bag(p: QoSProfile) -> Qos:
-    """An rclpy QoS profile as the rosbags record the bag's metadata lists."""
-    return Qos(
-        history=QosHistory(int(p.history)),
-        depth=int(p.depth),
-        reliability=QosReliability(int(p.reliability)),
-        durability=QosDurability(int(p.durability)),
-        deadline=_qos_time(p.deadline),
-        lifespan=_qos_time(p.lifespan),
-        liveliness=QosLiveliness(int(p.liveliness)),
-        liveliness_lease_duration=_qos_time(p.liveliness_lease_duration),
-        avoid_ros_namespace_conventions=bool(p.avoid_ros_namespace_conventions),
-    )
-
-
 class Recorder(Node):
     """Subscribes raw to ``topics`` (all non-hidden topics when None) as they
     appear on the graph and writes every message into ``writer``."""
@@ -162,9 +102,13 @@ class Recorder(Node):
         self._queue = QueuedWriter(writer, max_queue_bytes, on_error=self._write_failed)
         self._started = time.monotonic()
         self._warned_waiting = False
+        self._early: list[tuple[str, bytes]] = []
+        self._dropped_early = 0
         DiagnosticsPublisher(self, self.health)
-        self.create_timer(DISCOVERY_PERIOD_S, self.discover)
-        self.create_timer(1.0, self._update_health)
+        # Steady timers: with use_sim_time, discovery must not wait for /clock.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(DISCOVERY_PERIOD_S, self.discover, clock=steady)
+        self.create_timer(1.0, self._update_health, clock=steady)
         self.discover()
 
     # -- discovery ---------------------------------------------------------
@@ -240,9 +184,25 @@ class Recorder(Node):
     # -- data path ---------------------------------------------------------
     def _on_message(self, topic: str, raw: bytes) -> None:
         stamp_ns = self.get_clock().now().nanoseconds
+        if stamp_ns == 0:  # use_sim_time and no /clock yet: hold, don't stamp 1970
+            if len(self._early) < MAX_EARLY:
+                self._early.append((topic, raw))
+            else:
+                self._dropped_early += 1
+                self.health.reject("no /clock yet")
+            return
+        self._flush_early(stamp_ns)
+        self._enqueue(topic, raw, stamp_ns)
+
+    def _enqueue(self, topic: str, raw: bytes, stamp_ns: int) -> None:
         self.health.tick(topic, stamp_ns * 1e-9)
         if not self._queue.put(topic, raw, stamp_ns):
             self.health.reject("queue full")
+
+    def _flush_early(self, stamp_ns: int) -> None:
+        early, self._early = self._early, []
+        for topic, raw in early:
+            self._enqueue(topic, raw, stamp_ns)
 
     def _write_failed(self, topic: str, err: Exception) -> None:  # on the writer thread
         self.health.reject("write failed")
@@ -251,13 +211,15 @@ class Recorder(Node):
 
     @property
     def dropped(self) -> int:
-        return self._queue.dropped
+        return self._queue.dropped + self._dropped_early
 
     @property
     def failed(self) -> int:
         return self._queue.failed
 
     def _update_health(self) -> None:
+        if self._early and (now := self.get_clock().now().nanoseconds):
+            self._flush_early(now)
         self.health.set_value("messages_written", self.writer.message_count)
         self.health.set_value("bytes_written", self.writer.bytes_written)
         self.health.set_value("queue_bytes", self._queue.queued_bytes)
@@ -271,6 +233,7 @@ class Recorder(Node):
         for sub, _ in self._subs.values():
             self.destroy_subscription(sub)
         self._subs.clear()
+        self._flush_early(self.get_clock().now().nanoseconds)
         if not self._queue.stop(timeout_s):
             self.get_logger().error(f"the bag writer did not finish within {timeout_s:.0f} s")
 
@@ -281,13 +244,13 @@ class Recorder(Node):
         }
         return {**found, **self.skipped}
 
-    def progress_line(self) -> str:
+    def progress_line(self, elapsed_s: float) -> str:
         counts = self.writer.counts
         parts = [f"{t} {n}" for t, n in sorted(counts.items())]
         if waiting := self.waiting_for():
             parts.append(f"waiting for {' '.join(waiting)}")
         return (
-            f"[record {time.monotonic() - self._started:5.1f} s] {sum(counts.values())} msgs, "
+            f"[record {elapsed_s:5.1f} s] {sum(counts.values())} msgs, "
             f"{self.writer.bytes_written / 1e6:.1f} MB | " + " | ".join(parts)
         )
 
@@ -337,7 +300,7 @@ def record(
                 executor.spin_once(timeout_sec=0.05)
                 if progress and time.monotonic() >= next_progress:
                     next_progress += PROGRESS_PERIOD_S
-                    print(node.progress_line(), flush=True)
+                    print(node.progress_line(time.monotonic() - start), flush=True)
         except KeyboardInterrupt:
             stopped_by = "interrupt"
         finally:

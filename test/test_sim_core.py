@@ -10,6 +10,7 @@ from robot_memory.expert.ik import PandaIK
 from robot_memory.expert.pick_place import PickPlacePlanner, place_point_for, run_in_process
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.physics import CellPhysics
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 from robot_memory.sim.scene import OBJECTS, PANDA_VISUALS, SCENES, build_model
 from robot_memory.sim.task import TabletopTask
@@ -212,3 +213,17 @@ def test_the_cover_hides_an_object():
     seen = _segmented_bodies(physics.model, physics.data, "front_camera")
     assert "red_cube" not in seen
     assert physics.warnings() == {}
+
+
+@pytest.mark.parametrize("rate", [250.0, 1000.0])
+def test_servos_settle_at_other_physics_rates(rate):
+    model = build_model("tabletop", "primitive")
+    model.opt.timestep = 1.0 / rate
+    physics = CellPhysics(model)
+    target = np.array(HOME_ARM) + np.array([0.8, 0.4, -0.5, 0.6, 0.8, -0.6, 0.9])
+    physics.set_arm_command(target)  # a step, not a trajectory: the worst case
+    physics.set_gripper_command(0.0)
+    physics.step(round(1.5 * rate))
+    assert np.max(np.abs(physics.arm_qpos() - target)) < 2e-3
+    assert np.max(np.abs(physics.arm_qvel())) < 1e-3
+    assert physics.gripper_width() < 1e-3 and physics.warnings() == {}

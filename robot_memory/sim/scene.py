@@ -34,7 +34,7 @@ from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, HOME_ARM, HOME_G
 
 SCENES = ("tabletop",)
 PANDA_VISUALS = ("auto", "mesh", "lowpoly", "primitive")
-VISUAL_GROUP = 2
+VISUAL_GROUP = 2  # the "visual" default class in sim/panda/panda.xml
 PANDA_LINKS = tuple(f"panda_link{i}" for i in range(8)) + ("panda_hand",)
 FINGERS = ("panda_leftfinger", "panda_rightfinger")
 
@@ -149,28 +149,21 @@ def _add_visuals(panda: mujoco.MjSpec, visual: str) -> None:
             body = panda.body(body_name)
             rgba = dark if body_name in FINGERS + ("panda_hand", "panda_link7") else white
             for geom in list(body.geoms):
-                g = body.add_geom()
+                g = body.add_geom(panda.find_default("visual"))
                 g.type, g.size, g.pos, g.quat = geom.type, geom.size, geom.pos, geom.quat
                 if geom.fromto is not None and not np.any(np.isnan(geom.fromto)):
                     g.fromto = geom.fromto
-                g.contype, g.conaffinity, g.group = 0, 0, VISUAL_GROUP
-                g.density, g.rgba = 0.0, rgba
+                g.rgba = rgba
         return
     folder = gymnasium_panda_meshes()
     assert folder is not None
     sub = "visual" if visual == "mesh" else "collision"
     for name in [f"link{i}" for i in range(8)] + ["hand", "finger"]:
         panda.add_mesh(name=f"panda_{name}_{sub}", file=str(folder / sub / f"{name}.stl"))
-    for i in range(8):
-        _mesh_geom(panda.body(f"panda_link{i}"), f"panda_link{i}_{sub}", white)
-    _mesh_geom(panda.body("panda_hand"), f"panda_hand_{sub}", white)
-    for finger in FINGERS:
-        _mesh_geom(panda.body(finger), f"panda_finger_{sub}", dark)
-
-
-def _mesh_geom(body: mujoco.MjsBody, mesh: str, rgba: list[float]) -> None:
-    g = body.add_geom()
-    g.type = mujoco.mjtGeom.mjGEOM_MESH
-    g.meshname = mesh
-    g.contype, g.conaffinity, g.group = 0, 0, VISUAL_GROUP
-    g.density, g.rgba = 0.0, rgba
+    meshes = {f"panda_link{i}": f"panda_link{i}_{sub}" for i in range(8)}
+    meshes["panda_hand"] = f"panda_hand_{sub}"
+    meshes.update({finger: f"panda_finger_{sub}" for finger in FINGERS})
+    for body_name, mesh in meshes.items():
+        g = panda.body(body_name).add_geom(panda.find_default("visual"))
+        g.type, g.meshname = mujoco.mjtGeom.mjGEOM_MESH, mesh
+        g.rgba = dark if body_name in FINGERS else white

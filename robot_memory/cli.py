@@ -38,23 +38,10 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from robot_memory.ros_env import apply_to_current_process
+    # One recorder command line: robot_memory.nodes.recorder_node owns the options.
+    from robot_memory.nodes.recorder_node import main as recorder_main
 
-    apply_to_current_process()
-    from robot_memory.nodes.recorder_node import record
-
-    try:
-        summary = record(
-            Path(args.output),
-            args.topics or None,
-            storage=args.storage,
-            duration_s=args.duration,
-        )
-    except (FileExistsError, ValueError) as err:
-        print(f"robot-memory record: {err}", file=sys.stderr)
-        return 2
-    print(summary)
-    return 0
+    return recorder_main(args.recorder_args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -84,11 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.set_defaults(func=_cmd_launch)
 
-    p = sub.add_parser("record", help="record topics to a rosbag2 (MCAP by default)")
-    p.add_argument("-o", "--output", required=True, help="bag directory to create")
-    p.add_argument("topics", nargs="*", help="topics to record (default: all)")
-    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p = sub.add_parser(
+        "record",
+        help="record topics to a rosbag2 (MCAP by default); -o BAG [TOPIC ...] "
+        "[--storage sqlite3] [--duration S] [--use-sim-time]",
+        add_help=False,
+    )
+    p.add_argument("recorder_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_record)
 
     p = sub.add_parser("demo", help="sim + scripted pick-and-place; writes a bag and a PNG")
@@ -105,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["record"]:  # every option, --help included, belongs to the recorder
+        return _cmd_record(argparse.Namespace(recorder_args=argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -334,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--ros-args" in args_in:
         cut = args_in.index("--ros-args")
         args_in, ros_args = args_in[:cut], args_in[cut:]
-    parser = argparse.ArgumentParser(description="Record topics to a rosbag2 bag.")
+    parser = argparse.ArgumentParser(
+        prog="robot-memory record", description="Record topics to a rosbag2 bag."
+    )
     parser.add_argument("-o", "--output", required=True, help="bag folder to create")
     parser.add_argument("topics", nargs="*", help="topics to record (default: all)")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")

@@ -87,6 +87,133 @@ class ExpertStatus(Payload):
     reason: str = ""
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# -- perception -> memory: /perception/observations -------------------------------
+class CameraViewMsg(_Strict):
+    """Where the camera was, and a coarse depth image for permanence checks."""
+
+    intrinsics: tuple[float, ...] = Field(
+        min_length=9, max_length=9, description="row-major 3x3 K of the coarse depth grid"
+    )
+    position: Vec3 = Field(description="optical frame origin in the world [m]")
+    quaternion: Quat = Field(description="optical frame orientation (w, x, y, z)")
+    depth_shape: tuple[int, int] = Field(description="rows, columns of depth_mm")
+    depth_mm: list[int] = Field(description="row-major coarse depth in mm, 0 = no return")
+    max_range: float = Field(default=2.0, gt=0.0)
+
+
+class ObservedObjectMsg(_Strict):
+    centroid: Vec3
+    bbox_min: Vec3
+    bbox_max: Vec3
+    color: str
+    rgb: Vec3 = Field(description="mean colour, 0..1")
+    shape: str
+    label: str = Field(min_length=1)
+    confidence: float = Field(ge=0.0, le=1.0)
+    n_points: int = Field(ge=0)
+    points: list[Vec3] = Field(default_factory=list, description="a few downsampled points")
+
+
+class ObservationFrameMsg(Payload):
+    """/perception/observations: the objects seen in one camera frame."""
+
+    camera: str = Field(min_length=1)
+    stamp: float = Field(description="time of the images [s]")
+    frame_id: Literal["world"] = "world"
+    view: CameraViewMsg
+    objects: list[ObservedObjectMsg]
+
+
+# -- memory: /memory/scene_graph ---------------------------------------------------
+NodeId = int | str  # objects have integer ids; places have names ("bin", "table_left")
+
+
+class MemoryObjectMsg(_Strict):
+    id: int
+    label: str
+    color: str
+    shape: str
+    label_votes: dict[str, float] = Field(default_factory=dict)
+    centroid: Vec3
+    bbox_min: Vec3
+    bbox_max: Vec3
+    confidence: float = Field(ge=0.0, le=1.0)
+    observations: int = Field(ge=0)
+    first_seen: float
+    last_seen: float
+    last_camera: str = ""
+    status: Literal["visible", "remembered", "absent"] = Field(
+        description="seen in the latest frame; not seen but believed there; evidence says gone"
+    )
+    container: bool = Field(default=False, description="a box, lid or bin: other things go in it")
+
+
+class PlaceMsg(_Strict):
+    id: str
+    kind: str = Field(description="table_region, container, ...")
+    label: str
+    bbox_min: Vec3
+    bbox_max: Vec3
+
+
+class RelationMsg(_Strict):
+    subject: NodeId
+    relation: Literal["on", "in", "near"]
+    target: NodeId
+    confidence: float = Field(ge=0.0, le=1.0)
+    first_confirmed: float
+    last_confirmed: float
+
+
+class SceneGraphMsg(Payload):
+    """/memory/scene_graph: the whole remembered scene (transient local)."""
+
+    seq: int = Field(ge=0, description="increases by one with every publication")
+    stamp: float = Field(description="time of the latest observation folded in [s]")
+    objects: list[MemoryObjectMsg]
+    places: list[PlaceMsg]
+    relations: list[RelationMsg]
+
+
+# -- memory queries: /memory/query -> /memory/answer --------------------------------
+QueryKind = Literal["find", "last_seen", "history", "on", "in", "changed_since", "graph"]
+
+
+class MemoryQuery(Payload):
+    """A question to memory. ``id`` is echoed in the answer.
+
+    * ``find``: ``text`` ("mug", "red thing") -> objects ranked by similarity;
+    * ``last_seen``: ``object_id`` or ``text`` -> where and when it was last seen;
+    * ``history``: ``object_id`` -> pose history and visibility intervals;
+    * ``on`` / ``in``: ``target`` (a place name, an object id or text) -> what is on / in it;
+    * ``changed_since``: ``since`` [s] -> objects added, moved or gone since then;
+    * ``graph``: the current scene graph.
+    """
+
+    id: str = Field(min_length=1, max_length=128)
+    kind: QueryKind
+    text: str = Field(default="", max_length=512)
+    object_id: int | None = None
+    target: str = Field(default="", max_length=128)
+    since: float | None = None
+    top_k: int = Field(default=5, ge=1, le=100)
+
+
+class MemoryAnswer(Payload):
+    """/memory/answer. ``ok`` false carries ``error``; ``results`` is kind-specific."""
+
+    id: str
+    kind: str
+    ok: bool
+    error: str = ""
+    stamp: float = 0.0
+    results: list[dict] = Field(default_factory=list)
+
+
 P = TypeVar("P", bound=Payload)
 
 

@@ -1,0 +1,147 @@
+"""Pair a camera's colour, depth, camera_info and pose by stamp (ROS-free).
+
+Drivers publish the four streams separately (realsense, the sim node, a bag
+replay). Perception needs them together: colour and depth with the same stamp,
+the latest intrinsics, and the camera pose nearest in time. This is the
+message_filters ApproximateTime idea, reduced to what one RGB-D camera needs,
+with the reasons a frame could not be assembled kept for diagnostics.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class Stamped(Generic[T]):
+    stamp: float
+    value: T
+
+
+@dataclass
+class SyncedFrame(Generic[T]):
+    """Colour, depth, info and pose whose stamps agree."""
+
+    camera: str
+    stamp: float
+    color: T
+    depth: T
+    info: T
+    pose: T
+
+
+class SyncError(Exception):
+    """A frame could not be assembled; ``reason`` is short and loggable."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class CameraSync(Generic[T]):
+    """Buffers one camera's streams and releases complete frames.
+
+    ``tolerance_s``: colour/depth (and pose) stamps closer than this are the
+    same instant. A frame waits up to ``pose_wait_s`` (of stream time) for its
+    pose, then is dropped with a reason. A stamp older than the newest one seen by more than
+    ``tolerance_s`` means time jumped backwards (a bag that loops, a restarted
+    simulator): the buffers are cleared and :class:`SyncError` raised once,
+    so stale halves never pair with new ones.
+    """
+
+    def __init__(
+        self, camera: str, tolerance_s: float = 0.02, pose_wait_s: float = 0.3, buffer: int = 10
+    ) -> None:
+        if tolerance_s < 0 or pose_wait_s < 0:
+            raise ValueError(f"tolerances must be >= 0, got {tolerance_s}, {pose_wait_s}")
+        self.camera = camera
+        self.tolerance_s = tolerance_s
+        self.pose_wait_s = pose_wait_s
+        self._color: deque[Stamped[T]] = deque(maxlen=buffer)
+        self._depth: deque[Stamped[T]] = deque(maxlen=buffer)
+        self._pose: deque[Stamped[T]] = deque(maxlen=4 * buffer)
+        self._info: T | None = None
+        self._newest = float("-inf")
+        self._last_released = float("-inf")
+
+    def clear(self) -> None:
+        self._color.clear()
+        self._depth.clear()
+        self._pose.clear()
+        self._newest = float("-inf")
+        self._last_released = float("-inf")
+
+    def _check_time(self, stamp: float, what: str) -> None:
+        if stamp < self._newest - max(self.tolerance_s, 0.5):
+            jump = self._newest - stamp
+            self.clear()
+            raise SyncError(
+                "time went backwards",
+                f"{self.camera} {what} stamped {stamp:.3f} s, {jump:.3f} s before the newest; "
+                "buffers cleared",
+            )
+        self._newest = max(self._newest, stamp)
+
+    def set_info(self, info: T) -> None:
+        self._info = info
+
+    @property
+    def has_info(self) -> bool:
+        return self._info is not None
+
+    def add_pose(self, stamp: float, pose: T) -> SyncedFrame[T] | None:
+        """A pose can complete a frame whose images came first."""
+        self._check_time(stamp, "pose")
+        self._pose.append(Stamped(stamp, pose))
+        return self._try_release()
+
+    def add_color(self, stamp: float, color: T) -> SyncedFrame[T] | None:
+        self._check_time(stamp, "colour image")
+        self._color.append(Stamped(stamp, color))
+        return self._try_release()
+
+    def add_depth(self, stamp: float, depth: T) -> SyncedFrame[T] | None:
+        self._check_time(stamp, "depth image")
+        self._depth.append(Stamped(stamp, depth))
+        return self._try_release()
+
+    def _nearest(self, items: deque[Stamped[T]], stamp: float) -> Stamped[T] | None:
+        best = min(items, key=lambda s: abs(s.stamp - stamp), default=None)
+        if best is None or abs(best.stamp - stamp) > self.tolerance_s:
+            return None
+        return best
+
+    def _try_release(self) -> SyncedFrame[T] | None:
+        for color in reversed(self._color):
+            depth = self._nearest(self._depth, color.stamp)
+            if depth is None or color.stamp <= self._last_released:
+                continue
+            if self._info is None:
+                self._drop_through(color.stamp)
+                raise SyncError("missing camera_info", f"no camera_info for {self.camera} yet")
+            pose = self._nearest(self._pose, color.stamp)
+            if pose is None:
+                if self._newest - color.stamp <= self.pose_wait_s:
+                    return None  # the pose may still come
+                self._drop_through(color.stamp)
+                raise SyncError(
+                    "missing pose",
+                    f"no {self.camera} pose within {self.tolerance_s} s of {color.stamp:.3f}",
+                )
+            self._drop_through(color.stamp)
+            self._last_released = color.stamp
+            return SyncedFrame(
+                self.camera, color.stamp, color.value, depth.value, self._info, pose.value
+            )
+        return None
+
+    def _drop_through(self, stamp: float) -> None:
+        while self._color and self._color[0].stamp <= stamp + 1e-9:
+            self._color.popleft()
+        while self._depth and self._depth[0].stamp <= stamp + self.tolerance_s:
+            self._depth.popleft()

@@ -1,0 +1,227 @@
+"""RGB-D + camera_info + camera pose (+ joint positions) -> objects in the world
+frame (ROS-free). No simulator segmentation: geometry and colour only, so the
+same code runs on real cameras."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import cv2
+import numpy as np
+import open3d as o3d
+
+from robot_memory.cell import CellConfig, load_cell
+from robot_memory.observations import (
+    CameraView,
+    ObjectObservation,
+    ObservationFrame,
+    quat_to_matrix,
+)
+from robot_memory.perception.appearance import color_name, shape_features, shape_name
+from robot_memory.perception.config import PerceptionConfig
+from robot_memory.perception.image_decoding import PerceptionInputError
+from robot_memory.perception.robot_mask import RobotMask
+from robot_memory.perception.segmentation import (
+    PointSet,
+    SupportPlane,
+    backproject,
+    cluster_points,
+    coarse_depth,
+    crop_to_cell,
+    fit_support_plane,
+)
+
+#: Fixtures at most this thick count as floors objects can rest on (the bin floor).
+FLOOR_MAX_THICKNESS = 0.03
+#: A cluster whose lowest point is this close to the support rests on it.
+RESTING_GAP = 0.035
+STAGES = ("validate", "backproject", "plane", "robot_mask", "cluster", "describe", "view")
+
+
+class PerceptionPipeline:
+    """Stateless per frame; not thread-safe (reuses one MuJoCo model for the mask).
+
+    Without ``joint_positions`` the robot mask is skipped: points on the arm then
+    reach clustering and large arm parts are dropped only by ``max_object_size``,
+    so pass joint positions whenever the arm may be in view.
+    """
+
+    def __init__(self, config: PerceptionConfig | None = None, cell: CellConfig | None = None):
+        self.config = config or PerceptionConfig()
+        self.cell = cell or load_cell()
+        cv2.setNumThreads(self.config.num_threads)
+        o3d.utility.set_max_threads(self.config.num_threads)
+        o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
+        o3d.utility.random.seed(0)
+        self.robot_mask = RobotMask(
+            self.cell.robot_base_position,
+            self.cell.robot_base_quaternion,
+            self.config.robot_mask_margin,
+        )
+        self.floors = tuple(
+            f for f in self.cell.fixtures if f.bbox_max[2] - f.bbox_min[2] <= FLOOR_MAX_THICKNESS
+        )
+        self.last_timings: dict[str, float] = {}
+
+    # -- validation -------------------------------------------------------------
+    def _validate(self, rgb, depth, intrinsics, cam_position, cam_quaternion, joint_positions):
+        try:
+            rgb = np.asarray(rgb)
+            depth = np.asarray(depth, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise PerceptionInputError("bad image", str(exc)) from exc
+        if rgb.size == 0 or depth.size == 0:
+            raise PerceptionInputError("empty image", f"rgb {rgb.shape}, depth {depth.shape}")
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or depth.ndim != 2:
+            raise PerceptionInputError(
+                "bad image", f"need HxWx3 rgb and HxW depth, got {rgb.shape} and {depth.shape}"
+            )
+        if rgb.shape[:2] != depth.shape:
+            raise PerceptionInputError(
+                "size mismatch", f"rgb {rgb.shape[:2]} vs depth {depth.shape}"
+            )
+        if rgb.dtype != np.uint8:
+            raise PerceptionInputError("bad image", f"rgb must be uint8, got {rgb.dtype}")
+        invalid = np.count_nonzero(~np.isfinite(depth)) / depth.size
+        if invalid > self.config.max_invalid_depth_fraction:
+            raise PerceptionInputError("nan depth", f"{invalid:.0%} of the depth is not finite")
+        try:
+            k = np.asarray(intrinsics, dtype=float).reshape(3, 3)
+        except (TypeError, ValueError) as exc:
+            raise PerceptionInputError("bad intrinsics", str(exc)) from exc
+        if not np.all(np.isfinite(k)) or k[0, 0] <= 0 or k[1, 1] <= 0:
+            raise PerceptionInputError("bad intrinsics", f"K = {k.tolist()}")
+        try:
+            pos = np.asarray(cam_position, dtype=float).reshape(3)
+            quat = np.asarray(cam_quaternion, dtype=float).reshape(4)
+        except (TypeError, ValueError) as exc:
+            raise PerceptionInputError("bad pose", str(exc)) from exc
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))):
+            raise PerceptionInputError("bad pose", "non-finite camera pose")
+        if abs(np.linalg.norm(quat) - 1.0) > self.config.quaternion_tolerance:
+            raise PerceptionInputError("bad pose", f"|q| = {np.linalg.norm(quat):.4f}, not 1")
+        joints = None
+        if joint_positions is not None:
+            try:
+                joints = {str(n): float(v) for n, v in joint_positions.items()}
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise PerceptionInputError("bad joint state", str(exc)) from exc
+            if not all(np.isfinite(v) for v in joints.values()):
+                raise PerceptionInputError("bad joint state", "non-finite joint position")
+        return rgb, depth, k, pos, quat, joints
+
+    # -- the pipeline -----------------------------------------------------------
+    def process(
+        self,
+        rgb: np.ndarray,
+        depth: np.ndarray,
+        intrinsics: np.ndarray,
+        cam_position: np.ndarray,
+        cam_quaternion: np.ndarray,
+        stamp: float,
+        camera: str,
+        joint_positions: Mapping[str, float] | None = None,
+    ) -> ObservationFrame:
+        """One frame's objects and camera view; raises :class:`PerceptionInputError`."""
+        cfg, timings = self.config, {}
+        t0 = time.perf_counter()
+        rgb, depth, k, pos, quat, joints = self._validate(
+            rgb, depth, intrinsics, cam_position, cam_quaternion, joint_positions
+        )
+        t1 = time.perf_counter()
+        timings["validate"] = t1 - t0
+        rotation = quat_to_matrix(quat)
+        cloud = backproject(depth, k, rotation, pos, cfg.stride, cfg.max_range)
+        cloud = crop_to_cell(cloud, self.cell.workspace, self.cell.fixtures, cfg.fixture_margin)
+        t0, timings["backproject"] = time.perf_counter(), time.perf_counter() - t1
+        plane = fit_support_plane(cloud.points, self.cell.table_height, cfg)
+        above = cloud.take(plane.height(cloud.points) > cfg.min_height_above_support)
+        t1, timings["plane"] = time.perf_counter(), time.perf_counter() - t0
+        if joints is not None and len(above):
+            above = above.take(~self.robot_mask.mask(above.points, joints))
+        t0, timings["robot_mask"] = time.perf_counter(), time.perf_counter() - t1
+        labels, voxels = cluster_points(above.points, cfg)
+        t1, timings["cluster"] = time.perf_counter(), time.perf_counter() - t0
+        objects = []
+        for label in range(int(labels.max()) + 1 if len(labels) else 0):
+            members = labels == label
+            obj = self._describe(above.take(members), voxels[voxels[:, 3] == label, :3], rgb, plane)
+            if obj is not None:
+                obj.camera, obj.stamp = camera, float(stamp)
+                objects.append(obj)
+        t0, timings["describe"] = time.perf_counter(), time.perf_counter() - t1
+        grid, grid_k = coarse_depth(depth, k, cfg.depth_grid_width, cfg.depth_grid_height)
+        view = CameraView(
+            camera=camera,
+            stamp=float(stamp),
+            intrinsics=grid_k,
+            position=pos,
+            quaternion=quat / np.linalg.norm(quat),
+            depth=grid,
+            max_range=cfg.max_range,
+        )
+        timings["view"] = time.perf_counter() - t0
+        self.last_timings = timings
+        return ObservationFrame(view=view, objects=objects)
+
+    def support_height(self, x: float, y: float, bottom_z: float, plane: SupportPlane) -> float:
+        """z of what an object at (x, y) whose lowest seen point is ``bottom_z``
+        rests on: the highest floor fixture under it, else the table plane."""
+        best = plane.z_at(x, y)
+        for floor in self.floors:
+            top = float(floor.bbox_max[2])
+            inside = np.all((floor.bbox_min[:2] <= (x, y)) & ((x, y) <= floor.bbox_max[:2]))
+            if inside and best < top <= bottom_z + 0.005:
+                best = top
+        return best
+
+    def _describe(
+        self, cluster: PointSet, voxels: np.ndarray, rgb: np.ndarray, plane: SupportPlane
+    ) -> ObjectObservation | None:
+        cfg = self.config
+        if len(voxels) < cfg.min_cluster_voxels:
+            return None
+        pts = cluster.points
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        extent = float(np.max(hi - lo))
+        if extent < cfg.min_object_size or extent > cfg.max_object_size:
+            return None
+        cx, cy = (lo[:2] + hi[:2]) / 2.0
+        support = self.support_height(cx, cy, float(lo[2]), plane)
+        # The lowest mm were cut with the support and whatever curves under the
+        # object's equator is hidden; an object this close rests on the support,
+        # so the box reaches down to it (the bottom is never seen).
+        if lo[2] - support < RESTING_GAP:
+            lo = np.array([lo[0], lo[1], support])
+        features = shape_features(pts, support)
+        shape = shape_name(features)
+        color, mean_rgb = color_name(rgb[cluster.rows, cluster.cols], cfg)
+        h, w = rgb.shape[:2]
+        edge = 2 * cfg.stride
+        touches_border = bool(
+            np.any(
+                (cluster.rows < edge)
+                | (cluster.cols < edge)
+                | (cluster.rows >= h - edge)
+                | (cluster.cols >= w - edge)
+            )
+        )
+        confidence = min(1.0, len(voxels) / 60.0) * (0.5 if touches_border else 1.0)
+        if shape == "object":
+            confidence *= 0.7
+        step = max(1, int(np.ceil(len(voxels) / cfg.max_points_per_object)))
+        return ObjectObservation(
+            centroid=(lo + hi) / 2.0,
+            bbox_min=lo,
+            bbox_max=hi,
+            color=color,
+            rgb=(float(mean_rgb[0]), float(mean_rgb[1]), float(mean_rgb[2])),
+            shape=shape,
+            label=f"{color} {shape}",
+            confidence=float(confidence),
+            camera="",
+            stamp=0.0,
+            points=voxels[::step][: cfg.max_points_per_object].copy(),
+            n_points=len(pts),
+        )

@@ -1,0 +1,101 @@
+"""Remove the robot's own points: the Panda's collision primitives at the
+current joint positions, inflated by a margin (ROS-free).
+
+Loads ``sim/panda/panda.xml`` on its own (no scene, no visual meshes) and runs
+forward kinematics only, so it is the same on hardware as in simulation as long
+as the primitives cover the real links (they are deliberately fat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import mujoco
+import numpy as np
+
+from robot_memory.observations import quat_to_matrix
+from robot_memory.paths import sim_path
+
+_BOX = int(mujoco.mjtGeom.mjGEOM_BOX)
+_CYLINDER = int(mujoco.mjtGeom.mjGEOM_CYLINDER)
+_CAPSULE = int(mujoco.mjtGeom.mjGEOM_CAPSULE)
+_SPHERE = int(mujoco.mjtGeom.mjGEOM_SPHERE)
+
+
+class RobotMask:
+    """``mask(points, joint_positions)`` -> True where a point belongs to the robot.
+
+    Joints missing from ``joint_positions`` keep their model default (0 for the
+    arm; fingers closed), so always pass all 9 Panda joints when you have them.
+    """
+
+    def __init__(
+        self,
+        base_position: np.ndarray,
+        base_quaternion: np.ndarray,
+        margin: float = 0.02,
+        model_path: str | None = None,
+    ) -> None:
+        path = model_path or str(sim_path("panda/panda.xml"))
+        self.model = mujoco.MjModel.from_xml_path(path)
+        self.data = mujoco.MjData(self.model)
+        self.margin = float(margin)
+        self.base_position = np.asarray(base_position, dtype=float)
+        self.base_rotation = quat_to_matrix(np.asarray(base_quaternion, dtype=float))
+        self._qpos_adr: dict[str, int] = {}
+        for j in range(self.model.njnt):
+            name = mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_JOINT, j)
+            if name:
+                self._qpos_adr[name] = int(self.model.jnt_qposadr[j])
+        supported = {_BOX, _CYLINDER, _CAPSULE, _SPHERE}
+        self._geoms = [g for g in range(self.model.ngeom) if self.model.geom_type[g] in supported]
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return tuple(self._qpos_adr)
+
+    def geom_poses(
+        self, joint_positions: Mapping[str, float]
+    ) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """(type, size, world position, world rotation) of every collision primitive."""
+        self.data.qpos[:] = self.model.qpos0
+        for name, value in joint_positions.items():
+            adr = self._qpos_adr.get(name)
+            if adr is not None:
+                self.data.qpos[adr] = float(value)
+        mujoco.mj_kinematics(self.model, self.data)
+        poses = []
+        for g in self._geoms:
+            rot = self.base_rotation @ self.data.geom_xmat[g].reshape(3, 3)
+            pos = self.base_rotation @ self.data.geom_xpos[g] + self.base_position
+            poses.append((int(self.model.geom_type[g]), self.model.geom_size[g].copy(), pos, rot))
+        return poses
+
+    def mask(self, points: np.ndarray, joint_positions: Mapping[str, float]) -> np.ndarray:
+        """Boolean (N,): points within ``margin`` of any collision primitive."""
+        pts = np.asarray(points, dtype=float).reshape(-1, 3)
+        hit = np.zeros(len(pts), dtype=bool)
+        if len(pts) == 0:
+            return hit
+        m = self.margin
+        for g, (gtype, size, pos, rot) in zip(
+            self._geoms, self.geom_poses(joint_positions), strict=True
+        ):
+            bound = float(self.model.geom_rbound[g]) + m
+            near = np.flatnonzero(np.sum((pts - pos) ** 2, axis=1) <= bound * bound)
+            if near.size == 0:
+                continue
+            local = (pts[near] - pos) @ rot  # world -> geom frame
+            if gtype == _BOX:
+                inside = np.all(np.abs(local) <= size[:3] + m, axis=1)
+            elif gtype == _CYLINDER:
+                radial = np.hypot(local[:, 0], local[:, 1])
+                inside = (radial <= size[0] + m) & (np.abs(local[:, 2]) <= size[1] + m)
+            elif gtype == _CAPSULE:
+                axial = np.clip(local[:, 2], -size[1], size[1])
+                dist = np.linalg.norm(local - np.outer(axial, [0.0, 0.0, 1.0]), axis=1)
+                inside = dist <= size[0] + m
+            else:  # sphere
+                inside = np.linalg.norm(local, axis=1) <= size[0] + m
+            hit[near[inside]] = True
+        return hit

@@ -57,6 +57,13 @@ class HealthCounters:
         with self._lock:
             self._values[key] = str(value)
 
+    def increment(self, key: str, n: int = 1) -> int:
+        """Add ``n`` to the integer value ``key`` (e.g. dropped frames); returns it."""
+        with self._lock:
+            value = int(self._values.get(key, "0")) + n
+            self._values[key] = str(value)
+            return value
+
     @property
     def rejected_total(self) -> int:
         with self._lock:

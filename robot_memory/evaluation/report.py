@@ -129,12 +129,20 @@ def _json_safe(value):
     return str(value)
 
 
+def _cell(value) -> str:
+    value = _json_safe(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _markdown(summary: dict, rows: list[dict], meta: dict, final_match) -> str:
     verdict = {True: "PASS", False: "FAIL", None: "N/A"}
     lines = ["# Memory evaluation", ""]
     if meta:
-        lines += ["| | |", "|---|---|"]
-        lines += [f"| {k} | {_json_safe(v)} |" for k, v in meta.items()]
+        lines += ["| Run | |", "|---|---|"]
+        lines += [f"| {k} | {_cell(v)} |" for k, v in meta.items()]
+        lines += [f"| speed: {k} | {_cell(v)} |" for k, v in (summary.get("speed") or {}).items()]
         lines.append("")
     lines += ["## Targets", "", "| Metric | Value | Target | Result |", "|---|---|---|---|"]
     lines += [
@@ -182,15 +190,33 @@ def _footprint(obj: GroundTruthObject) -> np.ndarray:
 
 
 def _colour(word: str, fallback: str = "grey") -> str:
+    """A drawable colour for a colour word (white would vanish on the page)."""
     from matplotlib.colors import is_color_like
 
+    if word.lower() in ("white", "ivory"):
+        return "0.55"
     return word if is_color_like(word) else fallback
+
+
+class _Labels:
+    """Places text labels, nudging each down until it clears the ones already placed."""
+
+    def __init__(self, ax) -> None:
+        self.ax = ax
+        self.used: list[tuple[float, float]] = []
+
+    def add(self, x: float, y: float, text: str, **kw) -> None:
+        while any(abs(x - ux) < 0.12 and abs(y - uy) < 0.02 for ux, uy in self.used):
+            y -= 0.022
+        self.used.append((x, y))
+        self.ax.text(x, y, text, fontsize=7, zorder=5, **kw)
 
 
 def draw_map(path: Path, graph: SceneGraphMsg, truth: GroundTruth, match) -> None:
     fig = Figure(figsize=(9, 7.5))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    labels = _Labels(ax)
     for place in graph.places:
         x0, y0, _ = place.bbox_min
         x1, y1, _ = place.bbox_max
@@ -223,7 +249,7 @@ def draw_map(path: Path, graph: SceneGraphMsg, truth: GroundTruth, match) -> Non
                 zorder=2,
             )
         )
-        ax.text(obj.position[0], obj.position[1] - 0.045, obj.label, fontsize=7, ha="center")
+        labels.add(obj.position[0] - 0.03, obj.position[1] - 0.05, obj.label, color="0.35")
     for mem in graph.objects:
         x0, y0, _ = mem.bbox_min
         x1, y1, _ = mem.bbox_max
@@ -241,13 +267,12 @@ def draw_map(path: Path, graph: SceneGraphMsg, truth: GroundTruth, match) -> Non
         )
         fp = mem.id in match.false_positives
         ax.plot(mem.centroid[0], mem.centroid[1], "x" if fp else "o", color="k", ms=5, zorder=4)
-        ax.text(
-            mem.centroid[0] + 0.012,
-            mem.centroid[1] + 0.012,
-            f"#{mem.id} {mem.label} ({mem.status[0]})",
-            fontsize=7,
+        labels.add(
+            mem.centroid[0] + 0.03,
+            mem.centroid[1] + 0.01,
+            f"#{mem.id} {mem.label} ({mem.status})"
+            + (", duplicate" if mem.id in match.duplicates else ""),
             color="red" if fp else "black",
-            zorder=5,
         )
     by_id = {o.id: o for o in graph.objects}
     for mem_id, gt_id, _ in match.pairs:

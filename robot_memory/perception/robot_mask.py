@@ -21,6 +21,10 @@ _CYLINDER = int(mujoco.mjtGeom.mjGEOM_CYLINDER)
 _CAPSULE = int(mujoco.mjtGeom.mjGEOM_CAPSULE)
 _SPHERE = int(mujoco.mjtGeom.mjGEOM_SPHERE)
 
+#: Extra inflation [m] where the real links stick out of their primitives:
+#: link7's flange reaches ~3 cm past its cylinder, the hand ~1 cm past its box.
+BODY_PADDING = {"panda_link7": 0.025, "panda_hand": 0.01}
+
 
 class RobotMask:
     """``mask(points, joint_positions)`` -> True where a point belongs to the robot.
@@ -49,6 +53,12 @@ class RobotMask:
                 self._qpos_adr[name] = int(self.model.jnt_qposadr[j])
         supported = {_BOX, _CYLINDER, _CAPSULE, _SPHERE}
         self._geoms = [g for g in range(self.model.ngeom) if self.model.geom_type[g] in supported]
+        self._padding = []
+        for g in self._geoms:
+            body = mujoco.mj_id2name(
+                self.model, mujoco.mjtObj.mjOBJ_BODY, int(self.model.geom_bodyid[g])
+            )
+            self._padding.append(BODY_PADDING.get(body or "", 0.0))
 
     @property
     def joint_names(self) -> tuple[str, ...]:
@@ -77,10 +87,11 @@ class RobotMask:
         hit = np.zeros(len(pts), dtype=bool)
         if len(pts) == 0:
             return hit
-        m = self.margin
-        for g, (gtype, size, pos, rot) in zip(
-            self._geoms, self.geom_poses(joint_positions), strict=True
+        poses = self.geom_poses(joint_positions)
+        for g, padding, (gtype, size, pos, rot) in zip(
+            self._geoms, self._padding, poses, strict=True
         ):
+            m = self.margin + padding
             bound = float(self.model.geom_rbound[g]) + m
             near = np.flatnonzero(np.sum((pts - pos) ** 2, axis=1) <= bound * bound)
             if near.size == 0:

@@ -130,21 +130,31 @@ class PickPlacePlanner:
         return ArmMove(phase, tau * duration, np.array(positions))
 
     def plan(
-        self, q_start: np.ndarray, obj: GroundTruthObject, place_point: np.ndarray
+        self,
+        q_start: np.ndarray,
+        obj: GroundTruthObject,
+        place_point: np.ndarray,
+        *,
+        hold_height: float | None = None,
+        release_clearance: float | None = None,
     ) -> list[Step]:
         """Steps that move ``obj`` so its bottom centre lands on ``place_point``.
 
-        Raises IKError when a pose on the way is out of reach.
+        The hand grasps ``obj``'s centre. ``hold_height`` is how far the grasp
+        point sits above the bottom of what is carried (default: half the
+        object's height); ``release_clearance`` overrides the config's drop
+        height. Raises IKError when a pose on the way is out of reach.
         """
         c = self.config
         rot = top_down_rotation(self.grasp_yaw(obj))
         center = np.array(obj.position)
-        half_h = obj.size[2] / 2.0
+        half_h = obj.size[2] / 2.0 if hold_height is None else float(hold_height)
+        clearance = c.release_clearance if release_clearance is None else release_clearance
         grasp = center.copy()
         grasp[2] = max(center[2], c.min_grasp_height)
         above = grasp + [0, 0, c.approach_height]
         lifted = grasp + [0, 0, c.lift_height]
-        release = np.array(place_point, dtype=float) + [0, 0, c.release_clearance + half_h]
+        release = np.array(place_point, dtype=float) + [0, 0, clearance + half_h]
         over_place = release.copy()
         over_place[2] = max(release[2] + 0.08, lifted[2])
 
@@ -169,6 +179,51 @@ class PickPlacePlanner:
             self.joint_move("home", retreat.final, np.asarray(HOME_ARM)),
         ]
         return steps
+
+    def plan_cover(
+        self,
+        q_start: np.ndarray,
+        cover: GroundTruthObject,
+        target: GroundTruthObject,
+        release_clearance: float = 0.01,
+    ) -> list[Step]:
+        """Steps that pick the cover by its knob and put it centred over ``target``.
+
+        The cover's body origin is the centre of its box; the knob is a 3 cm
+        cube ``COVER_KNOB_OFFSET`` above it. The hand grasps the knob's centre
+        (its fingertips stay above the cover's top plate) and lowers the cover
+        until its rim is ``release_clearance`` above the table under ``target``.
+        """
+        knob = knob_of(cover)
+        place = np.array([target.position[0], target.position[1], _table_z(target)])
+        hold = cover.size[2] / 2.0 + COVER_KNOB_OFFSET
+        return self.plan(
+            q_start, knob, place, hold_height=hold, release_clearance=release_clearance
+        )
+
+
+#: The cover's knob: a cube of this edge, its centre this far above the cover's origin.
+COVER_KNOB_SIZE = 0.03
+COVER_KNOB_OFFSET = 0.06
+
+
+def knob_of(cover: GroundTruthObject) -> GroundTruthObject:
+    """The cover's knob as a graspable pseudo-object (same yaw as the cover)."""
+    w, x, y, z = cover.quaternion
+    up = np.array([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)])
+    pos = np.array(cover.position) + COVER_KNOB_OFFSET * up
+    return cover.model_copy(
+        update={
+            "id": f"{cover.id}_knob",
+            "position": tuple(float(v) for v in pos),
+            "size": (COVER_KNOB_SIZE,) * 3,
+        }
+    )
+
+
+def _table_z(obj: GroundTruthObject) -> float:
+    """Height of the surface ``obj`` rests on (its bottom; 0 for the table top)."""
+    return max(0.0, float(obj.position[2]) - obj.size[2] / 2.0)
 
 
 def place_point_for(place: GroundTruthObject) -> np.ndarray:
@@ -205,6 +260,7 @@ __all__ = [
     "PickPlaceConfig",
     "PickPlacePlanner",
     "Step",
+    "knob_of",
     "place_point_for",
     "run_in_process",
 ]

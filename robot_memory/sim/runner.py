@@ -12,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import mujoco
 import numpy as np
 
 from robot_memory.control.joint_trajectory import (
@@ -24,6 +25,9 @@ from robot_memory.schemas import GroundTruth
 from robot_memory.sim.physics import CellPhysics
 from robot_memory.sim.scene import build_model
 from robot_memory.sim.task import TabletopTask
+
+#: A moved object is put this far above its resting height, then dropped.
+MOVE_DROP_M = 0.003
 
 
 @dataclass
@@ -186,6 +190,38 @@ class SimulationRunner:
     def run_for(self, seconds: float) -> None:
         """Advance ``seconds`` of simulated time (tests and in-process use)."""
         self.advance(max(1, round(seconds / self.timestep)))
+
+    def move_object(self, object_id: str, xy: Sequence[float], settle_s: float = 0.3) -> np.ndarray:
+        """Teleport ``object_id`` to ``xy`` on the table and let it settle.
+
+        The simulator's stand-in for a person moving an object by hand (the
+        robot plays no part): the object keeps its orientation, is put at its
+        resting height from the scene file (a few mm above, so it drops into
+        contact) with zero velocity, and physics runs ``settle_s`` (0 leaves the
+        settling to the caller, e.g. a recorder that steps and publishes).
+        Returns the object's new position. Raises ValueError for an unknown
+        object or a non-finite / off-table ``xy``.
+        """
+        xy = np.asarray(xy, dtype=float)
+        if xy.shape != (2,) or not np.all(np.isfinite(xy)):
+            raise ValueError(f"xy must be two finite numbers, got {xy!r}")
+        with self.lock:
+            model, data = self.physics.model, self.physics.data
+            joint = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, object_id)
+            if joint < 0 or model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE:
+                raise ValueError(f"{object_id!r} is not a free object in the scene")
+            half = model.geom_size[model.geom("table_top").id][:2]
+            if np.any(np.abs(xy) > half):
+                raise ValueError(f"{xy.tolist()} is off the table (half extent {half.tolist()})")
+            adr, dof = model.jnt_qposadr[joint], model.jnt_dofadr[joint]
+            data.qpos[adr : adr + 2] = xy
+            data.qpos[adr + 2] = model.qpos0[adr + 2] + MOVE_DROP_M
+            data.qvel[dof : dof + 6] = 0.0
+            self.physics.forward()
+            self.counters.extra["moved_objects"] = self.counters.extra.get("moved_objects", 0) + 1
+        if settle_s > 0:
+            self.run_for(settle_s)
+        return self.physics.body_pose(object_id)[0]
 
     def ground_truth(self) -> GroundTruth:
         with self.lock:

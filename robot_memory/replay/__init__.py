@@ -1,0 +1,1 @@
+"""Scenario bags, synchronized frames from bags, and bag replay."""

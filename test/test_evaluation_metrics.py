@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from robot_memory.evaluation import (
     visible_objects,
     write_report,
 )
+from robot_memory.evaluation.metrics import is_covered
 from robot_memory.evaluation.visibility import visible_fraction
 from robot_memory.observations import CameraView
 from robot_memory.schemas import (
@@ -309,6 +313,36 @@ def test_visibility_visible_occluded_out_of_frame():
     assert visible_objects(t, []) == set()
     # A second camera that sees the blue cube makes it visible overall.
     assert "blue_cube" in visible_objects(t, [view, view_clear])
+
+
+def test_visibility_in_the_sim_cell():
+    """Real renders: the best-seen object disappears from view once under the cover."""
+    from robot_memory.perception.segmentation import coarse_depth
+    from robot_memory.sim.cameras import CameraRig
+    from robot_memory.sim.runner import RunnerConfig, SimulationRunner
+
+    runner = SimulationRunner(RunnerConfig(seed=3, panda_visual="primitive"))
+    rig = CameraRig(runner.physics.model, 320, 240)
+
+    def views() -> list[CameraView]:
+        out = []
+        for cam in ("front", "wrist"):
+            _, depth = rig.render(runner.physics, cam)
+            pos, quat = rig.optical_pose(runner.physics, cam)
+            grid, k = coarse_depth(depth, rig.intrinsics(cam), 80, 60)
+            out.append(CameraView(cam, runner.time, k, pos, quat, grid))
+        return out
+
+    t, vs = runner.ground_truth(), views()
+    seen = visible_objects(t, vs)
+    assert 2 <= len(seen) < len([o for o in t.objects if o.kind == "object"])  # some out of frame
+    best = max(seen, key=lambda oid: max(visible_fraction(t.get(oid), v) for v in vs))
+    runner.move_object(best, t.get("cover").position[:2])
+    t = runner.ground_truth()
+    assert t.get(best).position[2] < 0.05  # under the cover, not on it
+    assert is_covered(t.get(best), t.get("cover"))
+    assert best not in visible_objects(t, views())
+    assert seen - {best} <= visible_objects(t, views())
 
 
 def test_write_report(tmp_path):

@@ -1,0 +1,125 @@
+"""Tuning of the memory core (ROS-free): one dataclass that validates itself."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+COMMIT_POLICIES = ("every_update", "interval")
+
+
+class MemoryConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Every threshold of :class:`robot_memory.memory.scene_graph.SceneMemory`.
+
+    Distances in metres, times in seconds (of the observation stamps, not the
+    wall clock), confidences in 0..1.
+    """
+
+    # association (one-to-one per frame, Hungarian)
+    gating_distance: float = 0.12  # centroids further apart never match
+    max_match_cost: float = 1.0  # total cost at or above this never matches
+    weight_distance: float = 1.0  # x centroid distance / gating distance
+    weight_iou: float = 0.3  # x (1 - 3D IoU)
+    weight_size: float = 0.3  # x relative size difference
+    weight_appearance: float = 0.6  # x colour / shape / label dissimilarity
+    # fusion
+    voxel_size: float = 0.005
+    max_points_per_object: int = 2000
+    min_fusion_weight: float = 0.2  # the newest observation weighs at least this much
+    move_threshold: float = 0.01  # centroid moves beyond this go into the pose history
+    # confidence and permanence
+    initial_confidence_scale: float = 0.6  # new object: perception confidence x this
+    confidence_gain: float = 0.3  # conf += gain * obs_conf * (1 - conf) per sighting
+    absence_decay: float = 0.25  # conf -= this per frame whose depth shows free space
+    absence_threshold: float = 0.2  # below: status "absent"
+    depth_margin: float = 0.03  # free space / occlusion margin on depth
+    permanence_sample_points: int = 24  # points per object checked against depth
+    free_fraction: float = 0.5  # of the checked points with a return
+    # relations
+    near_distance: float = 0.15
+    near_max_neighbours: int = 6  # nearest only: bounds the edge count
+    on_tolerance: float = 0.015  # bottom of A to top of B
+    on_min_overlap: float = 0.3  # xy overlap / smaller footprint
+    table_tolerance: float = 0.015  # bottom of A to the table height
+    container_margin: float = 0.01
+    # bounded growth
+    max_objects: int = 20000
+    ghost_min_observations: int = 3  # absent objects seen fewer times are removed
+    ghost_max_confidence: float = 0.35  # a once-seen object below this ...
+    ghost_max_age: float = 30.0  # ... and unseen this long is removed
+    merge_iou: float = 0.5  # same label and this 3D IoU: duplicates, merged
+    # history
+    time_jump_tolerance: float = 0.0  # accepted backwards step per camera
+    history_length: int = 200  # pose history entries and visibility intervals kept
+    visibility_gap: float = 1.0  # a longer gap between sightings starts a new interval
+    # persistence
+    commit_policy: str = "every_update"  # or "interval": every commit_interval seconds
+    commit_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise MemoryConfigError(f"{f.name} must be finite, got {value}")
+        positive = [
+            "gating_distance",
+            "max_match_cost",
+            "voxel_size",
+            "near_distance",
+            "depth_margin",
+            "visibility_gap",
+            "commit_interval",
+            "move_threshold",
+        ]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise MemoryConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        non_negative = [
+            "weight_distance",
+            "weight_iou",
+            "weight_size",
+            "weight_appearance",
+            "on_tolerance",
+            "table_tolerance",
+            "container_margin",
+            "ghost_max_age",
+            "time_jump_tolerance",
+            "absence_decay",
+        ]
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise MemoryConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        unit = [
+            "min_fusion_weight",
+            "initial_confidence_scale",
+            "confidence_gain",
+            "absence_threshold",
+            "free_fraction",
+            "on_min_overlap",
+            "ghost_max_confidence",
+            "merge_iou",
+        ]
+        for name in unit:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise MemoryConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        counts = [
+            "max_points_per_object",
+            "permanence_sample_points",
+            "near_max_neighbours",
+            "max_objects",
+            "history_length",
+        ]
+        for name in counts:
+            if int(getattr(self, name)) < 1:
+                raise MemoryConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.ghost_min_observations < 0:
+            raise MemoryConfigError("ghost_min_observations must be >= 0")
+        if self.commit_policy not in COMMIT_POLICIES:
+            raise MemoryConfigError(
+                f"commit_policy must be one of {COMMIT_POLICIES}, got {self.commit_policy!r}"
+            )

@@ -1,0 +1,347 @@
+"""One remembered object: fused geometry, label votes, confidence, history (ROS-free)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_memory.memory.config import MemoryConfig
+from robot_memory.observations import ObjectObservation
+from robot_memory.schemas import MemoryObjectMsg
+
+CONTAINER_NOUNS = frozenset({"box", "cover", "lid", "bin"})
+STATUSES = ("visible", "remembered", "absent")
+
+
+def is_container_label(label: str) -> bool:
+    words = label.lower().split()
+    return bool(words) and words[-1] in CONTAINER_NOUNS
+
+
+def voxel_downsample(points: np.ndarray, voxel: float, cap: int) -> np.ndarray:
+    """One point per ``voxel`` cube (the first one), then at most ``cap`` evenly strided."""
+    pts = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+    if len(pts) == 0:
+        return pts
+    keys = np.floor(pts / voxel).astype(np.int64)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    pts = pts[np.sort(first)]
+    if len(pts) > cap:
+        pts = pts[np.linspace(0, len(pts) - 1, cap).astype(int)]
+    return pts
+
+
+def box_iou(a_min: np.ndarray, a_max: np.ndarray, b_min: np.ndarray, b_max: np.ndarray) -> float:
+    inter = np.clip(np.minimum(a_max, b_max) - np.maximum(a_min, b_min), 0.0, None)
+    vi = float(np.prod(inter))
+    va = float(np.prod(np.clip(a_max - a_min, 0.0, None)))
+    vb = float(np.prod(np.clip(b_max - b_min, 0.0, None)))
+    union = va + vb - vi
+    return vi / union if union > 0 else 0.0
+
+
+def _best(votes: dict[str, float], default: str = "") -> str:
+    return max(votes.items(), key=lambda kv: kv[1])[0] if votes else default
+
+
+@dataclass
+class MemoryObject:
+    id: int
+    label_votes: dict[str, float]
+    color_votes: dict[str, float]
+    shape_votes: dict[str, float]
+    rgb: tuple[float, float, float]
+    centroid: np.ndarray
+    bbox_min: np.ndarray
+    bbox_max: np.ndarray
+    points: np.ndarray  # (n, 3) float32, voxel-downsampled and capped
+    observations: int
+    confidence: float
+    status: str  # visible | remembered | absent
+    first_seen: float
+    last_seen: float
+    last_camera: str
+    fusion_weight: float = 0.0  # accumulated observation confidence
+    visibility: list[list[float]] = field(default_factory=list)  # [[start, end], ...]
+    absence_evidence: int = 0
+    absent_since: float | None = None
+    pose_history: list[tuple[float, tuple[float, float, float]]] = field(default_factory=list)
+    merged_into: int | None = None
+
+    # -- derived -----------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        return _best(self.label_votes)
+
+    @property
+    def color(self) -> str:
+        return _best(self.color_votes)
+
+    @property
+    def shape(self) -> str:
+        return _best(self.shape_votes)
+
+    @property
+    def container(self) -> bool:
+        return is_container_label(self.label) or self.shape in CONTAINER_NOUNS
+
+    @property
+    def size(self) -> np.ndarray:
+        return self.bbox_max - self.bbox_min
+
+    def clone(self) -> MemoryObject:
+        return copy.deepcopy(self)
+
+    # -- construction and fusion -------------------------------------------------
+    @classmethod
+    def from_observation(
+        cls, object_id: int, obs: ObjectObservation, config: MemoryConfig
+    ) -> MemoryObject:
+        w = max(float(obs.confidence), 1e-3)
+        obj = cls(
+            id=object_id,
+            label_votes={obs.label: w},
+            color_votes={obs.color: w} if obs.color else {},
+            shape_votes={obs.shape: w} if obs.shape else {},
+            rgb=tuple(float(c) for c in obs.rgb),  # type: ignore[arg-type]
+            centroid=np.asarray(obs.centroid, dtype=float).copy(),
+            bbox_min=np.asarray(obs.bbox_min, dtype=float).copy(),
+            bbox_max=np.asarray(obs.bbox_max, dtype=float).copy(),
+            points=voxel_downsample(obs.points, config.voxel_size, config.max_points_per_object),
+            observations=1,
+            confidence=float(np.clip(w * config.initial_confidence_scale, 0.0, 1.0)),
+            status="visible",
+            first_seen=obs.stamp,
+            last_seen=obs.stamp,
+            last_camera=obs.camera,
+            fusion_weight=w,
+        )
+        obj.visibility.append([obs.stamp, obs.stamp])
+        obj.pose_history.append((obs.stamp, _xyz(obj.centroid)))
+        return obj
+
+    def fuse(self, obs: ObjectObservation, config: MemoryConfig, relocate: bool = False) -> None:
+        """Fold one sighting in. A sighting beyond ``move_threshold`` from the
+        fused centroid (or a relocation) replaces the geometry: the object moved."""
+        w = max(float(obs.confidence), 1e-3)
+        centroid = np.asarray(obs.centroid, dtype=float)
+        moved = (
+            relocate or float(np.linalg.norm(centroid - self.centroid)) > 2 * config.move_threshold
+        )
+        if moved:
+            self.centroid = centroid.copy()
+            self.bbox_min = np.asarray(obs.bbox_min, dtype=float).copy()
+            self.bbox_max = np.asarray(obs.bbox_max, dtype=float).copy()
+            self.points = voxel_downsample(
+                obs.points, config.voxel_size, config.max_points_per_object
+            )
+            self.fusion_weight = w
+        else:
+            alpha = max(w / (self.fusion_weight + w), config.min_fusion_weight)
+            self.centroid = (1 - alpha) * self.centroid + alpha * centroid
+            self.bbox_min = (1 - alpha) * self.bbox_min + alpha * np.asarray(obs.bbox_min)
+            self.bbox_max = (1 - alpha) * self.bbox_max + alpha * np.asarray(obs.bbox_max)
+            self.rgb = tuple(  # type: ignore[assignment]
+                float((1 - alpha) * a + alpha * b) for a, b in zip(self.rgb, obs.rgb, strict=True)
+            )
+            if len(obs.points):
+                self.points = voxel_downsample(
+                    np.vstack([np.asarray(obs.points, dtype=np.float32), self.points]),
+                    config.voxel_size,
+                    config.max_points_per_object,
+                )
+            self.fusion_weight += w
+        for votes, key in (
+            (self.label_votes, obs.label),
+            (self.color_votes, obs.color),
+            (self.shape_votes, obs.shape),
+        ):
+            if key:
+                votes[key] = votes.get(key, 0.0) + w
+        self.observations += 1
+        self.confidence = float(
+            np.clip(self.confidence + config.confidence_gain * w * (1 - self.confidence), 0, 1)
+        )
+        self.status = "visible"
+        self.absent_since = None
+        self.last_camera = obs.camera
+        self.mark_seen(obs.stamp, config)
+        self.record_pose(obs.stamp, config)
+
+    def mark_seen(self, stamp: float, config: MemoryConfig) -> None:
+        self.last_seen = max(self.last_seen, stamp)
+        if self.visibility and stamp - self.visibility[-1][1] <= config.visibility_gap:
+            self.visibility[-1][1] = max(self.visibility[-1][1], stamp)
+        else:
+            self.visibility.append([stamp, stamp])
+            del self.visibility[: -config.history_length]
+
+    def record_pose(self, stamp: float, config: MemoryConfig) -> bool:
+        """Append to the pose history when the centroid moved beyond ``move_threshold``."""
+        last = np.asarray(self.pose_history[-1][1]) if self.pose_history else None
+        if (
+            last is not None
+            and float(np.linalg.norm(self.centroid - last)) <= config.move_threshold
+        ):
+            return False
+        self.pose_history.append((stamp, _xyz(self.centroid)))
+        del self.pose_history[: -config.history_length]
+        return True
+
+    def absorb(self, other: MemoryObject, config: MemoryConfig) -> None:
+        """Merge a duplicate into this object (``other.merged_into`` is set by the caller)."""
+        for mine, theirs in (
+            (self.label_votes, other.label_votes),
+            (self.color_votes, other.color_votes),
+            (self.shape_votes, other.shape_votes),
+        ):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0.0) + value
+        total = self.fusion_weight + other.fusion_weight
+        a = other.fusion_weight / total if total > 0 else 0.5
+        self.centroid = (1 - a) * self.centroid + a * other.centroid
+        self.bbox_min = np.minimum(self.bbox_min, other.bbox_min)
+        self.bbox_max = np.maximum(self.bbox_max, other.bbox_max)
+        self.points = voxel_downsample(
+            np.vstack([self.points, other.points]), config.voxel_size, config.max_points_per_object
+        )
+        self.fusion_weight = total
+        self.observations += other.observations
+        self.confidence = max(self.confidence, other.confidence)
+        self.first_seen = min(self.first_seen, other.first_seen)
+        if other.last_seen > self.last_seen:
+            self.last_seen, self.last_camera = other.last_seen, other.last_camera
+        if other.status == "visible":
+            self.status = "visible"
+
+    def to_record(self) -> dict:
+        """JSON-able fields (points and pose history are stored separately)."""
+        return {
+            "label_votes": self.label_votes,
+            "color_votes": self.color_votes,
+            "shape_votes": self.shape_votes,
+            "rgb": list(self.rgb),
+            "centroid": self.centroid.tolist(),
+            "bbox_min": self.bbox_min.tolist(),
+            "bbox_max": self.bbox_max.tolist(),
+            "observations": self.observations,
+            "confidence": self.confidence,
+            "status": self.status,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "last_camera": self.last_camera,
+            "fusion_weight": self.fusion_weight,
+            "visibility": self.visibility,
+            "absence_evidence": self.absence_evidence,
+            "absent_since": self.absent_since,
+            "merged_into": self.merged_into,
+        }
+
+    @classmethod
+    def from_record(
+        cls,
+        object_id: int,
+        rec: dict,
+        points: np.ndarray,
+        pose_history: list[tuple[float, tuple[float, float, float]]],
+    ) -> MemoryObject:
+        return cls(
+            id=object_id,
+            label_votes=dict(rec["label_votes"]),
+            color_votes=dict(rec["color_votes"]),
+            shape_votes=dict(rec["shape_votes"]),
+            rgb=tuple(rec["rgb"]),  # type: ignore[arg-type]
+            centroid=np.asarray(rec["centroid"], dtype=float),
+            bbox_min=np.asarray(rec["bbox_min"], dtype=float),
+            bbox_max=np.asarray(rec["bbox_max"], dtype=float),
+            points=np.asarray(points, dtype=np.float32).reshape(-1, 3),
+            observations=int(rec["observations"]),
+            confidence=float(rec["confidence"]),
+            status=str(rec["status"]),
+            first_seen=float(rec["first_seen"]),
+            last_seen=float(rec["last_seen"]),
+            last_camera=str(rec["last_camera"]),
+            fusion_weight=float(rec["fusion_weight"]),
+            visibility=[list(v) for v in rec["visibility"]],
+            absence_evidence=int(rec["absence_evidence"]),
+            absent_since=rec["absent_since"],
+            pose_history=list(pose_history),
+            merged_into=rec["merged_into"],
+        )
+
+
+def observation_problem(obs: ObjectObservation) -> str | None:
+    """Why an observation cannot be used, or None."""
+    try:
+        arrays = [np.asarray(a, dtype=float) for a in (obs.centroid, obs.bbox_min, obs.bbox_max)]
+        points = np.asarray(obs.points, dtype=float)
+        rgb = np.asarray(obs.rgb, dtype=float)
+        conf = float(obs.confidence)
+    except (TypeError, ValueError):
+        return "malformed observation"
+    if any(a.shape != (3,) for a in arrays) or rgb.shape != (3,):
+        return "malformed observation"
+    if points.size and (points.ndim != 2 or points.shape[1] != 3):
+        return "malformed observation"
+    if not (all(np.all(np.isfinite(a)) for a in arrays) and np.all(np.isfinite(points))):
+        return "non-finite observation"
+    if not (math.isfinite(conf) and np.all(np.isfinite(rgb))):
+        return "non-finite observation"
+    if np.any(arrays[2] < arrays[1]):
+        return "bbox_min above bbox_max"
+    if not isinstance(obs.label, str) or not obs.label.strip():
+        return "empty label"
+    return None
+
+
+def is_ghost(obj: MemoryObject, stamp: float, config: MemoryConfig) -> bool:
+    """Seen too few times and then gone, or seen once, weakly, and never again."""
+    if obj.status == "absent" and obj.observations < config.ghost_min_observations:
+        return True
+    return (
+        obj.observations == 1
+        and obj.status != "visible"
+        and obj.confidence < config.ghost_max_confidence
+        and stamp - obj.last_seen > config.ghost_max_age
+    )
+
+
+def find_duplicate(
+    obj: MemoryObject, others: list[MemoryObject], config: MemoryConfig
+) -> MemoryObject | None:
+    """Another live object with the same label overlapping ``obj`` strongly."""
+    if obj.status == "absent":
+        return None
+    for other in others:
+        if other.id == obj.id or other.status == "absent" or other.label != obj.label:
+            continue
+        if box_iou(obj.bbox_min, obj.bbox_max, other.bbox_min, other.bbox_max) >= config.merge_iou:
+            return other
+    return None
+
+
+def object_msg(o: MemoryObject) -> MemoryObjectMsg:
+    return MemoryObjectMsg(
+        id=o.id,
+        label=o.label,
+        color=o.color,
+        shape=o.shape,
+        label_votes={k: float(v) for k, v in o.label_votes.items()},
+        centroid=_xyz(o.centroid),
+        bbox_min=_xyz(o.bbox_min),
+        bbox_max=_xyz(o.bbox_max),
+        confidence=float(np.clip(o.confidence, 0.0, 1.0)),
+        observations=o.observations,
+        first_seen=o.first_seen,
+        last_seen=o.last_seen,
+        last_camera=o.last_camera,
+        status=o.status,  # type: ignore[arg-type]
+        container=o.container,
+    )
+
+
+def _xyz(v: np.ndarray) -> tuple[float, float, float]:
+    return (float(v[0]), float(v[1]), float(v[2]))

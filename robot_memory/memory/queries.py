@@ -1,0 +1,220 @@
+"""Answer :class:`~robot_memory.schemas.MemoryQuery` from a SceneMemory (ROS-free).
+
+Never raises: a bad query (unknown object id, empty text, unknown target)
+gives ``ok=False`` with a clear ``error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from robot_memory.memory.object_node import MemoryObject
+from robot_memory.memory.text_grounding import score_labels, words
+from robot_memory.schemas import MemoryAnswer, MemoryQuery
+
+if TYPE_CHECKING:
+    from robot_memory.memory.scene_graph import SceneMemory
+
+ABSENT_PENALTY = 0.2  # ranks gone objects below present ones in ``find``
+MIN_TARGET_SCORE = 0.45  # text naming an object as an on/in target must score this
+
+
+class QueryError(ValueError):
+    pass
+
+
+def _xyz(v) -> list[float]:
+    return [float(x) for x in v]
+
+
+def summary(memory: SceneMemory, obj: MemoryObject) -> dict:
+    rels = [
+        {"relation": r, "target": t}
+        for (s, r, t) in sorted(memory.relations(), key=str)
+        if s == obj.id
+    ]
+    return {
+        "id": obj.id,
+        "label": obj.label,
+        "color": obj.color,
+        "shape": obj.shape,
+        "status": obj.status,
+        "confidence": float(obj.confidence),
+        "centroid": _xyz(obj.centroid),
+        "bbox_min": _xyz(obj.bbox_min),
+        "bbox_max": _xyz(obj.bbox_max),
+        "first_seen": obj.first_seen,
+        "last_seen": obj.last_seen,
+        "last_camera": obj.last_camera,
+        "relations": rels,
+    }
+
+
+def _object(memory: SceneMemory, object_id: int | None) -> MemoryObject:
+    if object_id is None:
+        raise QueryError("this query needs object_id")
+    try:
+        return memory.get(object_id)
+    except KeyError:
+        raise QueryError(f"unknown object id {object_id}") from None
+
+
+def ranked(memory: SceneMemory, text: str) -> list[tuple[float, MemoryObject]]:
+    if not text.strip():
+        raise QueryError("empty text")
+    objects = memory.objects(include_absent=True)
+    if not objects:
+        return []
+    scores = score_labels(
+        memory.embedder,
+        text,
+        [o.label for o in objects],
+        [o.color for o in objects],
+        [o.shape for o in objects],
+    )
+    scores = scores - ABSENT_PENALTY * np.array([o.status == "absent" for o in objects])
+    order = np.argsort(-scores, kind="stable")
+    return [(float(scores[k]), objects[k]) for k in order]
+
+
+def _find(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
+    return [
+        {**summary(memory, obj), "score": score} for score, obj in ranked(memory, q.text)[: q.top_k]
+    ]
+
+
+def _last_seen(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
+    if q.object_id is not None:
+        obj = _object(memory, q.object_id)
+    elif q.text.strip():
+        hits = ranked(memory, q.text)
+        if not hits:
+            raise QueryError(f"nothing in memory matches {q.text!r}")
+        obj = hits[0][1]
+    else:
+        raise QueryError("last_seen needs object_id or text")
+    return [summary(memory, obj)]
+
+
+def _history(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
+    obj = _object(memory, q.object_id)
+    return [
+        {
+            "id": obj.id,
+            "label": obj.label,
+            "poses": [{"stamp": s, "position": list(xyz)} for s, xyz in obj.pose_history],
+            "visibility": [list(v) for v in obj.visibility],
+            "first_seen": obj.first_seen,
+            "last_seen": obj.last_seen,
+            "status": obj.status,
+            "absent_since": obj.absent_since,
+            "merged_into": obj.merged_into,
+        }
+    ]
+
+
+def resolve_target(memory: SceneMemory, target: str) -> list[int | str]:
+    """A place id, "table" (every table region), an object id, or text naming one."""
+    text = target.strip()
+    if not text:
+        raise QueryError("this query needs a target")
+    places = memory.cell.places
+    if any(p.id == text for p in places):
+        return [text]
+    if text.lstrip("-").isdigit():
+        oid = int(text)
+        if oid not in {o.id for o in memory.objects(include_absent=True)}:
+            raise QueryError(f"unknown object id {oid}")
+        return [oid]
+    qwords = set(words(text))
+    named = [
+        p.id for p in places if p.id in qwords or (p.label and p.label.lower() == text.lower())
+    ]
+    if named:
+        return named
+    if "table" in qwords:
+        return [p.id for p in places if p.kind == "table_region"]
+    hits = ranked(memory, text)
+    if hits and hits[0][0] >= MIN_TARGET_SCORE:
+        return [hits[0][1].id]
+    raise QueryError(f"unknown target {target!r}: not a place, an object id or a remembered object")
+
+
+def _relation(kind: str) -> Callable[[SceneMemory, MemoryQuery], list[dict]]:
+    def handler(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
+        targets = resolve_target(memory, q.target)
+        out = []
+        for (s, r, t), state in sorted(memory.relations().items(), key=lambda kv: str(kv[0])):
+            if r == kind and t in targets and isinstance(s, int):
+                out.append(
+                    {
+                        **summary(memory, memory.get(s)),
+                        "target": t,
+                        "relation_confidence": state.confidence,
+                    }
+                )
+        return out
+
+    return handler
+
+
+def changes_since(memory: SceneMemory, since: float) -> list[dict]:
+    """Objects added, moved (from -> to) or gone absent after ``since``."""
+    out = []
+    for obj in memory.objects(include_absent=True):
+        if obj.first_seen > since:
+            out.append({"change": "added", "stamp": obj.first_seen, "to": _xyz(obj.centroid)})
+        else:
+            before = [xyz for s, xyz in obj.pose_history if s <= since]
+            after = [(s, xyz) for s, xyz in obj.pose_history if s > since]
+            if before and after:
+                start, (stamp, end) = np.array(before[-1]), after[-1]
+                if np.linalg.norm(np.array(end) - start) > memory.config.move_threshold:
+                    out.append({"change": "moved", "stamp": stamp, "from": _xyz(start)})
+                    out[-1]["to"] = _xyz(end)
+        if obj.status == "absent" and obj.absent_since is not None and obj.absent_since > since:
+            out.append({"change": "absent", "stamp": obj.absent_since})
+        for entry in out:
+            entry.setdefault("id", obj.id)
+            entry.setdefault("label", obj.label)
+    return sorted(out, key=lambda e: (e["stamp"], e["id"]))
+
+
+def _changed_since(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
+    if q.since is None:
+        raise QueryError("changed_since needs since")
+    return changes_since(memory, q.since)
+
+
+def _graph(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
+    return [memory.snapshot().model_dump()]
+
+
+HANDLERS: dict[str, Callable[[SceneMemory, MemoryQuery], list[dict]]] = {
+    "find": _find,
+    "last_seen": _last_seen,
+    "history": _history,
+    "on": _relation("on"),
+    "in": _relation("in"),
+    "changed_since": _changed_since,
+    "graph": _graph,
+}
+
+
+def answer(memory: SceneMemory, query: MemoryQuery) -> MemoryAnswer:
+    def fail(error: str) -> MemoryAnswer:
+        return MemoryAnswer(id=query.id, kind=query.kind, ok=False, error=error, stamp=memory.stamp)
+
+    handler = HANDLERS.get(query.kind)
+    if handler is None:
+        return fail(f"unknown query kind {query.kind!r}")
+    try:
+        results = handler(memory, query)
+    except QueryError as exc:
+        return fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 (a query must never take the node down)
+        return fail(f"internal error: {type(exc).__name__}: {exc}")
+    return MemoryAnswer(id=query.id, kind=query.kind, ok=True, stamp=memory.stamp, results=results)

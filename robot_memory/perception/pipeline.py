@@ -26,10 +26,11 @@ from robot_memory.perception.segmentation import (
     PointSet,
     SupportPlane,
     backproject,
-    cluster_points,
+    cluster_voxels,
     coarse_depth,
     crop_to_cell,
     fit_support_plane,
+    voxelize,
 )
 
 #: Fixtures at most this thick count as floors objects can rest on (the bin floor).
@@ -140,10 +141,14 @@ class PerceptionPipeline:
         plane = fit_support_plane(cloud.points, self.cell.table_height, cfg)
         above = cloud.take(plane.height(cloud.points) > cfg.min_height_above_support)
         t1, timings["plane"] = time.perf_counter(), time.perf_counter() - t0
-        if joints is not None and len(above):
-            above = above.take(~self.robot_mask.mask(above.points, joints))
+        voxel_of_point, centroids = voxelize(above.points, cfg.cluster_voxel)
+        keep = np.ones(len(centroids), dtype=bool)
+        if joints is not None and len(centroids):  # the mask works on 5 mm voxels
+            keep = ~self.robot_mask.mask(centroids, joints)
         t0, timings["robot_mask"] = time.perf_counter(), time.perf_counter() - t1
-        labels, voxels = cluster_points(above.points, cfg)
+        voxel_labels = cluster_voxels(centroids, keep, cfg)
+        labels = voxel_labels[voxel_of_point]
+        voxels = np.column_stack([centroids, voxel_labels])
         t1, timings["cluster"] = time.perf_counter(), time.perf_counter() - t0
         objects = []
         for label in range(int(labels.max()) + 1 if len(labels) else 0):

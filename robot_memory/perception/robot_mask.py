@@ -88,6 +88,26 @@ class RobotMask:
         if len(pts) == 0:
             return hit
         poses = self.geom_poses(joint_positions)
+        # One cheap pass: only points inside the whole robot's bounding box go on.
+        reach = np.array(
+            [
+                self.model.geom_rbound[g] + self.margin + pad
+                for g, pad in zip(self._geoms, self._padding, strict=True)
+            ]
+        )
+        centres = np.array([pose[2] for pose in poses])
+        lo, hi = (centres - reach[:, None]).min(axis=0), (centres + reach[:, None]).max(axis=0)
+        candidates = np.flatnonzero(
+            (pts[:, 0] >= lo[0])
+            & (pts[:, 0] <= hi[0])
+            & (pts[:, 1] >= lo[1])
+            & (pts[:, 1] <= hi[1])
+            & (pts[:, 2] >= lo[2])
+            & (pts[:, 2] <= hi[2])
+        )
+        if candidates.size == 0:
+            return hit
+        full_hit, hit, pts = hit, np.zeros(candidates.size, dtype=bool), pts[candidates]
         for g, padding, (gtype, size, pos, rot) in zip(
             self._geoms, self._padding, poses, strict=True
         ):
@@ -109,4 +129,5 @@ class RobotMask:
             else:  # sphere
                 inside = np.linalg.norm(local, axis=1) <= size[0] + m
             hit[near[inside]] = True
-        return hit
+        full_hit[candidates] = hit
+        return full_hit

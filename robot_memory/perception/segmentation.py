@@ -103,7 +103,10 @@ def fit_support_plane(
     band = np.abs(points[:, 2] - table_height) < config.plane_search_band
     if np.count_nonzero(band) < 50:
         return fallback
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[band]))
+    candidates = points[band]
+    if len(candidates) > config.plane_max_points:  # evenly thinned: RANSAC needs few
+        candidates = candidates[:: len(candidates) // config.plane_max_points + 1]
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(candidates))
     cloud = cloud.voxel_down_sample(config.plane_voxel)
     if len(cloud.points) < 30:
         return fallback
@@ -126,14 +129,11 @@ def fit_support_plane(
     return plane
 
 
-def cluster_points(points: np.ndarray, config: PerceptionConfig) -> tuple[np.ndarray, np.ndarray]:
-    """DBSCAN on a voxel grid. Returns per-point cluster labels (-1 = noise) and
-    the voxel centroids' labels are folded back onto the points; also returns the
-    voxel centroids (for the capped per-object point lists) with their labels
-    in column 3."""
+def voxelize(points: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel index of every point and the voxel centroids (N,) and (V, 3)."""
     if len(points) == 0:
-        return np.zeros(0, dtype=int), np.zeros((0, 4))
-    keys = np.floor(points / config.cluster_voxel).astype(np.int64)
+        return np.zeros(0, dtype=int), np.zeros((0, 3))
+    keys = np.floor(points / voxel).astype(np.int64)
     keys -= keys.min(axis=0)
     span = keys.max(axis=0) + 1
     flat = (keys[:, 0] * span[1] + keys[:, 1]) * span[2] + keys[:, 2]
@@ -141,11 +141,19 @@ def cluster_points(points: np.ndarray, config: PerceptionConfig) -> tuple[np.nda
     centroids = np.stack(
         [np.bincount(inverse, weights=points[:, k]) / counts for k in range(3)], axis=1
     )
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(centroids))
-    voxel_labels = np.asarray(
+    return inverse.reshape(-1), centroids
+
+
+def cluster_voxels(centroids: np.ndarray, keep: np.ndarray, config: PerceptionConfig) -> np.ndarray:
+    """DBSCAN labels of the voxel centroids (-1: noise or not kept)."""
+    labels = np.full(len(centroids), -1, dtype=int)
+    if np.count_nonzero(keep) == 0:
+        return labels
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(centroids[keep]))
+    labels[keep] = np.asarray(
         cloud.cluster_dbscan(config.dbscan_eps, config.dbscan_min_points, print_progress=False)
     )
-    return voxel_labels[inverse], np.column_stack([centroids, voxel_labels])
+    return labels
 
 
 def coarse_depth(

@@ -1,0 +1,123 @@
+"""Queries against a memory built from synthetic frames, with the real
+sentence-embedding model (loaded once for the module)."""
+
+from __future__ import annotations
+
+import pytest
+from test_memory_core import cube_on_table, frame, obs
+
+from robot_memory.memory import SceneMemory, TextEmbedder
+from robot_memory.schemas import MemoryQuery, SceneGraphMsg
+
+
+@pytest.fixture(scope="module")
+def embedder() -> TextEmbedder:
+    return TextEmbedder()
+
+
+@pytest.fixture
+def memory(embedder):
+    """t=0..0.2: cup, sphere, cube, cylinder on the table, block in the bin;
+    t=5: the cube moved; t=6..: the cylinder's place is seen empty."""
+    m = SceneMemory(embedder=embedder)
+    cup = obs("white cup", (-0.2, 0.0, 0.045), size=(0.08, 0.08, 0.09))
+    sphere = obs("green sphere", (0.0, -0.3, 0.025))
+    cylinder = obs("blue cylinder", (-0.3, -0.3, 0.035), size=(0.044, 0.044, 0.07))
+    block = obs("yellow block", (0.15, 0.35, 0.037), size=(0.04, 0.08, 0.05))
+    static = [cup, sphere, block]
+    for k in range(3):
+        m.update(frame(0.1 * k, [*static, cylinder, cube_on_table(0.3, -0.3)]))
+    m.update(frame(5.0, [*static, cylinder, cube_on_table(0.3, 0.0)]))
+    for k in range(6):
+        m.update(frame(6.0 + 0.5 * k, [*static, cube_on_table(0.3, 0.0)]))
+    yield m
+    m.close()
+
+
+def ask(memory: SceneMemory, kind: str, **fields):
+    return memory.answer(MemoryQuery(id="q", kind=kind, **fields))
+
+
+def ids_by_label(memory: SceneMemory) -> dict[str, int]:
+    return {o.label: o.id for o in memory.objects(include_absent=True)}
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [("mug", "white cup"), ("ball", "green sphere"), ("red thing", "red cube")],
+)
+def test_find_by_meaning_and_words(memory, text, label):
+    answer = ask(memory, "find", text=text, top_k=3)
+    assert answer.ok and answer.id == "q"
+    assert answer.results[0]["label"] == label
+    assert len(answer.results) == 3
+    assert answer.results[0]["score"] > answer.results[1]["score"]
+
+
+def test_last_seen_by_id_and_by_text(memory):
+    ids = ids_by_label(memory)
+    by_id = ask(memory, "last_seen", object_id=ids["blue cylinder"])
+    assert by_id.ok and by_id.results[0]["last_seen"] == pytest.approx(5.0)
+    assert by_id.results[0]["status"] == "absent"
+    by_text = ask(memory, "last_seen", text="the cube")
+    assert by_text.results[0]["id"] == ids["red cube"]
+    assert by_text.results[0]["centroid"] == pytest.approx([0.3, 0.0, 0.025])
+    assert by_text.results[0]["last_seen"] == pytest.approx(8.5)
+
+
+def test_history_shows_the_move(memory):
+    cube = ids_by_label(memory)["red cube"]
+    answer = ask(memory, "history", object_id=cube)
+    assert answer.ok
+    poses = answer.results[0]["poses"]
+    assert [p["stamp"] for p in poses] == [0.0, 5.0]
+    assert poses[0]["position"] == pytest.approx([0.3, -0.3, 0.025])
+    assert answer.results[0]["visibility"] == [[0.0, 0.2], [5.0, 8.5]]
+
+
+def test_what_is_in_the_bin_and_on_the_right(memory):
+    ids = ids_by_label(memory)
+    in_bin = ask(memory, "in", target="bin")
+    assert in_bin.ok and [r["id"] for r in in_bin.results] == [ids["yellow block"]]
+    assert [r["id"] for r in ask(memory, "in", target="the bin").results] == [ids["yellow block"]]
+    on_right = ask(memory, "on", target="table_right")
+    assert {r["id"] for r in on_right.results} == {ids["green sphere"]}  # cylinder is absent
+    on_table = {r["id"] for r in ask(memory, "on", target="table").results}
+    assert on_table == {ids["green sphere"], ids["white cup"], ids["red cube"]}
+
+
+def test_changed_since(memory):
+    ids = ids_by_label(memory)
+    changes = ask(memory, "changed_since", since=1.0).results
+    kinds = {(c["change"], c["id"]) for c in changes}
+    assert kinds == {("moved", ids["red cube"]), ("absent", ids["blue cylinder"])}
+    moved = next(c for c in changes if c["change"] == "moved")
+    assert moved["from"] == pytest.approx([0.3, -0.3, 0.025])
+    assert moved["to"] == pytest.approx([0.3, 0.0, 0.025])
+    assert {c["change"] for c in ask(memory, "changed_since", since=-1.0).results} >= {"added"}
+    assert ask(memory, "changed_since", since=100.0).results == []
+
+
+def test_graph_answer_is_a_scene_graph(memory):
+    answer = ask(memory, "graph")
+    graph = SceneGraphMsg.model_validate(answer.results[0])
+    assert len(graph.objects) == 5 and graph.seq == memory.seq
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "error"),
+    [
+        ("history", {"object_id": 999}, "unknown object id 999"),
+        ("history", {}, "needs object_id"),
+        ("last_seen", {"object_id": -3}, "unknown object id -3"),
+        ("last_seen", {}, "needs object_id or text"),
+        ("find", {"text": "   "}, "empty text"),
+        ("in", {"target": "the moon"}, "unknown target"),
+        ("on", {"target": "12345"}, "unknown object id 12345"),
+        ("on", {}, "needs a target"),
+        ("changed_since", {}, "needs since"),
+    ],
+)
+def test_bad_queries_answer_not_ok(memory, kind, fields, error):
+    answer = ask(memory, kind, **fields)
+    assert not answer.ok and error in answer.error and answer.results == []

@@ -41,6 +41,9 @@ setup(
             "robot-memory = robot_memory.cli:main",
             "sim_node = robot_memory.nodes.sim_node:main",
             "expert_node = robot_memory.nodes.expert_node:main",
+            "perception_node = robot_memory.nodes.perception_node:main",
+            "memory_node = robot_memory.nodes.memory_node:main",
+            "replay_node = robot_memory.nodes.replay_node:main",
         ],
     },
 )

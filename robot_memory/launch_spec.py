@@ -59,6 +59,45 @@ EXPERT_PARAMETERS: dict[str, ParamValue] = {
 }
 
 
+PERCEPTION_PARAMETERS: dict[str, ParamValue] = {
+    "cameras": ["front", "wrist"],
+    "cell_file": "",  # empty: the shipped tabletop cell (config/cell_tabletop.json)
+    "use_robot_mask": True,  # remove the arm's points using /joint_states and the Panda model
+    "stride": 2,  # back-project every n-th pixel
+    "num_threads": 2,
+    "sync_tolerance_s": 0.02,  # colour, depth and pose stamps this close are one frame
+}
+
+MEMORY_PARAMETERS: dict[str, ParamValue] = {
+    "cell_file": "",
+    "store_path": "~/.robot_memory/memory.sqlite",  # empty: in-memory only
+    "reset_on_start": False,  # True: forget what the store holds (fresh sim episodes)
+    "publish_period_s": 0.2,  # scene graph and markers at most this often
+    "preload_embedder": True,  # load the text model at start, not on the first query
+    "world_frame": "world",
+}
+
+
+def perception_node(**overrides: ParamValue) -> NodeSpec:
+    return NodeSpec(
+        name="perception",
+        executable="perception_node",
+        module="robot_memory.nodes.perception_node",
+        parameters={**PERCEPTION_PARAMETERS, **overrides},
+        description="RGB-D -> objects in the world frame on /perception/observations",
+    )
+
+
+def memory_node(**overrides: ParamValue) -> NodeSpec:
+    return NodeSpec(
+        name="memory",
+        executable="memory_node",
+        module="robot_memory.nodes.memory_node",
+        parameters={**MEMORY_PARAMETERS, **overrides},
+        description="scene graph memory: /memory/scene_graph, markers, queries",
+    )
+
+
 def sim_node() -> NodeSpec:
     return NodeSpec(
         name="sim",
@@ -80,22 +119,29 @@ def expert_node() -> NodeSpec:
 
 
 def _sim_stack() -> list[NodeSpec]:
-    return [sim_node(), expert_node()]
+    return [
+        sim_node(),
+        expert_node(),
+        perception_node(use_sim_time=True),
+        memory_node(use_sim_time=True, store_path="out/memory/sim.sqlite", reset_on_start=True),
+    ]
 
 
 def _real_stack() -> list[NodeSpec]:
     # On hardware the cameras come from realsense2_camera and the arm from
     # ros2_control (joint_state_broadcaster + JointTrajectoryController), both
-    # already on the contract's topic names. The robot_memory nodes that run
-    # against them (perception, memory, planner, policy, safety) are added to
-    # this list as they land; docs/hardware.md has the bring-up.
-    return []
+    # already on the contract's topic names; docs/hardware.md has the bring-up.
+    # The memory persists across runs (~/.robot_memory/memory.sqlite).
+    return [perception_node(), memory_node()]
 
 
 def _replay_stack() -> list[NodeSpec]:
-    # The replay stack is the perception + memory nodes with use_sim_time,
-    # fed by `robot-memory replay BAG`. Filled in with those nodes.
-    return []
+    # Perception + memory on bag time, fed by `robot-memory replay BAG`; a
+    # fresh memory each run so results don't depend on an earlier replay.
+    return [
+        perception_node(use_sim_time=True),
+        memory_node(use_sim_time=True, store_path="out/memory/replay.sqlite", reset_on_start=True),
+    ]
 
 
 STACKS = {"sim": _sim_stack, "real": _real_stack, "replay": _replay_stack}

@@ -50,3 +50,17 @@ def spin_for(node: Node, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
+
+
+def rejected(probe: Probe, node: str) -> dict[str, int]:
+    """Latest rejected-input counts that ``node`` published on /diagnostics."""
+    counts: dict[str, int] = {}
+    for msg in probe.messages["/diagnostics"]:
+        for status in msg.status:
+            if status.name.startswith(f"{node}:"):
+                counts = {
+                    kv.key.removeprefix("rejected."): int(kv.value)
+                    for kv in status.values
+                    if kv.key.startswith("rejected.")
+                }
+    return counts

@@ -16,9 +16,11 @@ from robot_memory.launch_spec import (
 from robot_memory.launcher import Launcher, NodeDiedError, node_command
 
 
-def test_sim_stack_has_sim_and_expert_with_overrides_applied():
+def test_sim_stack_has_sim_expert_perception_memory_with_overrides_applied():
     nodes = {n.name: n for n in stack("sim", {"sim": {"seed": 7, "real_time_factor": 2}})}
-    assert set(nodes) == {"sim", "expert"}
+    assert set(nodes) == {"sim", "expert", "perception", "memory"}
+    assert nodes["memory"].parameters["reset_on_start"] is True  # fresh episodes in sim
+    assert nodes["perception"].parameters["use_sim_time"] is True
     assert nodes["sim"].parameters["seed"] == 7
     # an int given for a double parameter is coerced (rclpy would refuse it)
     assert isinstance(nodes["sim"].parameters["real_time_factor"], float)
@@ -32,6 +34,15 @@ def test_sim_stack_has_sim_and_expert_with_overrides_applied():
 def test_typos_in_overrides_are_errors(overrides, match):
     with pytest.raises(ValueError, match=match):
         stack("sim", overrides)
+
+
+def test_real_and_replay_stacks_run_perception_and_memory():
+    real = {n.name: n for n in stack("real")}
+    replay = {n.name: n for n in stack("replay")}
+    assert set(real) == set(replay) == {"perception", "memory"}
+    assert "use_sim_time" not in real["memory"].parameters  # hardware runs on wall time
+    assert real["memory"].parameters["reset_on_start"] is False  # memory persists on a robot
+    assert replay["memory"].parameters["use_sim_time"] is True
 
 
 def test_unknown_stack_is_an_error():

@@ -1,0 +1,206 @@
+"""Perception node: RGB-D cameras -> objects in the world frame.
+
+Thin adapter over :class:`robot_memory.perception.PerceptionPipeline`. For each
+camera it subscribes to the realsense-style colour, aligned depth, camera_info
+and pose topics, pairs them by stamp (:class:`robot_memory.camera_sync.CameraSync`),
+and hands the newest complete frame of each camera to a worker thread, so the
+executor never blocks on point-cloud work. A frame that arrives while the
+previous one of the same camera is still being processed replaces it (counted as
+``dropped_frames``): perception runs on the freshest data, never on a backlog.
+
+Output: ``/perception/observations`` (``ObservationFrameMsg`` JSON). Every input
+it cannot use is logged with the reason and counted on ``/diagnostics``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import String
+
+from robot_memory.camera_sync import CameraSync, SyncedFrame, SyncError
+from robot_memory.cell import load_cell
+from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.launch_spec import PERCEPTION_PARAMETERS
+from robot_memory.nodes.conversions import from_time
+from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.qos import COMMAND, SENSOR
+from robot_memory.observations import frame_to_payload
+from robot_memory.perception import (
+    PerceptionConfig,
+    PerceptionInputError,
+    PerceptionPipeline,
+    decode_color,
+    decode_depth,
+)
+from robot_memory.schemas import dump_payload
+
+
+class PerceptionNode(Node):
+    def __init__(self) -> None:
+        super().__init__("perception")
+        for name, default in PERCEPTION_PARAMETERS.items():
+            self.declare_parameter(name, default)
+        p = self.get_parameter
+        self.cameras = [str(c) for c in p("cameras").value]
+        self.use_robot_mask = bool(p("use_robot_mask").value)
+        config = PerceptionConfig(
+            stride=int(p("stride").value),
+            num_threads=int(p("num_threads").value),
+        )
+        cell_file = str(p("cell_file").value)
+        self.pipeline = PerceptionPipeline(config, load_cell(cell_file or None))
+        self.health = HealthCounters("perception")
+        self.out_pub = self.create_publisher(String, "/perception/observations", COMMAND)
+        tolerance = float(p("sync_tolerance_s").value)
+        self.syncs: dict[str, CameraSync] = {}
+        for cam in self.cameras:
+            self.syncs[cam] = CameraSync(cam, tolerance_s=tolerance)
+            base = f"/camera/{cam}"
+            self.create_subscription(
+                Image, f"{base}/color/image_raw", lambda m, c=cam: self.on_color(c, m), SENSOR
+            )
+            self.create_subscription(
+                Image,
+                f"{base}/aligned_depth_to_color/image_raw",
+                lambda m, c=cam: self.on_depth(c, m),
+                SENSOR,
+            )
+            self.create_subscription(
+                CameraInfo, f"{base}/color/camera_info", lambda m, c=cam: self.on_info(c, m), SENSOR
+            )
+            self.create_subscription(
+                PoseStamped, f"{base}/pose", lambda m, c=cam: self.on_pose(c, m), SENSOR
+            )
+        self.joints: dict[str, float] | None = None
+        self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
+        self.diagnostics = DiagnosticsPublisher(self, self.health)
+
+        self._pending: dict[str, SyncedFrame] = {}
+        self._wake = threading.Condition()
+        self._stop = False
+        self._worker = threading.Thread(target=self._work, name="perception", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"perception on cameras {self.cameras}; robot mask "
+            f"{'on' if self.use_robot_mask else 'off'}; output /perception/observations"
+        )
+
+    # -- inputs (executor thread: convert, pair, hand over) -------------------
+    def on_color(self, cam: str, msg: Image) -> None:
+        self._sync(cam, lambda s: s.add_color(from_time(msg.header.stamp), msg))
+
+    def on_depth(self, cam: str, msg: Image) -> None:
+        self._sync(cam, lambda s: s.add_depth(from_time(msg.header.stamp), msg))
+
+    def on_pose(self, cam: str, msg: PoseStamped) -> None:
+        self._sync(cam, lambda s: s.add_pose(from_time(msg.header.stamp), msg))
+
+    def on_info(self, cam: str, msg: CameraInfo) -> None:
+        k = np.array(msg.k, dtype=float).reshape(3, 3)
+        if not np.all(np.isfinite(k)) or k[0, 0] <= 0 or k[1, 1] <= 0:
+            self._reject("bad intrinsics", f"{cam} camera_info with K={list(msg.k)} ignored")
+            return
+        self.syncs[cam].set_info(msg)
+
+    def on_joints(self, msg: JointState) -> None:
+        if len(msg.name) != len(msg.position) or not np.all(np.isfinite(msg.position)):
+            self._reject("malformed joint_states", "joint_states with NaN or mismatched names")
+            return
+        self.joints = dict(zip(msg.name, (float(v) for v in msg.position), strict=True))
+
+    def _sync(self, cam: str, add) -> None:
+        try:
+            frame = add(self.syncs[cam])
+        except SyncError as err:
+            self._reject(err.reason, str(err))
+            return
+        if frame is None:
+            return
+        with self._wake:
+            if cam in self._pending:
+                self.health.increment("dropped_frames")
+            self._pending[cam] = frame
+            self._wake.notify()
+
+    def _reject(self, reason: str, text: str) -> None:
+        self.health.reject(reason)
+        self.get_logger().warn(f"rejected ({reason}): {text}")
+
+    # -- worker thread --------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._stop:
+                    self._wake.wait(0.5)
+                if self._stop:
+                    return
+                cam = next(iter(self._pending))
+                frame = self._pending.pop(cam)
+            self._process(frame)
+
+    def _process(self, frame: SyncedFrame) -> None:
+        t0 = time.monotonic()
+        color, depth, info, pose = frame.color, frame.depth, frame.info, frame.pose
+        try:
+            rgb = decode_color(color.encoding, color.height, color.width, color.step, color.data)
+            dep = decode_depth(depth.encoding, depth.height, depth.width, depth.step, depth.data)
+            if (info.width, info.height) != (0, 0) and (info.width, info.height) != (
+                color.width,
+                color.height,
+            ):
+                raise PerceptionInputError(
+                    "size mismatch",
+                    f"camera_info is {info.width}x{info.height}, "
+                    f"colour is {color.width}x{color.height}",
+                )
+            o = pose.pose.orientation
+            q = np.array([o.w, o.x, o.y, o.z])
+            pos = pose.pose.position
+            result = self.pipeline.process(
+                rgb,
+                dep,
+                np.array(info.k, dtype=float).reshape(3, 3),
+                np.array([pos.x, pos.y, pos.z]),
+                q,
+                frame.stamp,
+                frame.camera,
+                self.joints if self.use_robot_mask else None,
+            )
+        except PerceptionInputError as err:
+            self._reject(err.reason, f"{frame.camera} frame at {frame.stamp:.3f}: {err}")
+            return
+        self.out_pub.publish(String(data=dump_payload(frame_to_payload(result))))
+        self.health.latency(f"process.{frame.camera}", time.monotonic() - t0)
+        self.health.tick(f"frames.{frame.camera}", self.get_clock().now().nanoseconds * 1e-9)
+        self.health.set_value(f"objects.{frame.camera}", len(result.objects))
+
+    def shutdown(self) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify()
+        self._worker.join(timeout=5.0)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = PerceptionNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robot_memory.memory.config import MemoryConfig
-from robot_memory.observations import ObjectObservation
+from robot_memory.observations import ObjectObservation, ObservationFrame
 from robot_memory.schemas import MemoryObjectMsg
 
 CONTAINER_NOUNS = frozenset({"box", "cover", "lid", "bin"})
@@ -294,6 +294,33 @@ def observation_problem(obs: ObjectObservation) -> str | None:
         return "bbox_min above bbox_max"
     if not isinstance(obs.label, str) or not obs.label.strip():
         return "empty label"
+    return None
+
+
+def frame_problem(
+    frame: ObservationFrame, last_stamp: float | None, tolerance: float
+) -> tuple[str, str] | None:
+    """(reason, detail) when memory must refuse the whole frame, else None."""
+    if not isinstance(frame.camera, str) or not frame.camera.strip():
+        return ("unknown camera", "frame has no camera name")
+    if not math.isfinite(frame.stamp):
+        return ("non-finite stamp", str(frame.stamp))
+    view = frame.view
+    try:
+        ok_view = (
+            np.asarray(view.depth).ndim == 2
+            and np.asarray(view.intrinsics, dtype=float).shape == (3, 3)
+            and bool(np.all(np.isfinite(view.intrinsics)))
+            and bool(np.all(np.isfinite(view.position)))
+            and bool(np.all(np.isfinite(view.quaternion)))
+            and float(np.linalg.norm(view.quaternion)) > 0.5
+        )
+    except (TypeError, ValueError):
+        ok_view = False
+    if not ok_view:
+        return ("invalid camera view", f"camera {frame.camera}")
+    if last_stamp is not None and frame.stamp < last_stamp - tolerance:
+        return ("time went backwards", f"{frame.camera}: {frame.stamp} after {last_stamp}")
     return None
 
 

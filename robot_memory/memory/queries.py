@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import networkx as nx
 import numpy as np
 
-from robot_memory.memory.object_node import MemoryObject
+from robot_memory.memory.object_node import MemoryObject, object_msg
 from robot_memory.memory.text_grounding import score_labels, words
-from robot_memory.schemas import MemoryAnswer, MemoryQuery
+from robot_memory.schemas import MemoryAnswer, MemoryQuery, PlaceMsg, RelationMsg, SceneGraphMsg
 
 if TYPE_CHECKING:
     from robot_memory.memory.scene_graph import SceneMemory
@@ -31,11 +32,7 @@ def _xyz(v) -> list[float]:
 
 
 def summary(memory: SceneMemory, obj: MemoryObject) -> dict:
-    rels = [
-        {"relation": r, "target": t}
-        for (s, r, t) in sorted(memory.relations(), key=str)
-        if s == obj.id
-    ]
+    rels = [{"relation": r, "target": t} for (_, r, t) in memory.relations_of(obj.id)]
     return {
         "id": obj.id,
         "label": obj.label,
@@ -145,10 +142,12 @@ def resolve_target(memory: SceneMemory, target: str) -> list[int | str]:
 
 def _relation(kind: str) -> Callable[[SceneMemory, MemoryQuery], list[dict]]:
     def handler(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
-        targets = resolve_target(memory, q.target)
         out = []
-        for (s, r, t), state in sorted(memory.relations().items(), key=lambda kv: str(kv[0])):
-            if r == kind and t in targets and isinstance(s, int):
+        for target in resolve_target(memory, q.target):
+            edges = memory.relations_of(target, as_target=True)
+            for (s, r, t), state in edges.items():
+                if r != kind or not isinstance(s, int):
+                    continue
                 out.append(
                     {
                         **summary(memory, memory.get(s)),
@@ -187,6 +186,48 @@ def _changed_since(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
     if q.since is None:
         raise QueryError("changed_since needs since")
     return changes_since(memory, q.since)
+
+
+def scene_graph_msg(memory: SceneMemory) -> SceneGraphMsg:
+    places = [
+        PlaceMsg(
+            id=p.id,
+            kind=p.kind,
+            label=p.label or p.id,
+            bbox_min=tuple(_xyz(p.bbox_min)),  # type: ignore[arg-type]
+            bbox_max=tuple(_xyz(p.bbox_max)),  # type: ignore[arg-type]
+        )
+        for p in memory.cell.places
+    ]
+    relations = [
+        RelationMsg(
+            subject=s,
+            relation=r,  # type: ignore[arg-type]
+            target=t,
+            confidence=float(np.clip(v.confidence, 0.0, 1.0)),
+            first_confirmed=v.first_confirmed,
+            last_confirmed=v.last_confirmed,
+        )
+        for (s, r, t), v in sorted(memory.relations().items(), key=lambda kv: str(kv[0]))
+    ]
+    objects = [object_msg(o) for o in memory.objects(include_absent=True)]
+    return SceneGraphMsg(
+        seq=memory.seq, stamp=memory.stamp, objects=objects, places=places, relations=relations
+    )
+
+
+def networkx_graph(memory: SceneMemory) -> nx.MultiDiGraph:
+    """Places (str ids) and objects (int ids) as nodes; relations as keyed edges."""
+    g = nx.MultiDiGraph()
+    for p in memory.cell.places:
+        g.add_node(p.id, kind="place", place_kind=p.kind, label=p.label or p.id)
+        g.nodes[p.id].update(bbox_min=p.bbox_min.copy(), bbox_max=p.bbox_max.copy())
+    for o in memory.objects(include_absent=True):
+        g.add_node(o.id, kind="object", **object_msg(o).model_dump())
+    for (s, r, t), v in memory.relations().items():
+        g.add_edge(s, t, key=r, relation=r, confidence=v.confidence)
+        g.edges[s, t, r].update(first_confirmed=v.first_confirmed, last_confirmed=v.last_confirmed)
+    return g
 
 
 def _graph(memory: SceneMemory, q: MemoryQuery) -> list[dict]:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
-import numpy as np
 
 from robot_memory.cell import CellConfig, load_cell
 from robot_memory.memory import permanence
@@ -23,8 +22,8 @@ from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.object_node import (
     MemoryObject,
     find_duplicate,
+    frame_problem,
     is_ghost,
-    object_msg,
     observation_problem,
 )
 from robot_memory.memory.relations import (
@@ -37,7 +36,7 @@ from robot_memory.memory.relations import (
 from robot_memory.memory.store import MemoryStore
 from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.observations import ObjectObservation, ObservationFrame
-from robot_memory.schemas import MemoryAnswer, MemoryQuery, PlaceMsg, RelationMsg, SceneGraphMsg
+from robot_memory.schemas import MemoryAnswer, MemoryQuery, SceneGraphMsg
 
 FULL_PRUNE_EVERY = 20  # updates between sweeps over all objects for ghosts
 
@@ -128,7 +127,9 @@ class SceneMemory:
     @property
     def graph(self) -> nx.MultiDiGraph:
         if self._graph_cache is None or self._graph_cache[0] != self._version:
-            self._graph_cache = (self._version, self._build_graph())
+            from robot_memory.memory.queries import networkx_graph
+
+            self._graph_cache = (self._version, networkx_graph(self))
         return self._graph_cache[1]
 
     def objects(self, include_absent: bool = False) -> list[MemoryObject]:
@@ -156,33 +157,15 @@ class SceneMemory:
     def seq(self) -> int:
         return self._seq
 
+    def relations_of(self, node: int | str, as_target: bool = False) -> dict:
+        """Edges with ``node`` as the subject (or the target), from the index."""
+        keys = (self._rel.by_target if as_target else self._rel.by_subject).get(node, ())
+        return {k: self._rel.edges[k] for k in sorted(keys, key=str)}
+
     def snapshot(self) -> SceneGraphMsg:
-        return SceneGraphMsg(
-            seq=self._seq,
-            stamp=self._stamp,
-            objects=[object_msg(o) for o in self.objects(include_absent=True)],
-            places=[
-                PlaceMsg(
-                    id=p.id,
-                    kind=p.kind,
-                    label=p.label or p.id,
-                    bbox_min=tuple(float(v) for v in p.bbox_min),  # type: ignore[arg-type]
-                    bbox_max=tuple(float(v) for v in p.bbox_max),  # type: ignore[arg-type]
-                )
-                for p in self.cell.places
-            ],
-            relations=[
-                RelationMsg(
-                    subject=s,
-                    relation=r,  # type: ignore[arg-type]
-                    target=t,
-                    confidence=float(np.clip(v.confidence, 0.0, 1.0)),
-                    first_confirmed=v.first_confirmed,
-                    last_confirmed=v.last_confirmed,
-                )
-                for (s, r, t), v in sorted(self._rel.edges.items(), key=lambda kv: str(kv[0]))
-            ],
-        )
+        from robot_memory.memory.queries import scene_graph_msg
+
+        return scene_graph_msg(self)
 
     def answer(self, query: MemoryQuery) -> MemoryAnswer:
         from robot_memory.memory.queries import answer
@@ -212,28 +195,11 @@ class SceneMemory:
 
     # -- the update, step by step ------------------------------------------------
     def _validate_frame(self, frame: ObservationFrame) -> None:
-        def reject(reason: str, detail: str = "") -> None:
+        last = self._camera_stamps.get(frame.camera) if isinstance(frame.camera, str) else None
+        problem = frame_problem(frame, last, self.config.time_jump_tolerance)
+        if problem is not None:
             self._counters["rejected_frames"] += 1
-            raise MemoryInputError(reason, detail)
-
-        if not isinstance(frame.camera, str) or not frame.camera.strip():
-            reject("unknown camera", "frame has no camera name")
-        if not math.isfinite(frame.stamp):
-            reject("non-finite stamp", str(frame.stamp))
-        view = frame.view
-        ok_view = (
-            np.asarray(view.depth).ndim == 2
-            and np.asarray(view.intrinsics).shape == (3, 3)
-            and np.all(np.isfinite(view.intrinsics))
-            and np.all(np.isfinite(view.position))
-            and np.all(np.isfinite(view.quaternion))
-            and np.linalg.norm(view.quaternion) > 0.5
-        )
-        if not ok_view:
-            reject("invalid camera view", f"camera {frame.camera}")
-        last = self._camera_stamps.get(frame.camera)
-        if last is not None and frame.stamp < last - self.config.time_jump_tolerance:
-            reject("time went backwards", f"{frame.camera}: {frame.stamp} after {last}")
+            raise MemoryInputError(*problem)
 
     def _apply(
         self, frame: ObservationFrame, valid: list[tuple[int, ObjectObservation]], result
@@ -434,28 +400,3 @@ class SceneMemory:
         self._stamp = float(meta.get("stamp", 0.0))
         self._camera_stamps = {str(k): float(v) for k, v in meta.get("camera_stamps", {}).items()}
         self._version += 1
-
-    def _build_graph(self) -> nx.MultiDiGraph:
-        g = nx.MultiDiGraph()
-        for p in self.cell.places:
-            g.add_node(
-                p.id,
-                kind="place",
-                place_kind=p.kind,
-                label=p.label or p.id,
-                bbox_min=p.bbox_min.copy(),
-                bbox_max=p.bbox_max.copy(),
-            )
-        for o in self._objects.values():
-            g.add_node(o.id, kind="object", **object_msg(o).model_dump())
-        for (s, r, t), v in self._rel.edges.items():
-            g.add_edge(
-                s,
-                t,
-                key=r,
-                relation=r,
-                confidence=v.confidence,
-                first_confirmed=v.first_confirmed,
-                last_confirmed=v.last_confirmed,
-            )
-        return g

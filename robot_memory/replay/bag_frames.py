@@ -91,7 +91,11 @@ def stamp_of(msg: Any) -> float:
 
 
 def _rows(msg: Any, bytes_per_pixel: int) -> np.ndarray:
-    data = np.asarray(msg.data, dtype=np.uint8)
+    raw = msg.data
+    if isinstance(raw, bytes | bytearray | memoryview):
+        data = np.frombuffer(raw, dtype=np.uint8)
+    else:
+        data = np.asarray(raw, dtype=np.uint8)
     h, w = int(msg.height), int(msg.width)
     step = int(msg.step) or w * bytes_per_pixel
     if data.size < h * step or step < w * bytes_per_pixel:

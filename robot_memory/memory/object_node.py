@@ -93,7 +93,14 @@ class MemoryObject:
         return self.bbox_max - self.bbox_min
 
     def clone(self) -> MemoryObject:
-        return copy.deepcopy(self)
+        """A copy sharing nothing mutable (arrays are replaced, never written in place)."""
+        twin = copy.copy(self)
+        twin.label_votes = dict(self.label_votes)
+        twin.color_votes = dict(self.color_votes)
+        twin.shape_votes = dict(self.shape_votes)
+        twin.visibility = [list(v) for v in self.visibility]
+        twin.pose_history = list(self.pose_history)
+        return twin
 
     # -- construction and fusion -------------------------------------------------
     @classmethod

@@ -145,7 +145,8 @@ def subjects_to_refresh(
     """Indices whose outgoing relations may have changed: the changed objects,
     objects with an edge to one (``linked``), and objects close to one."""
     picked = {arr.index[c] for c in changed | linked if c in arr.index}
-    radius = config.near_distance + 0.2
+    extent = float(np.linalg.norm(arr.hi - arr.lo, axis=1).max()) if len(arr.ids) else 0.0
+    radius = max(config.near_distance, extent)  # further away: no near, on or in
     for c in changed:
         if c in arr.index:
             d = np.linalg.norm(arr.centroid - arr.centroid[arr.index[c]], axis=1)

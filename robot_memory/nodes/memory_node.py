@@ -1,0 +1,171 @@
+"""Memory node: the 3D scene graph over ROS topics.
+
+Thin adapter over :class:`robot_memory.memory.SceneMemory`:
+
+* in: ``/perception/observations`` (``ObservationFrameMsg``), ``/memory/query``
+  (``MemoryQuery``);
+* out: ``/memory/scene_graph`` (``SceneGraphMsg``, reliable + transient local,
+  with a sequence number), ``/memory/markers`` (MarkerArray for RViz/Foxglove),
+  ``/memory/answer`` (``MemoryAnswer``, echoing the query id), ``/diagnostics``.
+
+Every update is committed to SQLite (``store_path``) before the new graph is
+published, so a node killed with SIGKILL restarts with the same ids and loses
+nothing it had published. Malformed input is logged with the reason, counted
+and dropped; the memory is untouched by it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
+
+from robot_memory.cell import load_cell
+from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.launch_spec import MEMORY_PARAMETERS
+from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
+from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.memory_markers import scene_markers
+from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.observations import FrameError, frame_from_payload
+from robot_memory.schemas import (
+    MemoryAnswer,
+    MemoryQuery,
+    ObservationFrameMsg,
+    PayloadError,
+    dump_payload,
+    parse_payload,
+)
+
+
+class MemoryNode(Node):
+    def __init__(self) -> None:
+        super().__init__("memory")
+        for name, default in MEMORY_PARAMETERS.items():
+            self.declare_parameter(name, default)
+        p = self.get_parameter
+        store = str(p("store_path").value)
+        store_path = Path(store).expanduser() if store else None
+        if store_path is not None:
+            store_path.parent.mkdir(parents=True, exist_ok=True)
+        self.embedder = TextEmbedder()
+        self.memory = SceneMemory(
+            cell=load_cell(str(p("cell_file").value) or None),
+            store_path=store_path,
+            embedder=self.embedder,
+        )
+        if bool(p("reset_on_start").value):
+            self.memory.reset()
+        self.frame_id = str(p("world_frame").value)
+        self.health = HealthCounters("memory")
+        self.graph_pub = self.create_publisher(String, "/memory/scene_graph", LATCHED)
+        self.marker_pub = self.create_publisher(MarkerArray, "/memory/markers", LATCHED)
+        self.answer_pub = self.create_publisher(String, "/memory/answer", COMMAND)
+        self.create_subscription(String, "/perception/observations", self.on_observations, 50)
+        self.create_subscription(String, "/memory/query", self.on_query, COMMAND)
+        self.diagnostics = DiagnosticsPublisher(self, self.health)
+        self._dirty = True  # publish the (possibly restored) graph at once
+        period = float(p("publish_period_s").value)
+        self.create_timer(max(period, 0.01), self.publish_graph)
+        if bool(p("preload_embedder").value):
+            threading.Thread(target=self._preload, name="embedder", daemon=True).start()
+        restored = len(self.memory.objects(include_absent=True))
+        self.get_logger().info(
+            f"memory ready: {restored} objects restored from "
+            f"{store_path if store_path else 'nowhere (in-memory only)'}"
+        )
+
+    def _preload(self) -> None:
+        t0 = time.monotonic()
+        try:
+            self.embedder.encode(["warm up"])
+        except Exception as exc:  # noqa: BLE001 - queries will report it; the node keeps running
+            self.get_logger().error(f"text embedder failed to load: {exc}")
+            return
+        self.get_logger().info(f"text embedder ready in {time.monotonic() - t0:.1f} s")
+
+    # -- inputs -------------------------------------------------------------------
+    def on_observations(self, msg: String) -> None:
+        t0 = time.monotonic()
+        try:
+            frame = frame_from_payload(parse_payload(ObservationFrameMsg, msg.data))
+            result = self.memory.update(frame)
+        except (PayloadError, MemoryInputError) as err:
+            self._reject(err.reason, f"observations rejected: {err}")
+            return
+        except FrameError as err:
+            self._reject("malformed frame", f"observations rejected: {err}")
+            return
+        for index, reason in result.rejected_observations:
+            self._reject(reason, f"{frame.camera} observation {index} dropped: {reason}")
+        self._dirty = True
+        self.health.latency("update", time.monotonic() - t0)
+        self.health.tick("observations", self.get_clock().now().nanoseconds * 1e-9)
+        for key, value in self.memory.stats.items():
+            self.health.set_value(key, value)
+
+    def on_query(self, msg: String) -> None:
+        try:
+            query = parse_payload(MemoryQuery, msg.data)
+        except PayloadError as err:
+            self._reject(err.reason, f"query rejected: {err}")
+            answer = MemoryAnswer(
+                id=_query_id(msg.data), kind="", ok=False, error=f"{err.reason}: {err.detail}"
+            )
+        else:
+            t0 = time.monotonic()
+            answer = self.memory.answer(query)
+            self.health.latency(f"query.{query.kind}", time.monotonic() - t0)
+        self.answer_pub.publish(String(data=dump_payload(answer)))
+
+    def _reject(self, reason: str, text: str) -> None:
+        self.health.reject(reason)
+        self.get_logger().warn(text)
+
+    # -- outputs ------------------------------------------------------------------
+    def publish_graph(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        graph = self.memory.snapshot()
+        self.graph_pub.publish(String(data=dump_payload(graph)))
+        self.marker_pub.publish(scene_markers(graph, self.frame_id))
+        self.health.set_value("seq", graph.seq)
+
+    def shutdown(self) -> None:
+        self.memory.close()
+
+
+def _query_id(text: str) -> str:
+    """The id of a query that failed validation, if one can be read, so the
+    asker still gets its answer."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return ""
+    value = data.get("id") if isinstance(data, dict) else None
+    return value[:128] if isinstance(value, str) else ""
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = MemoryNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,9 @@
     robot-memory launch sim [sim.seed:=3 sim.real_time_factor:=2.0]
     robot-memory record -o BAG [TOPIC ...] [--storage sqlite3] [--duration S]
     robot-memory demo [--output out/demo] [--object red_cube] [--place bin]
+    robot-memory replay BAG [--rate N | --fast] [--loop]
+    robot-memory eval BAG [--out DIR]
+    robot-memory scenarios --out DIR [--scenario covered|moved_out_of_view|clutter|all]
 
 Commands import rclpy only when they run, so ``--help`` works anywhere.
 """
@@ -37,11 +40,36 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     return run_stack(specs, duration_s=args.duration)
 
 
-def _cmd_record(args: argparse.Namespace) -> int:
-    # One recorder command line: robot_memory.nodes.recorder_node owns the options.
-    from robot_memory.nodes.recorder_node import main as recorder_main
+#: Commands whose whole command line belongs to one module's own ``main(argv)``.
+FORWARDED = {
+    "record": (
+        "robot_memory.nodes.recorder_node",
+        "record topics to a rosbag2 (MCAP by default); -o BAG [TOPIC ...] "
+        "[--storage sqlite3] [--duration S] [--use-sim-time]",
+    ),
+    "replay": (
+        "robot_memory.nodes.replay_node",
+        "publish a bag's topics at recorded timing (--rate N, --fast) with /clock",
+    ),
+    "eval": (
+        "robot_memory.evaluation.bag_evaluation",
+        "run perception + memory over a bag and score them against its ground truth",
+    ),
+    "scenarios": (
+        "robot_memory.replay.scenarios",
+        "record the scenario bags (covered, moved out of view, clutter) with the sim",
+    ),
+}
 
-    return recorder_main(args.recorder_args)
+
+def _cmd_forwarded(command: str, argv: list[str]) -> int:
+    import importlib
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before mujoco loads
+
+    module = importlib.import_module(FORWARDED[command][0])
+    return int(module.main(argv) or 0)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -71,14 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.set_defaults(func=_cmd_launch)
 
-    p = sub.add_parser(
-        "record",
-        help="record topics to a rosbag2 (MCAP by default); -o BAG [TOPIC ...] "
-        "[--storage sqlite3] [--duration S] [--use-sim-time]",
-        add_help=False,
-    )
-    p.add_argument("recorder_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_cmd_record)
+    for command, (_, text) in FORWARDED.items():
+        p = sub.add_parser(command, help=text, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
 
     p = sub.add_parser("demo", help="sim + scripted pick-and-place; writes a bag and a PNG")
     p.add_argument("--output", default="out/demo", help="folder for the bag and pictures")
@@ -95,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["record"]:  # every option, --help included, belongs to the recorder
-        return _cmd_record(argparse.Namespace(recorder_args=argv[1:]))
+    if argv[:1] and argv[0] in FORWARDED:  # every option, --help included, is theirs
+        return _cmd_forwarded(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -25,6 +25,9 @@ def test_launch_rejects_a_misspelt_parameter(capsys):
     assert "no parameter" in capsys.readouterr().err
 
 
-def test_launch_refuses_a_stack_without_nodes(capsys):
-    assert main(["launch", "real"]) == 2
-    assert "no robot_memory nodes yet" in capsys.readouterr().err
+def test_forwarded_commands_show_their_own_help(capsys):
+    for command in ("replay", "eval", "scenarios"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        assert "usage:" in capsys.readouterr().out

@@ -1,0 +1,248 @@
+"""``robot-memory eval BAG``: run perception and memory over a bag and score
+them against the ``/sim/ground_truth`` recorded in it.
+
+The bag is read in time order (no DDS, no real-time pacing: as fast as the
+CPU allows). Each camera frame goes through the same path as in the nodes:
+:class:`PerceptionPipeline`, the ``/perception/observations`` JSON round trip,
+:meth:`SceneMemory.update`. At every ground-truth message (at most every
+``--snapshot-period`` seconds of bag time) the memory's scene graph is scored
+(:mod:`robot_memory.evaluation.metrics`); at the end each object seen in the bag
+is asked for with a ``last_seen`` query. Only objects that some camera actually
+saw count: memory can't be blamed for what was never in view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robot_memory.cell import load_cell
+from robot_memory.evaluation.metrics import (
+    FrameScore,
+    aggregate,
+    score_last_seen,
+    score_snapshot,
+)
+from robot_memory.evaluation.report import write_report
+from robot_memory.evaluation.visibility import visible_objects
+from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
+from robot_memory.observations import CameraView, frame_from_payload, frame_to_payload
+from robot_memory.perception import PerceptionConfig, PerceptionInputError, PerceptionPipeline
+from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
+from robot_memory.schemas import GroundTruth, MemoryQuery, PayloadError, parse_payload
+
+
+@dataclass
+class EvalOptions:
+    bag: Path
+    out: Path
+    cameras: list[str] | None = None
+    camera_rate: float = 0.0  # process at most this many frames/s per camera (0: all)
+    snapshot_period: float = 1.0  # score the graph at most this often [s of bag time]
+    out_of_view_s: float = 1.0  # unseen this long by every camera = out of view
+    cell_file: str = ""
+    progress: bool = True
+
+
+@dataclass
+class EvalState:
+    truth_history: list[GroundTruth] = field(default_factory=list)
+    scores: list[FrameScore] = field(default_factory=list)
+    views: dict[str, CameraView] = field(default_factory=dict)
+    last_visible: dict[str, float] = field(default_factory=dict)
+    rejected: Counter[str] = field(default_factory=Counter)
+    frames: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+    last_processed: dict[str, float] = field(default_factory=dict)
+    last_snapshot: float = float("-inf")
+    perception_s: float = 0.0
+    memory_s: float = 0.0
+    bag_start: float | None = None
+    bag_end: float = 0.0
+
+
+def _seen_truth(truth: GroundTruth, seen: set[str]) -> GroundTruth:
+    """Ground truth restricted to places and the objects some camera has seen."""
+    keep = [o for o in truth.objects if o.kind == "place" or o.id in seen]
+    return truth.model_copy(update={"objects": keep})
+
+
+def evaluate_bag(opts: EvalOptions) -> dict:
+    cell = load_cell(opts.cell_file or None)
+    pipeline = PerceptionPipeline(PerceptionConfig(), cell)
+    memory = SceneMemory(cell=cell, store_path=None, embedder=TextEmbedder())
+    state = EvalState()
+    wall0 = time.monotonic()
+    events = iter_bag_events(opts.bag, cameras=opts.cameras)
+    for n, event in enumerate(events):
+        if isinstance(event, GroundTruthEvent):
+            _on_truth(event, memory, state, opts)
+        elif isinstance(event, CameraFrameEvent):
+            _on_frame(event, pipeline, memory, state, opts)
+        if opts.progress and n % 200 == 0:
+            done = sum(state.frames.values())
+            print(
+                f"\r[eval] bag t={state.bag_end - (state.bag_start or 0):7.1f} s  "
+                f"frames={done}  objects={len(memory.objects())}",
+                end="",
+                flush=True,
+            )
+    wall = time.monotonic() - wall0
+    if opts.progress:
+        print()
+    if not state.truth_history:
+        raise SystemExit(f"{opts.bag} has no /sim/ground_truth: nothing to score against")
+    seen = set(state.last_visible)
+    answers = []
+    final_truth = state.truth_history[-1]
+    for obj in final_truth.objects:
+        if obj.id in seen:
+            query = MemoryQuery(id=obj.id, kind="last_seen", text=obj.label)
+            answers.append((obj.id, memory.answer(query)))
+    summary = aggregate(state.scores)
+    summary["last_seen"] = score_last_seen(answers, state.truth_history)
+    bag_s = state.bag_end - (state.bag_start or 0.0)
+    summary["speed"] = {
+        "bag_duration_s": bag_s,
+        "wall_s": wall,
+        "x_real_time": bag_s / wall if wall > 0 else float("inf"),
+        "perception_ms_per_frame": 1e3 * state.perception_s / max(1, sum(state.frames.values())),
+        "memory_ms_per_frame": 1e3 * state.memory_s / max(1, sum(state.frames.values())),
+    }
+    meta = {
+        "bag": str(opts.bag),
+        "frames": dict(state.frames),
+        "frames_skipped_by_camera_rate": state.skipped,
+        "rejected_inputs": dict(state.rejected),
+        "objects_seen": sorted(seen),
+        "options": {
+            "camera_rate": opts.camera_rate,
+            "snapshot_period": opts.snapshot_period,
+            "out_of_view_s": opts.out_of_view_s,
+        },
+    }
+    final_graph = memory.snapshot()
+    paths = write_report(
+        opts.out, summary, state.scores, final_graph, _seen_truth(final_truth, seen), meta
+    )
+    memory.close()
+    summary["report_files"] = {k: str(v) for k, v in paths.items()}
+    return summary
+
+
+def _on_truth(event: GroundTruthEvent, memory: SceneMemory, state: EvalState, opts) -> None:
+    try:
+        truth = parse_payload(GroundTruth, event.payload)
+    except PayloadError as err:
+        state.rejected[f"ground truth: {err.reason}"] += 1
+        return
+    state.truth_history.append(truth)
+    # Which objects the cameras see now (views are at most one camera period old).
+    for obj_id in visible_objects(truth, list(state.views.values())):
+        state.last_visible[obj_id] = truth.stamp
+    if truth.stamp - state.last_snapshot < opts.snapshot_period or not state.views:
+        return
+    state.last_snapshot = truth.stamp
+    seen = set(state.last_visible)
+    out_of_view = {
+        obj_id for obj_id, t in state.last_visible.items() if truth.stamp - t >= opts.out_of_view_s
+    }
+    state.scores.append(score_snapshot(memory.snapshot(), _seen_truth(truth, seen), out_of_view))
+
+
+def _on_frame(
+    event: CameraFrameEvent,
+    pipeline: PerceptionPipeline,
+    memory: SceneMemory,
+    state: EvalState,
+    opts: EvalOptions,
+) -> None:
+    state.bag_start = event.stamp if state.bag_start is None else state.bag_start
+    state.bag_end = max(state.bag_end, event.stamp)
+    if event.missing:
+        state.rejected[event.missing] += 1
+        return
+    last = state.last_processed.get(event.camera, float("-inf"))
+    if opts.camera_rate > 0 and event.stamp - last < 1.0 / opts.camera_rate - 1e-6:
+        state.skipped += 1
+        return
+    state.last_processed[event.camera] = event.stamp
+    t0 = time.monotonic()
+    try:
+        frame = pipeline.process(
+            event.rgb,
+            event.depth,
+            event.intrinsics,
+            event.position,
+            event.quaternion,
+            event.stamp,
+            event.camera,
+            event.joint_positions,
+        )
+    except PerceptionInputError as err:
+        state.rejected[err.reason] += 1
+        return
+    t1 = time.monotonic()
+    frame = frame_from_payload(frame_to_payload(frame))  # what the memory node receives
+    try:
+        memory.update(frame)
+    except MemoryInputError as err:
+        state.rejected[err.reason] += 1
+        return
+    state.perception_s += t1 - t0
+    state.memory_s += time.monotonic() - t1
+    state.frames[event.camera] += 1
+    state.views[event.camera] = frame.view
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="robot-memory eval",
+        description="Run perception + memory over a bag and score them against the bag's "
+        "/sim/ground_truth. Writes report.json, report.md, map.png and metrics.png.",
+    )
+    p.add_argument("bag", type=Path, help="rosbag2 folder (MCAP or sqlite3)")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default out/eval/<bag>)")
+    p.add_argument("--cameras", nargs="*", default=None, help="cameras to use (default: all)")
+    p.add_argument(
+        "--camera-rate",
+        type=float,
+        default=0.0,
+        help="process at most N frames/s per camera (default 0: every frame)",
+    )
+    p.add_argument("--snapshot-period", type=float, default=1.0, help="score every S s")
+    p.add_argument("--out-of-view", type=float, default=1.0, help="unseen for S s = out of view")
+    p.add_argument("--cell", default="", help="cell file (default: the shipped tabletop cell)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.bag.exists():
+        print(f"robot-memory eval: no bag at {args.bag}", file=sys.stderr)
+        return 2
+    out = args.out or Path("out/eval") / args.bag.resolve().name
+    opts = EvalOptions(
+        bag=args.bag,
+        out=out,
+        cameras=args.cameras,
+        camera_rate=args.camera_rate,
+        snapshot_period=args.snapshot_period,
+        out_of_view_s=args.out_of_view,
+        cell_file=args.cell,
+        progress=not args.no_progress,
+    )
+    summary = evaluate_bag(opts)
+    print(json.dumps({k: summary[k] for k in summary if k != "series"}, indent=2, default=str))
+    print(f"[eval] report: {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,6 +27,12 @@ class MemoryConfig:
     weight_iou: float = 0.3  # x (1 - 3D IoU)
     weight_size: float = 0.3  # x relative size difference
     weight_appearance: float = 0.6  # x colour / shape / label dissimilarity
+    fragment_margin: float = (
+        0.01  # a partial view inside a seen object's box (+ this) is part of it
+    )
+    min_create_confidence: float = 0.3  # weaker unmatched observations create no object
+    partial_volume_fraction: float = 0.5  # a sighting with less of the box is a partial view
+    partial_view_weight: float = 0.25  # its votes count this much; it never moves the object
     # fusion
     voxel_size: float = 0.005
     max_points_per_object: int = 2000
@@ -87,6 +93,7 @@ class MemoryConfig:
             "on_tolerance",
             "table_tolerance",
             "container_margin",
+            "fragment_margin",
             "ghost_max_age",
             "time_jump_tolerance",
             "absence_decay",
@@ -103,6 +110,9 @@ class MemoryConfig:
             "on_min_overlap",
             "ghost_max_confidence",
             "merge_iou",
+            "min_create_confidence",
+            "partial_volume_fraction",
+            "partial_view_weight",
         ]
         for name in unit:
             if not 0.0 <= getattr(self, name) <= 1.0:

@@ -135,10 +135,15 @@ class MemoryObject:
         fused centroid (or a relocation) replaces the geometry: the object moved."""
         w = max(float(obs.confidence), 1e-3)
         centroid = np.asarray(obs.centroid, dtype=float)
+        partial = not relocate and self.is_partial_view(obs, config)
+        if partial:
+            w *= config.partial_view_weight  # its shape word and box are unreliable
         moved = (
             relocate or float(np.linalg.norm(centroid - self.centroid)) > 2 * config.move_threshold
         )
-        if moved:
+        if partial:
+            pass  # a partial view confirms the object is there; it does not move it
+        elif moved:
             self.centroid = centroid.copy()
             self.bbox_min = np.asarray(obs.bbox_min, dtype=float).copy()
             self.bbox_max = np.asarray(obs.bbox_max, dtype=float).copy()
@@ -177,6 +182,17 @@ class MemoryObject:
         self.last_camera = obs.camera
         self.mark_seen(obs.stamp, config)
         self.record_pose(obs.stamp, config)
+
+    def is_partial_view(self, obs: ObjectObservation, config: MemoryConfig) -> bool:
+        """A weak or much smaller sighting of an established object: cut by the
+        image edge, half hidden, or a sliver seen edge-on."""
+        if obs.confidence < config.min_create_confidence:
+            return True
+        if self.observations < 3:
+            return False
+        own = float(np.prod(np.clip(self.bbox_max - self.bbox_min, 1e-3, None)))
+        seen = float(np.prod(np.clip(np.asarray(obs.bbox_max) - obs.bbox_min, 1e-3, None)))
+        return seen < config.partial_volume_fraction * own
 
     def mark_seen(self, stamp: float, config: MemoryConfig) -> None:
         self.last_seen = max(self.last_seen, stamp)
@@ -346,15 +362,28 @@ def is_ghost(obj: MemoryObject, stamp: float, config: MemoryConfig) -> bool:
 def find_duplicate(
     obj: MemoryObject, others: list[MemoryObject], config: MemoryConfig
 ) -> MemoryObject | None:
-    """Another live object with the same label overlapping ``obj`` strongly."""
+    """Another live object that is the same thing: the same label and a strong
+    box overlap, or the same colour with one's centre inside the other's box."""
     if obj.status == "absent":
         return None
+    from robot_memory.memory.identity import same_colour
+
     for other in others:
-        if other.id == obj.id or other.status == "absent" or other.label != obj.label:
+        if other.id == obj.id or other.status == "absent" or other.merged_into is not None:
             continue
-        if box_iou(obj.bbox_min, obj.bbox_max, other.bbox_min, other.bbox_max) >= config.merge_iou:
-            return other
+        if other.label == obj.label:
+            iou = box_iou(obj.bbox_min, obj.bbox_max, other.bbox_min, other.bbox_max)
+            if iou >= config.merge_iou:
+                return other
+        elif same_colour(other.color, obj.color) and (
+            _contains(other, obj.centroid) or _contains(obj, other.centroid)
+        ):
+            return other  # one thing seen twice under two shape words
     return None
+
+
+def _contains(obj: MemoryObject, point: np.ndarray) -> bool:
+    return bool(np.all((point >= obj.bbox_min) & (point <= obj.bbox_max)))
 
 
 def object_msg(o: MemoryObject) -> MemoryObjectMsg:

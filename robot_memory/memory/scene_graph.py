@@ -19,6 +19,7 @@ from robot_memory.cell import CellConfig, load_cell
 from robot_memory.memory import permanence
 from robot_memory.memory.association import assign
 from robot_memory.memory.config import MemoryConfig
+from robot_memory.memory.identity import fragment_parent, reidentify
 from robot_memory.memory.object_node import (
     MemoryObject,
     find_duplicate,
@@ -57,6 +58,8 @@ class UpdateResult:
     relocated: list[int] = field(default_factory=list)
     absent: list[int] = field(default_factory=list)
     rejected_observations: list[tuple[int, str]] = field(default_factory=list)
+    fragments: list[tuple[int, int]] = field(default_factory=list)  # obs index, part of id
+    weak: list[int] = field(default_factory=list)  # unmatched, too unsure to create from
 
 
 class SceneMemory:
@@ -222,20 +225,29 @@ class SceneMemory:
         for k, (i, obs) in enumerate(valid):
             if k in pairs:
                 continue
-            same = [
+            parent = fragment_parent(
+                obs, (candidates[j] for j in pairs.values()), cfg.fragment_margin
+            )
+            if parent is not None:  # a partial view of an object matched in this frame
+                result.fragments.append((i, parent.id))
+                continue
+            unconfirmed = [
                 o
                 for o in candidates
                 if o.id not in taken
-                and o.label == obs.label
                 and (
                     o.status == "absent"
                     or verdicts.get(o.id) in (permanence.OUT_OF_VIEW, permanence.FREE)
                 )
             ]
-            if len(same) == 1:
-                obj = self._touch(same[0])
+            same = reidentify(obs, unconfirmed)
+            if same is not None:
+                obj = self._touch(same)
                 obj.fuse(obs, cfg, relocate=True)
                 result.relocated.append(obj.id)
+            elif obs.confidence < cfg.min_create_confidence:
+                result.weak.append(i)  # too unsure to remember a new object from
+                continue
             else:
                 obj = MemoryObject.from_observation(self._next_id, obs, cfg)
                 self._next_id += 1

@@ -1,0 +1,83 @@
+"""Who is who, beyond one-to-one association (ROS-free).
+
+After the Hungarian step, an observation that matched nothing is one of:
+
+* a **fragment** of an object already remembered there: a partial view at the
+  image edge, a shaded wall of the cover, a sliver of a capsule. Its box lies
+  inside the object's box and its colour agrees, so it is not a new object;
+* a remembered object **seen moved**: re-identified by appearance among the
+  objects that were not confirmed where memory had them (out of view, or in
+  view and gone), when exactly one candidate fits;
+* a **new** object, if perception was confident enough to create one.
+
+Colour words are the strong cue here because they survive partial views; shape
+words do not (a cube cut by the image edge looks like a prism). White, grey and
+black are one family: the same white cover reads as grey or black in shade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from robot_memory.memory.object_node import MemoryObject
+from robot_memory.observations import ObjectObservation
+
+ACHROMATIC = frozenset({"white", "grey", "gray", "black"})
+
+
+def colour_family(colour: str) -> str:
+    return "achromatic" if colour in ACHROMATIC else colour
+
+
+def same_colour(a: str, b: str) -> bool:
+    return bool(a) and bool(b) and colour_family(a) == colour_family(b)
+
+
+def _inside_fraction(lo: np.ndarray, hi: np.ndarray, plo: np.ndarray, phi: np.ndarray) -> float:
+    """Fraction of box (lo, hi)'s volume inside box (plo, phi)."""
+    size = np.clip(hi - lo, 1e-4, None)
+    inter = np.clip(np.minimum(hi, phi) - np.maximum(lo, plo), 0.0, None)
+    inter = np.where(hi - lo < 1e-4, np.where((lo >= plo) & (lo <= phi), 1e-4, 0.0), inter)
+    return float(np.prod(inter / size))
+
+
+def fragment_parent(
+    obs: ObjectObservation,
+    objects: Iterable[MemoryObject],
+    margin: float,
+    min_inside: float = 0.6,
+) -> MemoryObject | None:
+    """A live object whose box (grown by ``margin``) holds most of ``obs``'s box,
+    with the same colour family and a larger volume: ``obs`` is part of it."""
+    lo, hi = np.asarray(obs.bbox_min), np.asarray(obs.bbox_max)
+    c = np.asarray(obs.centroid)
+    best, best_volume = None, 0.0
+    for obj in objects:
+        if obj.status == "absent" or obj.merged_into is not None:
+            continue
+        if not same_colour(obs.color, obj.color):
+            continue
+        plo, phi = obj.bbox_min - margin, obj.bbox_max + margin
+        if not np.all((c >= plo) & (c <= phi)):
+            continue
+        volume = float(np.prod(np.clip(obj.bbox_max - obj.bbox_min, 1e-4, None)))
+        obs_volume = float(np.prod(np.clip(hi - lo, 1e-4, None)))
+        if volume < obs_volume or _inside_fraction(lo, hi, plo, phi) < min_inside:
+            continue
+        if volume > best_volume:
+            best, best_volume = obj, volume
+    return best
+
+
+def reidentify(obs: ObjectObservation, candidates: list[MemoryObject]) -> MemoryObject | None:
+    """The one remembered object ``obs`` can be, among ``candidates`` (objects
+    not confirmed where memory had them). Unique colour first, then unique
+    label among those of that colour; ``None`` when ambiguous."""
+    chromatic = obs.color not in ACHROMATIC
+    coloured = [o for o in candidates if same_colour(o.color, obs.color)]
+    if chromatic and len(coloured) == 1:
+        return coloured[0]
+    labelled = [o for o in coloured if o.label == obs.label]
+    return labelled[0] if len(labelled) == 1 else None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 
 from robot_memory.cell import CellConfig, load_cell
 from robot_memory.memory import permanence
@@ -231,6 +232,9 @@ class SceneMemory:
             if parent is not None:  # a partial view of an object matched in this frame
                 result.fragments.append((i, parent.id))
                 continue
+            if obs.confidence < cfg.min_create_confidence:
+                result.weak.append(i)  # too unsure to create, or move, an object from
+                continue
             unconfirmed = [
                 o
                 for o in candidates
@@ -243,11 +247,10 @@ class SceneMemory:
             same = reidentify(obs, unconfirmed)
             if same is not None:
                 obj = self._touch(same)
-                obj.fuse(obs, cfg, relocate=True)
-                result.relocated.append(obj.id)
-            elif obs.confidence < cfg.min_create_confidence:
-                result.weak.append(i)  # too unsure to remember a new object from
-                continue
+                far = np.linalg.norm(obs.centroid - obj.centroid) > cfg.gating_distance
+                obj.fuse(obs, cfg, relocate=bool(far))  # near: a view the gates refused
+                if far:
+                    result.relocated.append(obj.id)
             else:
                 obj = MemoryObject.from_observation(self._next_id, obs, cfg)
                 self._next_id += 1
@@ -276,17 +279,38 @@ class SceneMemory:
             self._version += 1
 
     def _merge_duplicates(self, changed: set[int]) -> list[int]:
+        """Merge each changed object with an overlapping same-label one. Candidates
+        come from the spatial index (boxes can only overlap within the two reaches);
+        the merged-into object joins ``changed`` so its relations are refreshed."""
+        from robot_memory.memory.spatial_index import memory_index
+
+        index = memory_index(self, changed)
         removed: list[int] = []
         for oid in sorted(changed):
             obj = self._objects.get(oid)
-            other = find_duplicate(obj, list(self._objects.values()), self.config) if obj else None
-            if obj is None or other is None:
+            if obj is None or obj.status == "absent":
+                continue
+            if self.config.merge_iou > 0 and oid in index:
+                radius = float(index.reach[index.slot_of[oid]]) + index.reach_max()
+                near = index.objects_near(obj, radius)
+                other = find_duplicate(obj, near, self.config)
+                if other is not None and find_duplicate(
+                    obj, [o for o in near if o is not other], self.config
+                ):  # several: the first in memory order, as a full scan would pick
+                    ids = {o.id for o in near}
+                    ordered = [o for o in self._objects.values() if o.id in ids]
+                    other = find_duplicate(obj, ordered, self.config)
+            else:
+                other = find_duplicate(obj, list(self._objects.values()), self.config)
+            if other is None:
                 continue
             keep, gone = (obj, other) if obj.id < other.id else (other, obj)
             self._touch(keep).absorb(self._touch(gone), self.config)
             gone.merged_into = keep.id
             self._remove(gone.id, merged=True)
             removed.append(gone.id)
+            changed.add(keep.id)
+            index.sync(self._objects, (keep.id, gone.id))
         return removed
 
     def _prune(self, changed: set[int], stamp: float) -> list[int]:
@@ -303,19 +327,39 @@ class SceneMemory:
         for oid in removed:
             self._touch(self._objects[oid])
             self._remove(oid)
+        index = self.__dict__.get("_spatial_index")
+        if index is not None and removed:
+            index.sync(self._objects, removed)
         return removed
 
     def _refresh_relations(self, changed: set[int], removed: set[int], stamp: float) -> None:
+        """Recompute the outgoing relations of the changed objects, of objects with
+        an edge to a changed or removed one, and of live objects close enough to a
+        changed one to relate to it; neighbours come from the spatial index."""
+        from robot_memory.memory.relations import relations_indexed, subjects_near_changes
+        from robot_memory.memory.spatial_index import memory_index
+
+        orphaned = {k[0] for oid in removed for k in self._rel.by_target.get(oid, ())}
         for oid in removed:
             for key in self._rel.incident(oid):
                 self._rel.set(key, None)
-        if not changed:
+        orphaned = {s for s in orphaned - removed if isinstance(s, int)}
+        if not changed and not orphaned:
             return
-        arr = ObjectArrays([o for o in self._objects.values() if o.status != "absent"])
+        if self.config.on_min_overlap <= 0:  # "on" needs no overlap: nothing is too far
+            arr = ObjectArrays([o for o in self._objects.values() if o.status != "absent"])
+            linked = {k[0] for c in changed for k in self._rel.by_target.get(c, ())}
+            linked = {s for s in linked | orphaned if isinstance(s, int)}
+            subjects = subjects_to_refresh(arr, changed, linked, self.config)
+            self._rel.refresh(arr, subjects, changed, self.cell, self.config, stamp)
+            return
+        index = memory_index(self, changed | removed)
         linked = {k[0] for c in changed for k in self._rel.by_target.get(c, ())}
-        linked = {s for s in linked if isinstance(s, int)}
-        subjects = subjects_to_refresh(arr, changed, linked, self.config)
-        self._rel.refresh(arr, subjects, changed, self.cell, self.config, stamp)
+        linked = {s for s in linked | orphaned if isinstance(s, int)}
+        subjects = subjects_near_changes(index, changed, linked, self.config)
+        fresh = relations_indexed(index, subjects, self.cell, self.config)
+        gone = {c for c in changed if c not in index}
+        self._rel.replace(fresh, set(subjects) | changed, gone, stamp)
 
     # -- bookkeeping: journal, relations index, store --------------------------------
     def _begin(self) -> None:

@@ -242,6 +242,9 @@ class SceneMemory:
                 and (
                     o.status == "absent"
                     or verdicts.get(o.id) in (permanence.OUT_OF_VIEW, permanence.FREE)
+                    # near its remembered place: a view the gates refused (in the gripper,
+                    # half hidden), not a second object
+                    or np.linalg.norm(o.centroid - obs.centroid) < cfg.gating_distance
                 )
             ]
             same = reidentify(obs, unconfirmed)

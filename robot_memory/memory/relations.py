@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from robot_memory.cell import CellConfig
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.object_node import MemoryObject
+from robot_memory.memory.spatial_index import ObjectIndex
 
 NodeId = int | str
 RelationKey = tuple[NodeId, str, NodeId]  # subject, relation, target
@@ -154,6 +156,137 @@ def subjects_to_refresh(
     return sorted(picked)
 
 
+def pair_radius(index: ObjectIndex, config: MemoryConfig) -> float:
+    """Centroids further apart than this can have no relation: ``near`` needs
+    ``near_distance``; ``in``/``on`` need the boxes to touch (within the margin or
+    tolerance), so the centroids are within the sum of the two reaches."""
+    touch = 2 * index.reach_max() + config.container_margin * math.sqrt(3) + config.on_tolerance
+    return max(config.near_distance, touch)
+
+
+def subjects_near_changes(
+    index: ObjectIndex, changed: set[int], linked: set[int], config: MemoryConfig
+) -> list[int]:
+    """Ids whose outgoing relations may have changed: the changed objects, objects
+    with an edge to one (``linked``) and live objects close enough to a changed one
+    to relate to it. Same set as :func:`subjects_to_refresh` or a superset (the
+    radius also covers off-centre centroids, margins and tolerances)."""
+    picked = {c for c in changed | linked if c in index}
+    live = sorted(c for c in changed if c in index)
+    if live:
+        slots = np.array([index.slot_of[c] for c in live])
+        base = max(config.near_distance, index.extent_max())
+        touch = index.reach_max() + config.container_margin * math.sqrt(3) + config.on_tolerance
+        radii = np.maximum(base, index.reach[slots] + touch)
+        _, found = index.within(index.centroid[slots], radii)
+        picked.update(index.ids[found].tolist())
+    return sorted(picked)
+
+
+def relations_indexed(
+    index: ObjectIndex, subjects: list[int], cell: CellConfig, config: MemoryConfig
+) -> dict[RelationKey, float]:
+    """Every relation with one of ``subjects`` (live ids) as the subject: the same
+    as :func:`relations_of` over all live objects, evaluated on candidate pairs
+    from the grid (vectorized over all subjects at once)."""
+    out: dict[RelationKey, float] = {}
+    if not subjects:
+        return out
+    sub = np.array([index.slot_of[s] for s in subjects], dtype=np.int64)
+    n = len(sub)
+    c_s = index.centroid[sub]
+    conf_s = index.confidence[sub]
+    in_any = np.zeros(n, dtype=bool)
+    for place in cell.places:
+        if place.kind != "container":
+            continue
+        hit = place.contains(c_s, config.container_margin)
+        in_any |= hit
+        for k in np.flatnonzero(hit):
+            out[(subjects[k], "in", place.id)] = float(conf_s[k])
+
+    touch_pad = config.container_margin * math.sqrt(3) + config.on_tolerance
+    if config.on_min_overlap > 0:
+        radius = pair_radius(index, config)
+        rows, slots = index.candidate_pairs(c_s, radius)
+    else:  # any footprint overlap (even none) counts: every pair is a candidate
+        radius = math.inf
+        live = np.flatnonzero(index.live[: len(index.ids)])
+        rows = np.repeat(np.arange(n), len(live))
+        slots = np.tile(live, n)
+    s = sub[rows]
+    c = index.centroid
+    dist = np.linalg.norm(c[slots] - c[s], axis=1)
+    keep = (slots != s) & (dist <= radius)
+    rows, slots, s, dist = rows[keep], slots[keep], s[keep], dist[keep]
+    # in / on / contains / supports need the boxes to touch: test only those pairs
+    t = np.flatnonzero(dist <= index.reach[s] + index.reach[slots] + touch_pad)
+    if config.on_min_overlap <= 0:
+        t = np.arange(len(rows))
+    ts, tj = s[t], slots[t]
+    lo, hi = index.lo, index.hi
+    vol_s = np.clip(hi[ts] - lo[ts], 0, None).prod(axis=1)
+    vol_j = np.clip(hi[tj] - lo[tj], 0, None).prod(axis=1)
+    m = config.container_margin
+    in_t = (
+        index.container[tj]
+        & np.all((c[ts] >= lo[tj] - m) & (c[ts] <= hi[tj] + m), axis=-1)
+        & (vol_j > vol_s)
+    )
+    inter = np.clip(
+        np.minimum(hi[ts, :2], hi[tj, :2]) - np.maximum(lo[ts, :2], lo[tj, :2]), 0, None
+    )
+    area_s = np.clip(hi[ts, :2] - lo[ts, :2], 1e-6, None).prod(axis=1)
+    area_j = np.clip(hi[tj, :2] - lo[tj, :2], 1e-6, None).prod(axis=1)
+    overlap_ok = inter.prod(axis=1) / np.minimum(area_s, area_j) >= config.on_min_overlap
+    on_t = (np.abs(lo[ts, 2] - hi[tj, 2]) <= config.on_tolerance) & overlap_ok & ~in_t
+    contains_t = (
+        index.container[ts]
+        & np.all((c[tj] >= lo[ts] - m) & (c[tj] <= hi[ts] + m), axis=-1)
+        & (vol_j < vol_s)
+    )
+    supports_t = (np.abs(lo[tj, 2] - hi[ts, 2]) <= config.on_tolerance) & overlap_ok
+    in_m = np.zeros(len(rows), dtype=bool)
+    on_m = np.zeros(len(rows), dtype=bool)
+    blocked = np.zeros(len(rows), dtype=bool)
+    in_m[t] = in_t
+    on_m[t] = on_t
+    blocked[t] = in_t | on_t | contains_t | supports_t
+    near_m = (dist <= config.near_distance) & ~blocked
+
+    ids_j = index.ids[slots]
+    conf_pair = np.minimum(conf_s[rows], index.confidence[slots])
+    for mask, name in ((in_m, "in"), (on_m, "on")):
+        for k, j, v in zip(
+            rows[mask].tolist(), ids_j[mask].tolist(), conf_pair[mask].tolist(), strict=True
+        ):
+            out[(subjects[k], name, j)] = v
+    in_any[rows[in_m]] = True
+    on_any = np.zeros(n, dtype=bool)
+    on_any[rows[on_m]] = True
+    on_table = np.abs(index.lo[sub, 2] - cell.table_height) <= config.table_tolerance
+    todo = on_table & ~in_any & ~on_any
+    for place in cell.places:  # the first table region holding the xy centroid
+        if place.kind != "table_region" or not todo.any():
+            continue
+        xy = c_s[:, :2]
+        hit = todo & np.all((xy >= place.bbox_min[:2]) & (xy <= place.bbox_max[:2]), axis=1)
+        for k in np.flatnonzero(hit).tolist():
+            out[(subjects[k], "on", place.id)] = float(conf_s[k])
+        todo &= ~hit
+
+    nr, nj, nd, nc = rows[near_m], ids_j[near_m], dist[near_m], conf_pair[near_m]
+    order = np.lexsort((nd, nr))  # by subject, then distance
+    nr, nj, nc = nr[order], nj[order], nc[order]
+    if len(nr):
+        first = np.flatnonzero(np.r_[True, nr[1:] != nr[:-1]])
+        rank = np.arange(len(nr)) - np.repeat(first, np.diff(np.r_[first, len(nr)]))
+        keep = rank < config.near_max_neighbours
+        for k, j, v in zip(nr[keep].tolist(), nj[keep].tolist(), nc[keep].tolist(), strict=True):
+            out[(subjects[k], "near", j)] = v
+    return out
+
+
 class RelationTable:
     """The relation edges, indexed by subject and target, with an undo journal
     (for atomic updates) and the changes not yet written to the store."""
@@ -209,10 +342,30 @@ class RelationTable:
         for i in subjects:
             fresh.update(relations_of(arr, i, cell, config))
         refreshed = {int(arr.ids[i]) for i in subjects} | changed
+        self.replace(fresh, refreshed, {c for c in changed if c not in arr.index}, stamp)
+
+    def replace(
+        self,
+        fresh: dict[RelationKey, float],
+        refreshed: set[int],
+        gone: set[int],
+        stamp: float,
+    ) -> None:
+        """``fresh`` becomes every edge out of ``refreshed``; edges into ``gone``
+        (objects no longer live) are dropped; the rest is untouched."""
         stale = {k for s in refreshed for k in self.by_subject.get(s, ())}
-        stale |= {k for c in changed if c not in arr.index for k in self.by_target.get(c, ())}
+        stale |= {k for c in gone for k in self.by_target.get(c, ())}
         for key in stale - fresh.keys():
             self.set(key, None)
-        for key, conf in fresh.items():
-            old = self.edges.get(key)
-            self.set(key, RelationState(conf, old.first_confirmed if old else stamp, stamp))
+        edges, undo, dirty, deleted = self.edges, self.undo, self.dirty, self.deleted
+        for key, conf in fresh.items():  # self.set, inlined: this loop is the hot one
+            old = edges.get(key)
+            undo.setdefault(key, old)
+            if old is None:
+                edges[key] = RelationState(conf, stamp, stamp)
+                self.by_subject.setdefault(key[0], set()).add(key)
+                self.by_target.setdefault(key[2], set()).add(key)
+            else:
+                edges[key] = RelationState(conf, old.first_confirmed, stamp)
+            dirty.add(key)
+            deleted.discard(key)

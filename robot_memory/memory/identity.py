@@ -50,7 +50,8 @@ def fragment_parent(
     min_inside: float = 0.6,
 ) -> MemoryObject | None:
     """A live object whose box (grown by ``margin``) holds most of ``obs``'s box,
-    with the same colour family and a larger volume: ``obs`` is part of it."""
+    with the same colour family and at least twice the volume: ``obs`` is part
+    of it (a wall of the cover seen edge-on, a capsule cut by the image edge)."""
     lo, hi = np.asarray(obs.bbox_min), np.asarray(obs.bbox_max)
     c = np.asarray(obs.centroid)
     best, best_volume = None, 0.0
@@ -64,7 +65,7 @@ def fragment_parent(
             continue
         volume = float(np.prod(np.clip(obj.bbox_max - obj.bbox_min, 1e-4, None)))
         obs_volume = float(np.prod(np.clip(hi - lo, 1e-4, None)))
-        if volume < obs_volume or _inside_fraction(lo, hi, plo, phi) < min_inside:
+        if volume < 2.0 * obs_volume or _inside_fraction(lo, hi, plo, phi) < min_inside:
             continue
         if volume > best_volume:
             best, best_volume = obj, volume

@@ -226,10 +226,8 @@ class SceneMemory:
         for k, (i, obs) in enumerate(valid):
             if k in pairs:
                 continue
-            parent = fragment_parent(
-                obs, (candidates[j] for j in pairs.values()), cfg.fragment_margin
-            )
-            if parent is not None:  # a partial view of an object matched in this frame
+            parent = fragment_parent(obs, candidates, cfg.fragment_margin)
+            if parent is not None:  # a partial view of a larger remembered object
                 result.fragments.append((i, parent.id))
                 continue
             if obs.confidence < cfg.min_create_confidence:

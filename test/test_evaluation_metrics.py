@@ -162,8 +162,13 @@ def test_absent_and_grasped_objects_are_not_scored():
     objs = [*perfect_memory(t), mem(7, "orange capsule", (0.3, 0.3, 0.02), status="absent")]
     assert score_snapshot(graph(objs), t, set()).precision == 1.0
     t.objects[0] = gt("red_cube", (0.0, 0.0, 0.3), support=None, grasped=True)
+    # memory following the cube in the hand: neither a match nor a false positive
     s = score_snapshot(graph(perfect_memory(t)), t, set())
-    assert s.n_truth == 4 and s.recall == 1.0 and s.precision == pytest.approx(4 / 5)
+    assert s.n_truth == 4 and s.recall == 1.0 and s.precision == 1.0
+    # a red cube memory still holds on the table, 30 cm below the hand: a false positive
+    left_behind = [*perfect_memory(t)[1:], mem(1, "red cube", (0.0, 0.0, 0.025))]
+    s = score_snapshot(graph(left_behind), t, set())
+    assert s.precision == pytest.approx(4 / 5)
 
 
 def test_cover_is_ignored_not_a_false_positive():

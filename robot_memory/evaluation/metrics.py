@@ -56,6 +56,11 @@ class MatchResult:
     ignored_places: dict[int, str] = field(default_factory=dict)  # memory id -> GT place id
 
 
+#: A memory object this close to a grasped GT object of its label is that
+#: object in the hand (GT moves with the hand; memory lags by a frame or two).
+GRASPED_DISTANCE = 0.1
+
+
 def scored_truth(truth: GroundTruth) -> list[GroundTruthObject]:
     """GT objects that memory is scored on: kind object, not in the hand."""
     return [o for o in truth.objects if o.kind == "object" and not o.grasped]
@@ -126,6 +131,19 @@ def match_objects(
         ):
             result.duplicates.append(m.id)
             result.false_positives.append(m.id)
+            continue
+        held = next(
+            (
+                g
+                for g in truth.objects
+                if g.grasped
+                and labels_match(m.label, g.label)
+                and _dist(m.centroid, g.position) <= GRASPED_DISTANCE
+            ),
+            None,
+        )
+        if held is not None:  # memory following an object in the hand: not scored either
+            result.ignored.append(m.id)
             continue
         place = next((p for p in movable_places if _stands_for_place(m, p)), None)
         if place is not None:

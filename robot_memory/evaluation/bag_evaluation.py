@@ -78,7 +78,7 @@ def evaluate_bag(opts: EvalOptions) -> dict:
     memory = SceneMemory(cell=cell, store_path=None, embedder=TextEmbedder())
     state = EvalState()
     wall0 = time.monotonic()
-    events = iter_bag_events(opts.bag, cameras=opts.cameras)
+    events = iter_bag_events(opts.bag, cameras=opts.cameras, camera_rate=opts.camera_rate)
     for n, event in enumerate(events):
         if isinstance(event, GroundTruthEvent):
             _on_truth(event, memory, state, opts)

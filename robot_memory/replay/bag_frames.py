@@ -163,6 +163,24 @@ def _nearest(items: Iterable[tuple[float, Any]], stamp: float) -> tuple[float, A
     return min(items, key=lambda it: abs(it[0] - stamp), default=None)
 
 
+#: Depth images logged within this of a colour frame are candidates for it.
+LOG_WINDOW_NS = 200_000_000
+
+
+class _Lazy:
+    """A message deserialized on first use, once."""
+
+    def __init__(self, reader: AnyReader, raw: bytes, msgtype: str) -> None:
+        self._reader, self._raw, self._msgtype = reader, raw, msgtype
+        self._msg: Any = None
+
+    def get(self) -> Any:
+        if self._msg is None:
+            self._msg = self._reader.deserialize(self._raw, self._msgtype)
+            self._raw = b""
+        return self._msg
+
+
 class _Camera:
     """Per-camera buffers: colour frames waiting for their depth, recent depth,
     camera_info and poses (bounded)."""
@@ -170,7 +188,7 @@ class _Camera:
     def __init__(self, name: str) -> None:
         self.name = name
         self.pending: deque[tuple[float, int, Any]] = deque()
-        self.depths: deque[tuple[float, Any]] = deque(maxlen=16)
+        self.depths: deque[tuple[int, _Lazy]] = deque(maxlen=16)  # (log time, message)
         self.infos: deque[tuple[float, Any]] = deque(maxlen=16)
         self.poses: deque[tuple[float, Any]] = deque(maxlen=64)
 
@@ -183,6 +201,7 @@ def iter_bag_events(
     pose_tolerance_s: float = 0.1,
     wait_s: float = 0.25,
     ground_truth: bool = True,
+    camera_rate: float = 0.0,
 ) -> Iterator[BagEvent]:
     """Time-ordered camera frames and ground-truth messages of a bag.
 
@@ -191,6 +210,10 @@ def iter_bag_events(
     info or pose written slightly later is still paired), then yielded. Raises
     ``FileNotFoundError`` for a missing bag and ``ValueError`` when a named
     camera has no colour topic.
+
+    ``camera_rate`` > 0 yields at most that many frames per second and camera
+    (by bag log time), and skips decoding the others: depth images are only
+    decoded for the colour frames kept.
     """
     path = Path(bag_path)
     if not path.exists():
@@ -218,6 +241,8 @@ def iter_bag_events(
         out: list[tuple[float, int, BagEvent]] = []
         seq = itertools.count()
         wait_ns = int(wait_s * 1e9)
+        period_ns = int(1e9 / camera_rate) if camera_rate > 0 else 0
+        last_kept: dict[str, int] = {}
 
         def finish(cam: _Camera, stamp: float, log_ns: int, msg: Any) -> None:
             event = _frame(cam, stamp, log_ns, msg, joints, depth_tolerance_s, pose_tolerance_s)
@@ -239,6 +264,14 @@ def iter_bag_events(
 
         for conn, log_ns, raw in reader.messages(conns):
             kind, name = role[conn.topic]
+            if kind == "color" and period_ns:
+                if log_ns - last_kept.get(name, -(1 << 62)) < period_ns - 1_000_000:
+                    continue  # not decoded at all
+                last_kept[name] = log_ns
+            if kind == "depth":  # decoded lazily, only if a kept colour frame needs it
+                cams[name].depths.append((log_ns, _Lazy(reader, raw, conn.msgtype)))
+                yield from flush(log_ns)
+                continue
             msg = reader.deserialize(raw, conn.msgtype)
             if kind == "gt":
                 event = GroundTruthEvent(log_ns * 1e-9, log_ns, str(msg.data))
@@ -250,8 +283,6 @@ def iter_bag_events(
                 cam = cams[name]
                 if kind == "color":
                     cam.pending.append((stamp_of(msg), log_ns, msg))
-                elif kind == "depth":
-                    cam.depths.append((stamp_of(msg), msg))
                 elif kind == "info":
                     cam.infos.append((stamp_of(msg), msg))
                 else:
@@ -278,7 +309,9 @@ def _frame(
         color_encoding=str(msg.encoding),
     )
     missing = []
-    depth = _nearest(cam.depths, stamp)
+    # candidates by log time (cheap), then the nearest by header stamp (decoded)
+    near = [lazy.get() for t, lazy in cam.depths if abs(t - log_ns) <= LOG_WINDOW_NS]
+    depth = _nearest(((stamp_of(m), m) for m in near), stamp)
     if depth is not None and abs(depth[0] - stamp) <= depth_tol:
         event.depth = decode_depth(depth[1])
         event.depth_encoding, event.depth_stamp = str(depth[1].encoding), depth[0]

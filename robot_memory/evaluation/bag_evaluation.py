@@ -43,6 +43,7 @@ class EvalOptions:
     out: Path
     cameras: list[str] | None = None
     camera_rate: float = 0.0  # process at most this many frames/s per camera (0: all)
+    stride: int = 2  # perception: back-project every n-th pixel (the node's parameter too)
     snapshot_period: float = 1.0  # score the graph at most this often [s of bag time]
     out_of_view_s: float = 1.0  # unseen this long by every camera = out of view
     cell_file: str = ""
@@ -74,7 +75,7 @@ def _seen_truth(truth: GroundTruth, seen: set[str]) -> GroundTruth:
 
 def evaluate_bag(opts: EvalOptions) -> dict:
     cell = load_cell(opts.cell_file or None)
-    pipeline = PerceptionPipeline(PerceptionConfig(), cell)
+    pipeline = PerceptionPipeline(PerceptionConfig(stride=opts.stride), cell)
     memory = SceneMemory(cell=cell, store_path=None, embedder=TextEmbedder())
     state = EvalState()
     wall0 = time.monotonic()
@@ -122,6 +123,7 @@ def evaluate_bag(opts: EvalOptions) -> dict:
         "objects_seen": sorted(seen),
         "options": {
             "camera_rate": opts.camera_rate,
+            "stride": opts.stride,
             "snapshot_period": opts.snapshot_period,
             "out_of_view_s": opts.out_of_view_s,
         },
@@ -215,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="process at most N frames/s per camera (default 0: every frame)",
     )
+    p.add_argument(
+        "--stride", type=int, default=2, help="perception pixel stride (4 for speed at 640x480)"
+    )
     p.add_argument("--snapshot-period", type=float, default=1.0, help="score every S s")
     p.add_argument("--out-of-view", type=float, default=1.0, help="unseen for S s = out of view")
     p.add_argument("--cell", default="", help="cell file (default: the shipped tabletop cell)")
@@ -233,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         out=out,
         cameras=args.cameras,
         camera_rate=args.camera_rate,
+        stride=args.stride,
         snapshot_period=args.snapshot_period,
         out_of_view_s=args.out_of_view,
         cell_file=args.cell,

@@ -26,6 +26,7 @@ import numpy as np
 from robot_memory.memory.object_node import MemoryObject
 
 _EPS = 1e-9
+SMALL = 48  # live objects up to which lookups test every pair
 
 
 class ObjectIndex:
@@ -185,6 +186,9 @@ class ObjectIndex:
         empty = np.zeros(0, dtype=np.int64)
         if len(pts) == 0 or not self.grid:
             return empty, empty
+        if len(self.slot_of) <= SMALL:  # a few objects: every pair beats the grid walk
+            live = np.fromiter(self.slot_of.values(), np.int64, len(self.slot_of))
+            return np.repeat(np.arange(len(pts)), len(live)), np.tile(live, len(pts))
         k = max(0, math.ceil(radius / self.cell * (1 + _EPS)))
         groups: dict[tuple[int, int], list[int]] = {}
         keys = np.floor(pts[:, :2] / self.cell).astype(np.int64).tolist()

@@ -291,7 +291,7 @@ class SceneMemory:
             obj = self._objects.get(oid)
             if obj is None or obj.status == "absent":
                 continue
-            if self.config.merge_iou > 0 and oid in index:
+            if self.config.merge_iou > 0 and oid in index and len(self._objects) > 64:
                 radius = float(index.reach[index.slot_of[oid]]) + index.reach_max()
                 near = index.objects_near(obj, radius)
                 other = find_duplicate(obj, near, self.config)

@@ -8,7 +8,9 @@ CPU allows). Each camera frame goes through the same path as in the nodes:
 ``--snapshot-period`` seconds of bag time) the memory's scene graph is scored
 (:mod:`robot_memory.evaluation.metrics`); at the end each object seen in the bag
 is asked for with a ``last_seen`` query. Only objects that some camera actually
-saw count: memory can't be blamed for what was never in view.
+saw count (``seen_fraction`` of the object in one view, unoccluded): memory
+can't be blamed for what was never in view, or only ever glimpsed at the image
+edge.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class EvalOptions:
     stride: int = 2  # perception: back-project every n-th pixel (the node's parameter too)
     snapshot_period: float = 1.0  # score the graph at most this often [s of bag time]
     out_of_view_s: float = 1.0  # unseen this long by every camera = out of view
+    seen_fraction: float = 0.6  # "seen" = this much of the object in one view, unoccluded
     cell_file: str = ""
     progress: bool = True
 
@@ -55,7 +58,9 @@ class EvalState:
     truth_history: list[GroundTruth] = field(default_factory=list)
     scores: list[FrameScore] = field(default_factory=list)
     views: dict[str, CameraView] = field(default_factory=dict)
-    last_visible: dict[str, float] = field(default_factory=dict)
+    last_visible: dict[str, float] = field(default_factory=dict)  # any part in view
+    well_seen: set[str] = field(default_factory=set)  # once seen well enough to know it
+    last_seen_at: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     rejected: Counter[str] = field(default_factory=Counter)
     frames: Counter[str] = field(default_factory=Counter)
     skipped: int = 0
@@ -98,7 +103,7 @@ def evaluate_bag(opts: EvalOptions) -> dict:
         print()
     if not state.truth_history:
         raise SystemExit(f"{opts.bag} has no /sim/ground_truth: nothing to score against")
-    seen = set(state.last_visible)
+    seen = set(state.well_seen)
     answers = []
     final_truth = state.truth_history[-1]
     for obj in final_truth.objects:
@@ -145,14 +150,19 @@ def _on_truth(event: GroundTruthEvent, memory: SceneMemory, state: EvalState, op
         return
     state.truth_history.append(truth)
     # Which objects the cameras see now (views are at most one camera period old).
-    for obj_id in visible_objects(truth, list(state.views.values())):
+    views = list(state.views.values())
+    for obj_id in visible_objects(truth, views):
         state.last_visible[obj_id] = truth.stamp
+        state.last_seen_at[obj_id] = truth.get(obj_id).position
+    state.well_seen |= visible_objects(truth, views, min_fraction=opts.seen_fraction)
     if truth.stamp - state.last_snapshot < opts.snapshot_period or not state.views:
         return
     state.last_snapshot = truth.stamp
-    seen = set(state.last_visible)
-    out_of_view = {
-        obj_id for obj_id, t in state.last_visible.items() if truth.stamp - t >= opts.out_of_view_s
+    seen = set(state.well_seen)
+    out_of_view = {  # -> where it was when last in view
+        obj_id: state.last_seen_at[obj_id]
+        for obj_id, t in state.last_visible.items()
+        if obj_id in seen and truth.stamp - t >= opts.out_of_view_s
     }
     state.scores.append(score_snapshot(memory.snapshot(), _seen_truth(truth, seen), out_of_view))
 

@@ -214,7 +214,7 @@ def _relation_verdict(
 def score_snapshot(
     graph: SceneGraphMsg,
     truth: GroundTruth,
-    out_of_view: set[str],
+    out_of_view: set[str] | dict[str, tuple[float, float, float]],
     max_distance: float = 0.03,
 ) -> FrameScore:
     """Score one snapshot against the ground truth of the same instant.
@@ -223,7 +223,10 @@ def score_snapshot(
     (a relation to an unmatched object or a lost cover is not scorable; the
     miss already shows in recall). Permanence: each GT object in
     ``out_of_view`` counts as kept if a non-absent memory object with its
-    label lies within ``max_distance`` of its true position.
+    label lies within ``max_distance`` of where it should be remembered: its
+    true position, or, when ``out_of_view`` maps ids to positions, that position
+    (where it was last seen: an object moved while nobody watched can only be
+    remembered where it was).
     """
     match = match_objects(graph, truth, max_distance=max_distance)
     n_memory = len(scored_memory(graph)) - len(match.ignored)
@@ -250,9 +253,10 @@ def score_snapshot(
         if gt.id not in out_of_view:
             continue
         perm_total += 1
+        where = out_of_view[gt.id] if isinstance(out_of_view, dict) else gt.position
         perm_correct += int(
             any(
-                labels_match(m.label, gt.label) and _dist(m.centroid, gt.position) <= max_distance
+                labels_match(m.label, gt.label) and _dist(m.centroid, where) <= max_distance
                 for m in present
             )
         )

@@ -135,6 +135,10 @@ class MemoryObject:
         fused centroid (or a relocation) replaces the geometry: the object moved."""
         w = max(float(obs.confidence), 1e-3)
         centroid = np.asarray(obs.centroid, dtype=float)
+        # Words from a view that covers more of the object count more (up to 4x
+        # a view the size of the fused box): a capsule cut in half by the image
+        # edge looks like a sphere, the whole capsule does not.
+        coverage = 1.0 if relocate else float(np.clip(_volume(obs) / _volume(self), 0.0, 4.0))
         partial = not relocate and self.is_partial_view(obs, config)
         if partial:
             w *= config.partial_view_weight  # its shape word and box are unreliable
@@ -172,7 +176,7 @@ class MemoryObject:
             (self.shape_votes, obs.shape),
         ):
             if key:
-                votes[key] = votes.get(key, 0.0) + w
+                votes[key] = votes.get(key, 0.0) + w * coverage
         self.observations += 1
         self.confidence = float(
             np.clip(self.confidence + config.confidence_gain * w * (1 - self.confidence), 0, 1)
@@ -190,9 +194,7 @@ class MemoryObject:
             return True
         if self.observations < 3:
             return False
-        own = float(np.prod(np.clip(self.bbox_max - self.bbox_min, 1e-3, None)))
-        seen = float(np.prod(np.clip(np.asarray(obs.bbox_max) - obs.bbox_min, 1e-3, None)))
-        return seen < config.partial_volume_fraction * own
+        return _volume(obs) < config.partial_volume_fraction * _volume(self)
 
     def mark_seen(self, stamp: float, config: MemoryConfig) -> None:
         self.last_seen = max(self.last_seen, stamp)
@@ -357,6 +359,11 @@ def is_ghost(obj: MemoryObject, stamp: float, config: MemoryConfig) -> bool:
         and obj.confidence < config.ghost_max_confidence
         and stamp - obj.last_seen > config.ghost_max_age
     )
+
+
+def _volume(box: MemoryObject | ObjectObservation) -> float:
+    """Volume of an axis-aligned box, each side at least 1 mm."""
+    return float(np.prod(np.clip(np.asarray(box.bbox_max) - box.bbox_min, 1e-3, None)))
 
 
 def find_duplicate(

@@ -31,6 +31,7 @@ class MemoryConfig:
         0.01  # a partial view inside a seen object's box (+ this) is part of it
     )
     min_create_confidence: float = 0.3  # weaker unmatched observations create no object
+    min_relocate_confidence: float = 0.6  # moving a remembered object far takes a good view
     partial_volume_fraction: float = 0.5  # a sighting with less of the box is a partial view
     partial_view_weight: float = 0.25  # its votes count this much; it never moves the object
     # fusion
@@ -111,6 +112,7 @@ class MemoryConfig:
             "ghost_max_confidence",
             "merge_iou",
             "min_create_confidence",
+            "min_relocate_confidence",
             "partial_volume_fraction",
             "partial_view_weight",
         ]

@@ -187,10 +187,13 @@ class MemoryObject:
         self.mark_seen(obs.stamp, config)
         self.record_pose(obs.stamp, config)
 
-    def is_partial_view(self, obs: ObjectObservation, config: MemoryConfig) -> bool:
+    def is_partial_view(
+        self, obs: ObjectObservation, config: MemoryConfig, min_confidence: float | None = None
+    ) -> bool:
         """A weak or much smaller sighting of an established object: cut by the
         image edge, half hidden, or a sliver seen edge-on."""
-        if obs.confidence < config.min_create_confidence:
+        threshold = config.min_create_confidence if min_confidence is None else min_confidence
+        if obs.confidence < threshold:
             return True
         if self.observations < 3:
             return False

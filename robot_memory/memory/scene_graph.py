@@ -246,9 +246,14 @@ class SceneMemory:
                 )
             ]
             same = reidentify(obs, unconfirmed)
+            far = same is not None and (
+                np.linalg.norm(obs.centroid - same.centroid) > cfg.gating_distance
+            )
+            if far and same.is_partial_view(obs, cfg, cfg.min_relocate_confidence):
+                result.weak.append(i)  # too little of it to move a remembered object
+                continue
             if same is not None:
                 obj = self._touch(same)
-                far = np.linalg.norm(obs.centroid - obj.centroid) > cfg.gating_distance
                 obj.fuse(obs, cfg, relocate=bool(far))  # near: a view the gates refused
                 if far:
                     result.relocated.append(obj.id)

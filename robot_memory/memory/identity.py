@@ -52,20 +52,24 @@ def fragment_parent(
     """A live object whose box (grown by ``margin``) holds most of ``obs``'s box,
     with the same colour family and at least twice the volume: ``obs`` is part
     of it (a wall of the cover seen edge-on, a capsule cut by the image edge)."""
+    objects = list(objects)
+    if not objects:
+        return None
     lo, hi = np.asarray(obs.bbox_min), np.asarray(obs.bbox_max)
     c = np.asarray(obs.centroid)
+    los = np.array([o.bbox_min for o in objects]) - margin
+    his = np.array([o.bbox_max for o in objects]) + margin
+    holds = np.all((c >= los) & (c <= his), axis=1)  # cheap test first, for every object
     best, best_volume = None, 0.0
-    for obj in objects:
+    obs_volume = float(np.prod(np.clip(hi - lo, 1e-4, None)))
+    for j in np.flatnonzero(holds):
+        obj = objects[j]
         if obj.status == "absent" or obj.merged_into is not None:
             continue
         if not same_colour(obs.color, obj.color):
             continue
-        plo, phi = obj.bbox_min - margin, obj.bbox_max + margin
-        if not np.all((c >= plo) & (c <= phi)):
-            continue
         volume = float(np.prod(np.clip(obj.bbox_max - obj.bbox_min, 1e-4, None)))
-        obs_volume = float(np.prod(np.clip(hi - lo, 1e-4, None)))
-        if volume < 2.0 * obs_volume or _inside_fraction(lo, hi, plo, phi) < min_inside:
+        if volume < 2.0 * obs_volume or _inside_fraction(lo, hi, los[j], his[j]) < min_inside:
             continue
         if volume > best_volume:
             best, best_volume = obj, volume

@@ -162,23 +162,23 @@ def _relation(kind: str) -> Callable[[SceneMemory, MemoryQuery], list[dict]]:
 
 def changes_since(memory: SceneMemory, since: float) -> list[dict]:
     """Objects added, moved (from -> to) or gone absent after ``since``."""
-    out = []
+    out: list[dict] = []
     for obj in memory.objects(include_absent=True):
+        changes: list[dict] = []
         if obj.first_seen > since:
-            out.append({"change": "added", "stamp": obj.first_seen, "to": _xyz(obj.centroid)})
+            changes.append({"change": "added", "stamp": obj.first_seen, "to": _xyz(obj.centroid)})
         else:
             before = [xyz for s, xyz in obj.pose_history if s <= since]
             after = [(s, xyz) for s, xyz in obj.pose_history if s > since]
             if before and after:
                 start, (stamp, end) = np.array(before[-1]), after[-1]
                 if np.linalg.norm(np.array(end) - start) > memory.config.move_threshold:
-                    out.append({"change": "moved", "stamp": stamp, "from": _xyz(start)})
-                    out[-1]["to"] = _xyz(end)
+                    changes.append(
+                        {"change": "moved", "stamp": stamp, "from": _xyz(start), "to": _xyz(end)}
+                    )
         if obj.status == "absent" and obj.absent_since is not None and obj.absent_since > since:
-            out.append({"change": "absent", "stamp": obj.absent_since})
-        for entry in out:
-            entry.setdefault("id", obj.id)
-            entry.setdefault("label", obj.label)
+            changes.append({"change": "absent", "stamp": obj.absent_since})
+        out += [{**c, "id": obj.id, "label": obj.label} for c in changes]
     return sorted(out, key=lambda e: (e["stamp"], e["id"]))
 
 

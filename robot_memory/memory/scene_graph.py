@@ -223,6 +223,15 @@ class SceneMemory:
                 result.matched[i] = obj.id
                 changed.add(obj.id)
         taken = set(matched_ids)
+        centroids = np.array([o.centroid for o in candidates]).reshape(-1, 3)
+        unconfirmed_mask = np.array(
+            [
+                o.status == "absent"
+                or verdicts.get(o.id) in (permanence.OUT_OF_VIEW, permanence.FREE)
+                for o in candidates
+            ],
+            dtype=bool,
+        )
         for k, (i, obs) in enumerate(valid):
             if k in pairs:
                 continue
@@ -233,17 +242,14 @@ class SceneMemory:
             if obs.confidence < cfg.min_create_confidence:
                 result.weak.append(i)  # too unsure to create, or move, an object from
                 continue
+            # not confirmed where memory had it (out of view, or in view and gone),
+            # or near its remembered place: a view the gates refused (in the
+            # gripper, half hidden), not a second object
+            near = np.linalg.norm(centroids - obs.centroid, axis=1) < cfg.gating_distance
             unconfirmed = [
-                o
-                for o in candidates
-                if o.id not in taken
-                and (
-                    o.status == "absent"
-                    or verdicts.get(o.id) in (permanence.OUT_OF_VIEW, permanence.FREE)
-                    # near its remembered place: a view the gates refused (in the gripper,
-                    # half hidden), not a second object
-                    or np.linalg.norm(o.centroid - obs.centroid) < cfg.gating_distance
-                )
+                candidates[j]
+                for j in np.flatnonzero(unconfirmed_mask | near)
+                if candidates[j].id not in taken
             ]
             same = reidentify(obs, unconfirmed)
             far = same is not None and (

@@ -20,6 +20,9 @@ lint: venv
 
 bench: venv
 	$(PY) bench/bench_sim.py --output out/bench
+	$(PY) bench/bench_perception.py --out out/bench/bench_perception.json
+	$(PY) bench/bench_memory.py --out out/bench/bench_memory.json
+	$(PY) bench/bench_replay_eval.py --output out/bench
 
 clean:
 	rm -rf out build install log .pytest_cache

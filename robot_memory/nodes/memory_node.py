@@ -21,8 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
@@ -33,6 +31,7 @@ from robot_memory.launch_spec import MEMORY_PARAMETERS
 from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.memory_markers import scene_markers
+from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, LATCHED
 from robot_memory.observations import FrameError, frame_from_payload
 from robot_memory.schemas import (
@@ -155,16 +154,7 @@ def _query_id(text: str) -> str:
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = MemoryNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(MemoryNode, args)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
@@ -31,6 +29,7 @@ from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import PERCEPTION_PARAMETERS
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, SENSOR
 from robot_memory.observations import frame_to_payload
 from robot_memory.perception import (
@@ -190,16 +189,7 @@ class PerceptionNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = PerceptionNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(PerceptionNode, args)
 
 
 if __name__ == "__main__":

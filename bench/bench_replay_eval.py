@@ -39,7 +39,9 @@ def run_eval(bag: Path, out: Path, camera_rate: float, stride: int) -> dict:
     from robot_memory.evaluation.bag_evaluation import EvalOptions, evaluate_bag
 
     t0 = time.monotonic()
-    summary = evaluate_bag(EvalOptions(bag=bag, out=out, camera_rate=camera_rate, progress=False))
+    summary = evaluate_bag(
+        EvalOptions(bag=bag, out=out, camera_rate=camera_rate, stride=stride, progress=False)
+    )
     speed = summary["speed"]
     per_frame_ms = speed["perception_ms_per_frame"] + speed["memory_ms_per_frame"]
     return {

@@ -92,3 +92,14 @@ def test_reidentify_refuses_when_ambiguous():
     assert reidentify(obs("red cube", (0.4, 0.0, 0.025)), candidates) is None  # two red cubes
     assert reidentify(obs("green sphere", (0.4, 0.0, 0.025)), candidates) is None
     m.close()
+
+
+def test_a_shaded_side_reading_black_is_part_of_the_object(memory):
+    prism = obs("purple prism", (-0.07, 0.2, 0.025), conf=1.0)
+    t = settle(memory, [prism])
+    shade = obs("black sphere", (-0.06, 0.21, 0.02), size=(0.02, 0.02, 0.03), conf=0.5)
+    result = memory.update(frame(t, [shade], scene=[(prism.bbox_min, prism.bbox_max)]))
+    assert result.fragments and result.created == [] and len(memory.objects()) == 1
+    # but a black thing beside the prism, not inside its box, is its own object
+    beside = obs("black cube", (0.05, 0.2, 0.025), conf=1.0)
+    assert memory.update(frame(t + 0.1, [prism, beside])).created != []

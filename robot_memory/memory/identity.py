@@ -25,6 +25,8 @@ from robot_memory.memory.object_node import MemoryObject
 from robot_memory.observations import ObjectObservation
 
 ACHROMATIC = frozenset({"white", "grey", "gray", "black"})
+#: Colour words a shaded part of anything can read as.
+SHADE = frozenset({"black"})
 
 
 def colour_family(colour: str) -> str:
@@ -50,7 +52,8 @@ def fragment_parent(
     min_inside: float = 0.6,
 ) -> MemoryObject | None:
     """A live object whose box (grown by ``margin``) holds most of ``obs``'s box,
-    with the same colour family and at least twice the volume: ``obs`` is part
+    with the same colour family (or ``obs`` reads black: a shaded side of
+    anything) and at least twice the volume: ``obs`` is part
     of it (a wall of the cover seen edge-on, a capsule cut by the image edge)."""
     objects = list(objects)
     if not objects:
@@ -66,7 +69,7 @@ def fragment_parent(
         obj = objects[j]
         if obj.status == "absent" or obj.merged_into is not None:
             continue
-        if not same_colour(obs.color, obj.color):
+        if not (same_colour(obs.color, obj.color) or obs.color in SHADE):
             continue
         volume = float(np.prod(np.clip(obj.bbox_max - obj.bbox_min, 1e-4, None)))
         if volume < 2.0 * obs_volume or _inside_fraction(lo, hi, los[j], his[j]) < min_inside:

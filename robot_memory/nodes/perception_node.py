@@ -143,7 +143,13 @@ class PerceptionNode(Node):
                     return
                 cam = next(iter(self._pending))
                 frame = self._pending.pop(cam)
-            self._process(frame)
+            try:
+                self._process(frame)
+            except Exception as exc:  # noqa: BLE001 - the node must outlive one bad frame
+                if not self.context.ok():
+                    return  # the context went away mid-frame at shutdown
+                where = f"{frame.camera} frame at {frame.stamp:.3f}"
+                self._reject("processing error", f"{where}: {exc!r}")
 
     def _process(self, frame: SyncedFrame) -> None:
         t0 = time.monotonic()
@@ -176,6 +182,8 @@ class PerceptionNode(Node):
         except PerceptionInputError as err:
             self._reject(err.reason, f"{frame.camera} frame at {frame.stamp:.3f}: {err}")
             return
+        if not self.context.ok():
+            return  # shutting down (Ctrl-C): the publisher is gone with the context
         self.out_pub.publish(String(data=dump_payload(frame_to_payload(result))))
         self.health.latency(f"process.{frame.camera}", time.monotonic() - t0)
         self.health.tick(f"frames.{frame.camera}", self.get_clock().now().nanoseconds * 1e-9)

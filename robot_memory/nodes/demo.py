@@ -31,7 +31,14 @@ from robot_memory.launcher import Launcher, NodeDiedError
 from robot_memory.nodes.conversions import image_to_numpy
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.ros_env import apply_to_current_process, random_domain_id
-from robot_memory.schemas import ExpertStatus, ExpertTask, PayloadError, dump_payload, parse_payload
+from robot_memory.schemas import (
+    ExpertStatus,
+    ExpertTask,
+    PayloadError,
+    SceneGraphMsg,
+    dump_payload,
+    parse_payload,
+)
 
 CAMERAS = ("front", "wrist")
 RECORDED_TOPICS = [
@@ -84,7 +91,9 @@ class DemoMonitor(Node):
                 self._store(self.depths, cam),
                 SENSOR,
             )
+        self.graph: SceneGraphMsg | None = None
         self.create_subscription(String, "/expert/status", self.on_status, LATCHED)
+        self.create_subscription(String, "/memory/scene_graph", self.on_graph, LATCHED)
         self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
         self.task_pub = self.create_publisher(String, "/expert/task", COMMAND)
 
@@ -99,6 +108,12 @@ class DemoMonitor(Node):
             self.status = parse_payload(ExpertStatus, msg.data)
         except PayloadError as err:
             self.get_logger().warn(f"bad expert status: {err}")
+
+    def on_graph(self, msg: String) -> None:
+        try:
+            self.graph = parse_payload(SceneGraphMsg, msg.data)
+        except PayloadError as err:
+            self.get_logger().warn(f"bad scene graph: {err}")
 
     def on_joints(self, _msg: JointState) -> None:
         self.have_joints = True
@@ -169,6 +184,7 @@ def run_demo(opts: DemoOptions) -> int:
             )
             result = _drive(monitor, launched, opts, t_start)
             _save_views(monitor, run_dir)
+            _print_memory(monitor.graph)
     except (NodeDiedError, TimeoutError) as exc:
         print(f"[demo] ERROR: {exc}", file=sys.stderr)
         result = 1
@@ -223,6 +239,21 @@ def _spin(monitor: DemoMonitor, launched: Launcher, deadline: float, what: str) 
     launched.check()
     if time.monotonic() > deadline:
         raise TimeoutError(f"demo timed out while {what}")
+
+
+def _print_memory(graph: SceneGraphMsg | None) -> None:
+    """What the memory node remembers at the end, one line an object."""
+    if graph is None:
+        print("[demo] memory: no scene graph received")
+        return
+    relations: dict[int | str, list[str]] = {}
+    for edge in graph.relations:
+        if edge.relation != "near":
+            relations.setdefault(edge.subject, []).append(f"{edge.relation} {edge.target}")
+    print(f"[demo] memory (scene graph #{graph.seq}): {len(graph.objects)} objects")
+    for obj in graph.objects:
+        where = ", ".join(relations.get(obj.id, [])) or "-"
+        print(f"[demo]   #{obj.id} {obj.label:15s} {obj.status:10s} {where}")
 
 
 def _save_views(monitor: DemoMonitor, run_dir: Path) -> None:

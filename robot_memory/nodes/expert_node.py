@@ -10,8 +10,6 @@ never writes joint positions. Progress and the outcome go on /expert/status.
 from __future__ import annotations
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -29,6 +27,7 @@ from robot_memory.expert.pick_place import (
 from robot_memory.launch_spec import EXPERT_PARAMETERS
 from robot_memory.nodes.conversions import to_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, LATCHED
 from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.schemas import (
@@ -221,15 +220,7 @@ class ExpertNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = ExpertNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(ExpertNode, args)
 
 
 if __name__ == "__main__":

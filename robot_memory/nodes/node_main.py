@@ -18,6 +18,11 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> N
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # rclpy can fail to take a message that arrives while Ctrl-C tears the
+        # context down; that is the shutdown, not an error. Anything else is.
+        if node.context.ok():
+            raise
     finally:
         stop = getattr(node, "shutdown", None)
         if callable(stop):

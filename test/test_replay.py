@@ -224,3 +224,22 @@ def test_replay_loops_with_time_jumping_back_and_stops_cleanly_on_sigterm(bags):
     summary = _summary(out)
     assert summary["stopped_by"] == "interrupt" and summary["passes"] >= 1
     assert summary["backward_jumps"] >= 1 and summary["fast"]
+
+
+def test_recorder_bags_with_wall_clock_log_times_keep_ground_truth_in_order(bags, tmp_path):
+    """The project's recorder logs receive (wall) time while headers carry sim
+    time: ground truth must still fall between the frames of its instant."""
+    shifted = tmp_path / "recorded"
+    offset_ns = 1_795_000_000 * 10**9
+    with BagWriter(shifted, "mcap") as bag:
+        for topic, msgtype, ns, raw in iter_messages(bags["mcap"]):
+            if topic not in bag.topics:
+                bag.add_topic(topic, msgtype, make_qos())
+            bag.write(topic, raw, ns + offset_ns)
+    events = list(iter_bag_events(shifted))
+    truths = [e for e in events if isinstance(e, GroundTruthEvent)]
+    assert truths and all(e.stamp == json.loads(e.payload)["stamp"] for e in truths)
+    stamps = [e.stamp for e in events]
+    assert stamps == sorted(stamps)
+    kinds = [isinstance(e, GroundTruthEvent) for e in events]
+    assert kinds.index(True) < len(kinds) - kinds[::-1].index(False) - 1  # interleaved

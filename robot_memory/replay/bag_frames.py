@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -167,6 +168,18 @@ def _nearest(items: Iterable[tuple[float, Any]], stamp: float) -> tuple[float, A
 LOG_WINDOW_NS = 200_000_000
 
 
+def _truth_stamp(text: str, log_ns: int) -> float:
+    """The simulation time inside a ground-truth payload (the clock the camera
+    headers use), or the bag's log time when the payload has none. A recorder
+    logs receive (wall) time, so log time alone would put every ground truth
+    after every frame."""
+    try:
+        stamp = json.loads(text).get("stamp")
+    except (json.JSONDecodeError, AttributeError):
+        stamp = None
+    return float(stamp) if isinstance(stamp, int | float) else log_ns * 1e-9
+
+
 class _Lazy:
     """A message deserialized on first use, once."""
 
@@ -274,7 +287,8 @@ def iter_bag_events(
                 continue
             msg = reader.deserialize(raw, conn.msgtype)
             if kind == "gt":
-                event = GroundTruthEvent(log_ns * 1e-9, log_ns, str(msg.data))
+                text = str(msg.data)
+                event = GroundTruthEvent(_truth_stamp(text, log_ns), log_ns, text)
                 heapq.heappush(out, (event.stamp, next(seq), event))
             elif kind == "joints":
                 positions = zip(msg.name, msg.position, strict=False)

@@ -4,6 +4,7 @@ node over real DDS against a publisher in a separate process."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -309,16 +310,25 @@ def test_record_all_topics_sqlite3(publisher, tmp_path: Path):
 def test_recorder_main_stops_cleanly_on_sigint(publisher, tmp_path: Path):
     bag = tmp_path / "bag"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "robot_memory.nodes.recorder_node", "-o", str(bag)]
-        + ["--no-progress", JOINTS],
+        [sys.executable, "-m", "robot_memory.nodes.recorder_node", "-o", str(bag), JOINTS],
         env=dict(os.environ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(3.0)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    # Interrupt once the recorder says it has written messages (its progress
+    # line), not after a fixed sleep: start-up time varies with the machine.
+    deadline = time.monotonic() + 60.0
+    while not any(re.search(r"\] [1-9]\d* msgs", line) for line in lines):
+        assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=15)
+    proc.wait(timeout=15)
+    reader.join(timeout=5)
+    out = "".join(lines)
     assert proc.returncode == 0, out
     assert "stopped by interrupt" in out
     assert bag_summary(bag).topics[JOINTS].count > 0, out

@@ -54,7 +54,11 @@ def sim_stack():
     try:
         spin_until(
             probe,
-            lambda: all(probe.messages[t] for t in CAMERA_TOPICS) and probe.messages["/clock"],
+            lambda: (
+                all(probe.messages[t] for t in CAMERA_TOPICS)
+                and probe.messages["/clock"]
+                and probe.messages["/joint_states"]
+            ),
             timeout_s=60,
             check=launcher.check,
             what="sim topics",

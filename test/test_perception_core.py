@@ -269,3 +269,17 @@ def test_process_rejects_bad_input(pipeline, inputs, reason):
 def test_config_validates_itself(bad):
     with pytest.raises(ValueError):
         PerceptionConfig(**bad)
+
+
+def test_big_endian_depth_decodes_like_little_endian():
+    mm = np.array([[500, 0, 1250]], dtype=np.uint16)
+    metres = np.array([[0.5, 0.0, 1.25]], dtype=np.float32)
+    for enc, arr in (("16UC1", mm), ("32FC1", metres)):
+        little = decode_depth(
+            enc, 1, 3, 3 * arr.itemsize, arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+        )
+        big = decode_depth(
+            enc, 1, 3, 3 * arr.itemsize, arr.astype(arr.dtype.newbyteorder(">")).tobytes(), True
+        )
+        np.testing.assert_allclose(big, little)
+        np.testing.assert_allclose(big, metres)

@@ -156,7 +156,14 @@ class PerceptionNode(Node):
         color, depth, info, pose = frame.color, frame.depth, frame.info, frame.pose
         try:
             rgb = decode_color(color.encoding, color.height, color.width, color.step, color.data)
-            dep = decode_depth(depth.encoding, depth.height, depth.width, depth.step, depth.data)
+            dep = decode_depth(
+                depth.encoding,
+                depth.height,
+                depth.width,
+                depth.step,
+                depth.data,
+                bool(depth.is_bigendian),
+            )
             if (info.width, info.height) != (0, 0) and (info.width, info.height) != (
                 color.width,
                 color.height,

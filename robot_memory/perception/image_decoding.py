@@ -56,19 +56,23 @@ def decode_color(encoding: str, height: int, width: int, step: int, data: bytes)
     return np.ascontiguousarray(pixels[:, :, order])
 
 
-def decode_depth(encoding: str, height: int, width: int, step: int, data: bytes) -> np.ndarray:
+def decode_depth(
+    encoding: str, height: int, width: int, step: int, data: bytes, bigendian: bool = False
+) -> np.ndarray:
     """HxW float32 metres, 0 = no return. 16UC1/mono16 are millimetres; 32FC1 is
-    metres, with NaN, inf and negative values kept as NaN for the pipeline to judge."""
+    metres, with NaN, inf and negative values kept as NaN for the pipeline to judge.
+    ``bigendian`` is sensor_msgs/Image's ``is_bigendian``."""
+    order = ">" if bigendian else "<"
     if encoding not in DEPTH_ENCODINGS:
         raise PerceptionInputError(
             "unsupported encoding", f"{encoding!r} for depth; use one of {DEPTH_ENCODINGS}"
         )
     if encoding == "32FC1":
         raw = _rows(height, width, step, data, 4)
-        depth = np.ascontiguousarray(raw).view("<f4").reshape(int(height), int(width))
+        depth = np.ascontiguousarray(raw).view(f"{order}f4").reshape(int(height), int(width))
         depth = depth.astype(np.float32)
         depth[~np.isfinite(depth) | (depth < 0)] = np.nan
         return depth
     raw = _rows(height, width, step, data, 2)
-    depth_mm = np.ascontiguousarray(raw).view("<u2").reshape(int(height), int(width))
+    depth_mm = np.ascontiguousarray(raw).view(f"{order}u2").reshape(int(height), int(width))
     return depth_mm.astype(np.float32) * np.float32(0.001)

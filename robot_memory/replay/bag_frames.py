@@ -32,10 +32,14 @@ from typing import Any
 import numpy as np
 from rosbags.highlevel import AnyReader
 
+from robot_memory.observations import quat_to_matrix
+from robot_memory.perception.image_decoding import PerceptionInputError
+from robot_memory.perception.image_decoding import decode_color as perception_decode_color
+from robot_memory.perception.image_decoding import decode_depth as perception_decode_depth
+
 COLOR_TOPIC = re.compile(r"^/camera/([^/]+)/color/image_raw$")
 GROUND_TRUTH_TOPIC = "/sim/ground_truth"
 JOINT_STATES_TOPIC = "/joint_states"
-_CHANNELS = {"rgb8": (3, None), "bgr8": (3, [2, 1, 0]), "rgba8": (4, None), "bgra8": (4, [2, 1, 0])}
 
 
 def color_topic(cam: str) -> str:
@@ -91,42 +95,19 @@ def stamp_of(msg: Any) -> float:
     return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
 
 
-def _rows(msg: Any, bytes_per_pixel: int) -> np.ndarray:
-    raw = msg.data
-    if isinstance(raw, bytes | bytearray | memoryview):
-        data = np.frombuffer(raw, dtype=np.uint8)
-    else:
-        data = np.asarray(raw, dtype=np.uint8)
-    h, w = int(msg.height), int(msg.width)
-    step = int(msg.step) or w * bytes_per_pixel
-    if data.size < h * step or step < w * bytes_per_pixel:
-        raise ValueError(f"image data has {data.size} bytes, expected {h} rows of {step}")
-    return data[: h * step].reshape(h, step)[:, : w * bytes_per_pixel]
-
-
 def decode_color(msg: Any) -> np.ndarray:
-    """rgb8 / bgr8 / rgba8 / bgra8 -> HxWx3 uint8 RGB."""
-    if msg.encoding not in _CHANNELS:
-        raise ValueError(f"unsupported colour encoding {msg.encoding!r}")
-    channels, order = _CHANNELS[msg.encoding]
-    img = _rows(msg, channels).reshape(int(msg.height), int(msg.width), channels)
-    img = img[..., order] if order is not None else img[..., :3]
-    return np.ascontiguousarray(img)
+    """A sensor_msgs/Image (any object with its fields) -> HxWx3 uint8 RGB, with
+    the perception node's own decoder: rgb8, bgr8, rgba8, bgra8."""
+    return perception_decode_color(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
 def decode_depth(msg: Any) -> np.ndarray:
-    """16UC1 (mm) / 32FC1 (m) -> HxW float32 metres, 0 where there is no return."""
-    kinds = {"16UC1": np.dtype("<u2"), "mono16": np.dtype("<u2"), "32FC1": np.dtype("<f4")}
-    if msg.encoding not in kinds:
-        raise ValueError(f"unsupported depth encoding {msg.encoding!r}")
-    dtype = kinds[msg.encoding]
-    if msg.is_bigendian:
-        dtype = dtype.newbyteorder(">")
-    raw = _rows(msg, dtype.itemsize).copy().view(dtype).reshape(int(msg.height), int(msg.width))
-    if dtype.kind == "u":
-        return raw.astype(np.float32) / 1000.0
-    depth = raw.astype(np.float32)
-    depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    """16UC1 (mm) / 32FC1 (m) -> HxW float32 metres, 0 where there is no return
+    (the perception decoder, with 32FC1's NaN "no return" written as 0)."""
+    depth = perception_decode_depth(
+        msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian)
+    )
+    depth[np.isnan(depth)] = 0.0
     return depth
 
 
@@ -135,14 +116,7 @@ def project_point(
 ) -> tuple[float, float, float]:
     """Pixel (u, v) and depth z of a world point in an optical frame (x right,
     y down, z forward) at ``position`` / ``quat_wxyz``; z <= 0 is behind."""
-    w, x, y, z = (float(v) for v in quat_wxyz)
-    rot = np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+    rot = quat_to_matrix(np.asarray(quat_wxyz, dtype=float))
     p = rot.T @ (np.asarray(point, dtype=float) - np.asarray(position, dtype=float))
     if p[2] <= 1e-9:
         return float("nan"), float("nan"), float(p[2])
@@ -314,22 +288,30 @@ def _frame(
     depth_tol: float,
     pose_tol: float,
 ) -> CameraFrameEvent:
+    missing = []
+    try:
+        rgb = decode_color(msg)
+    except PerceptionInputError as err:  # reported like a missing part, not raised
+        rgb = np.zeros((0, 0, 3), dtype=np.uint8)
+        missing.append(f"colour: {err}")
     event = CameraFrameEvent(
         camera=cam.name,
         stamp=stamp,
         log_time_ns=log_ns,
         frame_id=str(msg.header.frame_id),
-        rgb=decode_color(msg),
+        rgb=rgb,
         color_encoding=str(msg.encoding),
     )
-    missing = []
     # candidates by log time (cheap), then the nearest by header stamp (decoded)
     near = [lazy.get() for t, lazy in cam.depths if abs(t - log_ns) <= LOG_WINDOW_NS]
     depth = _nearest(((stamp_of(m), m) for m in near), stamp)
     if depth is not None and abs(depth[0] - stamp) <= depth_tol:
-        event.depth = decode_depth(depth[1])
         event.depth_encoding, event.depth_stamp = str(depth[1].encoding), depth[0]
-        if event.depth.shape != event.rgb.shape[:2]:
+        try:
+            event.depth = decode_depth(depth[1])
+        except PerceptionInputError as err:
+            missing.append(f"depth: {err}")
+        if event.depth is not None and event.depth.shape != event.rgb.shape[:2]:
             missing.append(f"depth is {event.depth.shape}, colour {event.rgb.shape[:2]}")
     else:
         missing.append("no depth")

@@ -21,20 +21,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from robot_memory.memory.colours import ACHROMATIC, SHADE, same_colour
 from robot_memory.memory.object_node import MemoryObject
 from robot_memory.observations import ObjectObservation
-
-ACHROMATIC = frozenset({"white", "grey", "gray", "black"})
-#: Colour words a shaded part of anything can read as.
-SHADE = frozenset({"black"})
-
-
-def colour_family(colour: str) -> str:
-    return "achromatic" if colour in ACHROMATIC else colour
-
-
-def same_colour(a: str, b: str) -> bool:
-    return bool(a) and bool(b) and colour_family(a) == colour_family(b)
 
 
 def _inside_fraction(lo: np.ndarray, hi: np.ndarray, plo: np.ndarray, phi: np.ndarray) -> float:

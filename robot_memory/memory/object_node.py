@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot_memory.memory.colours import same_colour
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.observations import ObjectObservation, ObservationFrame
 from robot_memory.schemas import MemoryObjectMsg
@@ -376,8 +377,6 @@ def find_duplicate(
     box overlap, or the same colour with one's centre inside the other's box."""
     if obj.status == "absent":
         return None
-    from robot_memory.memory.identity import same_colour
-
     for other in others:
         if other.id == obj.id or other.status == "absent" or other.merged_into is not None:
             continue

@@ -44,6 +44,7 @@ setup(
             "perception_node = robot_memory.nodes.perception_node:main",
             "memory_node = robot_memory.nodes.memory_node:main",
             "replay_node = robot_memory.nodes.replay_node:main",
+            "safety_node = robot_memory.nodes.safety_node:main",
         ],
     },
 )

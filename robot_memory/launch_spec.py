@@ -77,6 +77,30 @@ MEMORY_PARAMETERS: dict[str, ParamValue] = {
     "world_frame": "world",
 }
 
+SAFETY_PARAMETERS: dict[str, ParamValue] = {
+    "scene": "tabletop",  # the cell whose model gives TCP kinematics (world = table frame)
+    "position_margin": 0.0,  # [rad] kept clear of each joint limit
+    "velocity_scale": 1.0,  # fraction of the Panda's joint velocity limits
+    "workspace_min": [-0.6, -0.5, 0.005],  # TCP box in the table frame [m]
+    "workspace_max": [0.6, 0.5, 0.8],
+    "watchdog_timeout_s": 1.5,  # hold once after this long without an accepted chunk
+    "max_chunk_age_s": 1.0,  # reject chunks whose observation is older than this
+    "min_lead_s": 0.02,  # the first point sent is at least this far ahead
+    "hold_time_s": 0.1,  # time_from_start of the one-point hold trajectory
+    "gripper_deadband_m": 0.005,  # resend the gripper width only when it moves more
+    "rate": 20.0,  # [Hz] watchdog and gripper schedule
+}
+
+
+def safety_node(**overrides: ParamValue) -> NodeSpec:
+    return NodeSpec(
+        name="safety",
+        executable="safety_node",
+        module="robot_memory.nodes.safety_node",
+        parameters={**SAFETY_PARAMETERS, **overrides},
+        description="checks /policy/action_chunk, drives the arm and gripper controllers",
+    )
+
 
 def perception_node(**overrides: ParamValue) -> NodeSpec:
     return NodeSpec(

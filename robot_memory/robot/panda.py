@@ -27,6 +27,9 @@ ARM_EFFORT = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
 #: Gripper opening (distance between the fingers) [m].
 GRIPPER_MIN_WIDTH = 0.0
 GRIPPER_MAX_WIDTH = 0.08
+#: Pseudo-joint carrying the gripper opening [m] in policy action chunks
+#: (``/policy/action_chunk``), next to the arm joints.
+GRIPPER_WIDTH_JOINT = "gripper_width"
 
 #: The `home` keyframe: elbow up, hand pointing down.
 HOME_ARM = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854])

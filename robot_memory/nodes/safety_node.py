@@ -1,0 +1,211 @@
+"""Safety node: the only way from the policy to the arm and gripper controllers.
+
+Thin adapter over :class:`robot_memory.control.safety.SafetyFilter`:
+
+* in: ``/policy/action_chunk`` (JointTrajectory: the 7 arm joints, optionally
+  the ``gripper_width`` pseudo-joint; ``header.stamp`` = observation time),
+  ``/joint_states`` (the measured arm position), ``/robot_memory/estop`` (Bool,
+  latched; True holds the arm and blocks every chunk until False);
+* out: ``/arm_controller/joint_trajectory`` (the accepted chunk retimed to
+  start now, ``header.stamp`` zero; or a one-point hold at the measured
+  position), ``/gripper_controller/commands`` ([width]), ``/safety/status``
+  (JSON, latched: state ok|holding|estop, counts, last reject reason),
+  ``/diagnostics``.
+
+Gripper: on acceptance the width of the chunk's first point sent, then at each
+tick (``rate``, 20 Hz) the width of the chunk's latest point at or before now,
+each only when it differs from the last width sent by more than
+``gripper_deadband_m``. A rejected chunk publishes nothing: the controller
+keeps executing the last accepted one, and the watchdog (same tick) holds the
+arm once when no chunk was accepted for ``watchdog_timeout_s``. Nothing is
+ever sent before the first accepted chunk except an e-stop hold.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robot_memory.control.safety import ChunkRejected, SafeChunk, SafetyConfig, SafetyFilter
+from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.launch_spec import SAFETY_PARAMETERS
+from robot_memory.nodes.conversions import from_time
+from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.node_main import spin_node
+from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.robot.panda import ARM_JOINTS
+from robot_memory.sim.scene import build_model
+
+LOG_THROTTLE_S = 1.0
+STATUS_PERIOD_S = 1.0
+CONFIG_KEYS = (
+    "position_margin",
+    "velocity_scale",
+    "workspace_min",
+    "workspace_max",
+    "watchdog_timeout_s",
+    "max_chunk_age_s",
+    "min_lead_s",
+    "hold_time_s",
+    "gripper_deadband_m",
+)
+
+
+def to_duration(seconds: float) -> Duration:
+    sec = int(np.floor(seconds))
+    return Duration(sec=sec, nanosec=min(round((seconds - sec) * 1e9), 999_999_999))
+
+
+def trajectory_msg(chunk: SafeChunk) -> JointTrajectory:
+    """The chunk as a JointTrajectory that starts on receipt (stamp zero)."""
+    msg = JointTrajectory(joint_names=list(chunk.joint_names))
+    msg.points = [
+        JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=to_duration(t))
+        for t, q in zip(chunk.times, chunk.positions, strict=True)
+    ]
+    return msg
+
+
+class SafetyNode(Node):
+    def __init__(self, parameter_overrides: list[Parameter] | None = None) -> None:
+        super().__init__("safety", parameter_overrides=parameter_overrides or [])
+        for name, default in SAFETY_PARAMETERS.items():
+            self.declare_parameter(name, default)
+        p = {name: self.get_parameter(name).value for name in SAFETY_PARAMETERS}
+        config = SafetyConfig(**{k: p[k] for k in CONFIG_KEYS})
+        self.filter = SafetyFilter(config, build_model(str(p["scene"]), "primitive"))
+        self.health = HealthCounters("safety")
+        self.traj_pub = self.create_publisher(
+            JointTrajectory, "/arm_controller/joint_trajectory", COMMAND
+        )
+        self.grip_pub = self.create_publisher(
+            Float64MultiArray, "/gripper_controller/commands", COMMAND
+        )
+        self.status_pub = self.create_publisher(String, "/safety/status", LATCHED)
+        self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
+        self.create_subscription(JointTrajectory, "/policy/action_chunk", self.on_chunk, COMMAND)
+        self.create_subscription(Bool, "/robot_memory/estop", self.on_estop, LATCHED)
+        self.diagnostics = DiagnosticsPublisher(self, self.health)
+
+        self.q: np.ndarray | None = None
+        self.q_time = -np.inf
+        self._status_text = ""
+        self._status_sent = -np.inf
+        self.create_timer(1.0 / max(float(p["rate"]), 1.0), self.tick)
+        self.publish_status(force=True)
+        self.get_logger().info(
+            f"safety ready: velocity x{config.velocity_scale}, "
+            f"margin {config.position_margin} rad, "
+            f"workspace {config.workspace_min}..{config.workspace_max}, "
+            f"watchdog {config.watchdog_timeout_s} s"
+        )
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- inputs ---------------------------------------------------------------
+    def on_joints(self, msg: JointState) -> None:
+        try:
+            idx = [list(msg.name).index(n) for n in ARM_JOINTS]
+            q = np.array([msg.position[i] for i in idx], dtype=float)
+        except (ValueError, IndexError):
+            self._reject_input(
+                "malformed joint_states", f"joint_states without arm joints: {msg.name}"
+            )
+            return
+        if not np.all(np.isfinite(q)):
+            self._reject_input("non-finite joint_states", "joint_states with NaN")
+            return
+        self.q, self.q_time = q, self.now()
+
+    def _reject_input(self, reason: str, text: str) -> None:
+        self.health.reject(reason)
+        self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
+
+    def on_chunk(self, msg: JointTrajectory) -> None:
+        now = self.now()
+        self.health.tick("chunk_in", now)
+        stamp = from_time(msg.header.stamp)
+        # A measurement older than a chunk may be is no measurement.
+        fresh = now - self.q_time <= self.filter.config.max_chunk_age_s
+        try:
+            chunk = self.filter.check_chunk(
+                stamp,
+                list(msg.joint_names),
+                [from_time(pt.time_from_start) for pt in msg.points],
+                [list(pt.positions) for pt in msg.points],
+                now,
+                self.q if fresh else None,
+            )
+        except ChunkRejected as err:
+            self.health.reject(err.kind)
+            self.get_logger().warning(
+                f"chunk rejected: {err.reason}", throttle_duration_sec=LOG_THROTTLE_S
+            )
+            self.publish_status()
+            return
+        self.traj_pub.publish(trajectory_msg(chunk))
+        self.health.tick("trajectory_out", now)
+        self.health.latency("observation_to_command", now - stamp)
+        self.send_gripper(now)
+        self.publish_status()
+
+    def on_estop(self, msg: Bool) -> None:
+        if self.filter.set_estop(bool(msg.data), self.now()):
+            self.get_logger().error("e-stop: holding the arm, chunks blocked")
+            self.send_hold("e-stop")
+        elif not msg.data:
+            self.get_logger().info("e-stop released")
+        self.publish_status()
+
+    # -- outputs ----------------------------------------------------------------
+    def tick(self) -> None:
+        now = self.now()
+        if self.filter.tick(now):
+            self.get_logger().warning(
+                f"no accepted chunk for {self.filter.config.watchdog_timeout_s} s: holding"
+            )
+            self.send_hold("watchdog")
+        self.send_gripper(now)
+        self.publish_status()
+
+    def send_hold(self, why: str) -> None:
+        if self.q is None:
+            self.health.reject("hold without joint state")
+            self.get_logger().error(f"{why}: no joint state to hold at")
+            return
+        self.traj_pub.publish(trajectory_msg(self.filter.hold_command(self.q)))
+        self.health.increment(f"holds.{why}")
+
+    def send_gripper(self, now: float) -> None:
+        width = self.filter.gripper_due(now)
+        if width is not None:
+            self.grip_pub.publish(Float64MultiArray(data=[width]))
+
+    def publish_status(self, force: bool = False) -> None:
+        """On change, and once a second anyway."""
+        status = self.filter.status()
+        text = json.dumps(status)
+        wall = time.monotonic()
+        if not force and text == self._status_text and wall - self._status_sent < STATUS_PERIOD_S:
+            return
+        self._status_text, self._status_sent = text, wall
+        self.status_pub.publish(String(data=text))
+        for key in ("state", "accepted", "stale_points_dropped", "holds"):
+            self.health.set_value(key, status[key])
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(SafetyNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,10 @@
     robot-memory replay BAG [--rate N | --fast] [--loop]
     robot-memory eval BAG [--out DIR]
     robot-memory scenarios --out DIR [--scenario covered|moved_out_of_view|clutter|all]
+    robot-memory collect-demos --out data/demos [--episodes N]
+    robot-memory bag-to-dataset BAG... --out DATASET --skill pick --target X Y Z
+    robot-memory train-policy --data data/demos --out models/... [--resume]
+    robot-memory eval-policy --episodes 50 [--checkpoint models/...]
 
 Commands import rclpy only when they run, so ``--help`` works anywhere.
 """
@@ -58,6 +62,22 @@ FORWARDED = {
     "scenarios": (
         "robot_memory.replay.scenarios",
         "record the scenario bags (covered, moved out of view, clutter) with the sim",
+    ),
+    "collect-demos": (
+        "robot_memory.policy.demonstrations",
+        "collect pick/place demonstrations with the scripted expert into an episode dataset",
+    ),
+    "bag-to-dataset": (
+        "robot_memory.policy.bag_to_dataset",
+        "convert recorded bags (teleoperation, expert runs) into an episode dataset",
+    ),
+    "train-policy": (
+        "robot_memory.policy.training",
+        "train the diffusion policy on an episode dataset (seeded, resumable)",
+    ),
+    "eval-policy": (
+        "robot_memory.policy.evaluation",
+        "closed-loop success of a policy checkpoint in the sim, with Wilson intervals",
     ),
 }
 

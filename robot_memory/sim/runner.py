@@ -121,6 +121,7 @@ class SimulationRunner:
             self._arm_command = self.physics.arm_qpos().copy()
             self.physics.set_arm_command(self._arm_command)
             self.physics.set_gripper_command(HOME_GRIPPER_WIDTH)
+            self.gripper_command = HOME_GRIPPER_WIDTH
             self.seed = seed
             self.episode += 1
             self.counters.episodes += 1
@@ -150,8 +151,14 @@ class SimulationRunner:
         width = validate_gripper_command(data)
         with self.lock:
             self.physics.set_gripper_command(width)
+            self.gripper_command = width
             self.counters.gripper_commands += 1
         return width
+
+    def commanded_arm(self) -> np.ndarray:
+        """The arm setpoint the controller tracks now (trajectory sample or hold)."""
+        with self.lock:
+            return self._current_command(self.physics.time)
 
     def _current_command(self, t: float) -> np.ndarray:
         if self._trajectory is None:

@@ -1,0 +1,60 @@
+"""Panda TCP kinematics for the policy: forward kinematics of observations and
+inverse kinematics of predicted TCP targets (mink, warm-started point to point).
+
+The policy acts in the table frame on a top-down hand: a TCP position and a
+hand yaw. Yaw 0 is the home pose's yaw (fingers closing along world y).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robot_memory.expert.ik import IKError, PandaIK, top_down_rotation
+from robot_memory.sim.scene import build_model
+
+
+def hand_yaw(rotation: np.ndarray) -> float:
+    """Yaw of a top-down TCP rotation (inverse of :func:`top_down_rotation`)."""
+    return float(np.arctan2(rotation[1, 0], rotation[0, 0]))
+
+
+def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
+    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+class ArmKinematics:
+    """FK/IK on the simulator's own model (base pose and kinematics identical)."""
+
+    def __init__(self) -> None:
+        self.ik = PandaIK(build_model("tabletop", "primitive"))
+
+    def tcp_pose(self, q_arm: np.ndarray) -> tuple[np.ndarray, float]:
+        """TCP position [m] and hand yaw [rad] for arm joints ``q_arm``."""
+        position, rotation = self.ik.forward(np.asarray(q_arm, dtype=float))
+        return position.copy(), hand_yaw(rotation)
+
+    def tcp_poses(self, q_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Batched :meth:`tcp_pose` over rows of ``q_arm`` (n, 7)."""
+        q_arm = np.atleast_2d(q_arm)
+        out = [self.tcp_pose(q) for q in q_arm]
+        return np.array([p for p, _ in out]), np.array([y for _, y in out])
+
+    def joint_targets(
+        self,
+        q_start: np.ndarray,
+        positions: np.ndarray,
+        yaws: np.ndarray,
+        pos_tol: float = 1e-3,
+    ) -> np.ndarray:
+        """Arm joints for each TCP target (n, 3) / yaw (n,), each solve seeded by
+        the previous one (so the chunk is a smooth joint path). Raises IKError
+        when a target is out of reach."""
+        q = np.asarray(q_start, dtype=float)
+        out = np.empty((len(positions), 7))
+        for i, (p, yaw) in enumerate(zip(positions, yaws, strict=True)):
+            q = self.ik.solve(q, p, top_down_rotation(float(yaw)), pos_tol=pos_tol, rot_tol=1e-2).q
+            out[i] = q
+        return out
+
+
+__all__ = ["ArmKinematics", "IKError", "hand_yaw", "wrap_angle"]

@@ -1,0 +1,327 @@
+"""Train the diffusion policy on an episode dataset: seeded, resumable, with a
+progress bar and the loss.
+
+    robot-memory train-policy --data data/demos --out out/policy_run --steps 6000
+    robot-memory train-policy --data data/demos --out out/policy_run --resume
+
+The run folder holds ``train_state/`` (weights, EMA, optimizer, RNG: all
+safetensors + JSON) written every ``--save-every`` steps, ``train_log.json``
+and, at the end, ``checkpoint/`` (EMA weights, config, normalizer) for the
+policy node and ``eval-policy``. ``--resume`` continues from ``train_state/``
+bit for bit (same batches, same noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from robot_memory.policy.checkpoint import save_checkpoint
+from robot_memory.policy.configuration_diffusion import DiffusionConfig
+from robot_memory.policy.dataset import Episode, load_episodes
+from robot_memory.policy.modeling_diffusion import DiffusionPolicyModel, parameter_count
+from robot_memory.policy.processor_diffusion import (
+    Normalizer,
+    action_vectors,
+    observation_vectors,
+)
+
+
+@dataclass
+class TrainingWindows:
+    """Every (observation window, action chunk) pair of a dataset, as index arrays
+    into the concatenated per-step rows; windows at an episode's ends repeat
+    its first / last step (Diffusion Policy's padding)."""
+
+    obs: np.ndarray  # (N_steps, obs_dim)
+    actions: np.ndarray  # (N_steps, action_dim)
+    obs_index: np.ndarray  # (N_windows, n_obs_steps)
+    action_index: np.ndarray  # (N_windows, horizon)
+    episodes: int
+
+    @classmethod
+    def build(cls, episodes: list[Episode], config: DiffusionConfig) -> TrainingWindows:
+        if not episodes:
+            raise ValueError("the dataset has no successful episodes to train on")
+        obs_rows, act_rows, obs_idx, act_idx = [], [], [], []
+        offset = 0
+        for ep in episodes:
+            s, info = ep.steps, ep.info
+            obs_rows.append(
+                observation_vectors(
+                    s["joint_positions"],
+                    s["gripper_width"],
+                    s["tcp_position"],
+                    s["tcp_yaw"],
+                    info.skill,
+                    np.array(info.target_position),
+                    info.goal_yaw,
+                )
+            )
+            act_rows.append(
+                action_vectors(
+                    s["action_tcp_position"],
+                    s["action_tcp_yaw"],
+                    s["action_gripper_width"],
+                    np.array(info.target_position),
+                    info.goal_yaw,
+                )
+            )
+            n = len(ep)
+            current = np.arange(n)[:, None]
+            o = current + np.arange(-config.n_obs_steps + 1, 1)[None, :]
+            a = current + np.arange(
+                -config.n_obs_steps + 1, config.horizon - config.n_obs_steps + 1
+            )
+            obs_idx.append(np.clip(o, 0, n - 1) + offset)
+            act_idx.append(np.clip(a, 0, n - 1) + offset)
+            offset += n
+        return cls(
+            np.concatenate(obs_rows),
+            np.concatenate(act_rows),
+            np.concatenate(obs_idx),
+            np.concatenate(act_idx),
+            len(episodes),
+        )
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = opt.state_dict()
+    tensors = {}
+    for idx, per_param in state["state"].items():
+        for key, value in per_param.items():
+            tensors[f"{idx}.{key}"] = torch.as_tensor(value).clone()
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to zero at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: DiffusionConfig,
+        windows: TrainingWindows,
+        normalizer: Normalizer,
+        total_steps: int,
+        batch_size: int = 256,
+        seed: int = 0,
+    ) -> None:
+        torch.manual_seed(seed)
+        self.config = config
+        self.total_steps = total_steps
+        self.batch_size = batch_size
+        self.normalizer = normalizer
+        self.obs = torch.as_tensor(normalizer.normalize_obs(windows.obs), dtype=torch.float32)
+        self.actions = torch.as_tensor(
+            normalizer.normalize_action(windows.actions), dtype=torch.float32
+        )
+        self.obs_index = torch.as_tensor(windows.obs_index)
+        self.action_index = torch.as_tensor(windows.action_index)
+        self.model = DiffusionPolicyModel(config)
+        self.ema = DiffusionPolicyModel(config)
+        self.ema.load_state_dict(self.model.state_dict())
+        self.ema.requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        self.step = 0
+        self.log: list[dict] = []
+
+    def _set_lr(self) -> float:
+        lr = self.config.learning_rate * lr_factor(
+            self.step, self.config.warmup_steps, self.total_steps
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def train_step(self) -> float:
+        batch = torch.randint(0, len(self.obs_index), (self.batch_size,))
+        obs = self.obs[self.obs_index[batch]]
+        actions = self.actions[self.action_index[batch]]
+        lr = self._set_lr()
+        loss = self.model.compute_loss(obs, actions)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                e.lerp_(p, 1.0 - decay)
+            for e, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                e.copy_(b)
+        self.step += 1
+        value = float(loss.detach())
+        self.log.append({"step": self.step, "loss": value, "lr": lr})
+        return value
+
+    # -- resumable state --------------------------------------------------
+    def save_state(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file(dict(self.model.state_dict()), str(folder / "model.safetensors"))
+        save_file(dict(self.ema.state_dict()), str(folder / "ema.safetensors"))
+        opt_tensors, opt_meta = _flatten_optimizer(self.optimizer)
+        save_file(opt_tensors, str(folder / "optimizer.safetensors"))
+        save_file({"torch_rng": torch.get_rng_state()}, str(folder / "rng.safetensors"))
+        meta = {
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "batch_size": self.batch_size,
+            "optimizer": opt_meta,
+            "config": self.config.to_dict(),
+            "normalizer": self.normalizer.to_dict(self.config),
+            "log": self.log,
+        }
+        tmp = folder / "state.json.tmp"
+        tmp.write_text(json.dumps(meta))
+        tmp.replace(folder / "state.json")
+
+    def load_state(self, folder: Path) -> None:
+        meta = json.loads((folder / "state.json").read_text())
+        if meta["config"] != self.config.to_dict():
+            raise ValueError(f"{folder} was trained with another config; start a new run")
+        self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        self.ema.load_state_dict(load_file(str(folder / "ema.safetensors")))
+        self.optimizer.load_state_dict(
+            _unflatten_optimizer(
+                load_file(str(folder / "optimizer.safetensors")), meta["optimizer"]
+            )
+        )
+        torch.set_rng_state(load_file(str(folder / "rng.safetensors"))["torch_rng"])
+        self.step = int(meta["step"])
+        self.log = list(meta["log"])
+
+
+def train(
+    data: Path,
+    out: Path,
+    steps: int,
+    batch_size: int = 256,
+    seed: int = 0,
+    resume: bool = False,
+    save_every: int = 500,
+    config: DiffusionConfig | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> Path:
+    """Train; returns the final checkpoint folder. ``stop_after`` ends the
+    process's work early at that step (the state is saved; used to test resume)."""
+    if threads:
+        torch.set_num_threads(threads)
+    config = config or DiffusionConfig()
+    state_dir = out / "train_state"
+    if resume and (state_dir / "state.json").is_file():
+        saved = json.loads((state_dir / "state.json").read_text())
+        config = DiffusionConfig.from_dict(saved["config"])
+        steps, batch_size = int(saved["total_steps"]), int(saved["batch_size"])
+    episodes = list(load_episodes(data))
+    windows = TrainingWindows.build(episodes, config)
+    normalizer = Normalizer.fit(windows.obs, windows.actions)
+    trainer = Trainer(config, windows, normalizer, steps, batch_size, seed)
+    if resume and (state_dir / "state.json").is_file():
+        trainer.load_state(state_dir)
+        trainer.normalizer = Normalizer.from_dict(saved["normalizer"], config)
+        print(f"train-policy: resumed {state_dir} at step {trainer.step}/{steps}")
+    print(
+        f"train-policy: {windows.episodes} episodes, {len(windows.obs_index)} windows, "
+        f"{parameter_count(trainer.model) / 1e6:.2f} M parameters, {steps} steps of {batch_size}"
+    )
+    start = time.monotonic()
+    bar = tqdm(total=steps, initial=trainer.step, desc="train", unit="step", disable=not progress)
+    smooth = None
+    while trainer.step < steps:
+        loss = trainer.train_step()
+        smooth = loss if smooth is None else 0.98 * smooth + 0.02 * loss
+        bar.update(1)
+        if trainer.step % 20 == 0:
+            bar.set_postfix(loss=f"{smooth:.4f}")
+        if trainer.step % save_every == 0 or trainer.step == steps:
+            trainer.save_state(state_dir)
+        if stop_after is not None and trainer.step >= stop_after:
+            trainer.save_state(state_dir)
+            bar.close()
+            return state_dir
+    bar.close()
+    (out / "train_log.json").write_text(json.dumps(trainer.log))
+    info = {
+        "training": {
+            "steps": steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "episodes": windows.episodes,
+            "windows": len(windows.obs_index),
+            "dataset": str(data),
+            "final_loss_smoothed": smooth,
+            "seconds_this_process": round(time.monotonic() - start, 1),
+            "torch_threads": torch.get_num_threads(),
+        }
+    }
+    folder = save_checkpoint(out / "checkpoint", trainer.ema, trainer.normalizer, info)
+    print(f"train-policy: wrote {folder} (loss {smooth:.4f})")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="robot-memory train-policy", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--data", type=Path, default=Path("data/demos"), help="episode dataset folder")
+    p.add_argument("--out", type=Path, default=Path("out/policy_run"), help="run folder")
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state")
+    p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--config", type=Path, default=None, help="DiffusionConfig JSON to start from")
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.batch_size < 1:
+        print("train-policy: --steps and --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        config = DiffusionConfig.load(args.config) if args.config else None
+        train(
+            args.data,
+            args.out,
+            args.steps,
+            args.batch_size,
+            args.seed,
+            args.resume,
+            args.save_every,
+            config,
+            args.threads,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"train-policy: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

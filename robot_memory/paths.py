@@ -35,3 +35,11 @@ def config_path(name: str) -> Path:
 
 def sim_path(name: str) -> Path:
     return share_dir() / "sim" / name
+
+
+#: The shipped diffusion policy checkpoint (models/<name>/, see its README.md).
+DEFAULT_POLICY = "diffusion_pick_place"
+
+
+def model_path(name: str = DEFAULT_POLICY) -> Path:
+    return share_dir() / "models" / name

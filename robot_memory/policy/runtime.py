@@ -1,0 +1,174 @@
+"""Run a trained diffusion policy: observation window in, action chunk out.
+
+ROS-free; used by the policy node, the closed-loop evaluation and the bench.
+``predict`` builds the observation window relative to the goal, samples a
+chunk (DDIM by default), un-normalizes it, keeps the executed steps and turns
+the TCP targets into arm joint targets with IK (seeded point to point from
+the measured joints).
+
+Device: ``auto`` picks CUDA when torch sees a GPU, else the CPU. On CUDA the
+network can run in half precision and under ``torch.compile`` (CUDA graphs);
+on the CPU it runs in float32 with a fixed number of threads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from robot_memory.policy.checkpoint import PolicyCheckpoint, load_checkpoint
+from robot_memory.policy.kinematics import ArmKinematics
+from robot_memory.policy.modeling_diffusion import make_scheduler
+from robot_memory.policy.processor_diffusion import decode_actions, observation_vectors
+from robot_memory.policy.skill_tasks import SkillGoal
+
+DEVICES = ("auto", "cuda", "cpu")
+
+
+class PolicyInputError(ValueError):
+    """An observation or goal the policy cannot use (NaN, wrong size, ...)."""
+
+
+@dataclass
+class RobotState:
+    q: np.ndarray  # (7,) measured arm joints [rad]
+    gripper_width: float  # [m]
+    stamp: float  # [s]
+
+
+@dataclass
+class ActionChunk:
+    stamp: float  # time of the newest observation [s]
+    times: np.ndarray  # (n,) seconds from ``stamp``: 0, dt, 2 dt, ...
+    tcp_positions: np.ndarray  # (n, 3)
+    yaws: np.ndarray  # (n,)
+    gripper_widths: np.ndarray  # (n,)
+    joint_positions: np.ndarray  # (n, 7)
+    sample_s: float  # time spent denoising
+    total_s: float  # denoising + decoding + IK
+
+
+#: The demonstrations only ever command open or closed; the predicted width is
+#: read as "open" above half the opening and sent as exactly open or closed.
+GRIPPER_OPEN_M = 0.08
+GRIPPER_CLOSED_M = 0.0
+
+
+def binarize_gripper(widths: np.ndarray) -> np.ndarray:
+    return np.where(np.asarray(widths) > GRIPPER_OPEN_M / 2.0, GRIPPER_OPEN_M, GRIPPER_CLOSED_M)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU; use auto or cpu")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+class PolicyRuntime:
+    def __init__(
+        self,
+        checkpoint: str | PolicyCheckpoint,
+        device: str = "auto",
+        sampler: str | None = None,
+        num_inference_steps: int | None = None,
+        n_action_steps: int | None = None,
+        seed: int = 0,
+        half_precision: bool = True,
+        compile_model: bool = False,
+        threads: int | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        if threads and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+        ckpt = (
+            checkpoint if isinstance(checkpoint, PolicyCheckpoint) else load_checkpoint(checkpoint)
+        )
+        self.config = ckpt.config
+        self.normalizer = ckpt.normalizer
+        self.model = ckpt.model.to(self.device).eval()
+        self.dtype = torch.float32
+        if self.device.type == "cuda" and half_precision:
+            self.dtype = torch.float16
+            self.model = self.model.to(self.dtype)
+        if compile_model:
+            self.model.unet = torch.compile(self.model.unet, mode="reduce-overhead")
+        self.sampler = sampler or self.config.sampler
+        self.num_inference_steps = num_inference_steps or (
+            self.config.num_inference_steps
+            if self.sampler == "ddim"
+            else self.config.num_train_timesteps
+        )
+        self.scheduler = make_scheduler(self.config, self.sampler)
+        self.n_action_steps = n_action_steps or self.config.n_action_steps
+        if not 1 <= self.n_action_steps <= self.config.horizon - self.config.n_obs_steps + 1:
+            raise ValueError(f"n_action_steps {self.n_action_steps} does not fit the horizon")
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.kinematics = ArmKinematics()
+
+    @property
+    def dt(self) -> float:
+        return self.config.dt
+
+    def observation_window(self, states: list[RobotState], goal: SkillGoal) -> np.ndarray:
+        """(n_obs_steps, obs_dim) from the newest states, oldest first (padded)."""
+        n = self.config.n_obs_steps
+        if not states:
+            raise PolicyInputError("no robot state yet")
+        window = list(states[-n:])
+        window = [window[0]] * (n - len(window)) + window
+        q = np.array([s.q for s in window], dtype=float)
+        width = np.array([s.gripper_width for s in window], dtype=float)
+        if q.shape != (n, 7) or not np.all(np.isfinite(q)) or not np.all(np.isfinite(width)):
+            raise PolicyInputError("robot state has non-finite values or not 7 arm joints")
+        tcp, yaw = self.kinematics.tcp_poses(q)
+        return observation_vectors(
+            q, width, tcp, yaw, goal.skill, goal.target_position, goal.goal_yaw
+        )
+
+    def sample_actions(self, obs_window: np.ndarray) -> tuple[np.ndarray, float]:
+        """Normalized observation window -> un-normalized action rows (horizon, dim)."""
+        obs = self.normalizer.normalize_obs(obs_window)
+        x = torch.as_tensor(obs, dtype=self.dtype, device=self.device)[None]
+        start = time.perf_counter()
+        with torch.inference_mode():
+            actions = self.model.sample(
+                x, self.scheduler, self.num_inference_steps, generator=self.generator
+            )
+            out = actions[0].float().cpu().numpy()
+        return self.normalizer.unnormalize_action(out), time.perf_counter() - start
+
+    def predict(self, states: list[RobotState], goal: SkillGoal) -> ActionChunk:
+        start = time.perf_counter()
+        obs = self.observation_window(states, goal)
+        actions, sample_s = self.sample_actions(obs)
+        first = self.config.n_obs_steps - 1  # the action for the newest observation's time
+        executed = actions[first : first + self.n_action_steps]
+        positions, yaws, widths = decode_actions(executed, goal.target_position, goal.goal_yaw)
+        joints = self.kinematics.joint_targets(states[-1].q, positions, yaws)
+        return ActionChunk(
+            stamp=states[-1].stamp,
+            times=np.arange(len(executed)) * self.dt,
+            tcp_positions=positions,
+            yaws=yaws,
+            gripper_widths=binarize_gripper(widths),
+            joint_positions=joints,
+            sample_s=sample_s,
+            total_s=time.perf_counter() - start,
+        )
+
+
+__all__ = [
+    "DEVICES",
+    "ActionChunk",
+    "PolicyInputError",
+    "PolicyRuntime",
+    "RobotState",
+    "resolve_device",
+]

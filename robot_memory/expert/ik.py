@@ -19,7 +19,12 @@ TCP_SITE = "tcp"
 
 
 class IKError(RuntimeError):
-    """No joint configuration reaches the requested pose closely enough."""
+    """No joint configuration reaches the requested pose closely enough.
+    ``result`` holds the solver's closest configuration (None if unknown)."""
+
+    def __init__(self, message: str, result: IKResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class PandaIK:
         if result.position_error > 5 * pos_tol or result.orientation_error > 10 * rot_tol:
             mm, deg = result.position_error * 1e3, np.degrees(result.orientation_error)
             raise IKError(
-                f"pose {np.round(position, 3).tolist()} not reached: {mm:.1f} mm, {deg:.1f} deg"
+                f"pose {np.round(position, 3).tolist()} not reached: {mm:.1f} mm, {deg:.1f} deg",
+                result,
             )
         return result

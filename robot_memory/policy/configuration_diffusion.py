@@ -48,7 +48,7 @@ class DiffusionConfig:
     observation_features: tuple[str, ...] = OBSERVATION_FEATURES
     action_features: tuple[str, ...] = ACTION_FEATURES
     # network: conditional 1D temporal UNet with FiLM
-    down_dims: tuple[int, ...] = (64, 128, 256)
+    down_dims: tuple[int, ...] = (32, 64, 128)
     kernel_size: int = 5
     n_groups: int = 8
     diffusion_step_embed_dim: int = 64
@@ -63,7 +63,7 @@ class DiffusionConfig:
     num_inference_steps: int = 10
     # training
     ema_decay: float = 0.995
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-4
     weight_decay: float = 1e-6
     warmup_steps: int = 200
     extra: dict = field(default_factory=dict)

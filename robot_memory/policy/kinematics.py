@@ -45,14 +45,23 @@ class ArmKinematics:
         positions: np.ndarray,
         yaws: np.ndarray,
         pos_tol: float = 1e-3,
+        reach_tolerance: float = 0.02,
     ) -> np.ndarray:
         """Arm joints for each TCP target (n, 3) / yaw (n,), each solve seeded by
-        the previous one (so the chunk is a smooth joint path). Raises IKError
-        when a target is out of reach."""
+        the previous one (so the chunk is a smooth joint path). A target missed
+        by less than ``reach_tolerance`` [m] gets the closest pose (the policy's
+        targets are approximate anyway); a farther one raises IKError."""
         q = np.asarray(q_start, dtype=float)
         out = np.empty((len(positions), 7))
         for i, (p, yaw) in enumerate(zip(positions, yaws, strict=True)):
-            q = self.ik.solve(q, p, top_down_rotation(float(yaw)), pos_tol=pos_tol, rot_tol=1e-2).q
+            try:
+                q = self.ik.solve(
+                    q, p, top_down_rotation(float(yaw)), pos_tol=pos_tol, rot_tol=1e-2
+                ).q
+            except IKError as exc:
+                if exc.result is None or exc.result.position_error > reach_tolerance:
+                    raise
+                q = exc.result.q
             out[i] = q
         return out
 

@@ -1,0 +1,265 @@
+"""Closed-loop evaluation of a policy checkpoint in the simulator.
+
+    robot-memory eval-policy --episodes 50                 # pick and place, DDIM 10
+    robot-memory eval-policy --episodes 50 --sampler ddpm  # LeRobot's default: 100 DDPM steps
+    robot-memory eval-policy --episodes 20 --ablation      # goal from memory vs current frame
+
+Seeds start at 10000 (training demonstrations use 0..N), so every scene is
+new to the policy. Writes ``report.json``, ``report.md``, ``success.png``
+(success with Wilson 95% intervals) and ``rollout_<skill>.mp4`` (front and
+wrist cameras side by side) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from robot_memory.policy.rollout import EpisodeResult, run_episode
+from robot_memory.policy.runtime import PolicyRuntime
+from robot_memory.policy.skill_monitor import MonitorConfig
+from robot_memory.policy.skill_tasks import SkillScenes
+from robot_memory.sim.runner import RunnerConfig, SimulationRunner
+
+EVAL_SEED_START = 10_000
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% for z = 1.96)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarize(results: list[EpisodeResult]) -> dict:
+    k, n = sum(r.success for r in results), len(results)
+    lo, hi = wilson_interval(k, n)
+    lat = np.array([x for r in results for x in r.chunk_latency_s]) * 1e3
+    sam = np.array([x for r in results for x in r.sample_latency_s]) * 1e3
+    reasons: dict[str, int] = {}
+    for r in results:
+        if not r.success:
+            key = r.reason or r.monitor_state
+            reasons[key] = reasons.get(key, 0) + 1
+    return {
+        "episodes": n,
+        "successes": k,
+        "success_rate": k / n if n else float("nan"),
+        "wilson95": [lo, hi],
+        "chunk_latency_ms": _percentiles(lat),
+        "denoise_latency_ms": _percentiles(sam),
+        "mean_sim_seconds": float(np.mean([r.sim_seconds for r in results])) if results else 0.0,
+        "failures": reasons,
+    }
+
+
+def _percentiles(x: np.ndarray) -> dict:
+    if x.size == 0:
+        return {}
+    return {
+        "p50": float(np.percentile(x, 50)),
+        "p99": float(np.percentile(x, 99)),
+        "max": float(x.max()),
+    }
+
+
+class VideoRecorder:
+    """Front + wrist frames side by side into an MP4 (OpenCV's mp4v encoder)."""
+
+    def __init__(
+        self, runner: SimulationRunner, path: Path, fps: float, width: int = 320, height: int = 240
+    ) -> None:
+        import cv2
+
+        from robot_memory.sim.cameras import CameraRig
+
+        self.cv2 = cv2
+        self.runner = runner
+        self.rig = CameraRig(runner.physics.model, width, height, ("front", "wrist"))
+        self.writer = cv2.VideoWriter(
+            str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (2 * width, height)
+        )
+        if not self.writer.isOpened():
+            raise RuntimeError(f"cannot open an MP4 writer at {path}")
+        self.frames = 0
+
+    def __call__(self) -> None:
+        images = [self.rig.render(self.runner.physics, cam)[0] for cam in ("front", "wrist")]
+        frame = np.concatenate(images, axis=1)
+        self.writer.write(self.cv2.cvtColor(frame, self.cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        self.writer.release()
+        self.rig.close()
+
+
+def evaluate(
+    runtime: PolicyRuntime,
+    skills: tuple[str, ...],
+    episodes: int,
+    seed_start: int = EVAL_SEED_START,
+    out: Path | None = None,
+    videos: int = 1,
+    progress: bool = True,
+    monitor_config: MonitorConfig | None = None,
+) -> dict[str, list[EpisodeResult]]:
+    runner = SimulationRunner(RunnerConfig(camera_rate=0.0, ground_truth_rate=0.0))
+    scenes = SkillScenes(runner)
+    results: dict[str, list[EpisodeResult]] = {s: [] for s in skills}
+    jobs = [(skill, seed_start + i) for skill in skills for i in range(episodes)]
+    bar = tqdm(jobs, desc="eval-policy", unit="ep", disable=not progress)
+    for skill, seed in bar:
+        recorder = None
+        if out is not None and len(results[skill]) < videos:
+            recorder = VideoRecorder(runner, out / f"rollout_{skill}_{seed}.mp4", 1.0 / runtime.dt)
+        try:
+            result = run_episode(runtime, scenes, seed, skill, monitor_config, on_step=recorder)
+        finally:
+            if recorder is not None:
+                recorder.close()
+        results[skill].append(result)
+        ok = {s: f"{sum(r.success for r in v)}/{len(v)}" for s, v in results.items() if v}
+        bar.set_postfix(ok)
+    return results
+
+
+def write_report(out: Path, summary: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [
+        "# Policy evaluation",
+        "",
+        f"checkpoint `{summary['checkpoint']}`, sampler {summary['sampler']} "
+        f"{summary['num_inference_steps']} steps, device {summary['device']}, "
+        f"{summary['n_action_steps']} executed steps per chunk, seeds from {summary['seed_start']}",
+        "",
+        "| skill | success | Wilson 95% | chunk latency p50 / p99 [ms] | failures |",
+        "|---|---|---|---|---|",
+    ]
+    for skill, s in summary["skills"].items():
+        lo, hi = s["wilson95"]
+        lat = s["chunk_latency_ms"]
+        fails = ", ".join(f"{k}: {v}" for k, v in s["failures"].items()) or "-"
+        lines.append(
+            f"| {skill} | {s['successes']}/{s['episodes']} ({100 * s['success_rate']:.0f}%) | "
+            f"{100 * lo:.0f}-{100 * hi:.0f}% | {lat.get('p50', 0):.1f} / {lat.get('p99', 0):.1f} | "
+            f"{fails} |"
+        )
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    plot_success(out / "success.png", summary["skills"], summary["sampler"])
+
+
+def plot_success(path: Path, skills: dict, label: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(skills)
+    rates = [100 * skills[n]["success_rate"] for n in names]
+    lo = [rates[i] - 100 * skills[n]["wilson95"][0] for i, n in enumerate(names)]
+    hi = [100 * skills[n]["wilson95"][1] - rates[i] for i, n in enumerate(names)]
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.bar(names, rates, yerr=[lo, hi], capsize=6, color="#4C72B0")
+    ax.axhline(90, ls="--", color="grey", lw=1)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("success [%] (Wilson 95%)")
+    ax.set_title(f"closed-loop success ({label})")
+    for i, n in enumerate(names):
+        ax.text(i, 2, f"{skills[n]['successes']}/{skills[n]['episodes']}", ha="center", color="w")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from robot_memory.paths import model_path
+
+    p = argparse.ArgumentParser(prog="robot-memory eval-policy", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
+    p.add_argument("--episodes", type=int, default=50, help="episodes per skill")
+    p.add_argument("--skills", default="pick,place")
+    p.add_argument("--seed-start", type=int, default=EVAL_SEED_START)
+    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (ddim 10, ddpm 100)")
+    p.add_argument("--n-action-steps", type=int, default=None)
+    p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--videos", type=int, default=1, help="MP4 rollouts per skill")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="memory ablation: goal from memory vs from the current frame only",
+    )
+    p.add_argument("--out", type=Path, default=Path("out/eval_policy"))
+    args = p.parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    skills = tuple(s.strip() for s in args.skills.split(",") if s.strip())
+    if args.episodes < 1 or not skills or set(skills) - {"pick", "place"}:
+        print("eval-policy: --episodes >= 1 and --skills from pick,place", file=sys.stderr)
+        return 2
+    checkpoint = args.checkpoint or model_path()
+    try:
+        runtime = PolicyRuntime(
+            checkpoint,
+            args.device,
+            args.sampler,
+            args.steps,
+            args.n_action_steps,
+            threads=args.threads,
+        )
+    except (ValueError, RuntimeError) as exc:
+        print(f"eval-policy: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    if args.ablation:
+        from robot_memory.policy.perceived_goals import run_ablation
+
+        summary = run_ablation(runtime, args.episodes, args.seed_start, args.out)
+        (args.out / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(json.dumps(summary, indent=2))
+        return 0
+    results = evaluate(runtime, skills, args.episodes, args.seed_start, args.out, args.videos)
+    summary = {
+        "checkpoint": str(checkpoint),
+        "sampler": runtime.sampler,
+        "num_inference_steps": runtime.num_inference_steps,
+        "n_action_steps": runtime.n_action_steps,
+        "device": str(runtime.device),
+        "seed_start": args.seed_start,
+        "wall_seconds": round(time.monotonic() - start, 1),
+        "skills": {s: summarize(r) for s, r in results.items()},
+        "episodes": {
+            s: [asdict(x) | {"chunk_latency_s": None, "sample_latency_s": None} for x in r]
+            for s, r in results.items()
+        },
+    }
+    write_report(args.out, summary)
+    for skill, s in summary["skills"].items():
+        lo, hi = s["wilson95"]
+        print(
+            f"eval-policy: {skill} {s['successes']}/{s['episodes']} "
+            f"({100 * s['success_rate']:.0f}%, Wilson 95% {100 * lo:.0f}-{100 * hi:.0f}%), "
+            f"chunk p99 {s['chunk_latency_ms'].get('p99', 0):.1f} ms"
+        )
+    print(f"eval-policy: report in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,6 +45,7 @@ setup(
             "memory_node = robot_memory.nodes.memory_node:main",
             "replay_node = robot_memory.nodes.replay_node:main",
             "safety_node = robot_memory.nodes.safety_node:main",
+            "policy_node = robot_memory.nodes.policy_node:main",
         ],
     },
 )

@@ -102,6 +102,30 @@ def safety_node(**overrides: ParamValue) -> NodeSpec:
     )
 
 
+POLICY_PARAMETERS: dict[str, ParamValue] = {
+    "checkpoint": "",  # checkpoint folder; empty: the shipped models/diffusion_pick_place
+    "device": "auto",  # auto | cuda | cpu
+    "sampler": "ddim",  # ddim | ddpm
+    "num_inference_steps": 10,
+    "n_action_steps": 8,  # executed points per chunk (<= horizon - n_obs_steps + 1)
+    "max_observation_age_s": 0.5,  # drop a chunk whose observation is older when it is done
+    "timeout_s": 15.0,  # a skill still running after this long has failed
+    "torch_threads": 0,  # CPU inference threads; 0: torch's default
+    "half_precision": True,  # float16 on CUDA (ignored on the CPU)
+    "compile": False,  # torch.compile the network (slow first call)
+}
+
+
+def policy_node(**overrides: ParamValue) -> NodeSpec:
+    return NodeSpec(
+        name="policy",
+        executable="policy_node",
+        module="robot_memory.nodes.policy_node",
+        parameters={**POLICY_PARAMETERS, **overrides},
+        description="diffusion policy: /policy/goal grounded in memory -> /policy/action_chunk",
+    )
+
+
 def perception_node(**overrides: ParamValue) -> NodeSpec:
     return NodeSpec(
         name="perception",

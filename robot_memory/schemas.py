@@ -214,6 +214,40 @@ class MemoryAnswer(Payload):
     results: list[dict] = Field(default_factory=list)
 
 
+# -- policy: /policy/goal -> /policy/status ------------------------------------------
+class PolicyGoalMsg(Payload):
+    """/policy/goal: one skill for the policy node, grounded in memory.
+
+    * ``pick``: ``object_id`` (memory object id) -> its centroid in the latest
+      scene graph;
+    * ``place``: ``target`` = a place id ("bin", "table_left") or a memory
+      object id as text -> the top centre of its box;
+    * ``target_position`` [m, table frame], when given, wins over both;
+    * ``goal_yaw`` [rad]: hand yaw; default 0.0 for pick, the current hand yaw
+      for place.
+
+    A new valid goal pre-empts the running one; an invalid one is refused.
+    """
+
+    id: str = Field(min_length=1, max_length=128)
+    skill: Literal["pick", "place"]
+    object_id: int | None = None
+    target: str = Field(default="", max_length=128)
+    target_position: Vec3 | None = None
+    goal_yaw: float | None = None
+
+
+class PolicyStatusMsg(Payload):
+    """/policy/status (latched): the skill's state, with the reason when it ended."""
+
+    goal_id: str = ""
+    state: Literal["idle", "running", "succeeded", "failed"]
+    reason: str = ""
+    skill: str = ""
+    chunks: int = Field(default=0, ge=0, description="action chunks published for the goal")
+    stamp: float = Field(default=0.0, description="node time of this status [s]")
+
+
 P = TypeVar("P", bound=Payload)
 
 

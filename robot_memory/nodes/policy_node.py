@@ -1,0 +1,441 @@
+"""Policy node: a skill goal grounded in memory -> diffusion-policy action chunks.
+
+Thin adapter over :class:`robot_memory.policy.runtime.PolicyRuntime` (the same
+loop runs in-process, without DDS, in :mod:`robot_memory.policy.rollout`).
+
+* in: ``/joint_states`` (a short history: the window is the newest state and,
+  per older step, the state nearest ``newest - k / fps``), ``/policy/goal``
+  (``PolicyGoalMsg``), ``/memory/scene_graph`` and ``/robot_memory/estop`` (latched);
+* out: ``/policy/action_chunk`` (the 7 arm joints + ``gripper_width``;
+  ``header.stamp`` = the newest observation's own stamp, point i at i / fps, so
+  point 0 is past and the safety node drops it), ``/policy/status``
+  (``PolicyStatusMsg``, latched), ``/diagnostics``.
+
+Goals are grounded once, on arrival (:mod:`robot_memory.policy.goal_grounding`;
+after a grasp the object moves with the hand, so memory is not re-read). A new
+valid goal pre-empts the running one ("preempted by ..."); a goal that cannot
+be grounded is refused (status failed with its id and reason, then the running
+goal's status again) and leaves the running skill alone. The e-stop fails the
+running skill ("estop") and refuses goals until released.
+
+Inference runs on a worker thread, one prediction at a time. The next starts
+when the last published chunk's observation is ``n_action_steps - 1`` steps old
+minus the inference latency (the largest of the last few, plus one control
+period), so the new chunk lands as the previous one runs out. Each observation
+is used once. A chunk whose observation is older than ``max_observation_age_s``
+when it is ready, or already before it would be started (then once per chunk
+period), is dropped and counted, never published. The skill monitor (measured
+width, the width the published chunk commands now, TCP by FK) ends the skill;
+no chunk follows, and the safety node's watchdog holds the arm.
+
+A missing or unusable checkpoint is logged and every goal fails with "no
+policy checkpoint at ..."; the node (and the stack) keeps running.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.launch_spec import POLICY_PARAMETERS
+from robot_memory.nodes.conversions import from_time
+from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.node_main import spin_node
+from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.nodes.safety_node import to_duration
+from robot_memory.paths import model_path
+from robot_memory.policy.goal_grounding import GroundingError, goal_id_of, ground_goal, parse_goal
+from robot_memory.policy.kinematics import ArmKinematics, IKError
+from robot_memory.policy.runtime import ActionChunk, PolicyInputError, PolicyRuntime, RobotState
+from robot_memory.policy.skill_monitor import FAILED, RUNNING, MonitorConfig, SkillMonitor
+from robot_memory.policy.skill_tasks import SkillGoal
+from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, GRIPPER_WIDTH_JOINT
+from robot_memory.schemas import (
+    PayloadError,
+    PolicyGoalMsg,
+    PolicyStatusMsg,
+    SceneGraphMsg,
+    dump_payload,
+    parse_payload,
+)
+
+CONTROL_PERIOD_S = 0.02  # skill monitor and scheduling tick
+HISTORY_S = 2.0  # joint states kept for the observation window
+LOG_THROTTLE_S = 1.0
+LATENCY_WINDOW = 5  # recent inference latencies the schedule plans with
+#: Latched like the contract's LATCHED, but 10 deep: statuses are events that can
+#: come back to back (a refusal, a pre-emption) and depth 1 would drop the first
+#: before a live subscriber took it. A late subscriber with depth 1 gets the last.
+STATUS_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+def observation_indices(stamps: np.ndarray, dt: float, n_obs: int) -> list[int]:
+    """Indices (oldest first) of the observation window in ``stamps`` (ascending):
+    the newest, then for k = 1.. the older state nearest ``newest - k dt``
+    (the oldest one repeated when the history is shorter)."""
+    picked = [len(stamps) - 1]
+    for k in range(1, n_obs):
+        prev = picked[-1]
+        if prev == 0:
+            picked.append(0)
+            continue
+        picked.append(int(np.argmin(np.abs(stamps[:prev] - (stamps[-1] - k * dt)))))
+    return picked[::-1]
+
+
+def chunk_message(chunk: ActionChunk, stamp: Time) -> JointTrajectory:
+    msg = JointTrajectory(joint_names=[*ARM_JOINTS, GRIPPER_WIDTH_JOINT])
+    msg.header.stamp = stamp
+    msg.points = [
+        JointTrajectoryPoint(
+            positions=[*(float(v) for v in q), float(width)], time_from_start=to_duration(t)
+        )
+        for t, q, width in zip(
+            chunk.times, chunk.joint_positions, chunk.gripper_widths, strict=True
+        )
+    ]
+    return msg
+
+
+@dataclass
+class Observation:
+    state: RobotState
+    stamp: Time  # the header stamp as received (the chunk carries it back unchanged)
+
+
+@dataclass
+class Skill:
+    goal: PolicyGoalMsg
+    target: SkillGoal
+    monitor: SkillMonitor
+    generation: int
+    chunks: int = 0
+
+
+@dataclass
+class Request:
+    generation: int
+    target: SkillGoal
+    window: list[RobotState]
+    stamp: Time
+
+
+class PolicyNode(Node):
+    def __init__(self, parameter_overrides: list[Parameter] | None = None) -> None:
+        super().__init__("policy", parameter_overrides=parameter_overrides or [])
+        for name, default in POLICY_PARAMETERS.items():
+            self.declare_parameter(name, default)
+        p = {name: self.get_parameter(name).value for name in POLICY_PARAMETERS}
+        self.max_age = float(p["max_observation_age_s"])
+        self.monitor_config = MonitorConfig(timeout_s=float(p["timeout_s"]))
+        self.health = HealthCounters("policy")
+        self.chunk_pub = self.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
+        self.status_pub = self.create_publisher(String, "/policy/status", STATUS_QOS)
+        self.kinematics = ArmKinematics()  # executor thread; the runtime has its own
+        self.runtime, self.unavailable = self._load_runtime(p)
+        self.dt = self.runtime.dt if self.runtime else 0.1
+        self.n_obs = self.runtime.config.n_obs_steps if self.runtime else 2
+        # a chunk lasts (n_action_steps - 1) dt past its observation (point 0 is past)
+        n_steps = self.runtime.n_action_steps if self.runtime else 2
+        self.period = max(n_steps - 1, 1) * self.dt
+        self.history_s = max(HISTORY_S, (self.n_obs + 1) * self.dt)
+
+        self._lock = threading.Condition()  # everything below; the worker waits on it
+        self.history: deque[Observation] = deque(maxlen=1000)
+        self.width: float | None = None
+        self.graph: SceneGraphMsg | None = None
+        self.estop = False
+        self.skill: Skill | None = None
+        self.generation = 0
+        self.busy = False
+        self.last_obs_used = -np.inf
+        self.next_due = -np.inf  # node time the next prediction may start
+        self.plan: tuple[np.ndarray, np.ndarray] | None = None  # absolute times, widths
+        self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._request: Request | None = None
+        self._stop = False
+        self.status = PolicyStatusMsg(state="idle")
+
+        self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
+        self.create_subscription(String, "/policy/goal", self.on_goal, COMMAND)
+        self.create_subscription(String, "/memory/scene_graph", self.on_scene_graph, LATCHED)
+        self.create_subscription(Bool, "/robot_memory/estop", self.on_estop, LATCHED)
+        self.diagnostics = DiagnosticsPublisher(self, self.health)
+        self._worker = threading.Thread(target=self._work, name="policy", daemon=True)
+        if self.runtime is not None:
+            self._worker.start()
+        self.create_timer(CONTROL_PERIOD_S, self.tick)
+        self.publish_status(self.status)
+
+    def _load_runtime(self, p: dict) -> tuple[PolicyRuntime | None, str]:
+        path = Path(str(p["checkpoint"])).expanduser() if p["checkpoint"] else model_path()
+        if not path.is_dir():
+            text = f"no policy checkpoint at {path}"
+            self.get_logger().error(f"{text}: every goal will fail (train one, see docs)")
+            return None, text
+        try:
+            runtime = PolicyRuntime(
+                str(path),
+                device=str(p["device"]),
+                sampler=str(p["sampler"]),
+                num_inference_steps=int(p["num_inference_steps"]),
+                n_action_steps=int(p["n_action_steps"]),
+                half_precision=bool(p["half_precision"]),
+                compile_model=bool(p["compile"]),
+                threads=int(p["torch_threads"]) or None,
+            )
+        except Exception as exc:  # noqa: BLE001 - a bad checkpoint must not take the stack down
+            text = f"no policy checkpoint at {path} ({exc})"
+            self.get_logger().error(f"{text}: every goal will fail")
+            return None, text
+        self.get_logger().info(
+            f"policy {path} on {runtime.device} ({runtime.dtype}), {runtime.sampler} "
+            f"x{runtime.num_inference_steps}, {runtime.n_action_steps} steps of {runtime.dt} s"
+        )
+        return runtime, ""
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- inputs (executor thread) -------------------------------------------------
+    def on_joints(self, msg: JointState) -> None:
+        names, pos = list(msg.name), list(msg.position)
+        try:
+            q = np.array([pos[names.index(n)] for n in ARM_JOINTS], dtype=float)
+        except (ValueError, IndexError):
+            return self._reject("malformed joint_states", f"joint_states without arm: {names}")
+        width = self.width  # the fingers may come in their own JointState messages
+        if all(n in names and names.index(n) < len(pos) for n in FINGER_JOINTS):
+            width = float(sum(pos[names.index(n)] for n in FINGER_JOINTS))
+        if not np.all(np.isfinite(q)) or not np.isfinite(width if width is not None else 0.0):
+            return self._reject("non-finite joint_states", "joint_states with NaN")
+        if width is None:
+            return self._reject("no gripper width", f"no {FINGER_JOINTS} in joint_states yet")
+        self.width = width
+        stamp = msg.header.stamp
+        if stamp.sec == 0 and stamp.nanosec == 0:
+            stamp = self.get_clock().now().to_msg()
+        t = from_time(stamp)
+        with self._lock:
+            if self.history and t <= self.history[-1].state.stamp:
+                return self._reject("old joint_states", f"joint_states at {t:.3f} not newer")
+            self.history.append(Observation(RobotState(q, self.width, t), stamp))
+            while self.history[0].state.stamp < t - self.history_s:
+                self.history.popleft()
+
+    def on_scene_graph(self, msg: String) -> None:
+        try:
+            graph = parse_payload(SceneGraphMsg, msg.data)
+        except PayloadError as err:
+            return self._reject(f"scene graph {err.reason}", f"scene graph refused: {err}")
+        with self._lock:
+            self.graph = graph
+        self.health.set_value("scene_graph_seq", graph.seq)
+
+    def on_estop(self, msg: Bool) -> None:
+        with self._lock:
+            was, self.estop = self.estop, bool(msg.data)
+            if self.estop and self.skill is not None:
+                self.get_logger().error("e-stop: the running skill failed")
+                self._finish(FAILED, "estop")
+            elif was and not self.estop:
+                self.get_logger().info("e-stop released")
+
+    def on_goal(self, msg: String) -> None:
+        now = self.now()
+        with self._lock:
+            try:
+                goal, target = self._ground(msg.data, now)
+            except GroundingError as err:
+                self._refuse(err)
+                return
+            if self.skill is not None:
+                self._finish(FAILED, f"preempted by goal {goal.id}")
+            self.generation += 1
+            monitor = SkillMonitor(target, now, self.monitor_config)
+            self.skill = Skill(goal, target, monitor, self.generation)
+            self.last_obs_used, self.next_due, self.plan = -np.inf, -np.inf, None
+            self.get_logger().info(
+                f"goal {goal.id}: {goal.skill} at {np.round(target.target_position, 3).tolist()}"
+                f", yaw {target.goal_yaw:.2f}"
+            )
+            self._publish_skill()
+            self._maybe_request(now)
+
+    def _ground(self, text: str, now: float) -> tuple[PolicyGoalMsg, SkillGoal]:
+        if self.runtime is None:
+            raise GroundingError("no checkpoint", self.unavailable, goal_id_of(text))
+        goal = parse_goal(text)
+        if self.estop:
+            raise GroundingError("estop active", "goal refused while the e-stop is on", goal.id)
+        newest = self.history[-1].state if self.history else None
+        if newest is None or now - newest.stamp > self.max_age:
+            raise GroundingError("no robot state", "no recent /joint_states", goal.id)
+        yaw = self.kinematics.tcp_pose(newest.q)[1]
+        return goal, ground_goal(goal, self.graph, yaw)
+
+    def _refuse(self, err: GroundingError) -> None:
+        self.health.reject(f"goal {err.reason}")
+        text = self.unavailable if err.reason == "no checkpoint" else str(err)
+        self.get_logger().warning(f"goal {err.goal_id or '?'} refused: {text}")
+        self.publish_status(PolicyStatusMsg(goal_id=err.goal_id, state="failed", reason=text))
+        if self.skill is not None:
+            self._publish_skill()  # the latched status is the running skill's again
+
+    def _reject(self, reason: str, text: str) -> None:
+        self.health.reject(reason)
+        self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
+
+    # -- skill (executor thread, lock held) -----------------------------------------
+    def tick(self) -> None:
+        now = self.now()
+        with self._lock:
+            if self.skill is None or not self.history:
+                return
+            monitor = self.skill.monitor
+            if self.plan is None:  # nothing commanded yet: only the timeout applies
+                if now - monitor.start > monitor.config.timeout_s:
+                    self._finish(FAILED, "timed out before any chunk was published")
+                else:
+                    self._maybe_request(now)
+                return
+            state = self.history[-1].state
+            tcp = self.kinematics.tcp_pose(state.q)[0]
+            if monitor.update(now, state.gripper_width, self._commanded_width(now), tcp) != RUNNING:
+                self._finish(monitor.state, monitor.reason)
+                return
+            self._maybe_request(now)
+
+    def _commanded_width(self, now: float) -> float:
+        times, widths = self.plan
+        return float(widths[max(int(np.searchsorted(times, now, side="right")) - 1, 0)])
+
+    def _maybe_request(self, now: float) -> None:
+        if self.busy or self.skill is None or not self.history or now < self.next_due:
+            return
+        newest = self.history[-1]
+        if now - newest.state.stamp > self.max_age:  # it would be dropped when done
+            self._drop_stale(now - newest.state.stamp)
+            self.next_due = now + self.period
+            return
+        if newest.state.stamp <= self.last_obs_used:
+            return  # every observation is used once
+        self.last_obs_used = newest.state.stamp
+        stamps = np.array([o.state.stamp for o in self.history])
+        window = [self.history[i].state for i in observation_indices(stamps, self.dt, self.n_obs)]
+        self._request = Request(self.generation, self.skill.target, window, newest.stamp)
+        self.busy = True
+        self._lock.notify()
+
+    def _drop_stale(self, age: float) -> None:
+        self.health.increment("stale_chunks_dropped")
+        self.get_logger().warning(
+            f"observation {age:.3f} s old (> {self.max_age} s): chunk dropped",
+            throttle_duration_sec=LOG_THROTTLE_S,
+        )
+
+    def _finish(self, state: str, reason: str) -> None:
+        skill, self.skill = self.skill, None
+        if skill is None:
+            return
+        self.health.increment(f"skills_{state}")
+        log = self.get_logger().info if state != FAILED else self.get_logger().warning
+        log(f"goal {skill.goal.id} {state}: {reason} ({skill.chunks} chunks)")
+        self.publish_status(self._skill_status(skill, state, reason))
+
+    def _skill_status(self, skill: Skill, state: str, reason: str = "") -> PolicyStatusMsg:
+        goal_id, name, chunks = skill.goal.id, skill.goal.skill, skill.chunks
+        return PolicyStatusMsg(
+            goal_id=goal_id, state=state, reason=reason, skill=name, chunks=chunks
+        )
+
+    def _publish_skill(self) -> None:
+        if self.skill is not None:
+            self.publish_status(self._skill_status(self.skill, RUNNING))
+
+    def publish_status(self, status: PolicyStatusMsg) -> None:
+        self.status = status.model_copy(update={"stamp": self.now()})
+        self.health.set_value("state", status.state)
+        if self.context.ok():
+            self.status_pub.publish(String(data=dump_payload(self.status)))
+
+    # -- worker thread ----------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while self._request is None and not self._stop:
+                    self._lock.wait(0.5)
+                if self._stop:
+                    return
+                req, self._request = self._request, None
+            chunk, error = None, ""
+            try:
+                chunk = self.runtime.predict(req.window, req.target)
+            except (IKError, PolicyInputError) as exc:
+                error = f"{'IK' if isinstance(exc, IKError) else 'policy input'}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - the node must outlive one bad chunk
+                error = f"inference error: {exc!r}"
+            if not self.context.ok():
+                return  # shutting down
+            with self._lock:
+                self.busy = False
+                current = self.skill is not None and self.skill.generation == req.generation
+                if error:
+                    self.health.reject(error.split(":")[0])
+                    if current:
+                        self._finish(FAILED, error)
+                elif current:
+                    self._deliver(chunk, req.stamp)
+                else:
+                    self.health.increment("chunks_superseded")
+
+    def _deliver(self, chunk: ActionChunk, stamp: Time) -> None:
+        now = self.now()
+        self.health.latency("inference_denoise", chunk.sample_s)
+        self.health.latency("inference_total", chunk.total_s)
+        self.latencies.append(chunk.total_s)
+        if now - chunk.stamp > self.max_age:
+            self._drop_stale(now - chunk.stamp)
+            return
+        if self.context.ok():
+            self.chunk_pub.publish(chunk_message(chunk, stamp))
+        self.skill.chunks += 1
+        lead = max(self.latencies) + CONTROL_PERIOD_S
+        self.next_due = chunk.stamp + self.period - lead
+        self.plan = (chunk.stamp + chunk.times, chunk.gripper_widths)
+        self.health.increment("chunks_published")
+        self.health.tick("chunks", now)
+        self.health.latency("observation_to_chunk", now - chunk.stamp)
+        self._publish_skill()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._lock.notify()
+        if self._worker.is_alive():
+            self._worker.join(timeout=5.0)
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(PolicyNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,9 +1,13 @@
 """Test-session set-up: DDS on loopback with the project's Fast DDS profile and
-a ROS_DOMAIN_ID of this run's own, set before anything imports rclpy."""
+a ROS_DOMAIN_ID of this run's own, set before anything imports rclpy; one
+OpenMP/torch thread per process (CI has 2 cores shared by the test process and
+the nodes it starts: oversubscribed OpenMP spin-waits slow torch 10-100x)."""
 
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from robot_memory.ros_env import apply_to_current_process, random_domain_id
 

@@ -46,11 +46,14 @@ class ArmKinematics:
         yaws: np.ndarray,
         pos_tol: float = 1e-3,
         reach_tolerance: float = 0.02,
+        min_points: int | None = None,
     ) -> np.ndarray:
         """Arm joints for each TCP target (n, 3) / yaw (n,), each solve seeded by
         the previous one (so the chunk is a smooth joint path). A target missed
         by less than ``reach_tolerance`` [m] gets the closest pose (the policy's
-        targets are approximate anyway); a farther one raises IKError."""
+        targets are approximate anyway); a farther one raises IKError, unless
+        ``min_points`` targets were solved before it: then the chunk is cut
+        there (the reachable prefix is returned)."""
         q = np.asarray(q_start, dtype=float)
         out = np.empty((len(positions), 7))
         for i, (p, yaw) in enumerate(zip(positions, yaws, strict=True)):
@@ -60,6 +63,8 @@ class ArmKinematics:
                 ).q
             except IKError as exc:
                 if exc.result is None or exc.result.position_error > reach_tolerance:
+                    if min_points is not None and i >= min_points:
+                        return out[:i]
                     raise
                 q = exc.result.q
             out[i] = q

@@ -14,6 +14,7 @@ on the CPU it runs in float32 with a fixed number of threads.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,10 @@ def trace_unet(model: torch.nn.Module) -> torch.jit.ScriptModule:
         torch.tensor(c.num_train_timesteps - 1),
         torch.zeros(1, c.obs_dim * c.n_obs_steps),
     )
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        # torch marks TorchScript deprecated in favour of torch.compile, which on
+        # the CPU needs a C++ toolchain, compiles for minutes and was not faster
+        warnings.simplefilter("ignore")
         return torch.jit.freeze(torch.jit.trace(model.unet.eval(), example).eval())
 
 
@@ -177,13 +181,16 @@ class PolicyRuntime:
         first = self.config.n_obs_steps - 1  # the action for the newest observation's time
         executed = actions[first : first + self.n_action_steps]
         positions, yaws, widths = decode_actions(executed, goal.target_position, goal.goal_yaw)
-        joints = self.kinematics.joint_targets(states[-1].q, positions, yaws)
+        # point 0 is the observation's own time (past when the chunk is ready):
+        # at least it and the next one must be reachable, a later miss cuts the chunk
+        joints = self.kinematics.joint_targets(states[-1].q, positions, yaws, min_points=2)
+        n = len(joints)
         return ActionChunk(
             stamp=states[-1].stamp,
-            times=np.arange(len(executed)) * self.dt,
-            tcp_positions=positions,
-            yaws=yaws,
-            gripper_widths=binarize_gripper(widths),
+            times=np.arange(n) * self.dt,
+            tcp_positions=positions[:n],
+            yaws=yaws[:n],
+            gripper_widths=binarize_gripper(widths[:n]),
             joint_positions=joints,
             sample_s=sample_s,
             total_s=time.perf_counter() - start,

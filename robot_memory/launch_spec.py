@@ -172,6 +172,8 @@ def _sim_stack() -> list[NodeSpec]:
         expert_node(),
         perception_node(use_sim_time=True),
         memory_node(use_sim_time=True, store_path="out/memory/sim.sqlite", reset_on_start=True),
+        policy_node(use_sim_time=True),
+        safety_node(use_sim_time=True),
     ]
 
 
@@ -179,8 +181,9 @@ def _real_stack() -> list[NodeSpec]:
     # On hardware the cameras come from realsense2_camera and the arm from
     # ros2_control (joint_state_broadcaster + JointTrajectoryController), both
     # already on the contract's topic names; docs/hardware.md has the bring-up.
-    # The memory persists across runs (~/.robot_memory/memory.sqlite).
-    return [perception_node(), memory_node()]
+    # The memory persists across runs (~/.robot_memory/memory.sqlite). The
+    # safety node is the only node that writes to the arm's controller topics.
+    return [perception_node(), memory_node(), policy_node(), safety_node()]
 
 
 def _replay_stack() -> list[NodeSpec]:

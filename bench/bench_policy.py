@@ -1,0 +1,443 @@
+"""Bench: diffusion-policy chunk latency (our sampler against LeRobot's default)
+and observation-to-command latency through the ROS graph against a DDS floor.
+
+1. Chunk latency, batch 1, CPU (``--threads``; 2 = the target machine), one
+   checkpoint, the same observation windows (arm poses near HOME_ARM, pick /
+   place goals on the table), configurations interleaved chunk by chunk: ours
+   (DDIM 10, traced UNet: the runtime default), LeRobot's default (DDPM 100,
+   eager), DDPM 100 traced (sampler effect alone), DDIM 10 eager (tracing effect
+   alone). Denoising (``sample_actions``) and full ``predict`` (+ FK, IK) apart.
+2. Over real DDS, the policy and safety nodes as their own processes (as the
+   launcher runs them; in one process the executors, the inference thread and
+   this bench would share one GIL): this bench publishes /joint_states at 100 Hz,
+   stamped now, of an ideal arm that follows the accepted trajectories from
+   HOME_ARM (reset with a new pick goal when a pick ends), the scene graph
+   (latched, one cube) and the goal; per chunk, joint-state stamp ->
+   /policy/action_chunk receipt (2 DDS hops) and -> the matching
+   /arm_controller/joint_trajectory receipt (3 hops; matched on the last point,
+   which the safety node keeps). Floor: the same JointState, QoS and rate
+   round-tripped through a trivial echo process (2 hops).
+3. CUDA, when torch sees a GPU: 1. on the GPU, fp16 and torch.compile on/off.
+
+Checkpoint: ``--checkpoint``, else the shipped models/diffusion_pick_place, else
+out/policy_v1/checkpoint (the JSON says which).
+
+    .venv/bin/python bench/bench_policy.py --out out/bench/bench_policy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # IK / FK: small matrices
+
+import numpy as np
+
+from robot_memory.ros_env import apply_to_current_process, random_domain_id
+
+ECHO_NODE = """
+import rclpy
+from sensor_msgs.msg import JointState
+from robot_memory.nodes.qos import COMMAND
+rclpy.init(); node = rclpy.create_node('bench_echo')
+pub = node.create_publisher(JointState, '/bench/pong', COMMAND)
+node.create_subscription(JointState, '/bench/ping', pub.publish, COMMAND)
+try:
+    rclpy.spin(node)
+except BaseException:
+    pass
+"""
+#: The cube of the ROS part, on the table in front of the arm (table frame, m).
+CUBE = (0.15, 0.05, 0.025)
+#: name: (sampler, steps, traced on the CPU)
+CPU_CONFIGS = {
+    "ours_ddim10_traced": ("ddim", 10, True),
+    "lerobot_ddpm100_eager": ("ddpm", 100, False),
+    "ddpm100_traced": ("ddpm", 100, True),
+    "ddim10_eager": ("ddim", 10, False),
+}
+QS = ("p50", "p99")
+RATIOS = {  # name: (numerator, denominator)
+    "lerobot_ddpm100_eager / ours": ("lerobot_ddpm100_eager", "ours_ddim10_traced"),
+    "ddpm100_traced / ours (sampler only)": ("ddpm100_traced", "ours_ddim10_traced"),
+    "ddim10_eager / ours (tracing only)": ("ddim10_eager", "ours_ddim10_traced"),
+}
+
+
+def percentiles(values_s: list[float]) -> dict[str, float]:
+    arr = np.asarray(values_s) * 1e3
+    if arr.size == 0:
+        return {"n": 0}
+    p50, p99 = np.percentile(arr, [50, 99])
+    return {"n": int(arr.size), "p50_ms": p50, "p99_ms": p99, "max_ms": float(arr.max())}
+
+
+def ratio(a: dict, b: dict, key: str) -> float | None:
+    return a[key] / b[key] if a.get("n") and b.get("n") else None
+
+
+def resolve_checkpoint(arg: str | None) -> tuple[Path, dict]:
+    from robot_memory.paths import model_path
+
+    if arg:
+        return Path(arg), {"source": "--checkpoint"}
+    shipped, trained = model_path(), Path("out/policy_v1/checkpoint")
+    if (shipped / "checkpoint.json").is_file():
+        return shipped, {"source": "shipped"}
+    if (trained / "checkpoint.json").is_file():
+        return trained, {"source": f"fallback {trained}: the shipped {shipped} does not exist yet"}
+    raise SystemExit(f"no checkpoint at {shipped} nor {trained}: train one (see docs)")
+
+
+def windows(n: int = 8, seed: int = 0) -> list[tuple[list, object]]:
+    """Observation windows: 2 states 0.1 s apart near HOME_ARM; pick goals at
+    object centres where the sim spawns objects, place goals over free table
+    spots (hand closed)."""
+    from robot_memory.policy.runtime import RobotState
+    from robot_memory.policy.skill_tasks import TABLE_PLACE_X, TABLE_PLACE_Y, SkillGoal
+    from robot_memory.robot.panda import HOME_ARM
+    from robot_memory.sim.task import SPAWN_X, SPAWN_Y
+
+    rng = np.random.default_rng(seed)
+    cases = []
+    for i in range(n):
+        q = HOME_ARM + rng.uniform(-0.1, 0.1, 7)
+        place = i % 4 == 3
+        width = 0.0 if place else 0.08
+        states = [RobotState(q - rng.normal(0, 0.01, 7), width, 0.0), RobotState(q, width, 0.1)]
+        xs, ys = (TABLE_PLACE_X, TABLE_PLACE_Y) if place else (SPAWN_X, SPAWN_Y)
+        xy = [rng.uniform(*xs), rng.uniform(*ys)]
+        target = np.array([*xy, 0.04 if place else 0.025])
+        yaw = float(rng.uniform(-0.6, 0.6))
+        cases.append((states, SkillGoal("place" if place else "pick", target, yaw)))
+    return cases
+
+
+def bench_chunks(ckpt: Path, configs: dict, device: str, threads: int, chunks: int, warmup: int):
+    """Interleave the configurations chunk by chunk; per config, percentiles of
+    sample_actions (denoise) and predict (full)."""
+    import torch
+
+    from robot_memory.policy.kinematics import IKError
+    from robot_memory.policy.runtime import PolicyRuntime
+
+    cuda = device == "cuda"
+    runtimes, results = {}, {}
+    for name, (sampler, steps, traced, half, compiled) in configs.items():
+        t0 = time.perf_counter()
+        try:
+            runtimes[name] = PolicyRuntime(
+                str(ckpt), device=device, sampler=sampler, num_inference_steps=steps,
+                threads=threads, trace_cpu=traced, half_precision=half, compile_model=compiled,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one config failing must not end the bench
+            results[name] = {"error": repr(exc)}
+            continue
+        results[name] = {
+            "sampler": sampler, "steps": steps, "traced": traced and not cuda,
+            "half": half and cuda, "compiled": compiled, "setup_s": time.perf_counter() - t0,
+        }  # fmt: skip
+        print(f"  {name}: ready in {results[name]['setup_s']:.1f} s", flush=True)
+    cases = windows()
+    times = {name: ([], []) for name in runtimes}
+    ik_fail = dict.fromkeys(runtimes, 0)
+    for i in range(warmup + chunks):
+        states, goal = cases[i % len(cases)]
+        for name, rt in runtimes.items():
+            if "error" in results[name]:
+                continue
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            try:
+                chunk = rt.predict(states, goal)
+            except IKError:
+                ik_fail[name] += i >= warmup
+                continue
+            except Exception as exc:  # noqa: BLE001 - e.g. a compile failure on first use
+                results[name]["error"] = repr(exc)
+                continue
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[name][0].append(chunk.sample_s)
+                times[name][1].append(time.perf_counter() - t0)
+    for name, (denoise, full) in times.items():
+        results[name].update(denoise=percentiles(denoise), predict=percentiles(full))
+        results[name]["ik_failures"] = ik_fail[name]
+    return results
+
+
+def chunk_ratios(results: dict, pairs: dict) -> dict:
+    out = {}
+    for label, (num, den) in pairs.items():
+        a, b = results.get(num, {}), results.get(den, {})
+        if "denoise" in a and "denoise" in b:
+            out[label] = {
+                f"{part}_{q}": ratio(a[part], b[part], f"{q}_ms")
+                for part in ("denoise", "predict")
+                for q in QS
+            }
+    return out
+
+
+def cuda_section(ckpt: Path, args) -> dict:
+    import torch
+
+    if not torch.cuda.is_available():
+        reason = "torch.cuda.is_available() is False"
+        if torch.version.cuda is None:
+            reason += f" (CPU-only torch build {torch.__version__})"
+        return {"available": False, "reason": reason}
+    configs = {}
+    for (sampler, steps), half, comp in itertools.product(
+        (("ddim", 10), ("ddpm", 100)), (False, True), (False, True)
+    ):
+        name = f"{sampler}{steps}_{'fp16' if half else 'fp32'}_{'compiled' if comp else 'eager'}"
+        configs[name] = (sampler, steps, False, half, comp)
+    results = bench_chunks(ckpt, configs, "cuda", args.threads, args.chunks, args.warmup)
+    pairs = {f"ddpm100_fp32_eager / {k}": ("ddpm100_fp32_eager", k) for k in configs if "ddim" in k}
+    ratios = chunk_ratios(results, pairs)
+    return {"available": True, "device": torch.cuda.get_device_name(0), "configs": results,
+            "ratios": ratios}  # fmt: skip
+
+
+def bench_graph(ckpt: Path, args) -> dict:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import String
+    from trajectory_msgs.msg import JointTrajectory
+
+    from robot_memory.launch_spec import policy_node, safety_node
+    from robot_memory.launcher import Launcher
+    from robot_memory.nodes.conversions import from_time
+    from robot_memory.nodes.policy_node import STATUS_QOS
+    from robot_memory.nodes.qos import COMMAND, LATCHED
+    from robot_memory.robot.panda import ALL_JOINTS, HOME_ARM
+    from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg, dump_payload
+
+    rclpy.init()
+    node = rclpy.create_node("policy_bench")
+    pub_joints = node.create_publisher(JointState, "/joint_states", COMMAND)
+    pub_ping = node.create_publisher(JointState, "/bench/ping", COMMAND)
+    pub_goal = node.create_publisher(String, "/policy/goal", COMMAND)
+    pub_graph = node.create_publisher(String, "/memory/scene_graph", LATCHED)
+    floor, chunks, commands, outcomes = [], [], [], []  # chunks: (last point, stamp, receipt)
+    diag: dict[str, dict] = {}
+    state = {"target": None, "status": {}, "safety": {}, "goal_id": "", "goal_sent": -1e9,
+             "goals": 0}  # fmt: skip
+    arm = {"q": HOME_ARM.copy(), "traj": None}  # an ideal controller: q follows commands
+
+    def arm_q(now: float) -> np.ndarray:
+        if arm["traj"] is None:
+            return arm["q"]
+        ts, qs = arm["traj"]
+        return np.array([np.interp(now, ts, qs[:, j]) for j in range(qs.shape[1])])
+
+    def publish_joints() -> None:
+        if state["target"] is not None:
+            q = arm_q(time.time())
+            msg = JointState(name=list(ALL_JOINTS), position=[*map(float, q), 0.04, 0.04])
+            msg.header.stamp = node.get_clock().now().to_msg()
+            state["target"].publish(msg)
+
+    def last_point(msg: JointTrajectory) -> tuple:
+        return tuple(np.round(msg.points[-1].positions[:7], 6))
+
+    def on_chunk(msg: JointTrajectory) -> None:
+        chunks.append((last_point(msg), from_time(msg.header.stamp), time.time()))
+
+    def on_command(msg: JointTrajectory) -> None:
+        now = time.time()
+        commands.append((last_point(msg), now))
+        ts = [now] + [now + from_time(p.time_from_start) for p in msg.points]
+        arm["traj"] = (np.array(ts), np.array([arm_q(now)] + [p.positions for p in msg.points]))
+
+    def on_status(msg: String) -> None:
+        status = json.loads(msg.data)
+        if status.get("goal_id") == state["goal_id"] or not state["goal_id"]:
+            state["status"] = status
+        if status.get("state") in ("succeeded", "failed"):
+            outcomes.append({k: status.get(k) for k in ("goal_id", "state", "reason", "chunks")})
+
+    def on_pong(msg: JointState) -> None:
+        floor.append(time.time() - from_time(msg.header.stamp))
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            name = status.name.split(":")[0]
+            if name in ("policy", "safety"):
+                diag[name] = {kv.key: kv.value for kv in status.values if "latency" in kv.key}
+
+    node.create_subscription(JointState, "/bench/pong", on_pong, COMMAND)
+    node.create_subscription(JointTrajectory, "/policy/action_chunk", on_chunk, COMMAND)
+    node.create_subscription(JointTrajectory, "/arm_controller/joint_trajectory", on_command, 10)
+    node.create_subscription(String, "/policy/status", on_status, STATUS_QOS)
+    node.create_subscription(
+        String, "/safety/status", lambda m: state.update(safety=json.loads(m.data)), LATCHED
+    )
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    node.create_timer(0.01, publish_joints)  # 100 Hz
+
+    def spin(seconds: float, until=lambda: False, launched=None) -> None:
+        deadline = time.monotonic() + seconds
+        while not until() and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.01)
+            if launched is not None:
+                launched.check()
+
+    # the floor: the same message, QoS and rate through a trivial echo process
+    echo = subprocess.Popen([sys.executable, "-c", ECHO_NODE], env=os.environ)
+    spin(20, lambda: pub_ping.get_subscription_count() > 0)
+    state["target"] = pub_ping
+    spin(1.0)
+    floor.clear()  # discovery settling
+    spin(args.floor_seconds)
+    state["target"] = None
+    echo.terminate()
+    echo.wait(timeout=5)
+
+    params = {"checkpoint": str(ckpt), "torch_threads": args.threads, "timeout_s": 30.0}
+    cube = MemoryObjectMsg(
+        id=7, label="red cube", color="red", shape="cube", centroid=CUBE,
+        bbox_min=tuple(c - 0.025 for c in CUBE), bbox_max=tuple(c + 0.025 for c in CUBE),
+        confidence=0.9, observations=3, first_seen=0.0, last_seen=1.0, status="visible",
+    )  # fmt: skip
+    graph = SceneGraphMsg(seq=1, stamp=1.0, objects=[cube], places=[], relations=[])
+    with Launcher([policy_node(**params), safety_node()], output=None) as launched:
+        ready = lambda: pub_goal.get_subscription_count() > 0 and state["status"]  # noqa: E731
+        spin(120, ready, launched)
+        pub_graph.publish(String(data=dump_payload(graph)))
+        state["target"] = pub_joints
+        spin(1.0, launched=launched)
+        deadline = time.monotonic() + args.graph_chunks * 2.0 + 60
+        while len(chunks) < args.graph_chunks and time.monotonic() < deadline:
+            done = state["status"].get("state") not in (None, "running", "idle")
+            if (done or not state["goal_id"]) and time.monotonic() - state["goal_sent"] > 0.5:
+                arm.update(q=HOME_ARM.copy(), traj=None)  # a new episode from the start pose
+                state["goals"] += 1
+                state["goal_id"] = f"bench{state['goals']}"
+                goal = {"id": state["goal_id"], "skill": "pick", "object_id": 7}
+                state["status"], state["goal_sent"] = {}, time.monotonic()
+                spin(0.3, launched=launched)  # the policy's history at the start pose
+                pub_goal.publish(String(data=json.dumps(goal)))
+            spin(0.05, launched=launched)
+        spin(0.5, launched=launched)  # the last commands
+        state["target"] = None
+    node.destroy_node()
+    rclpy.shutdown()
+    by_point = {point: (stamp, receipt) for point, stamp, receipt in chunks}
+    # each chunk matches its first command; the rest are holds (a watchdog hold at the
+    # end of a finished trajectory repeats its last point)
+    matched = [(t, *by_point.pop(p)) for p, t in commands if p in by_point]
+    result = {
+        "nodes": "policy + safety as subprocesses (Launcher); bench node in this process",
+        "arm": "ideal controller in the bench: joint states follow the accepted trajectories",
+        "floor_round_trip_2_hops": percentiles(floor),
+        "obs_to_chunk_2_hops": percentiles([receipt - stamp for _, stamp, receipt in chunks]),
+        "obs_to_command_3_hops": percentiles([t - stamp for t, stamp, _ in matched]),
+        "chunk_to_command_at_bench": percentiles([t - receipt for t, _, receipt in matched]),
+        "chunks": len(chunks),
+        "commands": len(matched),
+        "holds": len(commands) - len(matched),
+        "node_diagnostics_last_window": diag,
+        "goals_sent": state["goals"],
+        "safety_status": state["safety"],
+        "skill_outcomes": outcomes,
+    }
+    for key in ("obs_to_chunk_2_hops", "obs_to_command_3_hops"):
+        base = result["floor_round_trip_2_hops"]
+        result[key].update({f"{q}_x_floor": ratio(result[key], base, f"{q}_ms") for q in QS})
+    return result
+
+
+def print_chunks(title: str, results: dict, ratios: dict) -> None:
+    print(f"{title:41s} {'n':>4s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}")
+    for name, row in results.items():
+        for part in ("denoise", "predict"):
+            r = row.get(part, {"n": 0})
+            if r["n"]:
+                ms = f"{r['p50_ms']:8.1f} {r['p99_ms']:8.1f} {r['max_ms']:8.1f}"
+                print(f"  {name:30s} {part:8s} {r['n']:4d} {ms}")
+        if "error" in row:
+            print(f"  {name:30s} error: {row['error']}")
+    for label, r in ratios.items():
+        text = ", ".join(f"{k} {v:.2f}x" for k, v in r.items() if v is not None)
+        print(f"  {label}: {text}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", default=None, help="checkpoint folder (default: see doc)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (target: 2)")
+    parser.add_argument("--chunks", type=int, default=200, help="timed chunks per configuration")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed chunks per configuration")
+    parser.add_argument("--graph-chunks", type=int, default=200, help="chunks through ROS")
+    parser.add_argument("--floor-seconds", type=float, default=10.0, help="DDS floor at 100 Hz")
+    parser.add_argument("--skip-graph", action="store_true", help="no ROS graph part")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    apply_to_current_process(domain_id=random_domain_id())
+    import torch
+
+    torch.set_num_threads(args.threads)
+    ckpt, source = resolve_checkpoint(args.checkpoint)
+    info = json.loads((ckpt / "checkpoint.json").read_text())
+    result = {
+        "settings": {
+            "threads": args.threads, "chunks": args.chunks, "warmup": args.warmup,
+            "graph_chunks": args.graph_chunks, "floor_seconds": args.floor_seconds,
+            "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        },
+        "checkpoint": {"path": str(ckpt), **source, "parameters": info.get("parameters")},
+    }  # fmt: skip
+    print(f"[bench] checkpoint {ckpt} ({source['source']})")
+    print(f"[bench] chunk latency, CPU, {args.threads} threads, batch 1", flush=True)
+    configs = {k: (*v, False, False) for k, v in CPU_CONFIGS.items()}
+    cpu = bench_chunks(ckpt, configs, "cpu", args.threads, args.chunks, args.warmup)
+    result["chunk_latency_cpu"] = {"configs": cpu, "ratios": chunk_ratios(cpu, RATIOS)}
+    print_chunks("chunk latency (CPU)", cpu, result["chunk_latency_cpu"]["ratios"])
+    print("[bench] CUDA", flush=True)
+    result["cuda"] = cuda_section(ckpt, args)
+    if result["cuda"]["available"]:
+        print_chunks("chunk latency (CUDA)", result["cuda"]["configs"], result["cuda"]["ratios"])
+    else:
+        print(f"  not available: {result['cuda']['reason']}")
+    if not args.skip_graph:
+        print("[bench] observation -> command through DDS", flush=True)
+        graph = result["graph_latency"] = bench_graph(ckpt, args)
+        for key in (
+            "floor_round_trip_2_hops", "obs_to_chunk_2_hops", "obs_to_command_3_hops",
+            "chunk_to_command_at_bench",
+        ):  # fmt: skip
+            r = graph[key]
+            text = f"p50 {r['p50_ms']:6.1f} ms, p99 {r['p99_ms']:6.1f} ms" if r["n"] else "-"
+            if r.get("p50_x_floor"):
+                text += f" ({r['p50_x_floor']:.0f}x / {r['p99_x_floor']:.0f}x the floor)"
+            print(f"  {key:25s} n {r['n']:4d}: {text}")
+        own = graph["node_diagnostics_last_window"].items()
+        own = ", ".join(
+            f"{n}.{k.replace('.latency_ms', '')} {v}" for n, d in own for k, v in d.items()
+        )
+        print(f"  the nodes' own latencies, last window (ms): {own}")
+        safety = graph["safety_status"]
+        print(f"  {graph['chunks']} chunks, {graph['goals_sent']} goals; safety accepted "
+              f"{safety.get('accepted')}, rejected {safety.get('rejected')}")  # fmt: skip
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        print(f"[bench] wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

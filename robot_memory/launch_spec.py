@@ -85,7 +85,10 @@ SAFETY_PARAMETERS: dict[str, ParamValue] = {
     "workspace_max": [0.6, 0.5, 0.8],
     "watchdog_timeout_s": 1.5,  # hold once after this long without an accepted chunk
     "max_chunk_age_s": 1.0,  # reject chunks whose observation is older than this
-    "min_lead_s": 0.02,  # the first point sent is at least this far ahead
+    "min_lead_s": 0.05,  # the first point sent is at least this far ahead
+    # velocities of a new chunk are checked from the setpoint the controller is
+    # at (it interpolates from there) while the arm tracks it within this [rad]
+    "tracking_tolerance": 0.15,
     "hold_time_s": 0.1,  # time_from_start of the one-point hold trajectory
     "gripper_deadband_m": 0.005,  # resend the gripper width only when it moves more
     "rate": 20.0,  # [Hz] watchdog and gripper schedule

@@ -214,12 +214,39 @@ def test_past_points_are_dropped_and_the_rest_retimed_to_now():
     assert out.dropped == 3 and safety.counters.stale_points_dropped == 3
     # a point due in under min_lead_s is kept at min_lead_s; earlier ones go
     out = safety.check_chunk(NOW - 0.295, NAMES, times, pts, NOW, HOME_ARM + 0.03)
-    np.testing.assert_allclose(out.times, [0.02, 0.105, 0.205])
+    np.testing.assert_allclose(out.times, [0.05, 0.105, 0.205])
     with pytest.raises(ChunkRejected, match="stale: every point is in the past"):
         safety.check_chunk(NOW - 0.6, NAMES, times, pts, NOW, HOME_ARM)
     with pytest.raises(ChunkRejected, match=r"stale: observation 5\.00 s old"):
         safety.check_chunk(NOW - 5.0, NAMES, times, pts, NOW, HOME_ARM)
     assert safety.counters.rejected == {"stale": 2} and safety.counters.accepted == 2
+
+
+def test_velocities_are_checked_from_the_setpoint_the_controller_is_at():
+    """The controller interpolates from its current setpoint, not from where the
+    (lagging) arm is measured: a chunk continuing the last one is accepted even
+    when the measurement lags; a jump away from the setpoint is refused; a
+    measurement far from the setpoint (someone else moved the arm) is trusted."""
+    safety = SafetyFilter(CONFIG, MODEL)
+    times, pts = home_chunk(step=0.02)
+    safety.check_chunk(NOW, NAMES, times, pts, NOW, HOME_ARM)
+    np.testing.assert_allclose(safety.setpoint(NOW + 0.2), np.array(pts)[2, :7], atol=1e-9)
+    # 0.25 s later the next chunk continues from where the last one is now;
+    # the arm lags 0.06 rad behind (0.06 / 0.05 s would be 1.2 rad/s: fine, but
+    # the next test makes the lag matter)
+    later = NOW + 0.25
+    cont = [[*(HOME_ARM + 0.02 * 2.5 + 0.02 * i), 0.04] for i in range(6)]
+    lagging = HOME_ARM + 0.02 * 2.5 - 0.12
+    out = safety.check_chunk(later - 0.04, NAMES, times, cont, later, lagging)
+    assert out.positions.shape[0] >= 5
+    # from the measured position this first point would be 0.12 rad in 0.06 s
+    fresh = SafetyFilter(CONFIG, MODEL)
+    with pytest.raises(ChunkRejected, match="velocity"):
+        fresh.check_chunk(later - 0.04, NAMES, times, cont, later, lagging)
+    # a chunk that jumps 0.2 rad from the setpoint is refused
+    jump = [[*(HOME_ARM + 0.25 + 0.02 * i), 0.04] for i in range(6)]
+    with pytest.raises(ChunkRejected, match="velocity"):
+        safety.check_chunk(later, NAMES, times, jump, later + 0.01, HOME_ARM + 0.07)
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,7 @@ _SCALARS = (
     "min_lead_s",
     "hold_time_s",
     "gripper_deadband_m",
+    "tracking_tolerance",
 )
 
 
@@ -66,7 +67,8 @@ class SafetyConfig:
     workspace_max: tuple[float, float, float] = (0.6, 0.5, 0.8)
     watchdog_timeout_s: float = 1.5  # hold after this long without an accepted chunk
     max_chunk_age_s: float = 1.0  # reject chunks whose observation is older (or newer)
-    min_lead_s: float = 0.02  # the first point sent is at least this far ahead
+    min_lead_s: float = 0.05  # the first point sent is at least this far ahead
+    tracking_tolerance: float = 0.15  # [rad] measured vs commanded before the command is trusted
     hold_time_s: float = 0.1  # time_from_start of the one-point hold trajectory
     gripper_deadband_m: float = 0.005  # resend the gripper width only when it moves more
 
@@ -167,6 +169,27 @@ class SafetyFilter:
         self._held = False  # a hold was sent since the last accepted chunk
         self._gripper_plan: tuple[np.ndarray, np.ndarray] | None = None
         self._gripper_sent: float | None = None
+        # what the controller was last told: absolute times and joint rows,
+        # starting at the setpoint of the moment it was sent
+        self._arm_plan: tuple[np.ndarray, np.ndarray] | None = None
+
+    def setpoint(self, now: float) -> np.ndarray | None:
+        """Where the last command sent puts the arm at ``now`` (None: nothing sent)."""
+        if self._arm_plan is None:
+            return None
+        times, rows = self._arm_plan
+        return np.array([np.interp(now, times, rows[:, j]) for j in range(rows.shape[1])])
+
+    def _reference(self, now: float, q_measured: np.ndarray) -> np.ndarray:
+        """Where the next chunk starts from: the controller interpolates from its
+        current setpoint, so velocities are checked from there, as long as the
+        arm tracks it (within ``tracking_tolerance``); else from the measurement."""
+        setpoint = self.setpoint(now)
+        if setpoint is None:
+            return q_measured
+        if np.max(np.abs(setpoint - q_measured)) > self.config.tracking_tolerance:
+            return q_measured
+        return setpoint
 
     # -- chunks ---------------------------------------------------------------
     def check_chunk(
@@ -265,7 +288,9 @@ class SafetyFilter:
             raise ChunkRejected("no joint state", "measured arm position is not finite")
         out_t = np.maximum(lead[keep], cfg.min_lead_s)
         out_q = q[keep]
-        self._check_velocities(np.concatenate([[0.0], out_t]), np.vstack([q0, out_q]))
+        q_ref = self._reference(now, q0)
+        self._check_velocities(np.concatenate([[0.0], out_t]), np.vstack([q_ref, out_q]))
+        self._arm_plan = (np.concatenate([[now], now + out_t]), np.vstack([q_ref, out_q]))
         return SafeChunk(
             times=out_t,
             positions=out_q,
@@ -344,6 +369,7 @@ class SafetyFilter:
         """One point at the measured position (inside the limits: a hold is
         never refused by the controller for a measurement a hair past one)."""
         q = np.clip(np.asarray(q_measured, dtype=float), ARM_LOWER, ARM_UPPER)
+        self._arm_plan = (np.array([-np.inf]), q.reshape(1, len(ARM_JOINTS)))
         return SafeChunk(
             times=np.array([self.config.hold_time_s]),
             positions=q.reshape(1, len(ARM_JOINTS)),

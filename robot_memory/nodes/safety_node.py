@@ -56,6 +56,7 @@ CONFIG_KEYS = (
     "min_lead_s",
     "hold_time_s",
     "gripper_deadband_m",
+    "tracking_tolerance",
 )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import fields
 
 import numpy as np
 from builtin_interfaces.msg import Duration
@@ -46,18 +47,8 @@ from robot_memory.sim.scene import build_model
 
 LOG_THROTTLE_S = 1.0
 STATUS_PERIOD_S = 1.0
-CONFIG_KEYS = (
-    "position_margin",
-    "velocity_scale",
-    "workspace_min",
-    "workspace_max",
-    "watchdog_timeout_s",
-    "max_chunk_age_s",
-    "min_lead_s",
-    "hold_time_s",
-    "gripper_deadband_m",
-    "tracking_tolerance",
-)
+#: Node parameters that are SafetyConfig fields (the rest: scene, rate).
+CONFIG_KEYS = tuple(f.name for f in fields(SafetyConfig))
 
 
 def to_duration(seconds: float) -> Duration:

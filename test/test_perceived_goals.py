@@ -84,10 +84,11 @@ def test_binding_fails_cleanly_when_nothing_is_near_the_true_position(scene):
     runner, goal, memory, _ = scene
     nowhere = replace(goal, target_position=np.array([-0.05, -0.45, 0.025]))  # bare table
     with pytest.raises(TargetLostError, match="target not known: no memory object within 6 cm"):
-        memory(nowhere, runner)  # on_unknown="fail" (the default)
+        memory(nowhere, runner)
     assert memory.estimate is None and memory.bound_id is None
-    memory.on_unknown = "keep_last"
-    assert memory(nowhere, runner) is None  # stays unknown for the episode
+    memory.on_unknown = "keep_last"  # returning None would make the rollout use the truth
+    with pytest.raises(TargetLostError, match="target not known"):
+        memory(nowhere, runner)  # stays unknown for the episode
     frame_only = PerceivedGoalProvider(runner, "current_frame", CAMERAS)
     try:
         assert frame_only.start(nowhere) is None

@@ -1,37 +1,30 @@
 """The policy's goal from perception: from memory, or from the current frame only.
 
 The memory ablation (issue 4): the same policy, scenes, seeds and sampling
-noise; the only difference is where the pick's target position comes from
-before every chunk (``rollout.run_episode``'s ``goal_provider``). Every call
-renders the cameras and runs the real perception pipeline:
+noise; only the source of the pick's target position, read before every chunk
+(``rollout.run_episode``'s ``goal_provider``), differs. Every call renders the
+cameras and runs the real perception pipeline; then
 
-* ``memory``: the frames also feed a :class:`SceneMemory`; the goal is the bound
-  memory object's centroid, kept while it is out of view or hidden.
-* ``current_frame``: nothing is kept but the last estimate; the goal is the
-  detection in the current frames nearest it (within ``track_radius``), else the
-  target is unknown in this frame.
+* ``memory``: the frames feed a :class:`SceneMemory`; the goal is the bound
+  memory object's centroid, kept while it is out of view or hidden;
+* ``current_frame``: only the last estimate is kept; the goal is the current
+  frames' detection nearest it (within ``track_radius``), else it is unknown.
 
-Binding (first call of an episode, or :meth:`PerceivedGoalProvider.start`): the
-perceived object nearest the true goal position within ``bind_radius``, the
-only use of ground truth (it says which object the instruction means). Nothing
-near: ``start`` returns None and ``bind_failure`` says why; a call then raises
-:class:`TargetLostError` ("target not known: ...") with ``on_unknown="fail"``,
-else returns None. (``run_episode`` starts from the true goal and keeps it when
-the provider returns None, so only ``"fail"`` keeps the truth out of a rollout.)
-``skill``, ``goal_yaw`` and the ids are kept: the yaw is still the expert's
-grasp yaw (memory stores no orientation).
+Binding (first call of an episode, or ``start``): the perceived object nearest
+the true goal position within ``bind_radius``: the only use of ground truth
+(which object the instruction means). ``skill``, ``goal_yaw`` (still the
+expert's grasp yaw: memory stores no orientation) and the ids are kept.
 
-Unknown target (``on_unknown``, either mode): ``"fail"`` raises
-:class:`TargetLostError` (a goal from the current frame only does not exist when the
-frame does not show the target; holding still would not bring it back);
-``"keep_last"`` returns None so the rollout keeps the last goal, which makes
-``current_frame`` a one-entry memory. Once the hand holds something (gripper
-commanded closed, fingers stopped apart) a lost target is in the hand: the last
-goal is kept in both cases.
+Never bound: ``start`` returns None, ``bind_failure`` says why and a call
+raises :class:`TargetLostError` ("target not known: ..."): returning None would
+not do, ``run_episode`` starts from the *true* goal and keeps it then. Target
+lost after binding, either mode (``on_unknown``): ``"fail"`` raises (no goal
+exists from a frame that does not show the target; holding still would not
+bring it back); ``"keep_last"`` returns None, the rollout keeps the last goal
+and ``current_frame`` becomes a one-entry memory. Once the hand closes on
+something (proprioception), a lost target is in the hand: the last goal is kept.
 
-The task, :class:`OutOfViewPicks` (chosen by measuring, see docs in the class):
-the robot looks over the table, returns to the policy's start pose and picks an
-object its cameras do not see from there.
+The ablation's task is :class:`OutOfViewPicks` (chosen by measuring, see there).
 """
 
 from __future__ import annotations
@@ -65,8 +58,6 @@ BIND_RADIUS_M = 0.06
 TRACK_RADIUS_M = 0.06
 #: Gripper commanded closed below this, holding something above this [m].
 CLOSED_COMMAND_M, EMPTY_GRASP_M = 0.04, 0.004
-#: Fingers moving slower than this have stopped (on something or closed) [m/s].
-FINGERS_STILL_M_S = 0.005
 #: The look before an OutOfViewPicks episode: TCP over this table point, this
 #: high, pointing down (the wrist camera sees the spawn area from there) [m].
 LOOK_POINT, LOOK_HEIGHT = (0.08, 0.0), 0.42
@@ -157,12 +148,9 @@ class PerceivedGoalProvider:
             self.frames.append(frame)
         return self.frames
 
-    def detections(self) -> list[np.ndarray]:
-        """Centroids of everything the last frames showed."""
-        return [np.asarray(o.centroid, dtype=float) for f in self.frames for o in f.objects]
-
     def seen_near(self, point: np.ndarray, radius: float) -> tuple[np.ndarray | None, float]:
-        found = self.detections()
+        """The last frames' detection nearest ``point`` if within ``radius``, and its distance."""
+        found = [np.asarray(o.centroid, dtype=float) for f in self.frames for o in f.objects]
         k, d = nearest(found, point, radius)
         return (None if k < 0 else found[k]), d
 
@@ -203,10 +191,9 @@ class PerceivedGoalProvider:
             return self._track(goal)
         else:
             out = None  # never bound: unknown all episode
-        if out is None:
+        if out is None:  # raise even for keep_last: the rollout would use the true goal
             self.counters.target_unknown += 1
-            if self.on_unknown == "fail":
-                raise TargetLostError(f"target not known: {self.bind_failure}")
+            raise TargetLostError(f"target not known: {self.bind_failure}")
         return out
 
     def _track(self, goal: SkillGoal) -> SkillGoal | None:
@@ -228,12 +215,11 @@ class PerceivedGoalProvider:
         return replace(goal, target_position=self.estimate.copy())
 
     def holding(self) -> bool:
-        """The gripper was told to close and its fingers stopped on something
-        (proprioception only)."""
-        physics = self.runner.physics
+        """The gripper was told to close and has not closed on nothing: the hand
+        is closing on or holding the target (proprioception only). Measured: the
+        current frames lose the target right there, between the closing fingers."""
         closed = getattr(self.runner, "gripper_command", 1.0) < CLOSED_COMMAND_M
-        still = float(np.max(np.abs(physics.joint_state()[2][7:]))) < FINGERS_STILL_M_S
-        return bool(closed and still and physics.gripper_width() > EMPTY_GRASP_M)
+        return bool(closed and self.runner.physics.gripper_width() > EMPTY_GRASP_M)
 
     def _memory_position(self) -> np.ndarray | None:
         """The bound object's centroid (followed through merges); None when memory
@@ -261,18 +247,18 @@ class PerceivedGoalProvider:
 class OutOfViewPicks(SkillScenes):
     """Pick an object that was seen, but is out of view when the policy starts.
 
-    Measured on the plain pick (expert trajectories, front + wrist at 320x240):
-    the cameras see the target in every chunk until the grasp (the wrist camera
-    keeps it between the fingers), and from the policy's start poses they see
-    almost every object; with the front camera alone the arm hides it only at
-    the grasp. So the target leaving the view has to come from the task: after
-    the usual set-up (scene, random start pose), the arm looks over the table
-    (TCP ``LOOK_HEIGHT`` over ``LOOK_POINT``), ``provider.start(goal)`` binds the
-    target there, and the arm returns to the start pose. :meth:`choose_target`
-    picks an object that no camera shows from the start pose (no detection
-    within ``BIND_RADIUS_M``) but the look shows clearly (a detection with the
-    confidence memory needs to create an object; the same criterion for every
-    variant), the seed's own object first; seeds without one are skipped.
+    Measured on the plain pick (expert trajectories, front + wrist, 320x240):
+    the cameras show the target in every chunk until the grasp (the wrist
+    camera keeps it between the fingers) and, from the policy's start poses,
+    show almost every object; the front camera alone loses it only at the grasp.
+    So the task makes it leave the view: after the usual set-up (scene, random
+    start pose) the arm looks over the table (TCP ``LOOK_HEIGHT`` over
+    ``LOOK_POINT``), ``provider.start(goal)`` binds the target there, and the
+    arm returns to the start pose. :meth:`choose_target` picks an object that no
+    camera shows from the start pose (no detection within ``BIND_RADIUS_M``)
+    but the look shows clearly (a detection with the confidence memory needs to
+    create an object: one criterion for every variant), the seed's own object
+    first; seeds without one are skipped (about 3 in 4).
     """
 
     def __init__(self, runner: SimulationRunner, eyes: PerceivedGoalProvider, **kwargs):

@@ -59,7 +59,8 @@ def run_episode(
     dt = runtime.dt
     states = [RobotState(runner.physics.arm_qpos().copy(), runner.physics.gripper_width(), start)]
     result = EpisodeResult(skill, seed, goal.object_id, goal.target_id, False, RUNNING, "", 0.0, 0)
-    active_goal: SkillGoal | None = goal
+    # with a provider the goal comes only from it (never the simulator's truth)
+    active_goal: SkillGoal | None = None if goal_provider is not None else goal
     while monitor.state == RUNNING:
         if goal_provider is not None:
             active_goal = goal_provider(goal, runner) or active_goal

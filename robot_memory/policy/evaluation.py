@@ -163,6 +163,29 @@ def write_report(out: Path, summary: dict) -> None:
     plot_success(out / "success.png", summary["skills"], summary["sampler"])
 
 
+def write_ablation_report(out: Path, summary: dict) -> None:
+    """``ablation.md`` beside run_ablation's ``ablation.json``, and a summary line each."""
+    lines = [
+        f"# Memory ablation: {summary.get('task', '?')}",
+        "",
+        "| goal from | success | Wilson 95% | chunks with the target in view | failures |",
+        "|---|---|---|---|---|",
+    ]
+    for name, v in summary["variants"].items():
+        lo, hi = wilson_interval(v["successes"], v["n"])
+        fails = ", ".join(f"{k}: {n}" for k, n in v["failure_reasons"].items()) or "-"
+        lines.append(
+            f"| {name} | {v['successes']}/{v['n']} | {100 * lo:.0f}-{100 * hi:.0f}% | "
+            f"{100 * v['visible_fraction']:.0f}% | {fails} |"
+        )
+        print(
+            f"eval-policy --ablation: {name} {v['successes']}/{v['n']} "
+            f"(Wilson 95% {100 * lo:.0f}-{100 * hi:.0f}%)"
+        )
+    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    print(f"eval-policy: ablation report in {out}")
+
+
 def plot_success(path: Path, skills: dict, label: str) -> None:
     import matplotlib
 
@@ -231,8 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         from robot_memory.policy.perceived_goals import run_ablation
 
         summary = run_ablation(runtime, args.episodes, args.seed_start, args.out)
-        (args.out / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
-        print(json.dumps(summary, indent=2))
+        write_ablation_report(args.out, summary)
         return 0
     results = evaluate(runtime, skills, args.episodes, args.seed_start, args.out, args.videos)
     summary = {

@@ -1,7 +1,7 @@
 """Train the diffusion policy on an episode dataset: seeded, resumable, with a
 progress bar and the loss.
 
-    robot-memory train-policy --data data/demos --out out/policy_run --steps 6000
+    robot-memory train-policy --data data/demos --out out/policy_run
     robot-memory train-policy --data data/demos --out out/policy_run --resume
 
 The run folder holds ``train_state/`` (weights, EMA, optimizer, RNG: all
@@ -127,7 +127,7 @@ class Trainer:
         windows: TrainingWindows,
         normalizer: Normalizer,
         total_steps: int,
-        batch_size: int = 256,
+        batch_size: int = 128,
         seed: int = 0,
     ) -> None:
         torch.manual_seed(seed)
@@ -221,7 +221,7 @@ def train(
     data: Path,
     out: Path,
     steps: int,
-    batch_size: int = 256,
+    batch_size: int = 128,
     seed: int = 0,
     resume: bool = False,
     save_every: int = 500,
@@ -293,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--data", type=Path, default=Path("data/demos"), help="episode dataset folder")
     p.add_argument("--out", type=Path, default=Path("out/policy_run"), help="run folder")
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=8000)
+    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state")
     p.add_argument("--save-every", type=int, default=500)

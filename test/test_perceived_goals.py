@@ -63,7 +63,9 @@ def test_memory_keeps_the_target_the_current_frame_loses(scene):
     assert not memory.visible, "the target should be out of view now"
     assert later is not None and error_cm(later, truth) < 3.0
     assert memory.memory.get(memory.bound_id).status == "remembered"
-    assert current(goal, runner) is None  # unknown: the rollout keeps its last goal
+    kept = current(goal, runner)  # unknown now: keep_last returns the last position seen
+    assert kept is not None and not current.visible
+    assert np.allclose(kept.target_position, current.estimate)
     assert not current.visible
     current.on_unknown = "fail"
     with pytest.raises(TargetLostError, match="not in the current frame"):

@@ -20,8 +20,8 @@ raises :class:`TargetLostError` ("target not known: ..."): returning None would
 not do, ``run_episode`` starts from the *true* goal and keeps it then. Target
 lost after binding, either mode (``on_unknown``): ``"fail"`` raises (no goal
 exists from a frame that does not show the target; holding still would not
-bring it back); ``"keep_last"`` returns None, the rollout keeps the last goal
-and ``current_frame`` becomes a one-entry memory. Once the hand closes on
+bring it back); ``"keep_last"`` returns the goal at the last position seen, so
+``current_frame`` becomes a one-entry memory. Once the hand closes on
 something (proprioception), a lost target is in the hand: the last goal is kept.
 
 The ablation's task is :class:`OutOfViewPicks` (chosen by measuring, see there).
@@ -210,7 +210,8 @@ class PerceivedGoalProvider:
             if self.on_unknown == "fail" and not self.holding():
                 where = "in memory" if self.memory is not None else "in the current frame"
                 raise TargetLostError(f"target not {where}")
-            return None
+            # keep_last (or the target is in the hand): the last estimate stands
+            return replace(goal, target_position=self.estimate.copy())
         self.estimate = np.asarray(position, dtype=float).copy()
         return replace(goal, target_position=self.estimate.copy())
 

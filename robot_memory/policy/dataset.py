@@ -1,6 +1,6 @@
 """The episode dataset: one folder, one ``.npz`` per episode, a ``meta.json``.
 
-Format (version 1; documented in docs/policy.md)::
+Format (version 1; documented in docs/policy_data.md)::
 
     <dataset>/
       meta.json                 {"format": "robot_memory.episodes", "version": 1,

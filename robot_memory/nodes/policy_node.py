@@ -58,7 +58,13 @@ from robot_memory.nodes.safety_node import to_duration
 from robot_memory.paths import model_path
 from robot_memory.policy.goal_grounding import GroundingError, goal_id_of, ground_goal, parse_goal
 from robot_memory.policy.kinematics import ArmKinematics, IKError
-from robot_memory.policy.runtime import ActionChunk, PolicyInputError, PolicyRuntime, RobotState
+from robot_memory.policy.runtime import (
+    ActionChunk,
+    PolicyInputError,
+    PolicyRuntime,
+    RobotState,
+    observation_indices,
+)
 from robot_memory.policy.skill_monitor import FAILED, RUNNING, MonitorConfig, SkillMonitor
 from robot_memory.policy.skill_tasks import SkillGoal
 from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, GRIPPER_WIDTH_JOINT
@@ -84,20 +90,6 @@ STATUS_QOS = QoSProfile(
     depth=10,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
-
-
-def observation_indices(stamps: np.ndarray, dt: float, n_obs: int) -> list[int]:
-    """Indices (oldest first) of the observation window in ``stamps`` (ascending):
-    the newest, then for k = 1.. the older state nearest ``newest - k dt``
-    (the oldest one repeated when the history is shorter)."""
-    picked = [len(stamps) - 1]
-    for k in range(1, n_obs):
-        prev = picked[-1]
-        if prev == 0:
-            picked.append(0)
-            continue
-        picked.append(int(np.argmin(np.abs(stamps[:prev] - (stamps[-1] - k * dt)))))
-    return picked[::-1]
 
 
 def chunk_message(chunk: ActionChunk, stamp: Time) -> JointTrajectory:

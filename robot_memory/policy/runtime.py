@@ -88,6 +88,20 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def observation_indices(stamps: np.ndarray, dt: float, n_obs: int) -> list[int]:
+    """Indices (oldest first) of the observation window in ``stamps`` (ascending):
+    the newest, then for k = 1.. the older state nearest ``newest - k dt``
+    (the oldest one repeated when the history is shorter)."""
+    picked = [len(stamps) - 1]
+    for k in range(1, n_obs):
+        prev = picked[-1]
+        if prev == 0:
+            picked.append(0)
+            continue
+        picked.append(int(np.argmin(np.abs(stamps[:prev] - (stamps[-1] - k * dt)))))
+    return picked[::-1]
+
+
 class PolicyRuntime:
     def __init__(
         self,
@@ -203,5 +217,6 @@ __all__ = [
     "PolicyInputError",
     "PolicyRuntime",
     "RobotState",
+    "observation_indices",
     "resolve_device",
 ]

@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 import rclpy
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from robot_memory.expert.ik import PandaIK
@@ -47,6 +48,7 @@ def test_policy_and_safety_pick_an_object_in_the_sim_over_dds() -> None:
     probe.listen(String, "/sim/ground_truth", COMMAND)
     probe.listen(String, "/policy/status", LATCHED)
     probe.listen(String, "/safety/status", LATCHED)
+    probe.listen(JointState, "/joint_states", COMMAND)
     goal_pub = probe.create_publisher(String, "/policy/goal", COMMAND)
     reset_pub = probe.create_publisher(String, "/sim/reset", COMMAND)
     try:
@@ -72,6 +74,10 @@ def test_policy_and_safety_pick_an_object_in_the_sim_over_dds() -> None:
                 check=launched.check,
                 what="reset",
             )
+            # the policy refuses a goal until it has recent joint states
+            probe.messages["/joint_states"].clear()
+            spin_until(probe, lambda: probe.last("/joint_states"), 20, launched.check, "joints")
+            spin_for(probe, 1.0)
             truth = latest(probe, "/sim/ground_truth", GroundTruth)
             cube = object_truth(truth, OBJECT)
             yaw = PickPlacePlanner(PandaIK(build_model("tabletop", "primitive"))).grasp_yaw(cube)

@@ -223,6 +223,9 @@ class PolicyGoalMsg(Payload):
     * ``place``: ``target`` = a place id ("bin", "table_left") or a memory
       object id as text -> the top centre of its box;
     * ``target_position`` [m, table frame], when given, wins over both;
+    * ``look``: point the wrist camera down at ``target`` (a place id or an
+      object id as text), ``object_id`` or ``target_position`` (scripted IK
+      motion, not the diffusion policy), so memory sees it again;
     * ``goal_yaw`` [rad]: hand yaw; default 0.0 for pick, the current hand yaw
       for place.
 
@@ -230,7 +233,7 @@ class PolicyGoalMsg(Payload):
     """
 
     id: str = Field(min_length=1, max_length=128)
-    skill: Literal["pick", "place"]
+    skill: Literal["pick", "place", "look"]
     object_id: int | None = None
     target: str = Field(default="", max_length=128)
     target_position: Vec3 | None = None

@@ -1,0 +1,201 @@
+"""Planner core: plan validation, execution, replanning after an injected failure,
+and experience memory changing a later plan (no ROS, no simulator)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from planner_test_doubles import SymbolicWorldTestDouble, memory_object
+
+from robot_memory.planner.executor import ExecutorConfig, PlanExecutor
+from robot_memory.planner.experience import ExperienceMemory
+from robot_memory.planner.plan import Plan, PlanStep
+from robot_memory.planner.validation import PlanValidationError, parse_plan, validate_plan
+from robot_memory.planner.world import RelationMsg, World
+
+
+def scene() -> SymbolicWorldTestDouble:
+    return SymbolicWorldTestDouble(
+        objects={
+            1: memory_object(1, "red cube", (0.1, -0.1, 0.025)),
+            2: memory_object(2, "green sphere", (0.0, 0.1, 0.025)),
+            3: memory_object(3, "white box", (0.2, -0.2, 0.045), container=True),
+        }
+    )
+
+
+def pick_place(oid: int, target: str = "bin") -> list[PlanStep]:
+    return [
+        PlanStep(skill="pick", object_id=oid),
+        PlanStep(skill="place", object_id=oid, target=target),
+    ]
+
+
+class FixedPlanBackendTestDouble:
+    """A backend that returns one fixed plan (stands in for a VLM's answer)."""
+
+    name = "fixed-plan test double"
+
+    def __init__(self, steps: list[PlanStep]) -> None:
+        self.steps = steps
+        self.calls = 0
+
+    def plan(self, ctx) -> Plan:
+        self.calls += 1
+        return Plan(
+            id=f"p{self.calls}", instruction=ctx.instruction, backend=self.name, steps=self.steps
+        )
+
+
+# -- validation ---------------------------------------------------------------------
+def test_validation_accepts_a_grounded_pick_and_place() -> None:
+    world = World(scene().scene_graph())
+    plan = Plan(id="a", instruction="x", backend="t", steps=pick_place(1))
+    assert validate_plan(plan, world) is plan
+
+
+@pytest.mark.parametrize(
+    ("steps", "reason"),
+    [
+        (pick_place(42), "unknown object"),
+        ([PlanStep(skill="place", object_id=1, target="bin")], "not holding"),
+        ([PlanStep(skill="pick", object_id=1)], "ends holding"),
+        (pick_place(1, target="the moon"), "unknown target"),
+        (pick_place(1, target="99"), "unknown target"),
+        (
+            [
+                PlanStep(skill="pick", object_id=1),
+                PlanStep(skill="place", object_id=1, target_position=(2.0, 0.0, 0.0)),
+            ],
+            "target out of reach",
+        ),
+        (
+            pick_place(1)
+            + [PlanStep(skill="pick", object_id=2), PlanStep(skill="pick", object_id=1)],
+            "hand not empty",
+        ),
+    ],
+)
+def test_validation_rejects(steps: list[PlanStep], reason: str) -> None:
+    world = World(scene().scene_graph())
+    with pytest.raises(PlanValidationError) as err:
+        validate_plan(Plan(id="a", instruction="x", backend="t", steps=steps), world)
+    assert err.value.reason == reason
+
+
+def test_validation_rejects_picking_a_covered_object() -> None:
+    s = scene()
+    s.relations.append(
+        RelationMsg(
+            subject=2,
+            relation="in",
+            target=3,
+            confidence=0.9,
+            first_confirmed=1.0,
+            last_confirmed=2.0,
+        )
+    )
+    with pytest.raises(PlanValidationError) as err:
+        validate_plan(
+            Plan(id="a", instruction="x", backend="t", steps=pick_place(2)), World(s.scene_graph())
+        )
+    assert err.value.reason == "object covered"
+
+
+def _plan_json(step: dict) -> str:
+    return json.dumps({"id": "a", "instruction": "x", "backend": "v", "steps": [step]})
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("not json at all", "malformed json"),
+        (_plan_json({"skill": "shell", "object_id": 1}), "unknown skill"),
+        (_plan_json({"skill": "pick", "object_id": 1, "code": "rm -rf /"}), "invalid plan"),
+        (_plan_json({"skill": "pick", "object_id": "1; drop"}), "invalid plan"),
+        ("[1, 2]", "malformed json"),
+    ],
+)
+def test_parse_plan_rejects_garbage(text: str, reason: str) -> None:
+    with pytest.raises(PlanValidationError) as err:
+        parse_plan(text)
+    assert err.value.reason == reason
+
+
+# -- execution ------------------------------------------------------------------------
+def test_executor_runs_verifies_and_reports_progress() -> None:
+    world = scene()
+    statuses = []
+    ex = PlanExecutor(
+        FixedPlanBackendTestDouble(pick_place(1)), world, world, on_status=statuses.append
+    )
+    result = ex.run("put the red cube in the bin")
+    assert result.state == "succeeded", result.reason
+    assert [g.skill for g in world.goals] == ["pick", "place", "look"]  # look = verification
+    assert World(world.scene_graph()).in_place(world.objects[1], "bin")
+    states = [s.state for s in statuses]
+    assert states[0] == "planning" and "executing" in states and "verifying" in states
+    assert states[-1] == "succeeded" and statuses[-1].progress == 1.0
+
+
+def test_invalid_plan_is_rejected_and_nothing_moves() -> None:
+    world = scene()
+    backend = FixedPlanBackendTestDouble(pick_place(77))  # a hallucinated id
+    result = PlanExecutor(backend, world, world).run("put the unicorn in the bin")
+    assert result.state == "rejected" and "unknown object" in result.reason
+    assert world.goals == []
+
+
+def test_replan_after_an_injected_failure() -> None:
+    world = scene()
+    world.fail["pick"] = 1
+    plans: list[Plan] = []
+    ex = PlanExecutor(FixedPlanBackendTestDouble(pick_place(2)), world, world, on_plan=plans.append)
+    result = ex.run("put the green sphere in the bin")
+    assert result.state == "succeeded", result.reason
+    assert result.replans == 1 and len(plans) == 2 and plans[1].attempt == 1
+    # the replan looks at the object again before the second pick
+    assert [g.skill for g in world.goals] == ["pick", "look", "pick", "place", "look"]
+    assert ex.counters["replans"] == 1
+
+
+def test_gives_up_after_max_attempts() -> None:
+    world = scene()
+    world.fail["pick"] = 5
+    ex = PlanExecutor(
+        FixedPlanBackendTestDouble(pick_place(2)),
+        world,
+        world,
+        config=ExecutorConfig(max_attempts=2),
+    )
+    result = ex.run("put the green sphere in the bin")
+    assert result.state == "failed" and "injected failure" in result.reason
+    assert [g.skill for g in world.goals].count("pick") == 2
+
+
+def test_memoryless_ablation_clears_memory_before_planning_and_each_step() -> None:
+    world = scene()
+    ex = PlanExecutor(FixedPlanBackendTestDouble(pick_place(1)), world, world)
+    result = ex.run("put the red cube in the bin", memoryless=True)
+    assert result.state == "succeeded"
+    assert world.cleared == 1 + 2  # before planning, before the pick, before the place
+
+
+def test_failure_is_recorded_and_persisted(tmp_path) -> None:
+    world = scene()
+    world.fail["pick"] = 1
+    exp = ExperienceMemory(tmp_path / "experience.json")
+    PlanExecutor(FixedPlanBackendTestDouble(pick_place(2)), world, world, exp).run(
+        "put the green sphere in the bin"
+    )
+    again = ExperienceMemory(tmp_path / "experience.json")
+    assert len(again.entries) == 1
+    e = again.entries[0]
+    assert (e.skill, e.object_shape, e.object_colour, e.rule) == (
+        "pick",
+        "sphere",
+        "green",
+        "look_before_pick",
+    )
+    assert "injected failure" in e.reason

@@ -3,7 +3,8 @@
 Thin adapter over :class:`robot_memory.memory.SceneMemory`:
 
 * in: ``/perception/observations`` (``ObservationFrameMsg``), ``/memory/query``
-  (``MemoryQuery``);
+  (``MemoryQuery``), ``/memory/reset`` (std_msgs/Empty: forget everything, the
+  store too; the planner's memoryless ablation);
 * out: ``/memory/scene_graph`` (``SceneGraphMsg``, reliable + transient local,
   with a sequence number), ``/memory/markers`` (MarkerArray for RViz/Foxglove),
   ``/memory/answer`` (``MemoryAnswer``, echoing the query id), ``/diagnostics``.
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 from rclpy.node import Node
-from std_msgs.msg import String
+from std_msgs.msg import Empty, String
 from visualization_msgs.msg import MarkerArray
 
 from robot_memory.cell import load_cell
@@ -69,6 +70,7 @@ class MemoryNode(Node):
         self.answer_pub = self.create_publisher(String, "/memory/answer", COMMAND)
         self.create_subscription(String, "/perception/observations", self.on_observations, 50)
         self.create_subscription(String, "/memory/query", self.on_query, COMMAND)
+        self.create_subscription(Empty, "/memory/reset", self.on_reset, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         self._dirty = True  # publish the (possibly restored) graph at once
         period = float(p("publish_period_s").value)
@@ -121,6 +123,12 @@ class MemoryNode(Node):
             answer = self.memory.answer(query)
             self.health.latency(f"query.{query.kind}", time.monotonic() - t0)
         self.answer_pub.publish(String(data=dump_payload(answer)))
+
+    def on_reset(self, _msg: Empty) -> None:
+        self.memory.reset()
+        self._dirty = True
+        self.health.increment("resets")
+        self.get_logger().info("memory reset: everything forgotten")
 
     def _reject(self, reason: str, text: str) -> None:
         self.health.reject(reason)

@@ -1,0 +1,225 @@
+"""Ground noun phrases in memory: words -> memory object ids and place ids (ROS-free).
+
+Objects are ranked with :func:`~robot_memory.memory.text_grounding.score_labels`
+(the shipped MiniLM embedder plus exact colour/shape words) after a small
+synonym expansion ("ball" -> sphere, "can" -> cylinder: the embedder alone
+reads "can" as a verb). A colour the phrase names that the object does not
+have costs ``colour_penalty``; an object memory believes gone costs
+``absent_penalty``. The best one must score ``min_score`` and beat the
+runner-up by ``margin``, else ``PlanningError("no such object" | "ambiguous")``
+with the candidates in the detail. Only ids of the World are ever returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robot_memory.memory.text_grounding import TextEmbedder, score_labels, words
+from robot_memory.planner.plan import PlanningError
+from robot_memory.planner.world import World
+from robot_memory.schemas import MemoryObjectMsg
+
+COLOURS = frozenset(
+    {"red", "blue", "green", "yellow", "orange", "purple", "white", "black", "grey", "brown"}
+    | {"pink"}
+)
+COLOUR_ALIASES = {"gray": "grey", "violet": "purple", "silver": "grey"}
+#: word -> the shape word memory uses (the embedder misses some of these).
+SHAPE_SYNONYMS = {
+    "ball": "sphere",
+    "orb": "sphere",
+    "marble": "sphere",
+    "can": "cylinder",
+    "tin": "cylinder",
+    "tube": "cylinder",
+    "bottle": "cylinder",
+    "brick": "block",
+    "bar": "block",
+    "cuboid": "block",
+    "dice": "cube",
+    "die": "cube",
+    "pill": "capsule",
+    "triangle": "prism",
+    "wedge": "prism",
+}
+CONTAINER_WORDS = frozenset({"box", "cover", "lid", "container", "crate", "cup", "bowl", "case"})
+PLURALS = {"boxes": "box", "spheres": "sphere", "cubes": "cube", "prisms": "prism"}
+#: Words naming a side of the table -> the suffix of the table-region place id.
+SIDE_WORDS = {
+    "left": "left",
+    "right": "right",
+    "middle": "centre",
+    "centre": "centre",
+    "center": "centre",
+    "central": "centre",
+}
+BIN_WORDS = frozenset({"bin", "trash", "rubbish", "basket", "garbage", "waste", "wastebasket"})
+
+
+#: Words that name no particular object ("what was under the box").
+GENERIC_WORDS = frozenset({"what", "whatever", "something", "anything", "which", "whichever"})
+
+
+def colour_word(w: str) -> str:
+    return COLOUR_ALIASES.get(w, w)
+
+
+def canonical_words(text: str) -> list[str]:
+    """Words of ``text`` with plurals, colour aliases and shape synonyms resolved."""
+    out = []
+    for w in words(text):
+        if w in GENERIC_WORDS:
+            continue
+        w = PLURALS.get(w, w[:-1] if w.endswith("s") and len(w) > 3 and w[-2] != "s" else w)
+        out.append(SHAPE_SYNONYMS.get(colour_word(w), colour_word(w)))
+    return out
+
+
+def expand(text: str) -> str:
+    """The phrase with its canonical words appended (for the embedder and word bonus)."""
+    ws = words(text)
+    extra = [c for c in canonical_words(text) if c not in ws]
+    return " ".join(ws + extra)
+
+
+@dataclass
+class Match:
+    obj: MemoryObjectMsg
+    score: float
+
+    def describe(self) -> str:
+        gone = ", gone" if self.obj.status == "absent" else ""
+        return f"#{self.obj.id} {self.obj.label} ({self.score:.2f}{gone})"
+
+
+class Grounder:
+    """Phrases -> memory objects and places of one World."""
+
+    def __init__(
+        self,
+        embedder: TextEmbedder | None = None,
+        min_score: float = 0.42,
+        margin: float = 0.08,
+        absent_penalty: float = 0.2,
+        colour_penalty: float = 0.5,
+    ) -> None:
+        self.embedder = embedder or TextEmbedder()
+        self.min_score = min_score
+        self.margin = margin
+        self.absent_penalty = absent_penalty
+        self.colour_penalty = colour_penalty
+
+    # -- objects ---------------------------------------------------------------
+    def rank(self, text: str, objects: list[MemoryObjectMsg]) -> list[Match]:
+        if not objects:
+            return []
+        query = expand(text)
+        colours = {colour_word(w) for w in words(text)} & COLOURS
+        scores = score_labels(
+            self.embedder,
+            query,
+            [o.label for o in objects],
+            [colour_word(o.color) for o in objects],
+            [o.shape for o in objects],
+        )
+        out = []
+        for o, s in zip(objects, scores, strict=True):
+            s = float(s)
+            if colours and colour_word(o.color) not in colours:
+                s -= self.colour_penalty
+            if o.status == "absent":
+                s -= self.absent_penalty
+            out.append(Match(o, s))
+        out.sort(key=lambda m: (-m.score, m.obj.id))
+        return out
+
+    def ground(
+        self, text: str, world: World, candidates: list[MemoryObjectMsg] | None = None
+    ) -> tuple[Match, str]:
+        """The one object ``text`` means, and a note saying why; raises PlanningError."""
+        if not canonical_words(text):
+            raise PlanningError("not understood", f"which object is {text!r}?")
+        pool = list(world.graph.objects) if candidates is None else candidates
+        ranked = self.rank(text, pool)
+        shown = ", ".join(m.describe() for m in ranked[:3]) or "memory is empty"
+        if not ranked or ranked[0].score < self.min_score:
+            raise PlanningError("no such object", f"nothing in memory is {text!r}; best: {shown}")
+        best = ranked[0]
+        if len(ranked) > 1 and best.score - ranked[1].score < self.margin:
+            raise PlanningError("ambiguous", f"{text!r} could be {shown}")
+        why = f"{text!r} -> {best.describe()}"
+        if len(ranked) > 1:
+            why += f"; next {ranked[1].describe()}"
+        return best, why
+
+    def matching_all(self, text: str, world: World) -> tuple[list[MemoryObjectMsg], str]:
+        """Every present non-container object the words (colours, shapes) describe."""
+        ws = canonical_words(text)
+        colours = {w for w in ws if w in COLOURS}
+        rest = [w for w in ws if w not in COLOURS]
+        pool = world.present()
+        if colours:
+            pool = [o for o in pool if colour_word(o.color) in colours]
+        if rest:
+            shapes = set(rest)
+            by_word = [o for o in pool if shapes & ({o.shape} | set(canonical_words(o.label)))]
+            if by_word:
+                pool = by_word
+            else:  # "all the balls" with no exact word: the embedder decides per object
+                ranked = self.rank(" ".join(rest), pool)
+                pool = [m.obj for m in ranked if m.score >= self.min_score]
+        what = " ".join(sorted(colours) + rest) or "everything"
+        return pool, f"every {what} -> " + (", ".join(f"#{o.id} {o.label}" for o in pool) or "none")
+
+    def container(self, text: str, world: World) -> tuple[MemoryObjectMsg, str]:
+        """The container object (box, cover, lid) ``text`` names."""
+        conts = [o for o in world.graph.objects if o.container]
+        if not conts:
+            raise PlanningError("no such object", f"memory holds no box or cover ({text!r})")
+        generic = set(canonical_words(text)) <= CONTAINER_WORDS | COLOURS
+        present = [o for o in conts if o.status != "absent"]
+        if generic and len(present) == 1:
+            return present[0], f"{text!r} -> #{present[0].id} {present[0].label} (the only cover)"
+        best, why = self.ground(text, world, conts)
+        return best.obj, why
+
+    # -- places ----------------------------------------------------------------
+    def place(self, text: str, world: World) -> str | None:
+        """A place id of the cell ``text`` names ("bin", "left side of the table"), or None."""
+        t = text.strip().lower()
+        if t in world.places:
+            return t
+        ws = set(words(t))
+        for pid, p in world.places.items():
+            if p.label and p.label.lower() == t:
+                return pid
+        if ws & BIN_WORDS:
+            bins = [pid for pid, p in world.places.items() if p.kind == "container"]
+            named = [pid for pid in bins if pid in ws]
+            if named or len(bins) == 1:
+                return (named or bins)[0]
+        sides = {SIDE_WORDS[w] for w in ws if w in SIDE_WORDS}
+        if len(sides) == 1:
+            side = sides.pop()
+            regions = [
+                pid
+                for pid, p in world.places.items()
+                if p.kind == "table_region" and pid.endswith(side)
+            ]
+            if len(regions) == 1:
+                return regions[0]
+        for pid in world.places:
+            if pid in ws:
+                return pid
+        return None
+
+
+__all__ = [
+    "COLOURS",
+    "SHAPE_SYNONYMS",
+    "Grounder",
+    "Match",
+    "canonical_words",
+    "colour_word",
+    "expand",
+]

@@ -1,0 +1,391 @@
+"""The offline planner backend: instruction -> Plan with no model server (ROS-free).
+
+Parses the instruction (:mod:`robot_memory.planner.language`), grounds its
+phrases in the remembered scene (:mod:`robot_memory.planner.grounding`) and
+writes pick/place steps; questions become answer plans
+(:mod:`robot_memory.planner.answers`). Commands are planned in order against a
+predicted state (where each object will be, what the hand holds), so the second
+half of "X, then Y" sees the first half done. Experience rules are applied last
+(:func:`~robot_memory.planner.experience_rules.apply_experience_rules`).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import ValidationError
+
+from robot_memory import schemas
+from robot_memory.memory.text_grounding import TextEmbedder
+from robot_memory.planner.answers import answer_where
+from robot_memory.planner.experience_rules import apply_experience_rules
+from robot_memory.planner.grounding import Grounder, canonical_words
+from robot_memory.planner.language import Command, ObjectRef, parse_instruction
+from robot_memory.planner.plan import MAX_STEPS, Plan, PlanningError, PlanStep
+from robot_memory.planner.validation import PLACE_X, PLACE_Y
+from robot_memory.planner.world import MemoryPort, PlanningContext, World
+from robot_memory.policy.skill_tasks import TABLE_PLACE_CLEARANCE, TABLE_PLACE_X, TABLE_PLACE_Y
+from robot_memory.schemas import MemoryObjectMsg, MemoryQuery
+
+Target = str | tuple[float, float, float]
+
+
+def grasp_yaw(obj: MemoryObjectMsg) -> float | None:
+    """Memory's grasp yaw for ``obj`` when memory knows it (None: unknown)."""
+    helper = getattr(schemas, "grasp_yaw", None)
+    try:
+        yaw = helper(obj) if callable(helper) else getattr(obj, "yaw", None)
+    except (AttributeError, TypeError, ValueError):
+        yaw = getattr(obj, "yaw", None)
+    if yaw is None or not math.isfinite(float(yaw)):
+        return None
+    return float(np.clip(float(yaw), -7.0, 7.0))
+
+
+def _xy(p) -> np.ndarray:
+    return np.asarray(p, dtype=float)[:2]
+
+
+@dataclass
+class _State:
+    """What the plan so far will have done: the hand, and where objects will be."""
+
+    held: int | None
+    at: dict[int, Target] = field(default_factory=dict)
+    steps: list[PlanStep] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class OfflinePlanner:
+    """``name = "offline"``; ``plan(ctx)`` returns a Plan or raises PlanningError."""
+
+    name = "offline"
+
+    def __init__(
+        self,
+        embedder: TextEmbedder | None = None,
+        grounder: Grounder | None = None,
+        handover_position: tuple[float, float, float] = (0.0, -0.05, 0.0),
+        moved_threshold: float = 0.04,
+        spot_clearance: float = 0.06,
+        table_height: float = 0.0,
+    ) -> None:
+        hx, hy = handover_position[:2]
+        if not (PLACE_X[0] <= hx <= PLACE_X[1] and PLACE_Y[0] <= hy <= PLACE_Y[1]):
+            raise ValueError(f"handover_position {handover_position} is outside the place area")
+        self.grounder = grounder or Grounder(embedder)
+        self.handover_position = tuple(float(v) for v in handover_position)
+        self.moved_threshold = moved_threshold
+        self.spot_clearance = spot_clearance
+        self.table_height = table_height
+
+    # -- entry point -------------------------------------------------------------
+    def plan(self, ctx: PlanningContext) -> Plan:
+        commands = parse_instruction(ctx.instruction)
+        world = ctx.world
+        pid = uuid.uuid4().hex
+        if any(c.kind == "where" for c in commands):
+            if len(commands) > 1:
+                raise PlanningError("not understood", "ask a question on its own")
+            match, why = self.grounder.ground(commands[0].obj.text, world)  # type: ignore[union-attr]
+            fields = answer_where(world, match.obj, ctx.memory)
+            return Plan(
+                id=pid,
+                instruction=ctx.instruction,
+                backend=self.name,
+                kind="answer",
+                notes=[why],
+                **fields,  # type: ignore[arg-type]
+            )
+        state = _State(held=ctx.held)
+        for cmd in commands:
+            if cmd.kind == "restore_all":
+                self._restore_all(cmd, world, ctx.memory, state)
+            else:
+                self._move(cmd, world, ctx.memory, state)
+        if state.held is not None:
+            raise PlanningError("hand not empty", f"the hand holds object {state.held}")
+        if not state.steps:
+            raise PlanningError("nothing to do", "; ".join(state.notes)[:300])
+        if len(state.steps) > MAX_STEPS:
+            raise PlanningError("too many steps", f"{len(state.steps)} > {MAX_STEPS}")
+        plan = Plan(
+            id=pid,
+            instruction=ctx.instruction,
+            backend=self.name,
+            steps=state.steps,
+            notes=state.notes,
+        )
+        return apply_experience_rules(plan, world, ctx.experiences)
+
+    # -- moving things -----------------------------------------------------------
+    def _destination(self, cmd: Command, world: World) -> tuple[Target, str]:
+        dest = cmd.dest
+        assert dest is not None
+        if dest.handover:
+            return self.handover_position, "at the hand-over spot"  # type: ignore[return-value]
+        place = self.grounder.place(dest.text, world)
+        if place is not None:
+            label = world.places[place].label or place
+            prep = "in" if world.places[place].kind == "container" else "on"
+            return place, f"{prep} the {label}"
+        try:
+            match, _ = self.grounder.ground(dest.text, world, world.present() + world.containers())
+        except PlanningError as exc:
+            raise PlanningError("no such place", f"{dest.text!r}: {exc.detail}") from None
+        return str(match.obj.id), f"on the {match.obj.label}"
+
+    def _is_at(self, world: World, obj: MemoryObjectMsg, target: Target, state: _State) -> bool:
+        where = state.at.get(obj.id)
+        if where is not None:
+            return where == target
+        if isinstance(target, str):
+            if target in world.places:
+                rels = {r.target for r in world.relations_of(obj.id) if r.relation in ("in", "on")}
+                return target in rels or world.in_place(obj, target)
+            return False
+        return world.near(obj, target)
+
+    def _objects(
+        self, cmd: Command, world: World, memory: MemoryPort | None, state: _State
+    ) -> list[MemoryObjectMsg]:
+        ref = cmd.obj
+        assert ref is not None
+        if ref.hidden_in:
+            return [self._hidden(ref, world, memory, state)]
+        if ref.every:
+            found, why = self.grounder.matching_all(ref.text, world)
+            state.notes.append(why)
+            return found
+        out = []
+        for part in [p for p in ref.text.replace(", and ", ", ").replace(" and ", ", ").split(",")]:
+            match, why = self.grounder.ground(part.strip(), world)
+            state.notes.append(why)
+            out.append(match.obj)
+        return out
+
+    def _check_movable(self, world: World, obj: MemoryObjectMsg) -> None:
+        if obj.container:
+            raise PlanningError("not movable", f"the {obj.label} (#{obj.id}) is a cover/container")
+        if obj.status == "absent":
+            raise PlanningError("object gone", f"memory believes the {obj.label} is gone")
+        if world.is_covered(obj.id):
+            raise PlanningError("object covered", f"the {obj.label} (#{obj.id}) is under a cover")
+
+    def _move(self, cmd: Command, world: World, memory: MemoryPort | None, state: _State) -> None:
+        target, words = self._destination(cmd, world)
+        objs = self._objects(cmd, world, memory, state)
+        every = bool(cmd.obj and cmd.obj.every)
+        n_before = len(state.steps)
+        for obj in objs:
+            if every and (obj.status == "absent" or world.is_covered(obj.id)):
+                state.notes.append(f"skip #{obj.id} {obj.label}: covered or gone")
+                continue
+            self._check_movable(world, obj)
+            if isinstance(target, str) and target == str(obj.id):
+                raise PlanningError("not understood", f"the {obj.label} cannot go onto itself")
+            if self._is_at(world, obj, target, state):
+                state.notes.append(f"#{obj.id} {obj.label} is already {words}")
+                continue
+            self._pick_place(world, obj, target, f"{words} ({cmd.raw!r})", state)
+        if len(state.steps) == n_before:
+            state.notes.append(f"nothing to do for {cmd.raw!r}")
+
+    def _pick_place(
+        self, world: World, obj: MemoryObjectMsg, target: Target, why: str, state: _State
+    ) -> None:
+        if state.held != obj.id:
+            if state.held is not None:
+                raise PlanningError("hand not empty", f"holding object {state.held}")
+            yaw = grasp_yaw(obj)
+            note = "" if yaw is None else f", hand yaw {yaw:.2f} from memory"
+            state.steps.append(
+                PlanStep(
+                    skill="pick", object_id=obj.id, goal_yaw=yaw, why=f"pick the {obj.label}{note}"
+                )
+            )
+        if isinstance(target, str):
+            step = PlanStep(skill="place", object_id=obj.id, target=target, why=f"put it {why}")
+        else:
+            step = PlanStep(
+                skill="place", object_id=obj.id, target_position=target, why=f"put it {why}"[:240]
+            )
+        state.steps.append(step)
+        state.held = None
+        state.at[obj.id] = target
+
+    # -- what was under the box ----------------------------------------------------
+    def _query(self, memory: MemoryPort | None, **kw: object) -> list[dict]:
+        if memory is None:
+            return []
+        try:
+            q = MemoryQuery(id=uuid.uuid4().hex[:16], **kw)  # type: ignore[arg-type]
+        except ValidationError:  # a memory without this query kind
+            return []
+        ans = memory.query(q)
+        return list(ans.results) if ans.ok else []
+
+    def _hidden(
+        self, ref: ObjectRef, world: World, memory: MemoryPort | None, state: _State
+    ) -> MemoryObjectMsg:
+        place = self.grounder.place(ref.hidden_in, world)
+        if place is not None:  # "the one that is in the bin": a filter, not a cover
+            pool = [o for o in world.present() if world.in_place(o, place)]
+            if len(pool) == 1 and not canonical_words(ref.text):
+                return pool[0]
+            match, why = self.grounder.ground(ref.text or "thing", world, pool)
+            state.notes.append(why)
+            return match.obj
+        cont, why = self.grounder.container(ref.hidden_in, world)
+        state.notes.append(why)
+        seen: dict[int, tuple[float, str]] = {}  # subject -> (last confirmed, source)
+
+        def add(subject: object, stamp: float, source: str) -> None:
+            try:
+                sid = int(subject)  # type: ignore[call-overload]
+            except (TypeError, ValueError):
+                return
+            if sid != cont.id and stamp >= seen.get(sid, (-math.inf, ""))[0]:
+                seen[sid] = (stamp, source)
+
+        for r in world.graph.relations:
+            if r.relation == "in" and r.target == cont.id:
+                add(r.subject, r.last_confirmed, "memory: in it now")
+        for row in self._query(memory, kind="relation_history", target=str(cont.id)):
+            if row.get("relation") == "in" and str(row.get("target")) == str(cont.id):
+                add(row.get("subject"), float(row.get("last_confirmed", 0.0)), "relation history")
+        if not seen:
+            self._under_past_poses(cont, world, memory, add)
+        if not seen:
+            raise PlanningError("no such object", f"memory recalls nothing under the {cont.label}")
+        ids = sorted(seen, key=lambda i: -seen[i][0])
+        if canonical_words(ref.text):  # "the red thing that was under the box"
+            pool = [world.objects[i] for i in ids if i in world.objects]
+            match, _ = self.grounder.ground(ref.text, world, pool)
+            ids = [match.obj.id]
+        sid = ids[0]
+        obj = world.objects.get(sid)
+        if obj is None:
+            raise PlanningError("no such object", f"object {sid} is no longer in memory")
+        others = ", ".join(f"#{i}" for i in ids[1:])
+        state.notes.append(
+            f"under the {cont.label}: #{obj.id} {obj.label} ({seen[sid][1]}, "
+            f"last {seen[sid][0]:.1f} s)" + (f"; earlier also {others}" if others else "")
+        )
+        if world.is_covered(obj.id):
+            raise PlanningError(
+                "object covered", f"the {obj.label} is still under the {cont.label}"
+            )
+        return obj
+
+    def _under_past_poses(self, cont, world: World, memory: MemoryPort | None, add) -> None:
+        """Fallback: objects that stand where the container once stood."""
+        rows = self._query(memory, kind="history", object_id=cont.id)
+        half = (np.asarray(cont.bbox_max) - np.asarray(cont.bbox_min))[:2] / 2.0
+        for pose in rows[0].get("poses", []) if rows else []:
+            p = _xy(pose["position"])
+            if np.linalg.norm(p - _xy(cont.centroid)) < 0.02:
+                continue  # where it is now: anything there is covered, not "was"
+            for o in world.present():
+                if np.all(np.abs(_xy(o.centroid) - p) <= half):
+                    add(o.id, float(pose["stamp"]), "stood under its earlier position")
+
+    # -- put everything back -------------------------------------------------------
+    def _origins(self, world: World, memory: MemoryPort | None) -> dict[int, np.ndarray]:
+        origins: dict[int, np.ndarray] = {}
+        for o in world.present():
+            rows = self._query(memory, kind="history", object_id=o.id)
+            poses = rows[0].get("poses", []) if rows else []
+            if poses:
+                first = min(poses, key=lambda p: float(p["stamp"]))
+                origins[o.id] = np.asarray(first["position"], dtype=float)
+        if not origins and world.graph.objects:  # no history: what changed since the start
+            since = min(o.first_seen for o in world.graph.objects)
+            for row in self._query(memory, kind="changed_since", since=since):
+                if row.get("change") == "moved" and row.get("id") not in origins:
+                    origins[int(row["id"])] = np.asarray(row["from"], dtype=float)
+        return origins
+
+    def _restore_all(
+        self, cmd: Command, world: World, memory: MemoryPort | None, state: _State
+    ) -> None:
+        if memory is None:
+            raise PlanningError("no memory", "putting things back needs memory's history")
+        origins = self._origins(world, memory)
+        cur: dict[int, np.ndarray] = {o.id: _xy(o.centroid) for o in world.graph.objects}
+        cur = {i: p for i, p in cur.items() if world.objects[i].status != "absent"}
+        goals: dict[int, np.ndarray] = {}
+        for o in world.present():
+            if o.id not in origins:
+                continue
+            d = float(np.linalg.norm(_xy(origins[o.id]) - cur[o.id]))
+            if d <= self.moved_threshold:
+                continue
+            if world.is_covered(o.id):
+                state.notes.append(f"skip #{o.id} {o.label}: moved but covered now")
+                continue
+            g = origins[o.id]
+            if not (PLACE_X[0] <= g[0] <= PLACE_X[1] and PLACE_Y[0] <= g[1] <= PLACE_Y[1]):
+                state.notes.append(f"skip #{o.id} {o.label}: its old spot is out of reach")
+                continue
+            goals[o.id] = _xy(g)
+        for i in list(goals):  # blocked by something that is not going to move
+            blockers = [
+                j
+                for j, p in cur.items()
+                if j != i and j not in goals and np.linalg.norm(p - goals[i]) < self.spot_clearance
+            ]
+            if blockers:
+                state.notes.append(
+                    f"skip #{i} {world.objects[i].label}: its old spot is taken by #{blockers[0]}"
+                )
+                del goals[i]
+        if not goals:
+            state.notes.append("nothing has moved since memory first saw it")
+            return
+        staged: set[int] = set()
+        pending = dict(goals)
+        while pending:
+            ready = [
+                i
+                for i in sorted(pending)
+                if not any(
+                    j != i and np.linalg.norm(cur[j] - pending[i]) < self.spot_clearance
+                    for j in pending
+                )
+            ]
+            if ready:
+                i = ready[0]
+                g = pending.pop(i)
+                pos = (float(g[0]), float(g[1]), self.table_height)
+                why = "back where memory first saw it at ({:.2f}, {:.2f})".format(*pos[:2])
+                self._pick_place(world, world.objects[i], pos, why, state)
+                cur[i] = g
+                continue
+            i = next((k for k in sorted(pending) if k not in staged), None)
+            spot = None if i is None else self._free_spot(list(cur.values()) + list(goals.values()))
+            if i is None or spot is None:
+                state.notes.append(f"cannot untangle swapped spots of {sorted(pending)}; skipped")
+                break
+            staged.add(i)
+            pos = (float(spot[0]), float(spot[1]), self.table_height)
+            self._pick_place(world, world.objects[i], pos, "aside first (its spot swap)", state)
+            cur[i] = spot
+            state.notes.append(f"#{i} set aside first: objects stand on each other's old spots")
+
+    def _free_spot(self, taken: list[np.ndarray]) -> np.ndarray | None:
+        """The table spot the policy knows that is farthest from everything."""
+        best, best_d = None, TABLE_PLACE_CLEARANCE
+        for x in np.arange(TABLE_PLACE_X[0], TABLE_PLACE_X[1] + 1e-9, 0.02):
+            for y in np.arange(TABLE_PLACE_Y[0], TABLE_PLACE_Y[1] + 1e-9, 0.02):
+                p = np.array([x, y])
+                d = min((float(np.linalg.norm(p - t)) for t in taken), default=math.inf)
+                if d >= best_d:
+                    best, best_d = p, d
+        return best
+
+
+__all__ = ["OfflinePlanner", "grasp_yaw"]

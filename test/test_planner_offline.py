@@ -1,0 +1,502 @@
+"""The offline planner backend: parsing, grounding with the real embedder, every
+instruction family, experience rules, and that every plan validates (no ROS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robot_memory import schemas
+from robot_memory.cell import load_cell
+from robot_memory.memory.text_grounding import TextEmbedder
+from robot_memory.planner.experience import Experience
+from robot_memory.planner.language import parse_instruction
+from robot_memory.planner.offline_backend import OfflinePlanner
+from robot_memory.planner.plan import Plan, PlanningError
+from robot_memory.planner.validation import validate_plan
+from robot_memory.planner.world import PlanningContext, World
+from robot_memory.schemas import (
+    MemoryAnswer,
+    MemoryObjectMsg,
+    MemoryQuery,
+    PlaceMsg,
+    RelationMsg,
+    SceneGraphMsg,
+)
+
+NOW = 100.0
+
+
+def obj(
+    oid: int,
+    label: str,
+    xyz: tuple[float, float, float],
+    status: str = "visible",
+    container: bool = False,
+    size: float = 0.05,
+    last_seen: float = NOW,
+) -> MemoryObjectMsg:
+    colour, shape = label.split()
+    c = np.asarray(xyz)
+    return MemoryObjectMsg(
+        id=oid,
+        label=label,
+        color=colour,
+        shape=shape,
+        centroid=xyz,
+        bbox_min=tuple(c - size / 2),  # type: ignore[arg-type]
+        bbox_max=tuple(c + size / 2),  # type: ignore[arg-type]
+        confidence=0.9 if status != "absent" else 0.1,
+        observations=20,
+        first_seen=1.0,
+        last_seen=last_seen,
+        status=status,  # type: ignore[arg-type]
+        container=container,
+    )
+
+
+def rel(subject: int, relation: str, target: int | str, first: float = 1.0) -> RelationMsg:
+    return RelationMsg(
+        subject=subject,
+        relation=relation,  # type: ignore[arg-type]
+        target=target,
+        confidence=0.9,
+        first_confirmed=first,
+        last_confirmed=NOW,
+    )
+
+
+PLACES = [
+    PlaceMsg(id=p.id, kind=p.kind, label=p.label, bbox_min=p.bbox_min, bbox_max=p.bbox_max)  # type: ignore[arg-type]
+    for p in load_cell().places
+]
+
+
+def scene(objects: list[MemoryObjectMsg], relations: list[RelationMsg] = ()) -> World:  # type: ignore[assignment]
+    return World(
+        SceneGraphMsg(seq=5, stamp=NOW, objects=objects, places=PLACES, relations=list(relations))
+    )
+
+
+def base_objects() -> list[MemoryObjectMsg]:
+    return [
+        obj(1, "red cube", (0.10, -0.10, 0.025)),
+        obj(2, "blue cylinder", (0.20, 0.05, 0.035)),
+        obj(3, "green sphere", (0.0, 0.10, 0.025)),
+        obj(4, "yellow block", (-0.05, -0.20, 0.025)),
+        obj(5, "orange capsule", (0.25, -0.25, 0.02)),
+        obj(6, "purple prism", (0.15, 0.35, 0.03)),  # in the bin
+        obj(7, "white box", (-0.05, 0.05, 0.045), container=True, size=0.11),
+    ]
+
+
+def base_world() -> World:
+    return scene(base_objects(), [rel(6, "in", "bin")])
+
+
+class CannedMemoryPort:
+    """Test double for MemoryPort: answers history / relation_history /
+    changed_since from canned data, nothing else."""
+
+    def __init__(
+        self,
+        world: World,
+        history: dict[int, list[tuple[float, tuple[float, float, float]]]] | None = None,
+        relations: list[dict] | None = None,
+    ) -> None:
+        self.world = world
+        self.history = history or {}
+        self.relations = relations or []
+        self.queries: list[MemoryQuery] = []
+
+    def scene_graph(self) -> SceneGraphMsg:
+        return self.world.graph
+
+    def refresh(self) -> SceneGraphMsg:
+        return self.world.graph
+
+    def clear(self) -> None:
+        self.history, self.relations = {}, []
+
+    def query(self, query: MemoryQuery) -> MemoryAnswer:
+        self.queries.append(query)
+        results: list[dict] = []
+        if query.kind == "history" and query.object_id in self.history:
+            poses = self.history[query.object_id]
+            results = [
+                {
+                    "id": query.object_id,
+                    "poses": [{"stamp": s, "position": list(p)} for s, p in poses],
+                }
+            ]
+        elif query.kind == "relation_history":
+            results = [
+                r for r in self.relations if not query.target or str(r["target"]) == query.target
+            ]
+        elif query.kind == "changed_since":
+            for oid, poses in self.history.items():
+                if np.linalg.norm(np.subtract(poses[-1][1], poses[0][1])) > 0.02:
+                    results.append(
+                        {
+                            "change": "moved",
+                            "id": oid,
+                            "from": list(poses[0][1]),
+                            "stamp": poses[-1][0],
+                        }
+                    )
+        else:
+            return MemoryAnswer(id=query.id, kind=query.kind, ok=False, error="not canned")
+        return MemoryAnswer(id=query.id, kind=query.kind, ok=True, stamp=NOW, results=results)
+
+
+@pytest.fixture(scope="module")
+def planner() -> OfflinePlanner:
+    return OfflinePlanner(embedder=TextEmbedder())
+
+
+def run(planner: OfflinePlanner, text: str, world: World | None = None, **kw) -> Plan:
+    world = world or base_world()
+    plan = planner.plan(PlanningContext(instruction=text, world=world, **kw))
+    assert plan.backend == "offline" and plan.id
+    validate_plan(plan, world, kw.get("held"))
+    return plan
+
+
+def moves(plan: Plan) -> list[tuple]:
+    return [(s.skill, s.object_id, s.target or s.target_position) for s in plan.steps]
+
+
+# -- parsing (no embedder) --------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, kinds",
+    [
+        ("Put the red cube in the bin.", ["move"]),
+        ("where's the ball?", ["where"]),
+        ("Where did the can go?", ["where"]),
+        ("put everything back where it was", ["restore_all"]),
+        ("please restore the scene", ["restore_all"]),
+        (
+            "put the red cube in the bin and then put the blue cylinder on the left",
+            ["move", "move"],
+        ),
+        (
+            "drop the cube in the bin; then move the ball to the middle of the table",
+            ["move", "move"],
+        ),
+        ("throw the cube into the bin, then put the can on the right side", ["move", "move"]),
+    ],
+)
+def test_parse_instruction_families(text: str, kinds: list[str]) -> None:
+    assert [c.kind for c in parse_instruction(text)] == kinds
+
+
+def test_parse_relative_clause_and_handover() -> None:
+    (cmd,) = parse_instruction("Bring back the object that was under the box")
+    assert cmd.obj.hidden_in == "box" and cmd.dest.handover
+    (cmd,) = parse_instruction("put the thing that was in the cover in the bin")
+    assert cmd.obj.hidden_in == "cover" and cmd.dest.text == "bin"
+    (cmd,) = parse_instruction("put all the gray things in the bin")
+    assert cmd.obj.every and cmd.obj.text == "gray"
+
+
+@pytest.mark.parametrize("text", ["dance", "put the cube", ""])
+def test_not_understood(planner: OfflinePlanner, text: str) -> None:
+    with pytest.raises(PlanningError) as err:
+        run(planner, text)
+    assert err.value.reason == "not understood"
+
+
+# -- 1. one object in the bin ------------------------------------------------------
+def test_put_object_in_bin(planner: OfflinePlanner) -> None:
+    plan = run(planner, "put the red cube in the bin")
+    assert moves(plan) == [("pick", 1, None), ("place", 1, "bin")]
+    assert plan.steps[0].why and plan.steps[1].why and any("#1" in n for n in plan.notes)
+
+
+@pytest.mark.parametrize(
+    "text, oid, target",
+    [
+        ("throw the ball into the bin", 3, "bin"),
+        ("drop the can in the trash", 2, "bin"),
+        ("move the red block into the bin", 1, "bin"),
+        ("could you place the pill in the bin please", 5, "bin"),
+        ("put the blue cylinder on the left side of the table", 2, "table_left"),
+        ("move the yellow brick to the middle of the table", 4, "table_centre"),
+        ("put the green ball on the right", 3, "table_right"),
+        ("put the orange capsule on the box", 5, "7"),
+    ],
+)
+def test_paraphrases_and_synonyms(
+    planner: OfflinePlanner, text: str, oid: int, target: str
+) -> None:
+    plan = run(planner, text)
+    assert moves(plan) == [("pick", oid, None), ("place", oid, target)]
+
+
+def test_grasp_yaw_from_memory(planner: OfflinePlanner, monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = base_objects()
+    if "yaw" in MemoryObjectMsg.model_fields:
+        objects[0] = objects[0].model_copy(update={"yaw": 0.4})
+    else:  # memory without the yaw field yet: its helper stands in
+        monkeypatch.setattr(
+            schemas, "grasp_yaw", lambda o: 0.4 if o.id == 1 else None, raising=False
+        )
+    plan = run(planner, "put the red cube in the bin", scene(objects))
+    assert plan.steps[0].goal_yaw == pytest.approx(0.4)
+    assert run(planner, "put the ball in the bin").steps[0].goal_yaw is None
+
+
+# -- 2. all things of a colour ------------------------------------------------------
+def test_all_of_a_colour_skips_the_bin_and_containers(planner: OfflinePlanner) -> None:
+    objects = base_objects() + [
+        obj(8, "red sphere", (-0.10, -0.25, 0.025)),
+        obj(9, "red block", (0.12, 0.30, 0.03)),  # already in the bin
+        obj(10, "red box", (0.25, 0.15, 0.045), container=True, size=0.11),
+    ]
+    plan = run(planner, "put all the red things in the bin", scene(objects, [rel(9, "in", "bin")]))
+    assert moves(plan) == [
+        ("pick", 1, None),
+        ("place", 1, "bin"),
+        ("pick", 8, None),
+        ("place", 8, "bin"),
+    ]
+
+
+def test_all_grey_matches_gray(planner: OfflinePlanner) -> None:
+    objects = base_objects() + [obj(8, "gray cube", (-0.10, -0.25, 0.025))]
+    plan = run(planner, "throw every grey object into the bin", scene(objects))
+    assert [s.object_id for s in plan.steps] == [8, 8]
+
+
+@pytest.mark.parametrize(
+    "text", ["put all the purple things in the bin", "put all the pink things in the bin"]
+)
+def test_all_of_a_colour_nothing_to_do(planner: OfflinePlanner, text: str) -> None:
+    with pytest.raises(PlanningError) as err:
+        run(planner, text)
+    assert err.value.reason == "nothing to do"
+
+
+# -- 3. what was under the box --------------------------------------------------------
+def history_row(subject: int, target: int, last: float, ended: float | None) -> dict:
+    return {
+        "subject": subject,
+        "relation": "in",
+        "target": target,
+        "confidence": 0.9,
+        "first_confirmed": 10.0,
+        "last_confirmed": last,
+        "ended": ended,
+        "subject_label": "x",
+        "target_label": "white box",
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bring back the object that was under the box",
+        "Bring me the thing that was hidden under the cover",
+        "give back what was in the box",
+    ],
+)
+def test_bring_back_from_relation_history(planner: OfflinePlanner, text: str) -> None:
+    world = base_world()
+    memory = CannedMemoryPort(
+        world, relations=[history_row(3, 7, 60.0, 61.0), history_row(4, 7, 20.0, 21.0)]
+    )
+    plan = run(planner, text, world, memory=memory)
+    assert moves(plan) == [("pick", 3, None), ("place", 3, planner.handover_position)]
+    assert any(q.kind == "relation_history" for q in memory.queries)
+
+
+def test_bring_back_still_covered(planner: OfflinePlanner) -> None:
+    world = scene(base_objects(), [rel(3, "in", 7)])
+    memory = CannedMemoryPort(world, relations=[history_row(3, 7, NOW, None)])
+    with pytest.raises(PlanningError) as err:
+        run(planner, "bring back the object that was under the box", world, memory=memory)
+    assert err.value.reason == "object covered"
+
+
+def test_bring_back_from_the_box_s_old_position(planner: OfflinePlanner) -> None:
+    """No relation history: the object standing where the box used to be."""
+    world = base_world()
+    memory = CannedMemoryPort(
+        world, history={7: [(5.0, (0.0, 0.10, 0.045)), (70.0, (-0.05, 0.05, 0.045))]}
+    )
+    plan = run(planner, "bring back the object that was under the box", world, memory=memory)
+    assert [s.object_id for s in plan.steps] == [3, 3]
+
+
+def test_handover_must_be_reachable() -> None:
+    with pytest.raises(ValueError):
+        OfflinePlanner(embedder=object(), handover_position=(0.6, 0.0, 0.0))  # type: ignore[arg-type]
+
+
+# -- 4. everything back ---------------------------------------------------------------
+def test_everything_back_in_a_safe_order(planner: OfflinePlanner) -> None:
+    # the sphere went to where the cube was, the cube went elsewhere
+    objects = base_objects()
+    objects[0] = obj(1, "red cube", (0.0, 0.10, 0.025))
+    objects[2] = obj(3, "green sphere", (-0.1, -0.05, 0.025))
+    hist = {
+        1: [(1.0, (-0.1, -0.05, 0.025)), (50.0, (0.0, 0.10, 0.025))],
+        3: [(1.0, (0.25, 0.15, 0.025)), (40.0, (0.2, 0.0, 0.025)), (50.0, (-0.1, -0.05, 0.025))],
+        4: [(1.0, (-0.05, -0.21, 0.025))],  # 1 cm: not moved
+    }
+    world = scene(objects, [rel(6, "in", "bin")])
+    plan = run(
+        planner, "put everything back where it was", world, memory=CannedMemoryPort(world, hist)
+    )
+    # the cube's old spot holds the sphere: the sphere goes first
+    assert [(s.skill, s.object_id) for s in plan.steps] == [
+        ("pick", 3),
+        ("place", 3),
+        ("pick", 1),
+        ("place", 1),
+    ]
+    assert plan.steps[1].target_position == pytest.approx((0.25, 0.15, 0.0))
+    assert plan.steps[3].target_position == pytest.approx((-0.1, -0.05, 0.0))
+
+
+def test_everything_back_swap_sets_one_aside(planner: OfflinePlanner) -> None:
+    objects = base_objects()
+    objects[0] = obj(1, "red cube", (0.0, 0.10, 0.025))
+    objects[2] = obj(3, "green sphere", (0.10, -0.10, 0.025))
+    world = scene(objects, [rel(6, "in", "bin")])
+    hist = {1: [(1.0, (0.10, -0.10, 0.025))], 3: [(1.0, (0.0, 0.10, 0.025))]}
+    plan = run(
+        planner,
+        "put all the things back where they were",
+        world,
+        memory=CannedMemoryPort(world, hist),
+    )
+    assert [s.object_id for s in plan.steps] == [1, 1, 3, 3, 1, 1]
+    assert plan.steps[-1].target_position == pytest.approx((0.10, -0.10, 0.0))
+    assert any("aside" in n for n in plan.notes)
+
+
+def test_everything_back_nothing_moved(planner: OfflinePlanner) -> None:
+    world = base_world()
+    hist = {o.id: [(1.0, o.centroid)] for o in world.graph.objects}
+    with pytest.raises(PlanningError) as err:
+        run(
+            planner, "put everything back where it was", world, memory=CannedMemoryPort(world, hist)
+        )
+    assert err.value.reason == "nothing to do"
+
+
+# -- 5. where is ------------------------------------------------------------------------
+def test_where_is_in_the_bin(planner: OfflinePlanner) -> None:
+    objects = base_objects()
+    objects[5] = obj(6, "purple prism", (0.15, 0.35, 0.03), status="remembered", last_seen=88.0)
+    plan = run(planner, "where is the purple prism?", scene(objects, [rel(6, "in", "bin")]))
+    assert plan.kind == "answer" and plan.answer_object_id == 6 and plan.answer_place == "bin"
+    assert "in the bin" in plan.answer and "12 s ago" in plan.answer
+    assert plan.answer_position == pytest.approx((0.15, 0.35, 0.03))
+
+
+def test_where_did_it_go_moved_and_covered(planner: OfflinePlanner) -> None:
+    world = scene(base_objects(), [rel(3, "in", 7)])
+    memory = CannedMemoryPort(world, {3: [(1.0, (0.2, -0.2, 0.025)), (50.0, (0.0, 0.10, 0.025))]})
+    plan = run(planner, "where did the ball go?", world, memory=memory)
+    assert plan.answer_place == "7" and "white box" in plan.answer and "moved" in plan.answer
+    plan = run(planner, "where's the can", world)
+    assert plan.answer_place == "table_centre" and plan.answer_object_id == 2
+
+
+def test_where_is_gone_and_unknown(planner: OfflinePlanner) -> None:
+    objects = base_objects()
+    objects[3] = obj(4, "yellow block", (-0.05, -0.20, 0.025), status="absent", last_seen=40.0)
+    plan = run(planner, "where is the yellow block", scene(objects))
+    assert "gone" in plan.answer and plan.answer_object_id == 4
+    with pytest.raises(PlanningError) as err:
+        run(planner, "where is the banana?")
+    assert err.value.reason == "no such object"
+
+
+# -- 6. two steps ----------------------------------------------------------------------
+def test_two_steps(planner: OfflinePlanner) -> None:
+    text = (
+        "put the red cube in the bin and then put the blue cylinder on the left side of the table"
+    )
+    plan = run(planner, text)
+    assert moves(plan) == [
+        ("pick", 1, None),
+        ("place", 1, "bin"),
+        ("pick", 2, None),
+        ("place", 2, "table_left"),
+    ]
+    plan = run(planner, "put the red cube in the bin, then put all the red things in the bin")
+    assert [s.object_id for s in plan.steps] == [1, 1]  # the second sees the cube in the bin
+
+
+# -- grounding failures -----------------------------------------------------------------
+def test_ambiguous_lists_candidates(planner: OfflinePlanner) -> None:
+    objects = base_objects() + [obj(8, "red sphere", (-0.10, -0.25, 0.025))]
+    with pytest.raises(PlanningError) as err:
+        run(planner, "put the red thing in the bin", scene(objects))
+    assert err.value.reason == "ambiguous" and "#1" in err.value.detail and "#8" in err.value.detail
+
+
+def test_prefers_present_over_absent(planner: OfflinePlanner) -> None:
+    objects = base_objects() + [obj(8, "red cube", (-0.10, -0.25, 0.025), status="absent")]
+    assert [
+        s.object_id for s in run(planner, "put the red cube in the bin", scene(objects)).steps
+    ] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("put the banana in the bin", "no such object"),
+        ("put the box in the bin", "not movable"),
+        ("put the red cube in the sink", "no such place"),
+        ("put the purple prism in the bin", "nothing to do"),
+    ],
+)
+def test_refusals(planner: OfflinePlanner, text: str, reason: str) -> None:
+    with pytest.raises(PlanningError) as err:
+        run(planner, text)
+    assert err.value.reason == reason
+
+
+def test_gone_object_is_refused(planner: OfflinePlanner) -> None:
+    objects = base_objects()
+    objects[0] = obj(1, "red cube", (0.10, -0.10, 0.025), status="absent")
+    with pytest.raises(PlanningError) as err:
+        run(planner, "put the red cube in the bin", scene(objects))
+    assert err.value.reason == "object gone"
+
+
+# -- experience ---------------------------------------------------------------------------
+def test_experience_inserts_a_look_before_pick(planner: OfflinePlanner) -> None:
+    exp = Experience(
+        instruction="put the red cube in the bin",
+        skill="pick",
+        object_label="red cube",
+        object_shape="cube",
+        object_colour="red",
+        reason="grasp missed",
+        reflection="pick of the red cube failed; look first",
+        rule="look_before_pick",
+    )
+    other = Experience(
+        instruction="x", skill="place", object_label="blue cylinder", object_shape="cylinder"
+    )
+    text = "put the red cube in the bin and then put the blue cylinder in the bin"
+    plan = run(planner, text, experiences=[exp, other])
+    assert [(s.skill, s.object_id) for s in plan.steps] == [
+        ("look", 1),
+        ("pick", 1),
+        ("place", 1),
+        ("pick", 2),
+        ("place", 2),
+    ]
+    assert plan.steps[0].why.startswith(f"experience {exp.id}")
+    assert plan.experiences == [exp.id, other.id]
+
+
+def test_held_object_is_placed_without_a_pick(planner: OfflinePlanner) -> None:
+    plan = run(planner, "put the red cube in the bin", held=1)
+    assert moves(plan) == [("place", 1, "bin")]

@@ -46,6 +46,7 @@ setup(
             "replay_node = robot_memory.nodes.replay_node:main",
             "safety_node = robot_memory.nodes.safety_node:main",
             "policy_node = robot_memory.nodes.policy_node:main",
+            "planner_node = robot_memory.nodes.planner_node:main",
         ],
     },
 )

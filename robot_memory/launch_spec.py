@@ -129,6 +129,34 @@ def policy_node(**overrides: ParamValue) -> NodeSpec:
     )
 
 
+PLANNER_PARAMETERS: dict[str, ParamValue] = {
+    "backend": "offline",  # offline | vlm (the VLM falls back to offline when it fails)
+    "vlm.base_url": "http://localhost:8000/v1",  # OpenAI-compatible endpoint
+    "vlm.model": "",  # served model name; required with backend vlm
+    "vlm.api_key_env": "OPENAI_API_KEY",  # NAME of the variable holding the key
+    "vlm.timeout_s": 20.0,
+    "vlm.max_retries": 2,
+    "image_topic": "/camera/front/color/image_raw",  # latest frame goes to the VLM
+    "experience_path": "~/.robot_memory/experience.json",  # empty: not persisted
+    "handover_position": [0.0, -0.05, 0.0],  # where "give me X" puts it [m, table frame]
+    "max_attempts": 2,  # per object: the first try and one replan
+    "skill_timeout_s": 60.0,  # no final /policy/status for a goal this long: failed
+    "refresh_timeout_s": 5.0,  # wait this long for a scene graph newer than a look
+    "query_timeout_s": 5.0,  # wait this long for a /memory/answer
+    "memoryless": False,  # ablation: clear memory before planning and each step
+}
+
+
+def planner_node(**overrides: ParamValue) -> NodeSpec:
+    return NodeSpec(
+        name="planner",
+        executable="planner_node",
+        module="robot_memory.nodes.planner_node",
+        parameters={**PLANNER_PARAMETERS, **overrides},
+        description="task planner: /planner/instruction -> plan of skills on /policy/goal",
+    )
+
+
 def perception_node(**overrides: ParamValue) -> NodeSpec:
     return NodeSpec(
         name="perception",
@@ -175,6 +203,7 @@ def _sim_stack() -> list[NodeSpec]:
         expert_node(),
         perception_node(use_sim_time=True),
         memory_node(use_sim_time=True, store_path="out/memory/sim.sqlite", reset_on_start=True),
+        planner_node(use_sim_time=True, experience_path="out/memory/experience.json"),
         policy_node(use_sim_time=True),
         safety_node(use_sim_time=True),
     ]
@@ -186,7 +215,7 @@ def _real_stack() -> list[NodeSpec]:
     # already on the contract's topic names; docs/hardware.md has the bring-up.
     # The memory persists across runs (~/.robot_memory/memory.sqlite). The
     # safety node is the only node that writes to the arm's controller topics.
-    return [perception_node(), memory_node(), policy_node(), safety_node()]
+    return [perception_node(), memory_node(), planner_node(), policy_node(), safety_node()]
 
 
 def _replay_stack() -> list[NodeSpec]:

@@ -18,7 +18,8 @@ from robot_memory.launcher import Launcher, NodeDiedError, node_command
 
 def test_sim_stack_has_sim_expert_perception_memory_policy_safety_with_overrides_applied():
     nodes = {n.name: n for n in stack("sim", {"sim": {"seed": 7, "real_time_factor": 2}})}
-    assert set(nodes) == {"sim", "expert", "perception", "memory", "policy", "safety"}
+    assert set(nodes) == {"sim", "expert", "perception", "memory", "planner", "policy", "safety"}
+    assert nodes["planner"].parameters["use_sim_time"] is True  # refresh waits on sim time
     assert nodes["policy"].parameters["use_sim_time"] is True  # chunk stamps on sim time
     assert nodes["safety"].parameters["use_sim_time"] is True
     assert nodes["memory"].parameters["reset_on_start"] is True  # fresh episodes in sim
@@ -41,7 +42,7 @@ def test_typos_in_overrides_are_errors(overrides, match):
 def test_real_and_replay_stacks_run_perception_and_memory():
     real = {n.name: n for n in stack("real")}
     replay = {n.name: n for n in stack("replay")}
-    assert set(real) == {"perception", "memory", "policy", "safety"}
+    assert set(real) == {"perception", "memory", "planner", "policy", "safety"}
     assert set(replay) == {"perception", "memory"}  # replay never commands an arm
     assert "use_sim_time" not in real["memory"].parameters  # hardware runs on wall time
     assert real["memory"].parameters["reset_on_start"] is False  # memory persists on a robot

@@ -79,6 +79,10 @@ FORWARDED = {
         "robot_memory.policy.evaluation",
         "closed-loop success of a policy checkpoint in the sim, with Wilson intervals",
     ),
+    "eval-tasks": (
+        "robot_memory.tasks.eval_tasks",
+        "end-to-end task suite in the sim: planner + memory + policy, with a memoryless ablation",
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""The task suite and its in-process evaluation (``robot-memory eval-tasks``)."""

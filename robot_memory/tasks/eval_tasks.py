@@ -1,0 +1,273 @@
+"""End-to-end task evaluation: instruction -> plan -> skills -> ground truth, in-process.
+
+    robot-memory eval-tasks --episodes 30                 # every task, full stack
+    robot-memory eval-tasks --tasks bin_single,where_is --episodes 5 --ablation
+    robot-memory eval-tasks --resume --output out/eval_tasks/<time>   # finish a run
+
+One process runs the stack's cores (the same code the ROS nodes call):
+simulator, two RGB-D cameras at 320x240, perception, scene-graph memory, the
+offline planner and its executor, the shipped diffusion policy with the safety
+filter on every chunk. Scenes come from :mod:`robot_memory.tasks.suite`; seeds
+start at 20000 (the policy trained on 0-249 and was evaluated on 10000+).
+``--ablation`` also runs every seed memoryless (``PlanExecutor.run(...,
+memoryless=True)``: memory cleared before planning and before each step).
+
+Writes ``episodes.jsonl`` (one row per episode, as it goes: ``--resume``
+skips what is there), ``report.json`` and ``report.md`` (success per task with
+Wilson 95% intervals, full stack and memoryless side by side, QA accuracy,
+skills and replans per episode, wall time, failure reasons).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from tqdm import tqdm
+
+from robot_memory.policy.evaluation import wilson_interval
+from robot_memory.tasks.suite import TASKS
+
+SEED_OFFSET = 20_000
+CONDITIONS = ("full", "memoryless")
+
+
+class TaskStack:
+    """Everything one process needs to run task episodes."""
+
+    def __init__(self, checkpoint: str | Path, threads: int = 1, width: int = 320) -> None:
+        from robot_memory.memory.scene_graph import SceneMemory
+        from robot_memory.planner.executor import PlanExecutor
+        from robot_memory.planner.offline_backend import OfflinePlanner
+        from robot_memory.policy.runtime import PolicyRuntime
+        from robot_memory.sim.runner import RunnerConfig, SimulationRunner
+        from robot_memory.tasks.inprocess import InProcessMemory, InProcessSkills, Observer
+        from robot_memory.tasks.scenes import TaskScenes
+
+        height = width * 3 // 4
+        self.runtime = PolicyRuntime(checkpoint, device="cpu", threads=threads)
+        self.runner = SimulationRunner(RunnerConfig(camera_rate=0.0, ground_truth_rate=0.0))
+        self.memory = SceneMemory()
+        self.observer = Observer(self.runner, self.memory, width=width, height=height)
+        self.port = InProcessMemory(self.memory, self.observer)
+        self.scenes = TaskScenes(self.runner, self.observer, width, height)
+        self.skills = InProcessSkills(
+            self.runtime, self.runner, self.memory, self.observer, ik=self.scenes.ik
+        )
+        self.backend = OfflinePlanner(embedder=self.memory.embedder)
+        self.executor = PlanExecutor(self.backend, self.port, self.skills)
+        self.handover = tuple(self.backend.handover_position[:2])
+
+    def episode(self, task: str, seed: int, memoryless: bool, video: Path | None = None) -> dict:
+        from robot_memory.tasks.scenes import SceneError
+        from robot_memory.tasks.suite import check_success, setup_task
+
+        wall0 = time.perf_counter()
+        row: dict = {"task": task, "seed": seed, "condition": CONDITIONS[int(memoryless)]}
+        self.memory.reset()
+        self.skills.log.runs.clear()
+        self.runtime.generator.manual_seed(seed)
+        observes0 = self.observer.observes
+        try:
+            inst = setup_task(self.scenes, task, seed, self.handover)  # type: ignore[arg-type]
+        except (SceneError, RuntimeError, ValueError) as err:
+            self.scenes.restore_colours()
+            row.update(success=None, setup_error=str(err)[:300], wall_s=time.perf_counter() - wall0)
+            return row
+        row.update(instruction=inst.instruction, roles=inst.roles, variant=inst.variant)
+        setup_wall = time.perf_counter() - wall0
+        recorder = None
+        if video is not None:
+            from robot_memory.policy.evaluation import VideoRecorder
+
+            recorder = VideoRecorder(self.runner, video, 1.0 / self.runtime.dt)
+            self.skills.on_step = recorder
+        sim0 = self.runner.time
+        try:
+            result = self.executor.run(inst.instruction, memoryless=memoryless)
+        finally:
+            self.skills.on_step = None
+            if recorder is not None:
+                recorder.close()
+        self.runner.run_for(0.4)
+        graph = self.memory.snapshot()
+        ok, why = check_success(inst, self.runner.ground_truth(), result.plan, graph)
+        self.scenes.restore_colours()
+        row.update(
+            success=bool(ok),
+            why=why,
+            state=result.state,
+            reason=result.reason[:300],
+            plan=result.plan.describe()[:500] if result.plan else "",
+            answer=result.plan.answer[:300] if result.plan and inst.question else "",
+            question=inst.question,
+            skills=self.skills.log.as_rows(),
+            n_skills=sum(r.skill in ("pick", "place") for r in self.skills.log.runs),
+            replans=result.replans,
+            rejected_chunks=sum(r.rejected_chunks for r in self.skills.log.runs),
+            observes=self.observer.observes - observes0,
+            sim_s=round(self.runner.time - sim0, 2),
+            setup_wall_s=round(setup_wall, 2),
+            wall_s=round(time.perf_counter() - wall0, 2),
+        )
+        return row
+
+
+def failure_key(row: dict) -> str:
+    if row.get("setup_error"):
+        return "scene set-up failed"
+    if row.get("state") in ("rejected", "failed"):
+        return f"{row['state']}: {(row.get('reason') or '')[:80]}"
+    return f"ground truth: {(row.get('why') or '')[:80]}"
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per task and condition: success with Wilson 95%, means, failure reasons."""
+    out: dict = {"tasks": {}}
+    for task in TASKS:
+        per: dict = {}
+        for cond in CONDITIONS:
+            rs = [r for r in rows if r["task"] == task and r["condition"] == cond]
+            run = [r for r in rs if r.get("success") is not None]
+            if not rs:
+                continue
+            k, n = sum(bool(r["success"]) for r in run), len(run)
+            lo, hi = wilson_interval(k, n)
+            per[cond] = {
+                "successes": k,
+                "n": n,
+                "success_rate": k / n if n else None,
+                "wilson95": [lo, hi],
+                "setup_errors": len(rs) - n,
+                "mean_skills": _mean([r["n_skills"] for r in run]),
+                "mean_replans": _mean([r["replans"] for r in run]),
+                "mean_wall_s": _mean([r["wall_s"] for r in run]),
+                "mean_sim_s": _mean([r["sim_s"] for r in run]),
+                "failures": dict(Counter(failure_key(r) for r in rs if not r.get("success"))),
+            }
+        if per:
+            out["tasks"][task] = per
+    qa = [r for r in rows if r.get("question") and r["condition"] == "full"]
+    out["qa_accuracy"] = _mean([bool(r["success"]) for r in qa]) if qa else None
+    return out
+
+
+def _mean(xs: list) -> float | None:
+    return round(sum(xs) / len(xs), 3) if xs else None
+
+
+def _cell(s: dict | None) -> str:
+    if not s or not s["n"]:
+        return "-"
+    lo, hi = s["wilson95"]
+    rate = 100 * s["success_rate"]
+    return f"{s['successes']}/{s['n']} ({rate:.0f}%, {100 * lo:.0f}-{100 * hi:.0f}%)"
+
+
+def write_report(out: Path, summary: dict, meta: dict) -> None:
+    (out / "report.json").write_text(json.dumps({**meta, **summary}, indent=2) + "\n")
+    lines = [
+        "# Task evaluation (planner + memory + policy, in-process)",
+        "",
+        f"seeds from {meta['seed_offset']}, {meta['episodes']} per task, "
+        f"checkpoint `{meta['checkpoint']}`, {meta['threads']} torch thread(s)",
+        "",
+        "| task | full stack (Wilson 95%) | memoryless | skills/ep | replans/ep | wall s/ep |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, per in summary["tasks"].items():
+        f = per.get("full")
+        lines.append(
+            f"| {task} | {_cell(f)} | {_cell(per.get('memoryless'))} | "
+            f"{f and f['mean_skills']} | {f and f['mean_replans']} | {f and f['mean_wall_s']} |"
+        )
+    qa = summary["qa_accuracy"]
+    lines += ["", f"QA accuracy (where_is, full stack): {'-' if qa is None else f'{qa:.0%}'}"]
+    lines += ["", "## Failure reasons", ""]
+    for task, per in summary["tasks"].items():
+        for cond, s in per.items():
+            for reason, n in sorted(s["failures"].items(), key=lambda kv: -kv[1]):
+                lines.append(f"- {task} / {cond}: {n} x {reason}")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from robot_memory.paths import model_path
+
+    p = argparse.ArgumentParser(prog="robot-memory eval-tasks", description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", default="all", help=f"comma list of {','.join(TASKS)}, or all")
+    p.add_argument("--episodes", type=int, default=30, help="episodes per task")
+    p.add_argument("--seed-offset", type=int, default=SEED_OFFSET)
+    p.add_argument("--ablation", action="store_true", help="also run memoryless, same seeds")
+    p.add_argument("--output", type=Path, default=None, help="default out/eval_tasks/<time>")
+    p.add_argument("--resume", action="store_true", help="skip episodes already in --output")
+    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--video", action="store_true", help="MP4 of the first episode per task")
+    args = p.parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
+    if args.episodes < 1 or not tasks or set(tasks) - set(TASKS):
+        print(f"eval-tasks: --episodes >= 1, --tasks from {','.join(TASKS)}", file=sys.stderr)
+        return 2
+    if args.resume and args.output is None:
+        print("eval-tasks: --resume needs --output", file=sys.stderr)
+        return 2
+    out = args.output or Path("out/eval_tasks") / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / "episodes.jsonl"
+    rows = read_rows(jsonl) if args.resume else []
+    if not args.resume:
+        jsonl.write_text("")
+    done = {(r["task"], r["seed"], r["condition"]) for r in rows}
+    conditions = CONDITIONS if args.ablation else CONDITIONS[:1]
+    jobs = [
+        (t, args.seed_offset + i, c)
+        for t in tasks
+        for i in range(args.episodes)
+        for c in conditions
+        if (t, args.seed_offset + i, c) not in done
+    ]
+    checkpoint = args.checkpoint or model_path()
+    meta = {
+        "seed_offset": args.seed_offset,
+        "episodes": args.episodes,
+        "checkpoint": str(checkpoint),
+        "threads": args.threads,
+    }
+    if jobs:
+        stack = TaskStack(checkpoint, threads=args.threads)
+        bar = tqdm(jobs, desc="eval-tasks", unit="ep")
+        videos: set[str] = set()
+        for task, seed, cond in bar:
+            video = None
+            if args.video and cond == "full" and task not in videos:
+                videos.add(task)
+                video = out / f"{task}_{seed}.mp4"
+            row = stack.episode(task, seed, cond == "memoryless", video)
+            rows.append(row)
+            with jsonl.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            ok = Counter(f"{r['task'][:8]}/{r['condition'][0]}" for r in rows if r.get("success"))
+            bar.set_postfix({k: v for k, v in sorted(ok.items())})
+    summary = summarize(rows)
+    write_report(out, summary, meta)
+    for task, per in summary["tasks"].items():
+        print(f"eval-tasks: {task}: " + ", ".join(f"{c} {_cell(s)}" for c, s in per.items()))
+    print(f"eval-tasks: report in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The planner's ports over the in-process stack: simulator, cameras, real
+perception, real memory, the diffusion policy and the safety filter (ROS-free).
+
+The same cores the ROS nodes call, in one process and one thread:
+
+* :class:`Observer`: renders every camera at the current arm pose, runs the
+  perception pipeline and folds the frames into a
+  :class:`~robot_memory.memory.scene_graph.SceneMemory` (only when asked: no
+  rendering during the policy's chunks except the periodic observes);
+* :class:`InProcessMemory` (``MemoryPort``): ``scene_graph()`` = the memory's
+  snapshot, ``query()`` = ``SceneMemory.answer``, ``refresh()`` = observe now,
+  ``clear()`` = ``SceneMemory.reset``;
+  a pick that starts away from home (after a look) first returns the arm home
+  (the policy's picks start within 0.12 rad of it);
+* :class:`InProcessSkills` (``SkillPort``): ``pick`` / ``place`` grounded in the
+  latest snapshot (:func:`~robot_memory.policy.goal_grounding.ground_goal`, as
+  the policy node does), run closed loop by the policy from the current state
+  (:func:`~robot_memory.policy.rollout.execute_skill`, every chunk checked by a
+  :class:`~robot_memory.control.safety.SafetyFilter`), observing every
+  ``observe_every_s`` of sim time; ``look`` is
+  :mod:`robot_memory.policy.look_skill` then an observe. Failures come back as
+  ``SkillOutcome("failed", reason)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_memory.control.safety import SafetyFilter
+from robot_memory.expert.ik import IKError, PandaIK
+from robot_memory.memory.scene_graph import SceneMemory
+from robot_memory.observations import ObservationFrame
+from robot_memory.perception.pipeline import PerceptionPipeline
+from robot_memory.planner.world import SkillOutcome
+from robot_memory.policy.goal_grounding import GroundingError, ground_goal, place_point
+from robot_memory.policy.look_skill import look_target, look_trajectory
+from robot_memory.policy.rollout import execute_skill
+from robot_memory.policy.runtime import PolicyRuntime
+from robot_memory.policy.skill_monitor import MonitorConfig
+from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
+from robot_memory.schemas import MemoryAnswer, MemoryQuery, PolicyGoalMsg, SceneGraphMsg
+from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.runner import SimulationRunner
+
+
+class Observer:
+    """Render, perceive, remember: one call = one frame per camera into memory."""
+
+    def __init__(
+        self,
+        runner: SimulationRunner,
+        memory: SceneMemory,
+        cameras: Sequence[str] = ("front", "wrist"),
+        width: int = 320,
+        height: int = 240,
+    ) -> None:
+        self.runner, self.memory, self.cameras = runner, memory, tuple(cameras)
+        self.rig = CameraRig(runner.physics.model, width, height, self.cameras)
+        self.perception = PerceptionPipeline()
+        self.observes = 0
+        self.wall_s = 0.0
+
+    def __call__(self) -> list[ObservationFrame]:
+        start = time.perf_counter()
+        physics = self.runner.physics
+        names, q, _, _ = physics.joint_state()
+        joints = {str(n): float(v) for n, v in zip(names, q, strict=True)}
+        stamp = float(self.runner.time)
+        frames = []
+        for cam in self.cameras:
+            rgb, depth = self.rig.render(physics, cam)
+            pos, quat = self.rig.optical_pose(physics, cam)
+            frame = self.perception.process(
+                rgb, depth, self.rig.intrinsics(cam), pos, quat, stamp, cam, joints
+            )
+            self.memory.update(frame)
+            frames.append(frame)
+        self.observes += 1
+        self.wall_s += time.perf_counter() - start
+        return frames
+
+    def close(self) -> None:
+        self.rig.close()
+
+
+class InProcessMemory:
+    """``MemoryPort`` over a SceneMemory and an Observer."""
+
+    def __init__(self, memory: SceneMemory, observer: Observer) -> None:
+        self.memory, self.observer = memory, observer
+
+    def scene_graph(self) -> SceneGraphMsg | None:
+        return self.memory.snapshot()
+
+    def query(self, query: MemoryQuery) -> MemoryAnswer:
+        try:
+            return self.memory.answer(query)
+        except Exception as err:  # noqa: BLE001 (a port answers; it never raises)
+            return MemoryAnswer(id=query.id, kind=query.kind, ok=False, error=str(err)[:300])
+
+    def refresh(self) -> SceneGraphMsg | None:
+        self.observer()
+        return self.memory.snapshot()
+
+    def clear(self) -> None:
+        self.memory.reset()
+
+
+@dataclass
+class SkillLog:
+    skill: str
+    state: str
+    reason: str
+    sim_s: float
+    chunks: int = 0
+    rejected_chunks: int = 0
+    last_reject: str = ""
+
+
+@dataclass
+class SkillCounters:
+    runs: list[SkillLog] = field(default_factory=list)
+
+    def as_rows(self) -> list[dict]:
+        return [r.__dict__.copy() for r in self.runs]
+
+
+class InProcessSkills:
+    """``SkillPort``: the policy (pick, place) and the look skill on the simulator."""
+
+    def __init__(
+        self,
+        runtime: PolicyRuntime,
+        runner: SimulationRunner,
+        memory: SceneMemory,
+        observer: Observer,
+        monitor_config: MonitorConfig | None = None,
+        observe_every_s: float = 1.0,
+        use_safety: bool = True,
+        settle_s: float = 0.4,
+        ik: PandaIK | None = None,
+        home_tolerance: float = 0.12,
+    ) -> None:
+        self.runtime, self.runner, self.memory, self.observer = runtime, runner, memory, observer
+        self.monitor_config = monitor_config
+        self.observe_every_s = observe_every_s
+        self.use_safety = use_safety
+        self.settle_s = settle_s
+        self.home_tolerance = home_tolerance
+        self.ik = ik or PandaIK(runner.physics.model)
+        self.log = SkillCounters()
+        self.on_step = None  # extra per-control-step hook (a video recorder)
+
+    def run(self, goal: PolicyGoalMsg) -> SkillOutcome:
+        start = self.runner.time
+        if goal.skill == "look":
+            outcome = self._look(goal)
+            self.log.runs.append(
+                SkillLog("look", outcome.state, outcome.reason, self.runner.time - start)
+            )
+            return outcome
+        q = self.runner.physics.arm_qpos()
+        if goal.skill == "pick" and np.max(np.abs(q - HOME_ARM)) > self.home_tolerance:
+            self._move(HOME_ARM)  # the policy starts picks near home, not from a look pose
+            q = self.runner.physics.arm_qpos()
+        yaw = float(self.runtime.kinematics.tcp_pose(q)[1])
+        try:
+            skill_goal = ground_goal(goal, self.memory.snapshot(), yaw)
+        except GroundingError as err:
+            self.log.runs.append(SkillLog(goal.skill, "failed", err.reason, 0.0))
+            return SkillOutcome("failed", f"grounding: {err}")
+        next_observe = [self.runner.time + self.observe_every_s]
+
+        def tick() -> None:
+            if self.on_step is not None:
+                self.on_step()
+            if self.runner.time >= next_observe[0]:
+                self.observer()
+                next_observe[0] = self.runner.time + self.observe_every_s
+
+        safety = SafetyFilter(model=self.runner.physics.model) if self.use_safety else None
+        run = execute_skill(
+            self.runtime, self.runner, skill_goal, self.monitor_config, on_step=tick, safety=safety
+        )
+        self.runner.run_for(self.settle_s)  # a released object comes to rest
+        self.observer()
+        self.log.runs.append(
+            SkillLog(
+                goal.skill,
+                run.monitor_state,
+                run.reason,
+                self.runner.time - start,
+                run.chunks,
+                run.rejected_chunks,
+                safety.counters.last_reject[:120] if safety is not None else "",
+            )
+        )
+        state = "succeeded" if run.monitor_state == "succeeded" else "failed"
+        return SkillOutcome(state, run.reason)
+
+    def _move(self, q_goal: np.ndarray, hold_s: float = 0.3) -> None:
+        times, positions = look_trajectory(self.runner.physics.arm_qpos(), q_goal)
+        self.runner.command_trajectory(ARM_JOINTS, times.tolist(), positions.tolist())
+        self.runner.run_for(float(times[-1]) + hold_s)
+
+    def _look_point(self, goal: PolicyGoalMsg) -> np.ndarray:
+        if goal.target_position is not None:
+            return np.asarray(goal.target_position, dtype=float)
+        graph = self.memory.snapshot()
+        if goal.target:
+            place = next((p for p in graph.places if p.id == goal.target), None)
+            if place is not None:
+                return place_point(place)
+            if goal.target.lstrip("-").isdigit():
+                goal = goal.model_copy(update={"object_id": int(goal.target)})
+            else:
+                raise GroundingError("unknown target", f"no place {goal.target!r}")
+        obj = next((o for o in graph.objects if o.id == goal.object_id), None)
+        if obj is None:
+            raise GroundingError("unknown object", f"memory holds no object {goal.object_id}")
+        return np.asarray(obj.centroid, dtype=float)
+
+    def _look(self, goal: PolicyGoalMsg) -> SkillOutcome:
+        try:
+            point = self._look_point(goal)
+            q_goal = look_target(self.ik, self.runner.physics.arm_qpos(), point)
+        except GroundingError as err:
+            return SkillOutcome("failed", f"look: {err}")
+        except IKError as err:
+            return SkillOutcome("failed", f"look: IK: {err}")
+        self._move(q_goal)
+        self.observer()
+        return SkillOutcome("succeeded", "looked")
+
+
+__all__ = ["InProcessMemory", "InProcessSkills", "Observer", "SkillLog"]

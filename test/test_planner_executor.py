@@ -199,3 +199,43 @@ def test_failure_is_recorded_and_persisted(tmp_path) -> None:
         "look_before_pick",
     )
     assert "injected failure" in e.reason
+
+
+# -- experience memory changes a later plan (real offline planner + MiniLM) ---------------
+@pytest.fixture(scope="module")
+def embedder():
+    from robot_memory.memory.text_grounding import TextEmbedder
+
+    return TextEmbedder()
+
+
+def test_experience_changes_a_later_plan(tmp_path, embedder) -> None:
+    from robot_memory.planner.offline_backend import OfflinePlanner
+
+    planner = OfflinePlanner(embedder=embedder)
+    path = tmp_path / "experience.json"
+    # without experience: pick, place (+ the verification look)
+    world = scene()
+    fresh = PlanExecutor(planner, world, world, ExperienceMemory(path, embedder))
+    first = fresh.run("put the green sphere in the bin")
+    assert first.state == "succeeded"
+    assert [s.skill for s in first.plans[0].steps] == ["pick", "place"]
+    assert first.plans[0].experiences == []
+    # a failure of the pick is reflected on and persisted
+    world = scene()
+    world.fail["pick"] = 1
+    failed_once = PlanExecutor(planner, world, world, ExperienceMemory(path, embedder))
+    assert failed_once.run("put the green sphere in the bin").state == "succeeded"
+    # a later session (new process: the file is read again), other words, same object
+    world = scene()
+    later = PlanExecutor(planner, world, world, ExperienceMemory(path, embedder))
+    result = later.run("throw the green ball into the bin")
+    assert result.state == "succeeded", result.reason
+    plan = result.plans[0]
+    assert [s.skill for s in plan.steps] == ["look", "pick", "place"]
+    assert plan.steps[0].object_id == 2 and plan.experiences
+    # an unrelated object is not affected by the sphere's lesson
+    world = scene()
+    other = PlanExecutor(planner, world, world, ExperienceMemory(path, embedder))
+    cube = other.run("put the red cube in the bin").plans[0]
+    assert [s.skill for s in cube.steps] == ["pick", "place"] and cube.experiences == []

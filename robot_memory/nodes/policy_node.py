@@ -28,8 +28,12 @@ period), is dropped and counted, never published. The skill monitor (measured
 width, the width the published chunk commands now, TCP by FK) ends the skill;
 no chunk follows, and the safety node's watchdog holds the arm.
 
-A missing or unusable checkpoint is logged and every goal fails with "no
-policy checkpoint at ..."; the node (and the stack) keeps running.
+A ``look`` goal is no diffusion: a scripted IK move of the wrist camera over a
+point (:mod:`robot_memory.nodes.look_driver`), sent as chunks through the
+safety node and done when the arm has settled at the look pose.
+
+A missing or unusable checkpoint is logged and every pick/place goal fails
+with "no policy checkpoint at ..."; the node (and the stack) keeps running.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import POLICY_PARAMETERS
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.look_driver import LookDriver, LookMotion
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, LATCHED
 from robot_memory.nodes.safety_node import to_duration
@@ -141,6 +146,7 @@ class PolicyNode(Node):
         self.chunk_pub = self.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
         self.status_pub = self.create_publisher(String, "/policy/status", STATUS_QOS)
         self.kinematics = ArmKinematics()  # executor thread; the runtime has its own
+        self.looker = LookDriver(self.kinematics.ik)
         self.runtime, self.unavailable = self._load_runtime(p)
         self.dt = self.runtime.dt if self.runtime else 0.1
         self.n_obs = self.runtime.config.n_obs_steps if self.runtime else 2
@@ -155,6 +161,7 @@ class PolicyNode(Node):
         self.graph: SceneGraphMsg | None = None
         self.estop = False
         self.skill: Skill | None = None
+        self.look: LookMotion | None = None  # a running look (then skill is None)
         self.generation = 0
         self.busy = False
         self.last_obs_used = -np.inf
@@ -244,7 +251,7 @@ class PolicyNode(Node):
     def on_estop(self, msg: Bool) -> None:
         with self._lock:
             was, self.estop = self.estop, bool(msg.data)
-            if self.estop and self.skill is not None:
+            if self.estop and (self.skill is not None or self.look is not None):
                 self.get_logger().error("e-stop: the running skill failed")
                 self._finish(FAILED, "estop")
             elif was and not self.estop:
@@ -258,9 +265,15 @@ class PolicyNode(Node):
             except GroundingError as err:
                 self._refuse(err)
                 return
-            if self.skill is not None:
+            if self.skill is not None or self.look is not None:
                 self._finish(FAILED, f"preempted by goal {goal.id}")
             self.generation += 1
+            if isinstance(target, LookMotion):
+                self.look = target
+                point = np.round(target.point, 3).tolist()
+                self.get_logger().info(f"goal {goal.id}: look at {point}")
+                self.publish_status(PolicyStatusMsg(goal_id=goal.id, state=RUNNING, skill="look"))
+                return
             monitor = SkillMonitor(target, now, self.monitor_config)
             self.skill = Skill(goal, target, monitor, self.generation)
             self.last_obs_used, self.next_due, self.plan = -np.inf, -np.inf, None
@@ -271,15 +284,21 @@ class PolicyNode(Node):
             self._publish_skill()
             self._maybe_request(now)
 
-    def _ground(self, text: str, now: float) -> tuple[PolicyGoalMsg, SkillGoal]:
-        if self.runtime is None:
-            raise GroundingError("no checkpoint", self.unavailable, goal_id_of(text))
+    def _ground(self, text: str, now: float) -> tuple[PolicyGoalMsg, SkillGoal | LookMotion]:
         goal = parse_goal(text)
         if self.estop:
             raise GroundingError("estop active", "goal refused while the e-stop is on", goal.id)
         newest = self.history[-1].state if self.history else None
         if newest is None or now - newest.stamp > self.max_age:
             raise GroundingError("no robot state", "no recent /joint_states", goal.id)
+        if goal.skill == "look":
+            try:
+                return goal, self.looker.start(goal, self.graph, newest.q, newest.stamp)
+            except GroundingError as err:
+                err.goal_id = goal.id
+                raise
+        if self.runtime is None:
+            raise GroundingError("no checkpoint", self.unavailable, goal_id_of(text))
         yaw = self.kinematics.tcp_pose(newest.q)[1]
         return goal, ground_goal(goal, self.graph, yaw)
 
@@ -299,6 +318,8 @@ class PolicyNode(Node):
     def tick(self) -> None:
         now = self.now()
         with self._lock:
+            if self.look is not None and self.history:
+                return self._tick_look(now)
             if self.skill is None or not self.history:
                 return
             monitor = self.skill.monitor
@@ -314,6 +335,15 @@ class PolicyNode(Node):
                 self._finish(monitor.state, monitor.reason)
                 return
             self._maybe_request(now)
+
+    def _tick_look(self, now: float) -> None:
+        newest, look = self.history[-1], self.look
+        if self.looker.due(look, now) and self.context.ok():
+            self.chunk_pub.publish(self.looker.chunk(look, newest.stamp, newest.state.stamp, now))
+            self.health.increment("look_chunks_published")
+        state, reason = self.looker.update(look, now, newest.state.q, newest.state.stamp)
+        if state != RUNNING:
+            self._finish(state, reason)
 
     def _commanded_width(self, now: float) -> float:
         times, widths = self.plan
@@ -344,12 +374,20 @@ class PolicyNode(Node):
         )
 
     def _finish(self, state: str, reason: str) -> None:
+        if self.look is not None:
+            look, self.look = self.look, None
+            self.health.increment(f"skills_{state}")
+            self.get_logger().info(f"goal {look.goal.id} {state}: {reason}")
+            status = PolicyStatusMsg(goal_id=look.goal.id, state=state, reason=reason)
+            self.publish_status(status.model_copy(update={"skill": "look", "chunks": look.chunks}))
+            return
         skill, self.skill = self.skill, None
         if skill is None:
             return
         self.health.increment(f"skills_{state}")
-        log = self.get_logger().info if state != FAILED else self.get_logger().warning
-        log(f"goal {skill.goal.id} {state}: {reason} ({skill.chunks} chunks)")
+        text = f"goal {skill.goal.id} {state}: {reason} ({skill.chunks} chunks)"
+        # one severity per call site: rclpy raises when a line logs at two
+        self.get_logger().warning(text) if state == FAILED else self.get_logger().info(text)
         self.publish_status(self._skill_status(skill, state, reason))
 
     def _skill_status(self, skill: Skill, state: str, reason: str = "") -> PolicyStatusMsg:

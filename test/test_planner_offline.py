@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_memory_core import cube_on_table, frame, obs
 
 from robot_memory import schemas
 from robot_memory.cell import load_cell
+from robot_memory.memory import SceneMemory
 from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.planner.experience import Experience
 from robot_memory.planner.language import parse_instruction
@@ -150,8 +152,13 @@ class CannedMemoryPort:
 
 
 @pytest.fixture(scope="module")
-def planner() -> OfflinePlanner:
-    return OfflinePlanner(embedder=TextEmbedder())
+def embedder() -> TextEmbedder:
+    return TextEmbedder()
+
+
+@pytest.fixture(scope="module")
+def planner(embedder: TextEmbedder) -> OfflinePlanner:
+    return OfflinePlanner(embedder=embedder)
 
 
 def run(planner: OfflinePlanner, text: str, world: World | None = None, **kw) -> Plan:
@@ -224,6 +231,9 @@ def test_put_object_in_bin(planner: OfflinePlanner) -> None:
         ("move the yellow brick to the middle of the table", 4, "table_centre"),
         ("put the green ball on the right", 3, "table_right"),
         ("put the orange capsule on the box", 5, "7"),
+        ("pick up the red cube and put it in the bin", 1, "bin"),
+        ("get rid of the can", 2, "bin"),
+        ("move the purple prism over to the right side of the table", 6, "table_right"),
     ],
 )
 def test_paraphrases_and_synonyms(
@@ -231,6 +241,19 @@ def test_paraphrases_and_synonyms(
 ) -> None:
     plan = run(planner, text)
     assert moves(plan) == [("pick", oid, None), ("place", oid, target)]
+
+
+def test_two_moves_in_one_clause_and_next_to(planner: OfflinePlanner) -> None:
+    plan = run(planner, "move the ball to the left side of the table and the can to the right side")
+    assert moves(plan) == [
+        ("pick", 3, None),
+        ("place", 3, "table_left"),
+        ("pick", 2, None),
+        ("place", 2, "table_right"),
+    ]
+    plan = run(planner, "put the red cube next to the blue cylinder")
+    spot = np.asarray(plan.steps[1].target_position)
+    assert 0.07 <= np.linalg.norm(spot[:2] - (0.20, 0.05)) <= 0.15 and spot[2] == 0.0
 
 
 def test_grasp_yaw_from_memory(planner: OfflinePlanner, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -326,6 +349,50 @@ def test_bring_back_from_the_box_s_old_position(planner: OfflinePlanner) -> None
     )
     plan = run(planner, "bring back the object that was under the box", world, memory=memory)
     assert [s.object_id for s in plan.steps] == [3, 3]
+
+
+class SceneMemoryPort:
+    """Test double for MemoryPort over a real SceneMemory (no observer, no ROS)."""
+
+    def __init__(self, memory: SceneMemory) -> None:
+        self.memory = memory
+
+    def scene_graph(self) -> SceneGraphMsg:
+        return self.memory.snapshot()
+
+    refresh = scene_graph
+
+    def query(self, query: MemoryQuery) -> MemoryAnswer:
+        return self.memory.answer(query)
+
+    def clear(self) -> None:
+        self.memory.reset()
+
+
+def test_bring_back_with_a_real_scene_memory(
+    planner: OfflinePlanner, embedder: TextEmbedder
+) -> None:
+    """The cube seen, the white box put over it, then lifted away (memory's own relations)."""
+    memory = SceneMemory(embedder=embedder)
+    box = ("white box", (0.2, -0.2, 0.045))
+    memory.update(frame(0.0, [cube_on_table(0.2, -0.2), cube_on_table(0.0, 0.15, "blue cylinder")]))
+    for k in range(1, 5):
+        memory.update(frame(0.5 * k, [obs(*box, size=(0.11, 0.11, 0.09))]))
+    port, world = SceneMemoryPort(memory), World(memory.snapshot())
+    cube = next(o.id for o in world.graph.objects if o.label == "red cube")
+    with pytest.raises(PlanningError) as err:
+        run(planner, "bring back the object that was under the box", world, memory=port)
+    assert err.value.reason == "object covered"
+    assert run(planner, "where is the red cube", world).answer_place.isdigit()
+    lifted = [
+        cube_on_table(0.2, -0.2),
+        obs("white box", (-0.1, 0.3, 0.045), size=(0.11, 0.11, 0.09)),
+    ]
+    memory.update(frame(3.0, lifted))
+    world = World(memory.snapshot())
+    plan = run(planner, "bring back the object that was under the box", world, memory=port)
+    assert [s.object_id for s in plan.steps] == [cube, cube]
+    memory.close()
 
 
 def test_handover_must_be_reachable() -> None:

@@ -30,7 +30,8 @@ def where_is(world: World, obj: MemoryObjectMsg) -> tuple[str, str]:
     for p in ordered:
         if p.id in rel_targets or world.in_place(obj, p.id):
             label = p.label or p.id
-            prep = "in the" if p.kind == "container" else "on the"
+            inside = p.kind == "container" or label.startswith("middle")
+            prep = "in the" if inside else "on the"
             return p.id, f"{prep} {label}"
     return "", "on the table"
 

@@ -51,7 +51,24 @@ MOVE_VERBS = (
 )
 #: Verbs that, with no destination, mean "to me" (the hand-over spot).
 HANDOVER_VERBS = frozenset({"bring", "give", "hand", "fetch", "get", "return", "retrieve"})
-DEST_PREPS = ("into", "inside", "in", "onto", "on top of", "on", "to", "at", "over", "towards")
+DEST_PREPS = (
+    "into",
+    "inside",
+    "in",
+    "onto",
+    "on top of",
+    "on",
+    "to",
+    "at",
+    "over",
+    "towards",
+    "beside",
+)
+PRONOUNS = frozenset({"it", "them", "that", "this", "that one", "this one", "those"})
+_DISPOSE = re.compile(
+    r"^(?:get rid of|throw away|throw out|dispose of|discard|bin|trash)\s+(?P<o>.+)$"
+    r"|^(?:throw|toss|chuck)\s+(?P<o2>.+?)\s+(?:away|out)$"
+)
 HIDDEN_PREPS = ("underneath", "under", "beneath", "below", "inside", "in", "covered by")
 HANDOVER_WORDS = frozenset({"me", "here", "back", "my hand", "the hand-over spot", "to me"})
 ALL_WORDS = ("everything", "all", "every", "each")
@@ -105,6 +122,7 @@ class Destination:
 
     text: str = ""
     handover: bool = False
+    beside: bool = False  # next to the object ``text`` names, on the table
 
 
 @dataclass
@@ -120,6 +138,7 @@ class Command:
 def normalise(text: str) -> str:
     t = text.lower().strip()
     t = t.replace("’", "'").replace("in to ", "into ").replace("on to ", "onto ")
+    t = re.sub(r"\b(?:next to|close to|near to|near|alongside)\b", "beside", t)
     t = re.sub(r"[!?]+", " ", t)
     t = re.sub(r"\s+", " ", t).strip(" .,")
     return t
@@ -154,11 +173,20 @@ def parse_object(phrase: str) -> ObjectRef:
     return ObjectRef(text=p)
 
 
-def _parse_move(t: str) -> Command | None:
+def _parse_move(t: str) -> list[Command] | None:
+    m = _DISPOSE.match(t)
+    if m:
+        t = f"put {m.group('o') or m.group('o2')} in the bin"
     verb = next((v for v in MOVE_VERBS if t == v or t.startswith(v + " ")), None)
     if verb is None:
         return None
     rest = t[len(verb) :].strip()
+    # "the ball to the left and the can to the right": two moves, same verb
+    for mm in re.finditer(r",?\s+and\s+", rest):
+        first = _parse_move(f"{verb} {rest[: mm.start()]}")
+        second = _parse_move(f"{verb} {rest[mm.end() :]}") if first else None
+        if first and second and all(c.dest is not None for c in first + second):
+            return first + second
     handover = False
     # "bring back X", "bring me X", "give me back X", "bring X back (to me)"
     m = re.match(r"^(?:me\s+)?(?:back\s+)?(?:me\s+)?", rest)
@@ -189,7 +217,7 @@ def _parse_move(t: str) -> Command | None:
     obj_text = rest
     if best is not None:
         obj_text, dest_text = rest[: best.start()], rest[best.end() :]
-    obj_text = obj_text.strip()
+    obj_text = re.sub(r"\s+(?:over|back|away|up|down)$", "", obj_text.strip())
     if not obj_text:
         return None
     dest_text = re.sub(r"^(?:the|a|an)\s+", "", dest_text.strip())
@@ -197,38 +225,55 @@ def _parse_move(t: str) -> Command | None:
         handover, dest_text = True, ""
     if not dest_text and verb in HANDOVER_VERBS:
         handover = True
-    if not dest_text and not handover:
-        raise PlanningError("not understood", f"where should {obj_text!r} go? ({t!r})")
-    return Command(
-        kind="move",
-        raw=t,
-        verb=verb,
-        obj=parse_object(obj_text),
-        dest=Destination(text=dest_text, handover=handover and not dest_text),
-    )
+    dest = None
+    if dest_text or handover:
+        beside = best is not None and prep_of(best) == "beside"
+        dest = Destination(text=dest_text, handover=handover and not dest_text, beside=beside)
+    return [Command(kind="move", raw=t, verb=verb, obj=parse_object(obj_text), dest=dest)]
 
 
-def parse_command(text: str) -> Command:
+def prep_of(match: re.Match | None) -> str:
+    return "" if match is None else match.group(0).strip()
+
+
+def parse_command(text: str) -> list[Command]:
+    """The command(s) of one clause; a move may still lack its destination."""
     t = _strip_polite(normalise(text))
     if not t:
         raise PlanningError("not understood", "empty instruction")
     m = _WHERE.match(t)
     if m:
-        return Command(kind="where", raw=t, obj=parse_object(m.group("obj")))
+        return [Command(kind="where", raw=t, obj=parse_object(m.group("obj")))]
     if _RESTORE.match(t):
-        return Command(kind="restore_all", raw=t)
-    cmd = _parse_move(t)
-    if cmd is None:
+        return [Command(kind="restore_all", raw=t)]
+    cmds = _parse_move(t)
+    if not cmds:
         raise PlanningError("not understood", f"no command I know in {t!r}")
-    return cmd
+    return cmds
 
 
 def parse_instruction(text: str) -> list[Command]:
-    """Every command of ``text`` in order; raises PlanningError("not understood")."""
+    """Every command of ``text`` in order; raises PlanningError("not understood").
+
+    "it"/"them" name the previous command's object; "pick up X and put it in
+    the bin" is one move."""
     parts = split_commands(text)
     if not parts:
         raise PlanningError("not understood", "empty instruction")
-    return [parse_command(p) for p in parts]
+    out: list[Command] = []
+    for part in parts:
+        for cmd in parse_command(part):
+            if cmd.obj is not None and cmd.obj.text in PRONOUNS and not cmd.obj.hidden_in:
+                if not out or out[-1].obj is None:
+                    raise PlanningError("not understood", f"what is {cmd.obj.text!r}?")
+                cmd.obj = out[-1].obj
+                if out[-1].dest is None:  # "pick up X and put it ...": one move
+                    out.pop()
+            out.append(cmd)
+    for cmd in out:
+        if cmd.kind == "move" and cmd.dest is None:
+            raise PlanningError("not understood", f"where should it go? ({cmd.raw!r})")
+    return out
 
 
 __all__ = [

@@ -122,31 +122,59 @@ class OfflinePlanner:
         return apply_experience_rules(plan, world, ctx.experiences)
 
     # -- moving things -----------------------------------------------------------
-    def _destination(self, cmd: Command, world: World) -> tuple[Target, str]:
+    def _destination(self, cmd: Command, world: World, state: _State) -> tuple[Target, str]:
         dest = cmd.dest
         assert dest is not None
         if dest.handover:
             return self.handover_position, "at the hand-over spot"  # type: ignore[return-value]
-        place = self.grounder.place(dest.text, world)
+        place = None if dest.beside else self.grounder.place(dest.text, world)
         if place is not None:
             label = world.places[place].label or place
-            prep = "in" if world.places[place].kind == "container" else "on"
+            kind = world.places[place].kind
+            prep = "in" if kind == "container" or label.startswith("middle") else "on"
             return place, f"{prep} the {label}"
         try:
             match, _ = self.grounder.ground(dest.text, world, world.present() + world.containers())
         except PlanningError as exc:
             raise PlanningError("no such place", f"{dest.text!r}: {exc.detail}") from None
-        return str(match.obj.id), f"on the {match.obj.label}"
+        if not dest.beside:
+            return str(match.obj.id), f"on the {match.obj.label}"
+        centre = self._position(world, match.obj, state)
+        taken = [self._position(world, o, state) for o in world.graph.objects]
+        taken = [t for o, t in zip(world.graph.objects, taken, strict=True) if o.status != "absent"]
+        spot = self._free_spot(taken, near=centre)
+        if spot is None:
+            raise PlanningError("no free spot", f"nothing free next to the {match.obj.label}")
+        pos = (float(spot[0]), float(spot[1]), self.table_height)
+        return pos, f"next to the {match.obj.label}"
+
+    def _position(self, world: World, obj: MemoryObjectMsg, state: _State) -> np.ndarray:
+        """Where ``obj`` will be (xy) after the steps planned so far."""
+        where = state.at.get(obj.id)
+        if isinstance(where, tuple):
+            return _xy(where)
+        if isinstance(where, str) and where in world.places:
+            p = world.places[where]
+            return (_xy(p.bbox_min) + _xy(p.bbox_max)) / 2.0
+        return _xy(obj.centroid)
 
     def _is_at(self, world: World, obj: MemoryObjectMsg, target: Target, state: _State) -> bool:
         where = state.at.get(obj.id)
         if where is not None:
             return where == target
         if isinstance(target, str):
-            if target in world.places:
-                rels = {r.target for r in world.relations_of(obj.id) if r.relation in ("in", "on")}
-                return target in rels or world.in_place(obj, target)
-            return False
+            if target not in world.places:
+                return False
+            rels = {r.target for r in world.relations_of(obj.id) if r.relation in ("in", "on")}
+            if world.places[target].kind == "table_region" and (
+                world.is_covered(obj.id)
+                or any(
+                    p.kind == "container" and (p.id in rels or world.in_place(obj, p.id))
+                    for p in world.places.values()
+                )
+            ):
+                return False  # in the bin is not on that side of the table
+            return target in rels or world.in_place(obj, target)
         return world.near(obj, target)
 
     def _objects(
@@ -176,7 +204,7 @@ class OfflinePlanner:
             raise PlanningError("object covered", f"the {obj.label} (#{obj.id}) is under a cover")
 
     def _move(self, cmd: Command, world: World, memory: MemoryPort | None, state: _State) -> None:
-        target, words = self._destination(cmd, world)
+        target, words = self._destination(cmd, world, state)
         objs = self._objects(cmd, world, memory, state)
         every = bool(cmd.obj and cmd.obj.every)
         n_before = len(state.steps)
@@ -376,15 +404,22 @@ class OfflinePlanner:
             cur[i] = spot
             state.notes.append(f"#{i} set aside first: objects stand on each other's old spots")
 
-    def _free_spot(self, taken: list[np.ndarray]) -> np.ndarray | None:
-        """The table spot the policy knows that is farthest from everything."""
-        best, best_d = None, TABLE_PLACE_CLEARANCE
+    def _free_spot(
+        self, taken: list[np.ndarray], near: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """A table spot the policy knows, clear of everything: the farthest from
+        everything, or (``near``) the closest to that point that is clear."""
+        best, best_key = None, math.inf
+        clear = TABLE_PLACE_CLEARANCE if near is None else 0.08
         for x in np.arange(TABLE_PLACE_X[0], TABLE_PLACE_X[1] + 1e-9, 0.02):
             for y in np.arange(TABLE_PLACE_Y[0], TABLE_PLACE_Y[1] + 1e-9, 0.02):
                 p = np.array([x, y])
                 d = min((float(np.linalg.norm(p - t)) for t in taken), default=math.inf)
-                if d >= best_d:
-                    best, best_d = p, d
+                if d < clear:
+                    continue
+                key = -d if near is None else float(np.linalg.norm(p - near))
+                if key < best_key:
+                    best, best_key = p, key
         return best
 
 

@@ -72,7 +72,7 @@ class TaskStack:
         self.memory.reset()
         self.skills.log.runs.clear()
         self.runtime.generator.manual_seed(seed)
-        observes0 = self.observer.observes
+        observes0, observe_wall0 = self.observer.observes, self.observer.wall_s
         try:
             inst = setup_task(self.scenes, task, seed, self.handover)  # type: ignore[arg-type]
         except (SceneError, RuntimeError, ValueError) as err:
@@ -111,6 +111,7 @@ class TaskStack:
             replans=result.replans,
             rejected_chunks=sum(r.rejected_chunks for r in self.skills.log.runs),
             observes=self.observer.observes - observes0,
+            observe_wall_s=round(self.observer.wall_s - observe_wall0, 2),
             sim_s=round(self.runner.time - sim0, 2),
             setup_wall_s=round(setup_wall, 2),
             wall_s=round(time.perf_counter() - wall0, 2),

@@ -104,6 +104,8 @@ class TaskScenes:
         for i, name in enumerate(ARM_JOINTS):
             data.qpos[model.jnt_qposadr[model.joint(name).id]] = HOME_ARM[i]
         mujoco.mj_kinematics(model, data)
+        mujoco.mj_comPos(model, data)
+        mujoco.mj_camlight(model, data)  # camera poses (mj_kinematics leaves them)
         views = []
         for cam in self.cameras:
             cid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, mj_camera_name(cam))

@@ -150,6 +150,14 @@ class MemoryObjectMsg(_Strict):
         description="seen in the latest frame; not seen but believed there; evidence says gone"
     )
     container: bool = Field(default=False, description="a box, lid or bin: other things go in it")
+    yaw: float | None = Field(
+        default=None,
+        ge=-3.2,
+        le=3.2,
+        description="hand yaw of a top-down grasp across the narrow side [rad], in "
+        "[-pi/2, pi/2) (a cube: [-pi/4, pi/4)); None: unknown or round "
+        "(robot_memory.memory.orientation.grasp_yaw gives 0.0 then)",
+    )
 
 
 class PlaceMsg(_Strict):
@@ -180,7 +188,9 @@ class SceneGraphMsg(Payload):
 
 
 # -- memory queries: /memory/query -> /memory/answer --------------------------------
-QueryKind = Literal["find", "last_seen", "history", "on", "in", "changed_since", "graph"]
+QueryKind = Literal[
+    "find", "last_seen", "history", "on", "in", "changed_since", "relation_history", "graph"
+]
 
 
 class MemoryQuery(Payload):
@@ -191,6 +201,18 @@ class MemoryQuery(Payload):
     * ``history``: ``object_id`` -> pose history and visibility intervals;
     * ``on`` / ``in``: ``target`` (a place name, an object id or text) -> what is on / in it;
     * ``changed_since``: ``since`` [s] -> objects added, moved or gone since then;
+    * ``relation_history``: what was (and is) on / in what, and when. Every
+      relation memory confirmed that has since ended (the cover was lifted off,
+      the cube left the bin, an end left memory), plus the current ones with
+      ``ended`` None; newest first (current first). Optional filters, all
+      combined: ``object_id`` (as subject or target); ``target`` (resolved like
+      ``on``/``in``: a place, "table", an object id or text; an id or label
+      only the history still knows works too); ``text`` = relation names ("in",
+      "on", "in on"; empty: the kinds memory records, ``in`` and ``on`` by
+      default); ``since`` [s] (ended at or after it, or still active). Each
+      result: ``subject``, ``relation``, ``target``, ``confidence``,
+      ``first_confirmed``, ``last_confirmed``, ``ended``, ``subject_label``,
+      ``target_label`` (labels as they were when it ended);
     * ``graph``: the current scene graph.
     """
 

@@ -64,6 +64,8 @@ class MemoryConfig:
     time_jump_tolerance: float = 0.0  # accepted backwards step per camera
     history_length: int = 200  # pose history entries and visibility intervals kept
     visibility_gap: float = 1.0  # a longer gap between sightings starts a new interval
+    relation_history_length: int = 500  # ended relations kept (oldest dropped first)
+    relation_history_kinds: tuple[str, ...] = ("in", "on")  # relations whose end is recorded
     # persistence
     commit_policy: str = "every_update"  # or "interval": every commit_interval seconds
     commit_interval: float = 1.0
@@ -125,12 +127,19 @@ class MemoryConfig:
             "near_max_neighbours",
             "max_objects",
             "history_length",
+            "relation_history_length",
         ]
         for name in counts:
             if int(getattr(self, name)) < 1:
                 raise MemoryConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.ghost_min_observations < 0:
             raise MemoryConfigError("ghost_min_observations must be >= 0")
+        kinds = self.relation_history_kinds
+        if not isinstance(kinds, tuple) or not set(kinds) <= {"in", "on", "near"}:
+            raise MemoryConfigError(
+                "relation_history_kinds must be a tuple of 'in', 'on', 'near', "
+                f"got {self.relation_history_kinds!r}"
+            )
         if self.commit_policy not in COMMIT_POLICIES:
             raise MemoryConfigError(
                 f"commit_policy must be one of {COMMIT_POLICIES}, got {self.commit_policy!r}"

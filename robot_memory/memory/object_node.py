@@ -10,6 +10,7 @@ import numpy as np
 
 from robot_memory.memory.colours import same_colour
 from robot_memory.memory.config import MemoryConfig
+from robot_memory.memory.orientation import estimate_yaw
 from robot_memory.observations import ObjectObservation, ObservationFrame
 from robot_memory.schemas import MemoryObjectMsg
 
@@ -71,6 +72,7 @@ class MemoryObject:
     absent_since: float | None = None
     pose_history: list[tuple[float, tuple[float, float, float]]] = field(default_factory=list)
     merged_into: int | None = None
+    _yaw: tuple[float | None] | None = field(default=None, repr=False, compare=False)  # cache
 
     # -- derived -----------------------------------------------------------------
     @property
@@ -92,6 +94,14 @@ class MemoryObject:
     @property
     def size(self) -> np.ndarray:
         return self.bbox_max - self.bbox_min
+
+    @property
+    def yaw(self) -> float | None:
+        """Grasp hand yaw from the fused points and the shape word (orientation.py),
+        estimated when first read after a change."""
+        if self._yaw is None:
+            self._yaw = (estimate_yaw(self.points, self.shape),)
+        return self._yaw[0]
 
     def clone(self) -> MemoryObject:
         """A copy sharing nothing mutable (arrays are replaced, never written in place)."""
@@ -187,6 +197,7 @@ class MemoryObject:
         self.last_camera = obs.camera
         self.mark_seen(obs.stamp, config)
         self.record_pose(obs.stamp, config)
+        self._yaw = None  # points or shape votes changed
 
     def is_partial_view(
         self, obs: ObjectObservation, config: MemoryConfig, min_confidence: float | None = None
@@ -245,6 +256,7 @@ class MemoryObject:
             self.last_seen, self.last_camera = other.last_seen, other.last_camera
         if other.status == "visible":
             self.status = "visible"
+        self._yaw = None
 
     def to_record(self) -> dict:
         """JSON-able fields (points and pose history are stored separately)."""
@@ -412,6 +424,7 @@ def object_msg(o: MemoryObject) -> MemoryObjectMsg:
         last_camera=o.last_camera,
         status=o.status,  # type: ignore[arg-type]
         container=o.container,
+        yaw=o.yaw,
     )
 
 

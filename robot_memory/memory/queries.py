@@ -13,6 +13,7 @@ import networkx as nx
 import numpy as np
 
 from robot_memory.memory.object_node import MemoryObject, object_msg
+from robot_memory.memory.relation_history import relation_history
 from robot_memory.memory.text_grounding import score_labels, words
 from robot_memory.schemas import MemoryAnswer, MemoryQuery, PlaceMsg, RelationMsg, SceneGraphMsg
 
@@ -46,6 +47,7 @@ def summary(memory: SceneMemory, obj: MemoryObject) -> dict:
         "first_seen": obj.first_seen,
         "last_seen": obj.last_seen,
         "last_camera": obj.last_camera,
+        "yaw": obj.yaw,
         "relations": rels,
     }
 
@@ -241,6 +243,7 @@ HANDLERS: dict[str, Callable[[SceneMemory, MemoryQuery], list[dict]]] = {
     "on": _relation("on"),
     "in": _relation("in"),
     "changed_since": _changed_since,
+    "relation_history": relation_history,
     "graph": _graph,
 }
 

@@ -28,6 +28,12 @@ from robot_memory.memory.object_node import (
     is_ghost,
     observation_problem,
 )
+from robot_memory.memory.relation_history import (
+    EndedRelation,
+    RelationHistory,
+    ended_relations,
+    label_of,
+)
 from robot_memory.memory.relations import (
     ObjectArrays,
     RelationKey,
@@ -77,6 +83,7 @@ class SceneMemory:
         self._objects: dict[int, MemoryObject] = {}
         self._merged: dict[int, MemoryObject] = {}
         self._rel = RelationTable()
+        self._history = RelationHistory(self.config.relation_history_length)
         self._next_id = 1
         self._seq = 0
         self._stamp = 0.0
@@ -121,6 +128,7 @@ class SceneMemory:
         self._objects.clear()
         self._merged.clear()
         self._rel.clear()
+        self._history.clear()
         self._camera_stamps.clear()
         self._seq += 1
         self._version += 1
@@ -152,6 +160,10 @@ class SceneMemory:
 
     def relations(self) -> dict[RelationKey, RelationState]:
         return dict(self._rel.edges)
+
+    def relation_history(self) -> list[EndedRelation]:
+        """Relations that ended (oldest first, bounded); see ``relation_history.py``."""
+        return list(self._history.entries)
 
     @property
     def stamp(self) -> float:
@@ -284,6 +296,8 @@ class SceneMemory:
                 self._touch(obj).status = "remembered"
         removed = self._merge_duplicates(changed) + self._prune(changed, stamp)
         self._refresh_relations(changed - set(removed), set(removed), stamp)
+        ended = ended_relations(self._rel.undo, self._rel.edges, cfg.relation_history_kinds)
+        self._history.record(ended, stamp, self._label_of)
         self._stamp = max(self._stamp, stamp)
         self._camera_stamps[frame.camera] = stamp
         if self._has_pending():
@@ -393,6 +407,7 @@ class SceneMemory:
             self._last_commit,
             set(self._rel.dirty),
             set(self._rel.deleted),
+            self._history.snapshot(),
         )
 
     def _rollback(self, saved: tuple) -> None:
@@ -404,9 +419,16 @@ class SceneMemory:
                 target[oid] = before
         (self._next_id, self._seq, self._stamp, self._camera_stamps, self._counters) = saved[:5]
         self._dirty, self._deleted, self._last_commit = saved[5:8]
-        self._rel.rollback(*saved[8:])
+        self._rel.rollback(*saved[8:10])
+        self._history.restore(saved[10])
         self._version += 1
         self._begin()
+
+    def _label_of(self, node: int | str) -> str:
+        """Label of a relation end; an object removed by this update, as it was."""
+        gone = isinstance(node, int) and node not in self._objects and node not in self._merged
+        before = self._undo_objects.get(node) if gone else None  # type: ignore[call-overload]
+        return before.label if before is not None else label_of(self, node)
 
     def _touch(self, obj: MemoryObject) -> MemoryObject:
         if obj.id not in self._undo_objects:
@@ -431,7 +453,8 @@ class SceneMemory:
         }
 
     def _has_pending(self) -> bool:
-        return bool(self._dirty or self._deleted or self._rel.dirty or self._rel.deleted)
+        pending = self._dirty or self._deleted or self._rel.dirty or self._rel.deleted
+        return bool(pending or self._history.pending)
 
     def _pending(self) -> tuple:
         objects = [self._objects.get(i) or self._merged[i] for i in sorted(self._dirty)]
@@ -441,6 +464,7 @@ class SceneMemory:
             sorted(self._deleted),
             {k: self._rel.edges[k] for k in self._rel.dirty},
             list(self._rel.deleted),
+            (list(self._history.pending), self._history.oldest_kept()),
         )
 
     def _maybe_commit(self, stamp: float) -> None:
@@ -454,6 +478,7 @@ class SceneMemory:
             self._last_commit = stamp
         self._dirty, self._deleted = set(), set()
         self._rel.dirty, self._rel.deleted = set(), set()
+        self._history.pending = []
 
     def _load(self) -> None:
         assert self._store is not None
@@ -463,6 +488,7 @@ class SceneMemory:
         for key, state in relations.items():
             self._rel.set(key, state, journal=False)
         self._rel.dirty, self._rel.deleted = set(), set()
+        self._history.load(self._store.load_relation_history())
         self._next_id = max([int(meta.get("next_id", 1)), *[i + 1 for i in objects]])
         self._seq = int(meta.get("seq", 0))
         self._stamp = float(meta.get("stamp", 0.0))

@@ -1,5 +1,9 @@
 """SQLite persistence of the memory (ROS-free): WAL, one transaction per commit,
-writing only what changed, so a restarted process resumes with the same ids."""
+writing only what changed, so a restarted process resumes with the same ids.
+
+Schema versions: "1" had no relation history; "2" adds the ``relation_history``
+table. A store with schema "1" is migrated in place when opened (the table is
+created, nothing else changes); a newer or unknown schema is refused."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_memory.memory.object_node import MemoryObject
+from robot_memory.memory.relation_history import EndedRelation
 from robot_memory.memory.relations import RelationKey, RelationState
 
 SCHEMA = """
@@ -23,8 +28,14 @@ CREATE TABLE IF NOT EXISTS relations (
     subject TEXT NOT NULL, relation TEXT NOT NULL, target TEXT NOT NULL,
     confidence REAL NOT NULL, first_confirmed REAL NOT NULL, last_confirmed REAL NOT NULL,
     PRIMARY KEY (subject, relation, target));
+CREATE TABLE IF NOT EXISTS relation_history (
+    seq INTEGER PRIMARY KEY, subject TEXT NOT NULL, relation TEXT NOT NULL,
+    target TEXT NOT NULL, confidence REAL NOT NULL, first_confirmed REAL NOT NULL,
+    last_confirmed REAL NOT NULL, ended REAL NOT NULL,
+    subject_label TEXT NOT NULL, target_label TEXT NOT NULL);
 """
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+MIGRATES_FROM = ("1",)  # these open too: the executed SCHEMA adds what they lack
 
 
 class StoreError(RuntimeError):
@@ -49,6 +60,8 @@ class MemoryStore:
         version = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if version is None:
             self._conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif version[0] in MIGRATES_FROM:
+            self._conn.execute("UPDATE meta SET value = ? WHERE key='schema'", (SCHEMA_VERSION,))
         elif version[0] != SCHEMA_VERSION:
             raise StoreError(f"{self.path}: schema {version[0]}, expected {SCHEMA_VERSION}")
         self._history_written: dict[int, float] = {}  # newest pose row per object
@@ -80,6 +93,17 @@ class MemoryStore:
         }
         return meta, objects, relations
 
+    def load_relation_history(self) -> list[EndedRelation]:
+        """The ended relations kept, oldest first."""
+        return [
+            EndedRelation(_node(s), r, _node(t), c, f, la, e, sl, tl, seq)
+            for seq, s, r, t, c, f, la, e, sl, tl in self._conn.execute(
+                "SELECT seq, subject, relation, target, confidence, first_confirmed, "
+                "last_confirmed, ended, subject_label, target_label FROM relation_history "
+                "ORDER BY seq"
+            )
+        ]
+
     # -- writing -----------------------------------------------------------------
     def commit(
         self,
@@ -88,8 +112,10 @@ class MemoryStore:
         deleted_objects: list[int],
         relations: dict[RelationKey, RelationState],
         deleted_relations: list[RelationKey],
+        relation_history: tuple[list[EndedRelation], int] | None = None,
     ) -> None:
-        """Write one transaction; on any error it is rolled back and re-raised."""
+        """Write one transaction; on any error it is rolled back and re-raised.
+        ``relation_history``: (new ended relations, the oldest record number kept)."""
         c = self._conn
         before = dict(self._history_written)
         c.execute("BEGIN IMMEDIATE")
@@ -129,11 +155,34 @@ class MemoryStore:
                     for (s, r, t), v in relations.items()
                 ],
             )
+            if relation_history is not None:
+                self._write_relation_history(*relation_history)
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             self._history_written = dict(before)
             raise
+
+    def _write_relation_history(self, entries: list[EndedRelation], oldest_kept: int) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO relation_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    e.seq,
+                    json.dumps(e.subject),
+                    e.relation,
+                    json.dumps(e.target),
+                    e.confidence,
+                    e.first_confirmed,
+                    e.last_confirmed,
+                    e.ended,
+                    e.subject_label,
+                    e.target_label,
+                )
+                for e in entries
+            ],
+        )
+        self._conn.execute("DELETE FROM relation_history WHERE seq < ?", (oldest_kept,))
 
     def _write_history(self, obj: MemoryObject) -> None:
         """Append new pose rows only, and drop rows older than the kept window."""
@@ -153,7 +202,7 @@ class MemoryStore:
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            for table in ("objects", "pose_history", "relations"):
+            for table in ("objects", "pose_history", "relations", "relation_history"):
                 c.execute(f"DELETE FROM {table}")
             c.execute("DELETE FROM meta WHERE key != 'schema'")
             c.execute("COMMIT")

@@ -1,0 +1,34 @@
+"""One real in-process task episode: sim, cameras, perception, memory, the
+offline planner and executor, the shipped diffusion policy behind the safety
+filter. The object is out of view when the instruction comes: with memory the
+robot puts it in the bin; memoryless, the planner cannot find it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("robot_memory.planner.offline_backend")
+
+from robot_memory.paths import model_path
+from robot_memory.tasks.eval_tasks import TaskStack
+
+pytestmark = pytest.mark.slow
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+@pytest.fixture(scope="module")
+def stack() -> TaskStack:
+    return TaskStack(model_path(), threads=1)
+
+
+def test_bin_single_with_and_without_memory(stack: TaskStack) -> None:
+    full = stack.episode("bin_single", 20000, memoryless=False)
+    summary = {k: full.get(k) for k in ("instruction", "plan", "state", "reason", "why")}
+    assert full["success"] is True, summary
+    assert full["n_skills"] >= 2 and full["state"] == "succeeded", summary
+    assert [s["skill"] for s in full["skills"]][:2] == ["pick", "place"], summary
+    blind = stack.episode("bin_single", 20000, memoryless=True)
+    assert blind["success"] is False, blind
+    assert blind["instruction"] == full["instruction"]

@@ -2,7 +2,7 @@
 
     robot-memory launch sim [sim.seed:=3 sim.real_time_factor:=2.0]
     robot-memory record -o BAG [TOPIC ...] [--storage sqlite3] [--duration S]
-    robot-memory demo [--output out/demo] [--object red_cube] [--place bin]
+    robot-memory demo [--output out/demo] [--object red_cube] [--place bin] [--seed N]
     robot-memory replay BAG [--rate N | --fast] [--loop]
     robot-memory eval BAG [--out DIR]
     robot-memory scenarios --out DIR [--scenario covered|moved_out_of_view|clutter|all]
@@ -127,12 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(command, help=text, add_help=False)
         p.add_argument("args", nargs=argparse.REMAINDER)
 
-    p = sub.add_parser("demo", help="sim + scripted pick-and-place; writes a bag and a PNG")
-    p.add_argument("--output", default="out/demo", help="folder for the bag and pictures")
-    p.add_argument("--object", default="red_cube", help="object id to move")
+    p = sub.add_parser(
+        "demo", help="the sim stack does a task that needs memory; video, bag, report"
+    )
+    p.add_argument("--output", default="out/demo", help="folder for the run's files")
+    p.add_argument(
+        "--object", default="", help="object id to move (default: one out of view at home)"
+    )
     p.add_argument("--place", default="bin", help="place id to move it to")
-    p.add_argument("--seed", type=int, default=0, help="scene randomization seed")
-    p.add_argument("--timeout", type=float, default=180.0, help="give up after S seconds")
+    p.add_argument("--seed", type=int, default=5, help="scene randomization seed")
+    p.add_argument("--timeout", type=float, default=420.0, help="give up after S seconds")
     p.add_argument("--real-time-factor", type=float, default=1.0)
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)

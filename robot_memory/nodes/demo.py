@@ -1,10 +1,23 @@
-"""``robot-memory demo``: the sim stack with the scripted expert doing a
-pick-and-place, recorded to a bag, with a picture of both camera views.
+"""``robot-memory demo``: the whole sim stack over ROS 2 does a task that needs memory.
 
-It launches the ``sim`` stack from the launch spec (its own ROS_DOMAIN_ID so it
-never talks to other runs), starts the recorder, sends the task once every
-sensor is up, shows progress and reports the outcome checked against ground
-truth.
+It launches the ``sim`` stack from the launch spec without the scripted expert
+(sim, perception, memory, planner, policy, safety; its own ROS_DOMAIN_ID),
+records a bag, and then:
+
+1. the wrist camera looks over the table (``look`` goals on ``/policy/goal``),
+   so memory sees every object;
+2. the arm goes home (a trajectory through the safety node); from there some
+   objects are out of every camera's view: no camera has seen them since;
+3. the planner gets "put the <object> in the bin" for such an object: it
+   plans from memory, the policy picks and places, the planner verifies the
+   place in memory (a look at the bin) and replans on failure. The plan is
+   printed and a progress bar follows ``/planner/status``;
+4. the result is checked against ``/sim/ground_truth``.
+
+Written to ``<output>/<time>/``: ``front.mp4`` (the front camera),
+``scene_graph.png`` (memory at the end), ``bag/``, ``report.md``,
+``nodes.log``. Exit 0 only when the planner succeeded *and* ground truth
+shows the object in the bin.
 """
 
 from __future__ import annotations
@@ -21,43 +34,36 @@ from pathlib import Path
 import cv2
 import numpy as np
 import rclpy
-from rclpy.node import Node
-from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import String
 from tqdm import tqdm
 
+from robot_memory.evaluation.scene_graph_plot import plot_scene_graph
 from robot_memory.launch_spec import stack
 from robot_memory.launcher import Launcher, NodeDiedError
-from robot_memory.nodes.conversions import image_to_numpy
-from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+from robot_memory.nodes.demo_report import DemoRecord, write_report
+from robot_memory.nodes.demo_session import StackDriver
+from robot_memory.planner.plan import PlannerStatusMsg
 from robot_memory.ros_env import apply_to_current_process, random_domain_id
-from robot_memory.schemas import (
-    ExpertStatus,
-    ExpertTask,
-    PayloadError,
-    SceneGraphMsg,
-    dump_payload,
-    parse_payload,
-)
 
-CAMERAS = ("front", "wrist")
 RECORDED_TOPICS = [
     "/clock",
     "/joint_states",
     "/sim/ground_truth",
     "/arm_controller/joint_trajectory",
     "/gripper_controller/commands",
-    "/expert/status",
+    "/policy/goal",
+    "/policy/status",
+    "/policy/action_chunk",
+    "/planner/instruction",
+    "/planner/plan",
+    "/planner/status",
+    "/memory/scene_graph",
+    "/perception/observations",
+    "/safety/status",
     "/diagnostics",
     *(
         f"/camera/{cam}/{suffix}"
-        for cam in CAMERAS
-        for suffix in (
-            "color/image_raw",
-            "color/camera_info",
-            "aligned_depth_to_color/image_raw",
-            "pose",
-        )
+        for cam in ("front", "wrist")
+        for suffix in ("color/image_raw", "color/camera_info", "pose")
     ),
 ]
 
@@ -65,98 +71,40 @@ RECORDED_TOPICS = [
 @dataclass
 class DemoOptions:
     output: Path
-    object_id: str = "red_cube"
+    object_id: str = ""  # empty: any graspable object out of view at home
     place_id: str = "bin"
-    seed: int = 0
-    timeout_s: float = 180.0
+    seed: int = 5
+    timeout_s: float = 420.0
     real_time_factor: float = 1.0
     image_width: int = 640
     image_height: int = 480
+    record: bool = True
+    max_scenes: int = 4  # new scenes tried until one has an object out of view at home
 
 
-class DemoMonitor(Node):
-    def __init__(self) -> None:
-        super().__init__("demo_monitor")
-        self.images: dict[str, np.ndarray] = {}
-        self.depths: dict[str, np.ndarray] = {}
-        self.status: ExpertStatus | None = None
-        self.have_joints = False
-        for cam in CAMERAS:
-            self.create_subscription(
-                Image, f"/camera/{cam}/color/image_raw", self._store(self.images, cam), SENSOR
+class _Video:
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self.writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def add(self, rgb: np.ndarray) -> None:
+        if self.writer is None:
+            h, w = rgb.shape[:2]
+            self.writer = cv2.VideoWriter(
+                str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h)
             )
-            self.create_subscription(
-                Image,
-                f"/camera/{cam}/aligned_depth_to_color/image_raw",
-                self._store(self.depths, cam),
-                SENSOR,
-            )
-        self.graph: SceneGraphMsg | None = None
-        self.create_subscription(String, "/expert/status", self.on_status, LATCHED)
-        self.create_subscription(String, "/memory/scene_graph", self.on_graph, LATCHED)
-        self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
-        self.task_pub = self.create_publisher(String, "/expert/task", COMMAND)
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.frames += 1
 
-    def _store(self, table: dict[str, np.ndarray], cam: str):
-        def callback(msg: Image) -> None:
-            table[cam] = image_to_numpy(msg)
-
-        return callback
-
-    def on_status(self, msg: String) -> None:
-        try:
-            self.status = parse_payload(ExpertStatus, msg.data)
-        except PayloadError as err:
-            self.get_logger().warn(f"bad expert status: {err}")
-
-    def on_graph(self, msg: String) -> None:
-        try:
-            self.graph = parse_payload(SceneGraphMsg, msg.data)
-        except PayloadError as err:
-            self.get_logger().warn(f"bad scene graph: {err}")
-
-    def on_joints(self, _msg: JointState) -> None:
-        self.have_joints = True
-
-    def ready(self) -> bool:
-        return (
-            self.have_joints
-            and self.status is not None
-            and all(cam in self.images for cam in CAMERAS)
-        )
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
 
 
-def camera_sheet(images: dict[str, np.ndarray], depths: dict[str, np.ndarray]) -> np.ndarray:
-    """RGB views on top, colourised depth below, labelled (BGR for cv2)."""
-    columns = []
-    for cam in CAMERAS:
-        rgb = cv2.cvtColor(images[cam], cv2.COLOR_RGB2BGR)
-        depth = depths.get(cam)
-        if depth is None:
-            depth_vis = np.zeros_like(rgb)
-        else:
-            d = depth.astype(np.float32) * (1e-3 if depth.dtype == np.uint16 else 1.0)
-            valid = np.isfinite(d) & (d > 0)
-            near, far = np.percentile(d[valid], [2, 98]) if valid.any() else (0.0, 1.0)
-            norm = np.clip((d - near) / max(far - near, 1e-6), 0, 1)
-            depth_vis = cv2.applyColorMap((255 * (1 - norm)).astype(np.uint8), cv2.COLORMAP_TURBO)
-            depth_vis[~valid] = 0
-        for img, text in ((rgb, f"{cam} color"), (depth_vis, f"{cam} depth")):
-            cv2.putText(img, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
-        columns.append(np.vstack([rgb, depth_vis]))
-    return np.hstack(columns)
-
-
-def run_demo(opts: DemoOptions) -> int:
-    run_dir = opts.output / datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=False)
-    env = apply_to_current_process(domain_id=random_domain_id())
-    print(f"[demo] output folder: {run_dir}")
-    print(
-        f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}; moving {opts.object_id} -> {opts.place_id}"
-    )
+def demo_specs(opts: DemoOptions, stack_name: str = "sim") -> list:
     specs = stack(
-        "sim",
+        stack_name,
         {
             "sim": {
                 "seed": opts.seed,
@@ -164,30 +112,40 @@ def run_demo(opts: DemoOptions) -> int:
                 "image_width": opts.image_width,
                 "image_height": opts.image_height,
             },
-            "expert": {"object_id": "", "place_id": opts.place_id},
+            "policy": {"device": "cpu"},
         },
     )
+    return [s for s in specs if s.name != "expert"]  # the planner and policy do the task
+
+
+def run_demo(opts: DemoOptions) -> int:
+    run_dir = opts.output / datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=False)
+    env = apply_to_current_process(domain_id=random_domain_id())
+    print(f"[demo] output folder: {run_dir} (ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']})")
     log = open(run_dir / "nodes.log", "w")  # noqa: SIM115 - lives as long as the stack
+    video = _Video(run_dir / "front.mp4", fps=10.0)
+    record = DemoRecord(seed=opts.seed, place=opts.place_id)
     recorder: subprocess.Popen | None = None
     rclpy.init()
-    monitor = DemoMonitor()
+    driver = StackDriver(on_frame=video.add)
     t_start = time.monotonic()
-    result = 1
+    driver.deadline = t_start + opts.timeout_s
     try:
-        with Launcher(specs, env=env, output=log) as launched:
-            recorder = subprocess.Popen(
-                [sys.executable, "-m", "robot_memory.nodes.recorder_node"]
-                + ["-o", str(run_dir / "bag"), "--no-progress", *RECORDED_TOPICS],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            result = _drive(monitor, launched, opts, t_start)
-            _save_views(monitor, run_dir)
-            _print_memory(monitor.graph)
-    except (NodeDiedError, TimeoutError) as exc:
+        with Launcher(demo_specs(opts), env=env, output=log) as launched:
+            driver.check = launched.check
+            if opts.record:
+                recorder = subprocess.Popen(
+                    [sys.executable, "-m", "robot_memory.nodes.recorder_node"]
+                    + ["-o", str(run_dir / "bag"), "--no-progress", *RECORDED_TOPICS],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            _drive(driver, opts, record, t_start)
+    except (NodeDiedError, TimeoutError, RuntimeError) as exc:
+        record.planner_reason = record.planner_reason or str(exc).splitlines()[0]
         print(f"[demo] ERROR: {exc}", file=sys.stderr)
-        result = 1
     finally:
         if recorder is not None:
             recorder.send_signal(signal.SIGINT)
@@ -195,73 +153,87 @@ def run_demo(opts: DemoOptions) -> int:
                 recorder.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 recorder.kill()
-        monitor.destroy_node()
+        video.close()
+        record.wall_s = time.monotonic() - t_start
+        _write_outputs(driver, record, run_dir, video)
+        driver.destroy_node()
         rclpy.try_shutdown()
         log.close()
-    print(f"[demo] bag: {run_dir / 'bag'}")
-    print(f"[demo] camera views: {run_dir / 'camera_views.png'}")
-    print(f"[demo] node logs: {run_dir / 'nodes.log'}")
-    print(f"[demo] {'SUCCESS' if result == 0 else 'FAILED'} in {time.monotonic() - t_start:.1f} s")
-    return result
+    for name, path in record.files.items():
+        print(f"[demo] {name}: {path}")
+    verdict = "SUCCESS" if record.ok else f"FAILED ({record.planner_reason or record.truth_detail})"
+    print(f"[demo] {verdict} in {record.wall_s:.1f} s")
+    return 0 if record.ok else 1
 
 
-def _drive(monitor: DemoMonitor, launched: Launcher, opts: DemoOptions, t_start: float) -> int:
-    deadline = t_start + opts.timeout_s
-    print("[demo] waiting for the simulator, cameras and expert ...")
-    while not monitor.ready():
-        _spin(monitor, launched, deadline, "waiting for sensors")
-    time.sleep(1.0)  # let the recorder discover every topic before the task starts
-    task = ExpertTask(object_id=opts.object_id, place_id=opts.place_id)
-    monitor.task_pub.publish(String(data=dump_payload(task)))
-    bar = tqdm(total=100, desc="pick-and-place", unit="%", file=sys.stdout)
-    sent_at = time.monotonic()
-    shown_phase = ""
-    while True:
-        _spin(monitor, launched, deadline, "pick-and-place")
-        status = monitor.status
-        if status is None or status.object_id != opts.object_id:
-            if time.monotonic() - sent_at > 5.0:  # task lost in discovery: send again
-                monitor.task_pub.publish(String(data=dump_payload(task)))
-                sent_at = time.monotonic()
-            continue
-        if (round(100 * status.progress), status.phase) != (bar.n, shown_phase):
-            bar.n, shown_phase = round(100 * status.progress), status.phase
-            bar.set_postfix_str(status.phase)  # refreshes the bar
-        if status.state in ("succeeded", "failed"):
-            bar.close()
-            verdict = "succeeded" if status.state == "succeeded" else f"failed: {status.reason}"
-            print(f"[demo] {opts.object_id} -> {opts.place_id} {verdict}")
-            return 0 if status.state == "succeeded" else 1
+def _drive(driver: StackDriver, opts: DemoOptions, record: DemoRecord, t0: float) -> None:
+    def phase(text: str) -> None:
+        record.phases.append((time.monotonic() - t0, text))
+        print(f"[demo] {text}")
+
+    phase("waiting for the sim, cameras, memory, planner and policy ...")
+    driver.spin_until(driver.ready, "waiting for the stack")
+    driver.spin_for(1.0)  # the recorder discovers every topic
+    phase("looking over the table (look goals on /policy/goal), then home")
+    seeds = [opts.seed] if opts.object_id else [opts.seed + k for k in range(opts.max_scenes)]
+    record.seed = driver.find_hidden(seeds, log=phase)
+    hidden = driver.hidden_objects(since=driver.t_home)
+    record.hidden_at_home = [gt for gt, _ in hidden]
+    if opts.object_id:
+        match = [h for h in hidden if h[0] == opts.object_id]
+        if not match:
+            print(f"[demo] note: {opts.object_id} is in view at home (or not in memory)")
+        target = match[0] if match else (opts.object_id, None)
+    elif hidden:
+        target = hidden[0]
+    else:
+        raise RuntimeError(f"seeds {seeds}: every object in view at home; try another --seed")
+    record.target, record.target_memory_id = target
+    label = driver.truth.get(record.target).label  # type: ignore[union-attr]
+    record.instruction = f"put the {label} in the {opts.place_id}"
+    phase(f"out of view at home: {record.hidden_at_home}; instruction: {record.instruction!r}")
+    bar = tqdm(total=100, desc="task", unit="%", file=sys.stdout)
+    shown = 0
+
+    def on_status(s: PlannerStatusMsg) -> None:
+        nonlocal shown
+        record.statuses.append((time.monotonic() - t0, s))
+        for plan in driver.plans[shown:]:
+            tqdm.write(f"[demo] plan (attempt {plan.attempt}, {plan.backend}): {plan.describe()}")
+        shown = len(driver.plans)
+        bar.n = round(100 * s.progress)
+        bar.set_postfix_str(f"{s.state}: {(s.message or s.reason)[:60]}")
+
+    final = driver.instruct(record.instruction, on_status)
+    bar.close()
+    record.planner_state, record.planner_reason = final.state, final.reason
+    record.plans = list(driver.plans)
+    driver.spin_for(1.5)  # fresh ground truth after the last motion
+    record.truth_ok = driver.object_in(record.target, opts.place_id)
+    where = driver.truth.get(record.target).support  # type: ignore[union-attr]
+    record.truth_detail = f"{record.target} on/in {where}"
+    phase(f"planner {final.state}; ground truth: {record.truth_detail}")
 
 
-def _spin(monitor: DemoMonitor, launched: Launcher, deadline: float, what: str) -> None:
-    rclpy.spin_once(monitor, timeout_sec=0.05)
-    launched.check()
-    if time.monotonic() > deadline:
-        raise TimeoutError(f"demo timed out while {what}")
-
-
-def _print_memory(graph: SceneGraphMsg | None) -> None:
-    """What the memory node remembers at the end, one line an object."""
-    if graph is None:
-        print("[demo] memory: no scene graph received")
-        return
-    relations: dict[int | str, list[str]] = {}
-    for edge in graph.relations:
-        if edge.relation != "near":
-            relations.setdefault(edge.subject, []).append(f"{edge.relation} {edge.target}")
-    print(f"[demo] memory (scene graph #{graph.seq}): {len(graph.objects)} objects")
-    for obj in graph.objects:
-        where = ", ".join(relations.get(obj.id, [])) or "-"
-        print(f"[demo]   #{obj.id} {obj.label:15s} {obj.status:10s} {where}")
-
-
-def _save_views(monitor: DemoMonitor, run_dir: Path) -> None:
-    t_end = time.monotonic() + 1.0
-    while time.monotonic() < t_end:  # a fresh frame after the last motion
-        rclpy.spin_once(monitor, timeout_sec=0.05)
-    if all(cam in monitor.images for cam in CAMERAS):
-        cv2.imwrite(str(run_dir / "camera_views.png"), camera_sheet(monitor.images, monitor.depths))
+def _write_outputs(driver: StackDriver, record: DemoRecord, run_dir: Path, video: _Video) -> None:
+    if video.frames:
+        record.files["front camera video"] = video.path
+    if driver.graph is not None:
+        truth = None
+        if driver.truth is not None:
+            truth = {o.id: o.position for o in driver.truth.objects if o.kind == "object"}
+        record.files["scene graph plot"] = plot_scene_graph(
+            driver.graph,
+            run_dir / "scene_graph.png",
+            title=record.instruction,
+            truth=truth,
+            highlight=record.target_memory_id,
+        )
+    if (run_dir / "bag").exists():
+        record.files["bag"] = run_dir / "bag"
+    record.files["node logs"] = run_dir / "nodes.log"
+    record.files["report"] = run_dir / "report.md"
+    write_report(record, run_dir / "report.md")
 
 
 if __name__ == "__main__":

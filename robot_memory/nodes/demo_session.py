@@ -1,0 +1,254 @@
+"""Driving the whole sim stack over ROS 2 for the demo and the stack test.
+
+:class:`StackDriver` is a node that watches the stack (joint states, the front
+camera, ground truth, memory, planner, policy) and does what a person at the
+robot would: look over the table (``look`` goals on ``/policy/goal``), bring
+the arm home (a joint trajectory through the safety node, like a chunk), pick
+an object no camera has seen since the arm came home (checked against
+``/sim/ground_truth``), and give the planner an instruction, waiting on
+``/planner/status``. Ground truth is read only to choose and check, never by
+the stack.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Empty, String
+from trajectory_msgs.msg import JointTrajectory
+
+from robot_memory.nodes.conversions import from_time, image_to_numpy
+from robot_memory.nodes.look_driver import LookConfig, LookDriver, LookMotion
+from robot_memory.nodes.planner_node import STATUS_QOS
+from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+from robot_memory.planner.plan import TERMINAL_STATES, InstructionMsg, Plan, PlannerStatusMsg
+from robot_memory.policy.look_skill import LOOK_POINTS, look_trajectory
+from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
+from robot_memory.schemas import (
+    GroundTruth,
+    PayloadError,
+    PolicyGoalMsg,
+    PolicyStatusMsg,
+    SceneGraphMsg,
+    SimReset,
+    dump_payload,
+    parse_payload,
+)
+
+#: Objects the policy can pick with yaw 0 (robot_memory.tasks.scenes.GRASPABLE).
+GRASPABLE = ("red_cube", "blue_cylinder", "green_sphere", "purple_prism")
+
+
+@dataclass
+class Timeline:
+    t0: float = field(default_factory=time.monotonic)
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+    def mark(self, text: str) -> None:
+        self.events.append((time.monotonic() - self.t0, text))
+
+
+class StackDriver(Node):
+    def __init__(self, on_frame: Callable[[np.ndarray], None] | None = None) -> None:
+        super().__init__("demo_driver")
+        self.on_frame = on_frame
+        self.frame: np.ndarray | None = None
+        self.q: np.ndarray | None = None
+        self.q_stamp = None
+        self.truth: GroundTruth | None = None
+        self.graph: SceneGraphMsg | None = None
+        self.plans: list[Plan] = []
+        self.statuses: list[PlannerStatusMsg] = []
+        self.policy: PolicyStatusMsg | None = None
+        self.create_subscription(JointState, "/joint_states", self._on_joints, COMMAND)
+        self.create_subscription(Image, "/camera/front/color/image_raw", self._on_image, SENSOR)
+        self.create_subscription(String, "/sim/ground_truth", self._parse("truth"), COMMAND)
+        self.create_subscription(String, "/memory/scene_graph", self._parse("graph"), LATCHED)
+        self.create_subscription(String, "/policy/status", self._parse("policy"), STATUS_QOS)
+        self.create_subscription(String, "/planner/plan", self._on_plan, STATUS_QOS)
+        self.create_subscription(String, "/planner/status", self._on_status, STATUS_QOS)
+        self.goal_pub = self.create_publisher(String, "/policy/goal", COMMAND)
+        self.chunk_pub = self.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
+        self.instruction_pub = self.create_publisher(String, "/planner/instruction", COMMAND)
+        self.reset_pub = self.create_publisher(String, "/sim/reset", COMMAND)
+        self.forget_pub = self.create_publisher(Empty, "/memory/reset", COMMAND)
+        self.check: Callable[[], None] = lambda: None  # e.g. Launcher.check
+        self.deadline = float("inf")
+        self.t_home = 0.0
+
+    # -- inputs --------------------------------------------------------------------
+    def _on_joints(self, msg: JointState) -> None:
+        names = list(msg.name)
+        if all(n in names for n in ARM_JOINTS):
+            self.q = np.array([msg.position[names.index(n)] for n in ARM_JOINTS])
+            self.q_stamp = msg.header.stamp
+
+    def _on_image(self, msg: Image) -> None:
+        self.frame = image_to_numpy(msg)
+        if self.on_frame is not None:
+            self.on_frame(self.frame)
+
+    def _parse(self, attr: str):
+        model = {"truth": GroundTruth, "graph": SceneGraphMsg, "policy": PolicyStatusMsg}[attr]
+
+        def callback(msg: String) -> None:
+            try:
+                setattr(self, attr, parse_payload(model, msg.data))
+            except PayloadError as err:
+                self.get_logger().warning(f"bad {attr}: {err}")
+
+        return callback
+
+    def _on_plan(self, msg: String) -> None:
+        self.plans.append(Plan.model_validate_json(msg.data))
+
+    def _on_status(self, msg: String) -> None:
+        self.statuses.append(PlannerStatusMsg.model_validate_json(msg.data))
+
+    # -- waiting -------------------------------------------------------------------
+    def spin_until(self, predicate: Callable[[], object], what: str) -> None:
+        while not predicate():
+            self.check()
+            if time.monotonic() > self.deadline:
+                raise TimeoutError(f"timed out while {what}")
+            rclpy.spin_once(self, timeout_sec=0.05)
+
+    def spin_for(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        self.spin_until(lambda: time.monotonic() >= end, "waiting")
+
+    def sim_now(self) -> float:
+        return from_time(self.q_stamp) if self.q_stamp is not None else 0.0
+
+    def ready(self) -> bool:
+        return bool(
+            self.q is not None
+            and self.frame is not None
+            and self.truth is not None
+            and self.graph is not None
+            and self.policy is not None
+            and self.statuses
+            and self.goal_pub.get_subscription_count() >= 1
+            and self.instruction_pub.get_subscription_count() >= 1
+            and self.chunk_pub.get_subscription_count() >= 1
+        )
+
+    # -- acting --------------------------------------------------------------------
+    def run_goal(self, goal: PolicyGoalMsg) -> PolicyStatusMsg:
+        self.goal_pub.publish(String(data=dump_payload(goal)))
+        self.spin_until(
+            lambda: (
+                self.policy is not None
+                and self.policy.goal_id == goal.id
+                and self.policy.state in ("succeeded", "failed")
+            ),
+            f"{goal.skill} {goal.id}",
+        )
+        return self.policy  # type: ignore[return-value]
+
+    def look_around(self) -> list[PolicyStatusMsg]:
+        """The wrist camera over each of LOOK_POINTS, so memory sees the whole table."""
+        out = []
+        for i, (x, y) in enumerate(LOOK_POINTS):
+            goal = PolicyGoalMsg(id=f"demo-look-{i}", skill="look", target_position=(x, y, 0.0))
+            out.append(self.run_goal(goal))
+        return out
+
+    def go_home(self, timeout_s: float = 10.0) -> float:
+        """Back to the home pose through the safety node; the sim time it got there."""
+        driver = LookDriver(ik=None, config=LookConfig(timeout_s=timeout_s))  # type: ignore[arg-type]
+        t = self.sim_now()
+        times, positions = look_trajectory(self.q, HOME_ARM)
+        motion = LookMotion(
+            PolicyGoalMsg(id="demo-home", skill="look"), np.zeros(3), HOME_ARM, t + times, positions
+        )
+        state = "running"
+        while state == "running":
+            self.spin_until(lambda: self.q_stamp is not None, "joint states")
+            now = self.sim_now()
+            if driver.due(motion, now):
+                self.chunk_pub.publish(driver.chunk(motion, self.q_stamp, now, now))
+            state, reason = driver.update(motion, now, self.q, now)
+            rclpy.spin_once(self, timeout_sec=0.02)
+            self.check()
+        if state != "succeeded":
+            raise RuntimeError(f"arm did not get home: {reason}")
+        return self.sim_now()
+
+    def new_scene(self, seed: int) -> None:
+        """A new sim episode with ``seed`` and an empty memory."""
+        episode = self.truth.episode if self.truth is not None else -1
+        self.reset_pub.publish(String(data=dump_payload(SimReset(seed=seed))))
+        self.spin_until(lambda: self.truth is not None and self.truth.episode > episode, "reset")
+        self.forget_pub.publish(Empty())
+        self.spin_for(1.0)
+
+    def find_hidden(self, seeds: list[int], log: Callable[[str], None] = print) -> int:
+        """Look around and go home in scene after scene until one has a graspable
+        object out of every camera's view at home; returns its seed (-1: none)."""
+        for k, seed in enumerate(seeds):
+            if k:
+                log(f"seed {seeds[k - 1]}: every object in view at home; new scene, seed {seed}")
+                self.new_scene(seed)
+            for status in self.look_around():
+                if status.state != "succeeded":
+                    raise RuntimeError(f"look {status.goal_id} failed: {status.reason}")
+            self.t_home = self.go_home()
+            self.spin_for(3.0)  # several frames of both cameras at home
+            if self.hidden_objects(since=self.t_home):
+                return seed
+        return -1
+
+    def hidden_objects(self, since: float) -> list[tuple[str, int]]:
+        """(ground-truth id, memory id) of graspable objects memory holds but no
+        camera has seen since sim time ``since`` (out of every view)."""
+        assert self.graph is not None and self.truth is not None
+        out = []
+        for gt_id in GRASPABLE:
+            pos = np.asarray(self.truth.get(gt_id).position)
+            near = [
+                o
+                for o in self.graph.objects
+                if o.status != "absent"
+                and np.linalg.norm(np.asarray(o.centroid)[:2] - pos[:2]) < 0.05
+            ]
+            if near and all(o.last_seen < since for o in near):
+                out.append((gt_id, near[0].id))
+        return out
+
+    def instruct(
+        self, text: str, on_status: Callable[[PlannerStatusMsg], None]
+    ) -> PlannerStatusMsg:
+        """Send ``text`` to the planner; every status to ``on_status``; the final one."""
+        start = len(self.statuses)
+        self.instruction_pub.publish(String(data=InstructionMsg(text=text).model_dump_json()))
+        seen = start
+
+        def final() -> PlannerStatusMsg | None:
+            nonlocal seen
+            for s in self.statuses[seen:]:
+                on_status(s)
+            seen = len(self.statuses)
+            done = [
+                s
+                for s in self.statuses[start:]
+                if s.instruction == text and s.state in TERMINAL_STATES
+            ]
+            return done[-1] if done else None
+
+        self.spin_until(final, f"the planner doing {text!r}")
+        return final()  # type: ignore[return-value]
+
+    def object_in(self, gt_id: str, place_id: str) -> bool:
+        """Ground truth: ``gt_id`` rests in / on ``place_id``."""
+        assert self.truth is not None
+        return self.truth.get(gt_id).support == place_id
+
+
+__all__ = ["GRASPABLE", "StackDriver", "Timeline"]

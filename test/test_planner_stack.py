@@ -1,0 +1,58 @@
+"""One memory task end to end over DDS: the real sim, perception, memory, planner
+(offline backend), policy and safety nodes. The wrist camera looks over the
+table, the arm goes home, and the planner is told to put an object that no
+camera has seen since into the bin; ground truth must show it there."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pytest
+import rclpy
+
+from robot_memory.launcher import Launcher
+from robot_memory.nodes.demo import DemoOptions, demo_specs
+from robot_memory.nodes.demo_session import StackDriver
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+SEED = 5
+
+
+def test_the_stack_puts_an_object_out_of_view_in_the_bin(tmp_path: Path) -> None:
+    opts = DemoOptions(output=tmp_path, seed=SEED, image_width=320, image_height=240)
+    specs = demo_specs(opts)
+    specs = [
+        s.with_parameters({"panda_visual": "primitive"}) if s.name == "sim" else s for s in specs
+    ]
+    specs = [s.with_parameters({"torch_threads": 1}) if s.name == "policy" else s for s in specs]
+    log = io.StringIO()
+    rclpy.init()
+    driver = StackDriver()
+    driver.deadline = time.monotonic() + 240
+    statuses = []
+    try:
+        with Launcher(specs, output=log) as launched:
+            driver.check = launched.check
+            driver.spin_until(driver.ready, "the stack up")
+            seed = driver.find_hidden([SEED, SEED + 1, SEED + 2])
+            assert seed >= 0, "no scene with a graspable object out of view at home"
+            hidden = driver.hidden_objects(since=driver.t_home)
+            assert hidden, "no graspable object out of view at home"
+            target, _ = hidden[0]
+            label = driver.truth.get(target).label
+            final = driver.instruct(f"put the {label} in the bin", statuses.append)
+            driver.spin_for(1.5)
+            in_bin = driver.object_in(target, "bin")
+            plans = list(driver.plans)
+    finally:
+        driver.destroy_node()
+        rclpy.try_shutdown()
+    assert final.state == "succeeded", (
+        final,
+        [s.message for s in statuses],
+        log.getvalue()[-3000:],
+    )
+    assert plans and plans[0].steps[0].skill == "pick"
+    assert in_bin, (target, log.getvalue()[-3000:])

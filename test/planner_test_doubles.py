@@ -67,6 +67,9 @@ class SymbolicWorldTestDouble:
     objects: dict[int, MemoryObjectMsg]
     relations: list[RelationMsg] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)  # skill -> failures to inject
+    #: a failed pick knocks the object 3 cm aside and memory, seeing it there,
+    #: gives it a new id (the old entry goes absent), as the real memory can
+    knock_to_new_id: bool = False
     goals: list[PolicyGoalMsg] = field(default_factory=list)
     queries: list[MemoryQuery] = field(default_factory=list)
     cleared: int = 0
@@ -110,6 +113,12 @@ class SymbolicWorldTestDouble:
         self.goals.append(goal)
         if self.fail.get(goal.skill, 0) > 0:
             self.fail[goal.skill] -= 1
+            if goal.skill == "pick" and self.knock_to_new_id and goal.object_id in self.objects:
+                old = self.objects[goal.object_id]
+                self.objects[old.id] = old.model_copy(update={"status": "absent"})
+                new_id = max(self.objects) + 1
+                moved = np.asarray(old.centroid) + (0.03, 0.0, 0.0)
+                self.objects[new_id] = memory_object(new_id, old.label, moved, status="visible")
             return SkillOutcome("failed", "injected failure: grasp missed")
         if goal.skill == "pick":
             self.held = goal.object_id

@@ -160,6 +160,18 @@ def test_replan_after_an_injected_failure() -> None:
     assert ex.counters["replans"] == 1
 
 
+def test_replan_follows_an_object_that_memory_gave_a_new_id() -> None:
+    world = scene()
+    world.fail["pick"] = 1
+    world.knock_to_new_id = True
+    ex = PlanExecutor(FixedPlanBackendTestDouble(pick_place(2)), world, world)
+    result = ex.run("put the green sphere in the bin")
+    assert result.state == "succeeded", result.reason
+    picks = [g.object_id for g in world.goals if g.skill == "pick"]
+    assert picks == [2, 4]  # the retry picks the sphere under its new id
+    assert World(world.scene_graph()).in_place(world.objects[4], "bin")
+
+
 def test_gives_up_after_max_attempts() -> None:
     world = scene()
     world.fail["pick"] = 5

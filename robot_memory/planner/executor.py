@@ -174,6 +174,7 @@ class PlanExecutor:
     def _execute(self, result: TaskResult, world: World, memoryless: bool) -> TaskResult:
         assert result.plan is not None
         attempts: dict[int, int] = {}
+        known = dict(world.objects)  # every object this task has seen, by id (labels)
         i = 0
         while i < len(result.plan.steps):
             plan = result.plan
@@ -181,12 +182,16 @@ class PlanExecutor:
             if memoryless:
                 self.memory.clear()
                 fresh = self._world(refresh=True)
-                step = self._reground(step, world, fresh)
-                if step is None:
+                regrounded = self._reground(step, known, fresh)
+                if regrounded is None:
                     return self._fail(
                         result, i, "not in view", "memoryless: the object is not in view"
                     )
-                world = fresh
+                step, world = regrounded, fresh
+            elif step.object_id is not None:
+                world = self._world()
+                step = self._follow(result, i, step, known, world)
+            known.update(world.objects)
             self._status(
                 result,
                 "executing",
@@ -205,13 +210,13 @@ class PlanExecutor:
                     progress=(i + 0.5) / len(plan.steps),
                     message=f"checking memory: {step.describe()}",
                 )
-                outcome = self._verify(plan, i, step, world)
+                outcome = self._verify(plan, i, step, known)
             result.steps.append(StepRecord(step, outcome.state, outcome.reason))
             if outcome.ok:
                 i += 1
                 continue
             # -- failure: learn, then replan this object or give up
-            obj = world.objects.get(step.object_id) if step.object_id is not None else None
+            obj = known.get(step.object_id) if step.object_id is not None else None
             self._learn(result.instruction, step, obj, outcome.reason)
             key = step.object_id if step.object_id is not None else -1
             attempts[key] = attempts.get(key, 1) + 1
@@ -245,8 +250,10 @@ class PlanExecutor:
         self._count(f"skill:{step.skill}")
         return self.skills.run(goal)
 
-    def _verify(self, plan: Plan, i: int, step: PlanStep, before: World) -> SkillOutcome:
-        carried = before.objects.get(step.object_id)  # type: ignore[arg-type]
+    def _verify(
+        self, plan: Plan, i: int, step: PlanStep, known: dict[int, MemoryObjectMsg]
+    ) -> SkillOutcome:
+        carried = known.get(step.object_id)  # type: ignore[arg-type]
         if step.target and not step.target.lstrip("-").isdigit():
             self.skills.run(
                 PolicyGoalMsg(id=f"{plan.id[:100]}-{i}-look", skill="look", target=step.target)
@@ -370,22 +377,66 @@ class PlanExecutor:
         self.on_plan(new)
         return start, world
 
-    def _reground(self, step: PlanStep, old: World, new: World) -> PlanStep | None:
-        """Memoryless ablation: the same step on what the cameras show now."""
+    def _reground(
+        self, step: PlanStep, known: dict[int, MemoryObjectMsg], new: World
+    ) -> PlanStep | None:
+        """Memoryless ablation: the same step on what the cameras show now. The
+        object in the hand (a place) need not be in view: its id only serves the
+        verification."""
         update: dict = {}
         if step.object_id is not None:
-            ref = old.objects.get(step.object_id)
+            ref = known.get(step.object_id)
             match = [o for o in new.present() if ref is not None and same_kind(o, ref)]
-            if not match:
+            if match:
+                update["object_id"] = match[0].id
+            elif step.skill != "place":
                 return None
-            update["object_id"] = match[0].id
         if step.target.lstrip("-").isdigit():
-            ref = old.objects.get(int(step.target))
+            ref = known.get(int(step.target))
             match = [o for o in new.objects.values() if ref is not None and same_kind(o, ref)]
             if not match:
                 return None
             update["target"] = str(match[0].id)
         return step.model_copy(update=update)
+
+    def _follow(
+        self,
+        result: TaskResult,
+        i: int,
+        step: PlanStep,
+        known: dict[int, MemoryObjectMsg],
+        world: World,
+    ) -> PlanStep:
+        """Memory may have given an object a new id (it was seen somewhere else
+        after a missed grasp, and the old entry went absent): follow it, by its
+        colour and shape nearest the old position, else by a ``last_seen`` query."""
+        assert result.plan is not None and step.object_id is not None
+        current = world.objects.get(step.object_id)
+        ref = known.get(step.object_id)
+        if (current is not None and current.status != "absent") or ref is None:
+            return step
+        candidates = [o for o in world.present() if same_kind(o, ref)]
+        if not candidates:
+            answer = self.memory.query(
+                MemoryQuery(
+                    id=f"{result.plan.id[:90]}-follow-{i}", kind="last_seen", text=ref.label
+                )
+            )
+            ids = [r.get("id") for r in answer.results if answer.ok and r.get("status") != "absent"]
+            candidates = [world.objects[k] for k in ids if k in world.objects]
+            candidates = [o for o in candidates if same_kind(o, ref)]
+        if not candidates:
+            return step
+        d = [np.linalg.norm(np.subtract(o.centroid, ref.centroid)) for o in candidates]
+        found = candidates[int(np.argmin(d))]
+        self._count("followed_ids")
+        old_id = step.object_id
+        steps = [
+            s.model_copy(update={"object_id": found.id}) if s.object_id == old_id else s
+            for s in result.plan.steps
+        ]
+        result.plan = result.plan.model_copy(update={"steps": steps})
+        return steps[i]
 
     def _fail(self, result: TaskResult, i: int, reason: str, message: str) -> TaskResult:
         result.state, result.reason = "failed", message

@@ -28,10 +28,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before mujoco loads
 
-from robot_memory.policy.evaluation import wilson_interval
-from robot_memory.tasks.suite import TASKS
+from tqdm import tqdm  # noqa: E402
+
+from robot_memory.policy.evaluation import wilson_interval  # noqa: E402
+from robot_memory.tasks.suite import TASKS  # noqa: E402
 
 SEED_OFFSET = 20_000
 CONDITIONS = ("full", "memoryless")

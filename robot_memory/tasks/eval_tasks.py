@@ -30,10 +30,10 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before mujoco loads
 
-from tqdm import tqdm  # noqa: E402
+from tqdm import tqdm
 
-from robot_memory.policy.evaluation import wilson_interval  # noqa: E402
-from robot_memory.tasks.suite import TASKS  # noqa: E402
+from robot_memory.policy.evaluation import wilson_interval
+from robot_memory.tasks.suite import TASKS
 
 SEED_OFFSET = 20_000
 CONDITIONS = ("full", "memoryless")

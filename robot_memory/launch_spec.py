@@ -115,7 +115,7 @@ POLICY_PARAMETERS: dict[str, ParamValue] = {
     "timeout_s": 15.0,  # a skill still running after this long has failed
     "torch_threads": 0,  # CPU inference threads; 0: torch's default
     "half_precision": True,  # float16 on CUDA (ignored on the CPU)
-    "compile": False,  # torch.compile the network (slow first call)
+    "compile": True,  # CUDA only: torch.compile + CUDA graphs (~15 s at start; 6x eager)
 }
 
 

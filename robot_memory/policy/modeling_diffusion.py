@@ -105,7 +105,10 @@ class ConditionalUnet1D(nn.Module):
         x = x.transpose(1, 2)  # (B, C, T)
         if timestep.dim() == 0:
             timestep = timestep.expand(x.shape[0])
-        cond = torch.cat([self.step_encoder(timestep), global_cond], dim=-1)
+        # the sinusoidal embedding is computed in float32; the layers after it
+        # run in the network's dtype (float16 on CUDA with half precision)
+        step = self.step_encoder[0](timestep).to(global_cond.dtype)
+        cond = torch.cat([self.step_encoder[1:](step), global_cond], dim=-1)
         skips = []
         for res1, res2, down in self.down:
             x = res2(res1(x, cond), cond)

@@ -78,6 +78,14 @@ def test_a_cube_has_a_yaw_modulo_a_quarter_turn_and_round_things_none():
     # long enough, a "cylinder" lying down has an axis to close across
     lying = estimate_yaw(box_points((0.1, 0.04), 0.5, height=0.04), "cylinder")
     assert lying is not None and angle_error(lying, 0.5) < 3.0
+    # an upright cylinder seen from one side: its points make a half disc, long
+    # across the view (ratio 2) but with no axis (the demo's blue cylinder got
+    # a yaw of -1.24 rad from far views and the pick failed with it)
+    a = np.linspace(-math.pi / 2, math.pi / 2, 40)
+    half = np.column_stack([0.022 * np.cos(a), 0.022 * np.sin(a), np.full(40, 0.07)])
+    half = np.vstack([half, half * [0.5, 0.5, 1.0]])
+    assert estimate_yaw(half, "cylinder") is None
+    assert estimate_yaw(half, "block") is not None  # a flat-sided thing keeps its rectangle
     assert estimate_yaw(box_points((0.04, 0.08), 0.3)[:5], "block") is None
     assert estimate_yaw(np.zeros((0, 3)), "block") is None
 

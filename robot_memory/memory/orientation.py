@@ -38,6 +38,10 @@ MIN_POINTS = 8
 ELONGATED_RATIO = 1.4
 #: Shape words of round things: no yaw unless elongated (lying on its side).
 ROUND_SHAPES = frozenset({"sphere", "ball", "cylinder", "can", "disc", "round"})
+#: A round thing counts as lying on its side only when its elongated footprint
+#: also fills its rectangle: a view from one side gives an arc or a half disc
+#: (fill pi/4 or less), which is long across the view but has no axis.
+ROUND_LYING_FILL = 0.88
 #: Shape words of things with flat sides: the rectangle's yaw even when short.
 POLYGONAL_SHAPES = frozenset({"cube", "block", "prism", "box", "cover", "lid", "bin"})
 #: A footprint this close to square (sides, and hull area / rectangle area) is
@@ -78,6 +82,8 @@ def estimate_yaw(points: np.ndarray, shape: str | None = None) -> float | None:
     direction, long_side, short_side, fill = fit
     ratio = long_side / short_side if short_side > 0 else math.inf
     word = (shape or "").lower()
+    if word in ROUND_SHAPES and ratio >= ELONGATED_RATIO and fill < ROUND_LYING_FILL:
+        return None  # a partial view of an upright round thing
     if ratio < ELONGATED_RATIO:
         if word in ROUND_SHAPES:
             return None

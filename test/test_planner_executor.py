@@ -172,6 +172,32 @@ def test_replan_follows_an_object_that_memory_gave_a_new_id() -> None:
     assert World(world.scene_graph()).in_place(world.objects[4], "bin")
 
 
+def test_a_pick_takes_memorys_yaw_of_the_moment() -> None:
+    """The plan took memory's yaw from far views; a look before the pick changed
+    it: the pick uses memory's yaw then (a yaw not memory's is kept)."""
+    world = scene()
+    world.objects[1] = world.objects[1].model_copy(update={"yaw": -1.2})
+    steps = [PlanStep(skill="look", object_id=1), *pick_place(1)]
+    steps[1] = steps[1].model_copy(update={"goal_yaw": -1.2})
+    real_run = world.run
+
+    def look_corrects_the_yaw(goal):
+        if goal.skill == "look" and goal.object_id == 1:
+            world.objects[1] = world.objects[1].model_copy(update={"yaw": None})
+        return real_run(goal)
+
+    world.run = look_corrects_the_yaw
+    result = PlanExecutor(FixedPlanBackendTestDouble(steps), world, world).run("pick it")
+    assert result.state == "succeeded", result.reason
+    (pick,) = [g for g in world.goals if g.skill == "pick"]
+    assert pick.goal_yaw is None
+    world = scene()
+    world.objects[1] = world.objects[1].model_copy(update={"yaw": 0.3})
+    steps[1] = steps[1].model_copy(update={"goal_yaw": 0.9})  # the planner's own yaw
+    PlanExecutor(FixedPlanBackendTestDouble(steps), world, world).run("pick it")
+    assert [g.goal_yaw for g in world.goals if g.skill == "pick"] == [0.9]
+
+
 def test_gives_up_after_max_attempts() -> None:
     world = scene()
     world.fail["pick"] = 5

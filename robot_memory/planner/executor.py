@@ -191,6 +191,7 @@ class PlanExecutor:
             elif step.object_id is not None:
                 world = self._world()
                 step = self._follow(result, i, step, known, world)
+                step = self._fresh_yaw(result, i, step, known, world)
             known.update(world.objects)
             self._status(
                 result,
@@ -437,6 +438,29 @@ class PlanExecutor:
         ]
         result.plan = result.plan.model_copy(update={"steps": steps})
         return steps[i]
+
+    def _fresh_yaw(
+        self,
+        result: TaskResult,
+        i: int,
+        step: PlanStep,
+        known: dict[int, MemoryObjectMsg],
+        world: World,
+    ) -> PlanStep:
+        """A pick whose hand yaw is memory's estimate from when it was planned
+        takes memory's estimate now (a look since may have corrected a yaw
+        from far, partial views; None: the policy's default)."""
+        assert result.plan is not None
+        then, now = known.get(step.object_id), world.objects.get(step.object_id)  # type: ignore[arg-type]
+        if step.skill != "pick" or then is None or now is None or step.goal_yaw is None:
+            return step
+        if then.yaw is None or abs(then.yaw - step.goal_yaw) > 1e-6 or now.yaw == then.yaw:
+            return step  # not memory's yaw (or unchanged)
+        step = step.model_copy(update={"goal_yaw": now.yaw})
+        steps = list(result.plan.steps)
+        steps[i] = step
+        result.plan = result.plan.model_copy(update={"steps": steps})
+        return step
 
     def _fail(self, result: TaskResult, i: int, reason: str, message: str) -> TaskResult:
         result.state, result.reason = "failed", message

@@ -9,7 +9,9 @@ with the in-process evaluation); this module adds what the node needs:
   (text) -> its centroid; else ``object_id`` -> its centroid;
 * the trajectory on the node's clock, starting at the observation it was
   planned from, published as a ``JointTrajectory`` on ``/policy/action_chunk``
-  (the 7 arm joints, no gripper: a look leaves the hand as it is) stamped with
+  (the 7 arm joints; no gripper, a look leaves the hand as it is, except a
+  hand that closed on nothing, which the look opens: a pick after a missed
+  grasp then starts open, as every demonstrated pick did) stamped with
   the newest joint-state stamp. The safety node checks it like any chunk
   (limits, velocities from its setpoint, stamps) and its watchdog holds the
   arm 1.5 s after the last accepted chunk, so while the motion lasts the
@@ -23,6 +25,7 @@ with the in-process evaluation); this module adds what the node needs:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -32,8 +35,12 @@ from robot_memory.expert.ik import IKError, PandaIK
 from robot_memory.nodes.safety_node import to_duration
 from robot_memory.policy.goal_grounding import GroundingError, find_object, find_place, top_centre
 from robot_memory.policy.look_skill import look_target, look_trajectory
-from robot_memory.robot.panda import ARM_JOINTS
+from robot_memory.policy.skill_monitor import MonitorConfig
+from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT, HOME_GRIPPER_WIDTH
 from robot_memory.schemas import PolicyGoalMsg, SceneGraphMsg
+
+if TYPE_CHECKING:  # the runtime imports torch
+    from robot_memory.policy.runtime import RobotState
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
@@ -45,6 +52,9 @@ class LookConfig:
     settle_s: float = 0.3  # both for this long
     timeout_s: float = 5.0  # after the trajectory's end
     resend_period_s: float = 1.0  # < the safety watchdog (1.5 s)
+    #: [m] a measured gripper width below this is a hand closed on nothing:
+    #: the look opens it (the pick monitor's empty-grasp width)
+    empty_hand_m: float = MonitorConfig.empty_grasp_m
 
 
 @dataclass
@@ -59,6 +69,7 @@ class LookMotion:
     q_prev: np.ndarray | None = None
     t_prev: float = -np.inf
     chunks: int = 0
+    gripper_width: float | None = None  # command the gripper to this width too [m]
 
     @property
     def end(self) -> float:
@@ -89,17 +100,22 @@ class LookDriver:
         self.config = config or LookConfig()
 
     def start(
-        self, goal: PolicyGoalMsg, graph: SceneGraphMsg | None, q_now: np.ndarray, t_obs: float
+        self, goal: PolicyGoalMsg, graph: SceneGraphMsg | None, state: RobotState
     ) -> LookMotion:
-        """Plan the look from the arm at ``q_now`` observed at node time ``t_obs``
-        (raises GroundingError, with reason "IK" when no look pose is reachable)."""
+        """Plan the look from the robot ``state`` (arm joints and gripper width
+        observed at node time ``state.stamp``); a hand closed on nothing is
+        opened (raises GroundingError, reason "IK" when no look pose is reachable)."""
+        q_now, t_obs, gripper_width = state.q, state.stamp, state.gripper_width
         point = look_point(goal, graph)
         try:
             q_goal = look_target(self.ik, q_now, point)
             times, positions = look_trajectory(q_now, q_goal)
         except (IKError, ValueError) as err:
             raise GroundingError("IK", f"look at {np.round(point, 3).tolist()}: {err}") from err
-        return LookMotion(goal, point, q_goal, t_obs + times, positions)
+        motion = LookMotion(goal, point, q_goal, t_obs + times, positions)
+        if gripper_width < self.config.empty_hand_m:
+            motion.gripper_width = HOME_GRIPPER_WIDTH
+        return motion
 
     def due(self, motion: LookMotion, now: float) -> bool:
         """Send (again) now? First at once, then every resend period while points remain."""
@@ -108,11 +124,13 @@ class LookDriver:
     def chunk(self, motion: LookMotion, stamp: Time, t_stamp: float, now: float) -> JointTrajectory:
         """The points still ahead, ``time_from_start`` counted from ``stamp``."""
         keep = motion.times > t_stamp
-        msg = JointTrajectory(joint_names=list(ARM_JOINTS))
+        width = [] if motion.gripper_width is None else [float(motion.gripper_width)]
+        msg = JointTrajectory(joint_names=[*ARM_JOINTS, *([GRIPPER_WIDTH_JOINT] if width else [])])
         msg.header.stamp = stamp
         msg.points = [
             JointTrajectoryPoint(
-                positions=[float(v) for v in q], time_from_start=to_duration(float(t - t_stamp))
+                positions=[*(float(v) for v in q), *width],
+                time_from_start=to_duration(float(t - t_stamp)),
             )
             for t, q in zip(motion.times[keep], motion.positions[keep], strict=True)
         ]

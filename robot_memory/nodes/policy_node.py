@@ -293,7 +293,7 @@ class PolicyNode(Node):
             raise GroundingError("no robot state", "no recent /joint_states", goal.id)
         if goal.skill == "look":
             try:
-                return goal, self.looker.start(goal, self.graph, newest.q, newest.stamp)
+                return goal, self.looker.start(goal, self.graph, newest)
             except GroundingError as err:
                 err.goal_id = goal.id
                 raise

@@ -104,7 +104,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             output=Path(args.output),
             object_id=args.object,
             place_id=args.place,
-            seed=args.seed,
+            seed=DemoOptions.seed if args.seed is None else args.seed,
             timeout_s=args.timeout,
             real_time_factor=args.real_time_factor,
             image_width=args.width,
@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--object", default="", help="object id to move (default: one out of view at home)"
     )
     p.add_argument("--place", default="bin", help="place id to move it to")
-    p.add_argument("--seed", type=int, default=5, help="scene randomization seed")
+    p.add_argument(
+        "--seed", type=int, default=None, help="scene randomization seed (default: the demo's)"
+    )
     p.add_argument("--timeout", type=float, default=420.0, help="give up after S seconds")
     p.add_argument("--real-time-factor", type=float, default=1.0)
     p.add_argument("--width", type=int, default=640)

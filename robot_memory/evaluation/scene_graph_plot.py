@@ -3,7 +3,9 @@
 Places as outlined rectangles, objects as their boxes' footprints filled with
 their colour word and edged by status (visible / remembered / absent), each
 labelled ``#id label``; ``on`` / ``in`` relations as arrows from the object to
-what it is on or in. Ground-truth positions, when given, are black crosses.
+what it is on or in (not to the table regions: everything stands on one).
+Ground-truth positions, when given, are black crosses; a legend explains the
+edges.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import is_color_like
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 
 from robot_memory.schemas import SceneGraphMsg
 
@@ -35,7 +38,7 @@ def plot_scene_graph(
 ) -> Path:
     """Write the picture of ``graph`` to ``path`` (PNG); ``truth`` maps names to
     true positions; ``highlight`` is a memory id drawn thicker."""
-    fig = Figure(figsize=(8, 7), dpi=110)
+    fig = Figure(figsize=(7, 6.5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     where: dict[int | str, tuple[float, float]] = {}
@@ -73,8 +76,11 @@ def plot_scene_graph(
             ha="center",
             va="bottom",
         )
+    regions = {p.id for p in graph.places if p.kind == "table_region"}
     for rel in graph.relations:
         if rel.relation == "near" or rel.subject not in where or rel.target not in where:
+            continue
+        if rel.target in regions:
             continue
         (x0, y0), (x1, y1) = where[rel.subject], where[rel.target]
         ax.annotate(
@@ -84,9 +90,8 @@ def plot_scene_graph(
             arrowprops={"arrowstyle": "->", "color": "tab:blue", "lw": 0.8},
         )
         ax.text((x0 + x1) / 2, (y0 + y1) / 2, rel.relation, fontsize=6, color="tab:blue")
-    for name, pos in (truth or {}).items():
+    for pos in (truth or {}).values():
         ax.plot(pos[0], pos[1], "kx", ms=6)
-        ax.text(pos[0] + 0.008, pos[1] - 0.012, name, fontsize=6)
     ax.set_aspect("equal")
     ax.autoscale_view()
     x0, x1 = ax.get_xlim()
@@ -96,14 +101,21 @@ def plot_scene_graph(
     ax.set_xlabel("x [m] (table frame)")
     ax.set_ylabel("y [m]")
     ax.grid(alpha=0.3)
-    legend = ", ".join(f"{k}: {STATUS_STYLE[k]} {v}" for k, v in STATUS_EDGE.items())
+    handles = [
+        Patch(fc="white", ec=STATUS_EDGE[k], ls=STATUS_STYLE[k], label=f"memory: {k}")
+        for k in STATUS_EDGE
+    ]
+    handles.append(Line2D([], [], color="tab:blue", lw=0.8, label="on / in"))
+    if truth:
+        handles.append(Line2D([], [], color="k", marker="x", ls="", label="ground truth"))
+    ax.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.9)
     ax.set_title(
         (title + "\n" if title else "")
-        + f"scene graph #{graph.seq}: {len(graph.objects)} objects; edges {legend}",
-        fontsize=8,
+        + f"memory scene graph #{graph.seq}: {len(graph.objects)} objects",
+        fontsize=9,
     )
     path = Path(path)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     return path
 
 

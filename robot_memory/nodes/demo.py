@@ -12,12 +12,20 @@ records a bag, and then:
    plans from memory, the policy picks and places, the planner verifies the
    place in memory (a look at the bin) and replans on failure. The plan is
    printed and a progress bar follows ``/planner/status``;
-4. the result is checked against ``/sim/ground_truth``.
+4. the result is checked against ``/sim/ground_truth``;
+5. the wrist camera looks once more where the object stood, so memory's
+   picture at the end shows it gone from there (not only in its new place).
 
-Written to ``<output>/<time>/``: ``front.mp4`` (the front camera),
-``scene_graph.png`` (memory at the end), ``bag/``, ``report.md``,
-``nodes.log``. Exit 0 only when the planner succeeded *and* ground truth
-shows the object in the bin.
+The scene (``--seed``, default :attr:`DemoOptions.seed`) is one whose
+graspable object out of view at home stands inside the area the pick was
+demonstrated over; the planner's experience file is a fresh one in the run's
+folder, so a run does not depend on what earlier runs learnt.
+
+Written to ``<output>/<time>/``: ``front.mp4`` (the front and wrist cameras
+side by side under a caption of what is going on), ``scene_graph.png``
+(memory at the end), ``bag/``, ``report.md``, ``nodes.log``,
+``experience.json``. Exit 0 only when the planner succeeded *and* ground
+truth shows the object in the bin.
 """
 
 from __future__ import annotations
@@ -41,8 +49,9 @@ from robot_memory.launch_spec import stack
 from robot_memory.launcher import Launcher, NodeDiedError
 from robot_memory.nodes.demo_report import DemoRecord, write_report
 from robot_memory.nodes.demo_session import StackDriver
-from robot_memory.planner.plan import PlannerStatusMsg
+from robot_memory.planner.plan import Plan, PlannerStatusMsg
 from robot_memory.ros_env import apply_to_current_process, random_domain_id
+from robot_memory.schemas import PolicyGoalMsg
 
 RECORDED_TOPICS = [
     "/clock",
@@ -73,13 +82,37 @@ class DemoOptions:
     output: Path
     object_id: str = ""  # empty: any graspable object out of view at home
     place_id: str = "bin"
-    seed: int = 5
+    #: A scene whose green sphere stands out of every camera's view at home, at
+    #: (0.26, 0.09): inside the area the pick was demonstrated over, not at its
+    #: edge (seed 5's blue cylinder at x = 0.30 was), and 0.23 m from the
+    #: nearest other object. Seeds 0-39 have such an object only in 3, 5, 11,
+    #: 13, 34, 36 and 39; seed + 1 .. + 3 are tried next (39 has one too).
+    seed: int = 36
     timeout_s: float = 420.0
     real_time_factor: float = 1.0
     image_width: int = 640
     image_height: int = 480
     record: bool = True
     max_scenes: int = 4  # new scenes tried until one has an object out of view at home
+    max_attempts: int = 3  # the planner's tries per object (the first and two replans)
+
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def video_frame(front: np.ndarray, wrist: np.ndarray | None, caption: str) -> np.ndarray:
+    """The front and wrist camera images side by side under a caption bar."""
+    h, w = front.shape[:2]
+    right = np.zeros_like(front) if wrist is None else cv2.resize(wrist, (w, h))
+    frame = np.ascontiguousarray(np.hstack([front, right]))
+    scale = h / 480
+    cv2.rectangle(frame, (0, 0), (2 * w, int(30 * scale)), (0, 0, 0), -1)
+    text = {"org": (int(8 * scale), int(21 * scale)), "fontScale": 0.6 * scale, "thickness": 1}
+    cv2.putText(frame, caption[:120], color=(255, 255, 255), fontFace=FONT, **text)
+    for x, name in ((0, "front camera"), (w, "wrist camera")):
+        org = (x + int(8 * scale), h - int(10 * scale))
+        cv2.putText(frame, name, org, FONT, 0.5 * scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return frame
 
 
 class _Video:
@@ -102,19 +135,24 @@ class _Video:
             self.writer.release()
 
 
-def demo_specs(opts: DemoOptions, stack_name: str = "sim") -> list:
-    specs = stack(
-        stack_name,
-        {
-            "sim": {
-                "seed": opts.seed,
-                "real_time_factor": opts.real_time_factor,
-                "image_width": opts.image_width,
-                "image_height": opts.image_height,
-            },
-            "policy": {"device": "cpu"},
+def demo_specs(opts: DemoOptions, experience_path: Path | None = None) -> list:
+    """The sim stack without the scripted expert. ``experience_path``: the
+    planner's experience file (a fresh one per run, so a run does not depend
+    on what earlier runs learnt; None: the stack's default)."""
+    overrides: dict[str, dict] = {
+        "sim": {
+            "seed": opts.seed,
+            "real_time_factor": opts.real_time_factor,
+            "image_width": opts.image_width,
+            "image_height": opts.image_height,
         },
-    )
+        "policy": {"device": "cpu"},
+    }
+    # a missed grasp is retried twice (look, pick, place again), not once
+    overrides["planner"] = {"max_attempts": opts.max_attempts}
+    if experience_path is not None:
+        overrides["planner"]["experience_path"] = str(experience_path)
+    specs = stack("sim", overrides)
     return [s for s in specs if s.name != "expert"]  # the planner and policy do the task
 
 
@@ -128,11 +166,13 @@ def run_demo(opts: DemoOptions) -> int:
     record = DemoRecord(seed=opts.seed, place=opts.place_id)
     recorder: subprocess.Popen | None = None
     rclpy.init()
-    driver = StackDriver(on_frame=video.add)
+    driver = StackDriver(wrist=True)
+    driver.on_frame = lambda rgb: video.add(video_frame(rgb, driver.wrist_frame, driver.caption))
     t_start = time.monotonic()
     driver.deadline = t_start + opts.timeout_s
     try:
-        with Launcher(demo_specs(opts), env=env, output=log) as launched:
+        specs = demo_specs(opts, experience_path=run_dir / "experience.json")
+        with Launcher(specs, env=env, output=log) as launched:
             driver.check = launched.check
             if opts.record:
                 recorder = subprocess.Popen(
@@ -169,6 +209,7 @@ def run_demo(opts: DemoOptions) -> int:
 def _drive(driver: StackDriver, opts: DemoOptions, record: DemoRecord, t0: float) -> None:
     def phase(text: str) -> None:
         record.phases.append((time.monotonic() - t0, text))
+        driver.caption = text
         print(f"[demo] {text}")
 
     phase("waiting for the sim, cameras, memory, planner and policy ...")
@@ -199,11 +240,14 @@ def _drive(driver: StackDriver, opts: DemoOptions, record: DemoRecord, t0: float
         nonlocal shown
         record.statuses.append((time.monotonic() - t0, s))
         for plan in driver.plans[shown:]:
-            tqdm.write(f"[demo] plan (attempt {plan.attempt}, {plan.backend}): {plan.describe()}")
+            tqdm.write(plan_text(plan))
         shown = len(driver.plans)
+        driver.caption = f"{record.instruction!r}: {s.message or s.reason or s.state}"
         bar.n = round(100 * s.progress)
-        bar.set_postfix_str(f"{s.state}: {(s.message or s.reason)[:60]}")
+        bar.set_postfix_str((s.message or s.reason or s.state)[:60])
 
+    graph = driver.graph.objects if driver.graph is not None else []
+    start = next((o for o in graph if o.id == record.target_memory_id), None)
     final = driver.instruct(record.instruction, on_status)
     bar.close()
     record.planner_state, record.planner_reason = final.state, final.reason
@@ -211,13 +255,29 @@ def _drive(driver: StackDriver, opts: DemoOptions, record: DemoRecord, t0: float
     driver.spin_for(1.5)  # fresh ground truth after the last motion
     record.truth_ok = driver.object_in(record.target, opts.place_id)
     where = driver.truth.get(record.target).support  # type: ignore[union-attr]
-    record.truth_detail = f"{record.target} on/in {where}"
-    phase(f"planner {final.state}; ground truth: {record.truth_detail}")
+    record.truth_detail = f"{record.target} {'in' if where == opts.place_id else 'on'} {where}"
+    mark = "as asked" if record.truth_ok else f"not in the {opts.place_id}"
+    phase(f"result: planner {final.state}; ground truth: {record.truth_detail} ({mark})")
+    if start is not None:  # memory sees the object gone from where it stood
+        phase("a last look where the object stood, so memory sees it gone from there")
+        status = driver.run_goal(
+            PolicyGoalMsg(id="demo-look-back", skill="look", target_position=start.centroid)
+        )
+        if status.state != "succeeded":
+            print(f"[demo] note: the last look failed ({status.reason})")
+        driver.spin_for(1.5)  # memory takes in the view
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan as the demo prints it: one line per step, with its reason."""
+    head = f"[demo] plan {plan.id[:8]} (attempt {plan.attempt}, {plan.backend} planner):"
+    steps = [f"    {i + 1}. {s.describe():<22} {s.why}" for i, s in enumerate(plan.steps)]
+    return "\n".join([head, *steps])
 
 
 def _write_outputs(driver: StackDriver, record: DemoRecord, run_dir: Path, video: _Video) -> None:
     if video.frames:
-        record.files["front camera video"] = video.path
+        record.files["video (front | wrist camera)"] = video.path
     if driver.graph is not None:
         truth = None
         if driver.truth is not None:

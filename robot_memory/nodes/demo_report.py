@@ -58,8 +58,11 @@ def write_report(record: DemoRecord, path: Path) -> Path:
     lines += ["", "## Timeline", "", "| t [s] | what |", "|---:|---|"]
     events = [(t, what) for t, what in r.phases]
     for t, s in r.statuses:
-        text = f"planner `{s.state}`" + (f" step {s.step + 1}/{s.n_steps}" if s.n_steps else "")
-        text += f": {s.message or s.reason}".rstrip(": ")
+        text = f"planner `{s.state}`"
+        message = s.message or s.reason
+        if s.n_steps and not message.startswith("step"):
+            text += f" (step {min(s.step + 1, s.n_steps)}/{s.n_steps})"
+        text += f": {message}".rstrip(": ")
         events.append((t, text.replace("|", "/")))
     lines += [f"| {t:.1f} | {what} |" for t, what in sorted(events, key=lambda e: e[0])]
     lines += ["", "## Files", ""]

@@ -40,9 +40,12 @@ from robot_memory.schemas import (
     dump_payload,
     parse_payload,
 )
+from robot_memory.sim.task import SPAWN_X, SPAWN_Y
 
 #: Objects the policy can pick with yaw 0 (robot_memory.tasks.scenes.GRASPABLE).
 GRASPABLE = ("red_cube", "blue_cylinder", "green_sphere", "purple_prism")
+#: The middle of the area objects spawn in (and picks were demonstrated over).
+SPAWN_MIDDLE = np.array([sum(SPAWN_X) / 2, sum(SPAWN_Y) / 2])
 
 
 @dataclass
@@ -55,10 +58,16 @@ class Timeline:
 
 
 class StackDriver(Node):
-    def __init__(self, on_frame: Callable[[np.ndarray], None] | None = None) -> None:
+    def __init__(
+        self, on_frame: Callable[[np.ndarray], None] | None = None, wrist: bool = False
+    ) -> None:
+        """``on_frame`` gets every front camera image; ``wrist``: keep the
+        latest wrist camera image too (``wrist_frame``)."""
         super().__init__("demo_driver")
         self.on_frame = on_frame
         self.frame: np.ndarray | None = None
+        self.wrist_frame: np.ndarray | None = None
+        self.caption = ""  # what the demo is doing, for the video
         self.q: np.ndarray | None = None
         self.q_stamp = None
         self.truth: GroundTruth | None = None
@@ -68,6 +77,10 @@ class StackDriver(Node):
         self.policy: PolicyStatusMsg | None = None
         self.create_subscription(JointState, "/joint_states", self._on_joints, COMMAND)
         self.create_subscription(Image, "/camera/front/color/image_raw", self._on_image, SENSOR)
+        if wrist:
+            self.create_subscription(
+                Image, "/camera/wrist/color/image_raw", self._on_wrist_image, SENSOR
+            )
         self.create_subscription(String, "/sim/ground_truth", self._parse("truth"), COMMAND)
         self.create_subscription(String, "/memory/scene_graph", self._parse("graph"), LATCHED)
         self.create_subscription(String, "/policy/status", self._parse("policy"), STATUS_QOS)
@@ -93,6 +106,9 @@ class StackDriver(Node):
         self.frame = image_to_numpy(msg)
         if self.on_frame is not None:
             self.on_frame(self.frame)
+
+    def _on_wrist_image(self, msg: Image) -> None:
+        self.wrist_frame = image_to_numpy(msg)
 
     def _parse(self, attr: str):
         model = {"truth": GroundTruth, "graph": SceneGraphMsg, "policy": PolicyStatusMsg}[attr]
@@ -207,7 +223,8 @@ class StackDriver(Node):
 
     def hidden_objects(self, since: float) -> list[tuple[str, int]]:
         """(ground-truth id, memory id) of graspable objects memory holds but no
-        camera has seen since sim time ``since`` (out of every view)."""
+        camera has seen since sim time ``since`` (out of every view), the one
+        nearest the middle of the spawn area (deepest in the demonstrations) first."""
         assert self.graph is not None and self.truth is not None
         out = []
         for gt_id in GRASPABLE:
@@ -219,8 +236,8 @@ class StackDriver(Node):
                 and np.linalg.norm(np.asarray(o.centroid)[:2] - pos[:2]) < 0.05
             ]
             if near and all(o.last_seen < since for o in near):
-                out.append((gt_id, near[0].id))
-        return out
+                out.append((float(np.linalg.norm(pos[:2] - SPAWN_MIDDLE)), gt_id, near[0].id))
+        return [(gt_id, mem_id) for _, gt_id, mem_id in sorted(out)]
 
     def instruct(
         self, text: str, on_status: Callable[[PlannerStatusMsg], None]

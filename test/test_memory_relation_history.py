@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import pytest
 from test_memory_core import cube_on_table, frame, obs
 
@@ -201,3 +202,41 @@ def test_a_schema_1_store_opens_and_gains_the_history_table(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "2"
     assert SceneMemory(store_path=path).relation_history()
+
+
+def test_a_box_moved_over_a_cube_and_seen_only_cut_by_the_image_edge():
+    """The task suite's case: the box stands elsewhere first; a person puts it
+    over the cube; from there every view of it touches the image edge
+    (confidence 0.5, below ``min_relocate_confidence``) while its old spot shows
+    free space. It must still move over the cube (the cube ``in`` it, and the
+    end recorded when it is lifted away), not be dropped as a weak sighting."""
+    memory = SceneMemory()
+    start = (-0.1, -0.3)
+    for k in range(3):
+        memory.update(frame(0.1 * k, [cube_on_table(*COVER_AT), cover(start)]))
+    box = next(o.id for o in memory.objects() if o.label == "white box")
+    cube = next(o.id for o in memory.objects() if o.label == "red cube")
+    cut = obs("white box", (*COVER_AT, 0.045), size=(0.11, 0.11, 0.09), conf=0.5)
+    result = memory.update(frame(1.0, [cut]))
+    assert result.relocated == [box] and result.weak == [] and result.created == []
+    assert (cube, "in", box) in memory.relations()
+    assert memory.get(cube).status == "remembered"  # hidden under it, not gone
+    memory.update(frame(1.5, [cut]))
+    lift = 3.0
+    memory.update(frame(lift, [cube_on_table(*COVER_AT), cover(COVER_AWAY)]))
+    assert memory.get(box).centroid[1] == pytest.approx(COVER_AWAY[1], abs=0.01)
+    rows = ask(memory, target=str(box), text="in")
+    assert [(r["subject"], r["ended"]) for r in rows] == [(cube, lift)]
+
+
+def test_a_weak_far_sighting_does_not_move_an_object_whose_place_is_out_of_view():
+    """Without evidence that it left (its place out of this camera's view), a
+    weak view far away still moves nothing."""
+    memory = SceneMemory()
+    for k in range(3):
+        memory.update(frame(0.1 * k, [cube_on_table(-0.2, 0.2)]))
+    (cube,) = memory.objects()
+    weak = obs("red cube", (0.35, -0.3, 0.025), conf=0.5)
+    result = memory.update(frame(1.0, [weak], position=(0.3, -0.3, 1.0), focal=200.0))
+    assert result.relocated == [] and result.weak == [0]
+    np.testing.assert_allclose(memory.get(cube.id).centroid, cube.centroid)

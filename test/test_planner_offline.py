@@ -351,6 +351,59 @@ def test_bring_back_from_the_box_s_old_position(planner: OfflinePlanner) -> None
     assert [s.object_id for s in plan.steps] == [3, 3]
 
 
+def test_bring_back_skips_merged_absent_and_box_pieces(planner: OfflinePlanner) -> None:
+    """The newest ``in`` rows are a white piece of the box since merged into it
+    (#10), a black shaded wall now gone (#11) and a white piece still there
+    (#12): none of them was under the box; the present cube is."""
+    objects = [
+        *base_objects(),
+        obj(11, "black capsule", (0.0, 0.2, 0.02), status="absent"),
+        obj(12, "white cylinder", (-0.05, 0.05, 0.11)),
+    ]
+    world = scene(objects, [rel(6, "in", "bin")])
+    memory = CannedMemoryPort(
+        world,
+        relations=[
+            history_row(10, 7, 90.0, 90.0),
+            history_row(11, 7, 80.0, 81.0),
+            history_row(12, 7, 80.0, 81.0),
+            history_row(1, 7, 80.0, 81.0),
+        ],
+    )
+    plan = run(planner, "bring back the object that was under the box", world, memory=memory)
+    assert moves(plan) == [("pick", 1, None), ("place", 1, planner.handover_position)]
+    assert any("#10 (no longer in memory)" in n and "#11 (gone)" in n for n in plan.notes)
+
+
+def test_bring_back_only_box_pieces_in_history_falls_back_to_old_positions(
+    planner: OfflinePlanner,
+) -> None:
+    world = base_world()
+    memory = CannedMemoryPort(
+        world,
+        history={7: [(5.0, (0.0, 0.10, 0.045)), (70.0, (-0.05, 0.05, 0.045))]},
+        relations=[history_row(10, 7, 90.0, 90.0)],
+    )
+    plan = run(planner, "bring back the object that was under the box", world, memory=memory)
+    assert [s.object_id for s in plan.steps] == [3, 3]
+
+
+def test_bring_back_ignores_what_came_to_the_box_s_old_spot_after_it_left(
+    planner: OfflinePlanner,
+) -> None:
+    objects = [o for o in base_objects() if o.id != 3]
+    objects.append(
+        obj(3, "green sphere", (0.0, 0.10, 0.025)).model_copy(update={"first_seen": 50.0})
+    )
+    world = scene(objects, [rel(6, "in", "bin")])
+    memory = CannedMemoryPort(
+        world, history={7: [(5.0, (0.0, 0.10, 0.045)), (70.0, (-0.05, 0.05, 0.045))]}
+    )
+    with pytest.raises(PlanningError) as err:
+        run(planner, "bring back the object that was under the box", world, memory=memory)
+    assert err.value.reason == "no such object"
+
+
 class SceneMemoryPort:
     """Test double for MemoryPort over a real SceneMemory (no observer, no ROS)."""
 

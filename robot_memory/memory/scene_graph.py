@@ -267,7 +267,15 @@ class SceneMemory:
             far = same is not None and (
                 np.linalg.norm(obs.centroid - same.centroid) > cfg.gating_distance
             )
-            if far and same.is_partial_view(obs, cfg, cfg.min_relocate_confidence):
+            # A weak view (cut by the image edge: the 12 cm cover often is) is
+            # enough to move an object that is known to have left its old place
+            # (absent, or depth shows free space there in this frame); else it
+            # would be dropped, neither relocated nor created, and memory would
+            # never learn where the object went (what it covered).
+            left = same is not None and (
+                same.status == "absent" or verdicts.get(same.id) == permanence.FREE
+            )
+            if far and not left and same.is_partial_view(obs, cfg, cfg.min_relocate_confidence):
                 result.weak.append(i)  # too little of it to move a remembered object
                 continue
             if same is not None:

@@ -496,6 +496,28 @@ def test_everything_back_swap_sets_one_aside(planner: OfflinePlanner) -> None:
     assert any("aside" in n for n in plan.notes)
 
 
+def test_everything_back_follows_an_object_seen_again_under_a_new_id(
+    planner: OfflinePlanner,
+) -> None:
+    """The cylinder was moved unseen; memory marked it absent (#2) and made a new
+    entry where it stands now (#12, history from there): the same colour and
+    shape, seen later, so it goes back to #2's first pose."""
+    objects = [o for o in base_objects() if o.id != 2]
+    objects.append(obj(2, "blue cylinder", (0.20, 0.05, 0.035), status="absent"))
+    new = obj(12, "blue cylinder", (-0.05, 0.15, 0.035)).model_copy(update={"first_seen": 60.0})
+    objects.append(new)
+    world = scene(objects, [rel(6, "in", "bin")])
+    hist = {
+        2: [(1.0, (0.20, 0.05, 0.035))],
+        12: [(60.0, (-0.05, 0.15, 0.035))],
+    }
+    plan = run(
+        planner, "put everything back where it was", world, memory=CannedMemoryPort(world, hist)
+    )
+    assert [(s.skill, s.object_id) for s in plan.steps] == [("pick", 12), ("place", 12)]
+    assert plan.steps[1].target_position == pytest.approx((0.20, 0.05, 0.0))
+
+
 def test_everything_back_nothing_moved(planner: OfflinePlanner) -> None:
     world = base_world()
     hist = {o.id: [(1.0, o.centroid)] for o in world.graph.objects}

@@ -355,14 +355,36 @@ class OfflinePlanner:
                     add(o.id, stamp, "stood under its earlier position")
 
     # -- put everything back -------------------------------------------------------
+    def _first_pose(self, memory: MemoryPort | None, oid: int) -> tuple[float, np.ndarray] | None:
+        rows = self._query(memory, kind="history", object_id=oid)
+        poses = rows[0].get("poses", []) if rows else []
+        if not poses:
+            return None
+        first = min(poses, key=lambda p: float(p["stamp"]))
+        return float(first["stamp"]), np.asarray(first["position"], dtype=float)
+
     def _origins(self, world: World, memory: MemoryPort | None) -> dict[int, np.ndarray]:
         origins: dict[int, np.ndarray] = {}
         for o in world.present():
-            rows = self._query(memory, kind="history", object_id=o.id)
-            poses = rows[0].get("poses", []) if rows else []
-            if poses:
-                first = min(poses, key=lambda p: float(p["stamp"]))
-                origins[o.id] = np.asarray(first["position"], dtype=float)
+            first = self._first_pose(memory, o.id)
+            if first is not None:
+                origins[o.id] = first[1]
+        # An object memory lost track of while it was moved unseen (the old entry
+        # absent, the object seen again under a new id) is the same object when
+        # exactly one absent and one present object share its colour and shape and
+        # the absent one was seen first: where it was is the absent one's first pose.
+        kinds: dict[tuple[str, str], list[MemoryObjectMsg]] = {}
+        for o in world.graph.objects:
+            if not o.container and o.color and o.shape:
+                kinds.setdefault((o.color, o.shape), []).append(o)
+        for group in kinds.values():
+            gone = [o for o in group if o.status == "absent"]
+            here = [o for o in group if o.status != "absent"]
+            if len(gone) != 1 or len(here) != 1 or gone[0].first_seen >= here[0].first_seen:
+                continue
+            first = self._first_pose(memory, gone[0].id)
+            if first is not None:
+                origins[here[0].id] = first[1]
         if not origins and world.graph.objects:  # no history: what changed since the start
             since = min(o.first_seen for o in world.graph.objects)
             for row in self._query(memory, kind="changed_since", since=since):

@@ -283,6 +283,30 @@ def test_all_of_a_colour_skips_the_bin_and_containers(planner: OfflinePlanner) -
         ("pick", 8, None),
         ("place", 8, "bin"),
     ]
+    # each its own spot in the bin, clear of the block and the prism already there
+    # and of each other (a crowded bin: 4 things, spots only up to y 0.36)
+    spots = [np.asarray(s.target_position) for s in plan.steps if s.skill == "place"]
+    there = np.array([[0.12, 0.30], [0.15, 0.35]])
+    for p in spots:
+        assert 0.085 <= p[0] <= 0.215 and 0.285 <= p[1] <= 0.36 and p[2] == pytest.approx(0.08)
+        assert np.linalg.norm(there - p[:2], axis=1).min() >= 0.045
+    assert np.linalg.norm(spots[0][:2] - spots[1][:2]) >= 0.045
+
+
+def test_things_put_in_the_bin_one_after_the_other_do_not_land_on_each_other(
+    planner: OfflinePlanner,
+) -> None:
+    objects = [o for o in base_objects() if o.id != 6]  # an empty bin
+    world = scene(objects)
+    alone = run(planner, "put the red cube in the bin", world)
+    assert alone.steps[1].target == "bin" and alone.steps[1].target_position is None
+    plan = run(planner, "put the red cube in the bin, then put the ball in the bin", world)
+    first, second = plan.steps[1], plan.steps[3]
+    assert first.target == second.target == "bin" and first.target_position is None
+    assert np.linalg.norm(np.subtract(second.target_position[:2], (0.15, 0.35))) >= 0.045
+    both = run(planner, "put the red cube and the ball in the bin", world)
+    a, b = (np.asarray(s.target_position) for s in both.steps if s.skill == "place")
+    assert np.linalg.norm(a[:2] - b[:2]) >= 0.09
 
 
 def test_all_grey_matches_gray(planner: OfflinePlanner) -> None:

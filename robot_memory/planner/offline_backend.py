@@ -32,6 +32,17 @@ from robot_memory.policy.skill_tasks import TABLE_PLACE_CLEARANCE, TABLE_PLACE_X
 from robot_memory.schemas import MemoryObjectMsg, MemoryQuery
 
 Target = str | tuple[float, float, float]
+#: Spots inside a container place (xy offsets from its centre, in order of
+#: preference) for several things put in it: 9 cm apart side by side, then
+#: nearer the robot (the validation's reach ends 1 cm past the bin's centre).
+CONTAINER_SLOTS = (
+    (-0.045, 0.0),
+    (0.045, 0.0),
+    (0.0, -0.05),
+    (-0.045, -0.05),
+    (0.045, -0.05),
+    (0.0, 0.0),
+)
 
 
 def grasp_yaw(obj: MemoryObjectMsg) -> float | None:
@@ -58,6 +69,7 @@ class _State:
     at: dict[int, Target] = field(default_factory=dict)
     steps: list[PlanStep] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    spots: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)  # in places
 
 
 class OfflinePlanner:
@@ -73,6 +85,7 @@ class OfflinePlanner:
         moved_threshold: float = 0.04,
         spot_clearance: float = 0.06,
         table_height: float = 0.0,
+        container_inset: float = 0.035,
     ) -> None:
         hx, hy = handover_position[:2]
         if not (PLACE_X[0] <= hx <= PLACE_X[1] and PLACE_Y[0] <= hy <= PLACE_Y[1]):
@@ -82,6 +95,7 @@ class OfflinePlanner:
         self.moved_threshold = moved_threshold
         self.spot_clearance = spot_clearance
         self.table_height = table_height
+        self.container_inset = container_inset  # wall + half an object: slots stay inside
 
     # -- entry point -------------------------------------------------------------
     def plan(self, ctx: PlanningContext) -> Plan:
@@ -209,6 +223,7 @@ class OfflinePlanner:
         objs = self._objects(cmd, world, memory, state)
         every = bool(cmd.obj and cmd.obj.every)
         n_before = len(state.steps)
+        todo = []
         for obj in objs:
             if every and (obj.status == "absent" or world.is_covered(obj.id)):
                 state.notes.append(f"skip #{obj.id} {obj.label}: covered or gone")
@@ -219,13 +234,72 @@ class OfflinePlanner:
             if self._is_at(world, obj, target, state):
                 state.notes.append(f"#{obj.id} {obj.label} is already {words}")
                 continue
-            self._pick_place(world, obj, target, f"{words} ({cmd.raw!r})", state)
+            todo.append(obj)
+        for obj in todo:
+            spot = self._container_spot(world, target, obj, todo, state)
+            self._pick_place(world, obj, target, f"{words} ({cmd.raw!r})", state, spot)
         if len(state.steps) == n_before:
             state.notes.append(f"nothing to do for {cmd.raw!r}")
 
+    def _container_spot(
+        self,
+        world: World,
+        target: Target,
+        obj: MemoryObjectMsg,
+        todo: list[MemoryObjectMsg],
+        state: _State,
+    ) -> tuple[float, float, float] | None:
+        """Where in a container place (the bin) ``obj`` goes when it will not be
+        alone there: the slot farthest from what is in it (memory's objects, and
+        what this plan put there), so the second thing does not land on the first.
+        None (the place's own point, its top centre) when it will be alone."""
+        if not isinstance(target, str) or target not in world.places:
+            return None
+        place = world.places[target]
+        if place.kind != "container":
+            return None
+        taken = [
+            _xy(o.centroid)
+            for o in world.present()
+            if o.id not in state.at and world.in_place(o, target) and o.id != obj.id
+        ]
+        taken += [_xy(p) for p in state.spots.get(target, [])]
+        lo, hi = np.asarray(place.bbox_min, dtype=float), np.asarray(place.bbox_max, dtype=float)
+        centre = (lo[:2] + hi[:2]) / 2.0
+        if not taken and len(todo) < 2:  # alone there: the place's own point
+            state.spots.setdefault(target, []).append((*map(float, centre), float(hi[2])))
+            return None
+        inner_lo = lo[:2] + self.container_inset
+        inner_hi = hi[:2] - self.container_inset
+        slots = []
+        for off in CONTAINER_SLOTS:
+            p = centre + np.asarray(off)
+            inside = np.all(p >= inner_lo) and np.all(p <= inner_hi)
+            if inside and PLACE_X[0] <= p[0] <= PLACE_X[1] and PLACE_Y[0] <= p[1] <= PLACE_Y[1]:
+                slots.append(p)
+        if not slots:
+            return None
+
+        def clearance(p: np.ndarray) -> float:
+            return min((float(np.linalg.norm(p - t)) for t in taken), default=math.inf)
+
+        best = max(slots, key=clearance)  # the first of equals: slots are in preference order
+        spot = (float(best[0]), float(best[1]), float(hi[2]))
+        state.spots.setdefault(target, []).append(spot)
+        return spot
+
     def _pick_place(
-        self, world: World, obj: MemoryObjectMsg, target: Target, why: str, state: _State
+        self,
+        world: World,
+        obj: MemoryObjectMsg,
+        target: Target,
+        why: str,
+        state: _State,
+        spot: tuple[float, float, float] | None = None,
     ) -> None:
+        """Pick ``obj`` (unless held) and place it at ``target``; ``spot``: the
+        position inside a container place ``target`` (the step keeps the place,
+        for verification: in the place, or within tolerance of the spot)."""
         if state.held != obj.id:
             if state.held is not None:
                 raise PlanningError("hand not empty", f"holding object {state.held}")
@@ -236,7 +310,16 @@ class OfflinePlanner:
                     skill="pick", object_id=obj.id, goal_yaw=yaw, why=f"pick the {obj.label}{note}"
                 )
             )
-        if isinstance(target, str):
+        if isinstance(target, str) and spot is not None:
+            where = "at ({:.2f}, {:.2f}) ".format(*spot[:2])
+            step = PlanStep(
+                skill="place",
+                object_id=obj.id,
+                target=target,
+                target_position=spot,
+                why=f"put it {where}{why}"[:240],
+            )
+        elif isinstance(target, str):
             step = PlanStep(skill="place", object_id=obj.id, target=target, why=f"put it {why}")
         else:
             step = PlanStep(

@@ -156,16 +156,24 @@ class StackDriver(Node):
         )
 
     # -- acting --------------------------------------------------------------------
-    def run_goal(self, goal: PolicyGoalMsg) -> PolicyStatusMsg:
-        self.goal_pub.publish(String(data=dump_payload(goal)))
-        self.spin_until(
-            lambda: (
-                self.policy is not None
-                and self.policy.goal_id == goal.id
-                and self.policy.state in ("succeeded", "failed")
-            ),
-            f"{goal.skill} {goal.id}",
-        )
+    def run_goal(self, goal: PolicyGoalMsg, retries: int = 10) -> PolicyStatusMsg:
+        """Send ``goal``; its final status. A goal refused for want of recent
+        joint states (the policy node, just up on a loaded machine, may not
+        have them yet though its status is out) is sent again a second later."""
+        for _ in range(retries + 1):
+            self.policy = None  # not the refusal of the previous try
+            self.goal_pub.publish(String(data=dump_payload(goal)))
+            self.spin_until(
+                lambda: (
+                    self.policy is not None
+                    and self.policy.goal_id == goal.id
+                    and self.policy.state in ("succeeded", "failed")
+                ),
+                f"{goal.skill} {goal.id}",
+            )
+            if not self.policy.reason.startswith("no robot state"):  # type: ignore[union-attr]
+                break
+            self.spin_for(1.0)
         return self.policy  # type: ignore[return-value]
 
     def look_around(self) -> list[PolicyStatusMsg]:

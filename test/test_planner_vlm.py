@@ -329,3 +329,64 @@ def test_fallback_to_the_real_offline_planner(double):
     assert plan.backend.startswith("offline")
     validate_plan(plan, WORLD)  # a real plan over the same world: pick 4, place in the bin
     assert [(s.skill, s.object_id) for s in plan.steps][:2] == [("pick", 4), ("place", 4)]
+
+
+class RecordingSkillsTestDouble:
+    """A skill port that only records what it was asked to run (a test double)."""
+
+    def __init__(self) -> None:
+        self.goals: list = []
+
+    def run(self, goal):
+        from robot_memory.planner.world import SkillOutcome
+
+        self.goals.append(goal)
+        return SkillOutcome("succeeded")
+
+
+class FixedGraphMemoryTestDouble:
+    """A memory port over the fixed GRAPH (a test double)."""
+
+    def scene_graph(self):
+        return GRAPH
+
+    def refresh(self):
+        return GRAPH
+
+    def query(self, query):
+        from robot_memory.schemas import MemoryAnswer
+
+        return MemoryAnswer(id=query.id, kind=query.kind, ok=False, error="not in this double")
+
+    def clear(self) -> None:
+        pass
+
+
+BAD_OUTPUTS = [
+    "not json at all",
+    '{"kind": "motion", "steps": [',  # cut off
+    plan_with(object_id=42),  # hallucinated id
+    plan_with(object_id=5),  # remembered as gone
+    plan_with(skill="shell"),
+    plan_with(skill="exec", why="import os; os.system('rm -rf /')"),
+    plan_with(code="__import__('os').system('true')"),
+    {**PICK_PLACE, "code": "print(1)"},
+    {**PICK_PLACE, "steps": [PICK_PLACE["steps"][1]]},  # place without a pick
+    {**PICK_PLACE, "steps": [PICK_PLACE["steps"][0]]},  # ends holding
+    plan_with(skill="place", target_position=[5.0, 0.0, 0.0]),  # off the table
+    {**PICK_PLACE, "steps": "pick 4"},
+    [1, 2],
+]
+
+
+@pytest.mark.parametrize("content", BAD_OUTPUTS)
+def test_bad_vlm_output_causes_zero_executions_through_the_executor(double, content):
+    from robot_memory.planner.executor import PlanExecutor
+
+    double.push_content(content)
+    skills = RecordingSkillsTestDouble()
+    p = planner(double, max_retries=0)  # no fallback: the VLM's answer or nothing
+    result = PlanExecutor(p, FixedGraphMemoryTestDouble(), skills).run("put the red cube away")
+    assert result.state == "rejected", result.reason
+    assert skills.goals == []
+    assert sum(p.rejected_by_reason.values()) == 1

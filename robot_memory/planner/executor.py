@@ -18,6 +18,12 @@ else a memory ``last_seen`` query by its label), and retries the pick and
 place, up to ``max_attempts`` per object (one more with the ``extra_attempt``
 rule). The memoryless ablation clears memory before planning and before each
 step, and re-grounds each step by label in what the cameras show right then.
+
+The checks and recoveries themselves (verification in memory, finding a failed
+object again and redoing its pick and place, following ids memory changed,
+memory's current grasp yaw, memoryless re-grounding) are plain functions in
+:mod:`robot_memory.planner.recovery`; the executor calls them and keeps the
+statuses, counters and task result. ``same_kind`` is still importable from here.
 """
 
 from __future__ import annotations
@@ -32,6 +38,16 @@ import numpy as np
 
 from robot_memory.planner.experience import ExperienceMemory
 from robot_memory.planner.plan import Plan, PlannerStatusMsg, PlanningError, PlanStep
+from robot_memory.planner.recovery import (
+    find_again,
+    follow_new_id,
+    look_goal,
+    refresh_goal_yaw,
+    reground_step,
+    retry_object,
+    verify_place,
+)
+from robot_memory.planner.recovery import same_kind as same_kind
 from robot_memory.planner.validation import PlanValidationError, validate_plan
 from robot_memory.planner.world import (
     MemoryPort,
@@ -41,7 +57,7 @@ from robot_memory.planner.world import (
     SkillPort,
     World,
 )
-from robot_memory.schemas import MemoryObjectMsg, MemoryQuery, PolicyGoalMsg
+from robot_memory.schemas import MemoryObjectMsg, PolicyGoalMsg
 
 LOG = logging.getLogger(__name__)
 
@@ -80,10 +96,6 @@ class TaskResult:
     @property
     def ok(self) -> bool:
         return self.state in ("succeeded", "answered")
-
-
-def same_kind(a: MemoryObjectMsg, b: MemoryObjectMsg) -> bool:
-    return a.shape == b.shape and a.color == b.color
 
 
 class PlanExecutor:
@@ -182,7 +194,7 @@ class PlanExecutor:
             if memoryless:
                 self.memory.clear()
                 fresh = self._world(refresh=True)
-                regrounded = self._reground(step, known, fresh)
+                regrounded = reground_step(step, known, fresh)
                 if regrounded is None:
                     return self._fail(
                         result, i, "not in view", "memoryless: the object is not in view"
@@ -190,8 +202,11 @@ class PlanExecutor:
                 step, world = regrounded, fresh
             elif step.object_id is not None:
                 world = self._world()
-                step = self._follow(result, i, step, known, world)
-                step = self._fresh_yaw(result, i, step, known, world)
+                assert result.plan is not None
+                result.plan, step = follow_new_id(
+                    result.plan, i, step, known, world, self.memory, self._count
+                )
+                result.plan, step = refresh_goal_yaw(result.plan, i, step, known, world)
             known.update(world.objects)
             self._status(
                 result,
@@ -255,38 +270,16 @@ class PlanExecutor:
         self, plan: Plan, i: int, step: PlanStep, known: dict[int, MemoryObjectMsg]
     ) -> SkillOutcome:
         carried = known.get(step.object_id)  # type: ignore[arg-type]
-        if step.target and not step.target.lstrip("-").isdigit():
-            self.skills.run(
-                PolicyGoalMsg(id=f"{plan.id[:100]}-{i}-look", skill="look", target=step.target)
-            )
-        elif step.target_position is not None:
-            self.skills.run(
-                PolicyGoalMsg(
-                    id=f"{plan.id[:100]}-{i}-look",
-                    skill="look",
-                    target_position=step.target_position,
-                )
-            )
+        look = look_goal(plan, i, step)
+        if look is not None:
+            self.skills.run(look)
         world = self._world(refresh=True)
         if carried is None:
             return SkillOutcome("failed", "not verified: carried object unknown")
-        for obj in world.present():
-            if obj.id != carried.id and not same_kind(obj, carried):
-                continue
-            if step.target_position is not None and world.near(
-                obj, step.target_position, self.config.place_tolerance
-            ):
-                return SkillOutcome("succeeded", "verified in memory")
-            if step.target and step.target in world.places and world.in_place(obj, step.target):
-                return SkillOutcome("succeeded", "verified in memory")
-            if step.target.lstrip("-").isdigit():
-                return SkillOutcome("succeeded", "placed on an object (not checked)")
-        self._count("verify_failed")
-        return SkillOutcome(
-            "failed",
-            f"not verified: memory does not show the {carried.label} at "
-            f"{step.target or 'the position'}",
-        )
+        outcome = verify_place(world, step, carried, self.config.place_tolerance)
+        if not outcome.ok:
+            self._count("verify_failed")
+        return outcome
 
     def _learn(
         self, instruction: str, step: PlanStep, obj: MemoryObjectMsg | None, reason: str
@@ -328,139 +321,18 @@ class PlanExecutor:
         )
         self._count("replans")
         world = self._world(refresh=True)
-        found = world.objects.get(obj.id)
-        if found is None or found.status == "absent":
-            answer = self.memory.query(
-                MemoryQuery(id=f"{plan.id[:90]}-regrounding", kind="last_seen", text=obj.label)
-            )
-            hits = [r for r in answer.results if answer.ok and r.get("status") != "absent"]
-            found = world.objects.get(hits[0]["id"]) if hits else None
-            if found is None or not same_kind(found, obj):
-                return None
-        # the steps on this object from its pick to its place, again
-        start = max(
-            (
-                k
-                for k in range(i + 1)
-                if plan.steps[k].skill == "pick" and plan.steps[k].object_id == obj.id
-            ),
-            default=i,
-        )
-        end = next(
-            (
-                k
-                for k in range(i, len(plan.steps))
-                if plan.steps[k].skill == "place" and plan.steps[k].object_id == obj.id
-            ),
-            i,
-        )
-        redo = [s.model_copy(update={"object_id": found.id}) for s in plan.steps[start : end + 1]]
-        if redo and redo[0].skill == "pick":
-            redo.insert(
-                0, PlanStep(skill="look", object_id=found.id, why=f"replan: {reason}"[:240])
-            )
-        steps = plan.steps[:start] + redo + plan.steps[end + 1 :]
-        new = plan.model_copy(
-            update={
-                "steps": steps,
-                "attempt": plan.attempt + 1,
-                "id": f"{plan.id.split('~')[0]}~{plan.attempt + 1}",
-            }
-        )
-        try:
-            validate_plan(new.model_copy(update={"steps": steps[start:]}), world, None)
-        except PlanValidationError as err:
-            LOG.info("replan invalid: %s", err)
+        found = find_again(world, obj, self.memory, plan)
+        if found is None:
             return None
+        retried = retry_object(plan, i, obj, found, reason, world)
+        if retried is None:
+            return None
+        new, start = retried
         result.plan = new
         result.plans.append(new)
         result.replans += 1
         self.on_plan(new)
         return start, world
-
-    def _reground(
-        self, step: PlanStep, known: dict[int, MemoryObjectMsg], new: World
-    ) -> PlanStep | None:
-        """Memoryless ablation: the same step on what the cameras show now. The
-        object in the hand (a place) need not be in view: its id only serves the
-        verification."""
-        update: dict = {}
-        if step.object_id is not None:
-            ref = known.get(step.object_id)
-            match = [o for o in new.present() if ref is not None and same_kind(o, ref)]
-            if match:
-                update["object_id"] = match[0].id
-            elif step.skill != "place":
-                return None
-        if step.target.lstrip("-").isdigit():
-            ref = known.get(int(step.target))
-            match = [o for o in new.objects.values() if ref is not None and same_kind(o, ref)]
-            if not match:
-                return None
-            update["target"] = str(match[0].id)
-        return step.model_copy(update=update)
-
-    def _follow(
-        self,
-        result: TaskResult,
-        i: int,
-        step: PlanStep,
-        known: dict[int, MemoryObjectMsg],
-        world: World,
-    ) -> PlanStep:
-        """Memory may have given an object a new id (it was seen somewhere else
-        after a missed grasp, and the old entry went absent): follow it, by its
-        colour and shape nearest the old position, else by a ``last_seen`` query."""
-        assert result.plan is not None and step.object_id is not None
-        current = world.objects.get(step.object_id)
-        ref = known.get(step.object_id)
-        if (current is not None and current.status != "absent") or ref is None:
-            return step
-        candidates = [o for o in world.present() if same_kind(o, ref)]
-        if not candidates:
-            answer = self.memory.query(
-                MemoryQuery(
-                    id=f"{result.plan.id[:90]}-follow-{i}", kind="last_seen", text=ref.label
-                )
-            )
-            ids = [r.get("id") for r in answer.results if answer.ok and r.get("status") != "absent"]
-            candidates = [world.objects[k] for k in ids if k in world.objects]
-            candidates = [o for o in candidates if same_kind(o, ref)]
-        if not candidates:
-            return step
-        d = [np.linalg.norm(np.subtract(o.centroid, ref.centroid)) for o in candidates]
-        found = candidates[int(np.argmin(d))]
-        self._count("followed_ids")
-        old_id = step.object_id
-        steps = [
-            s.model_copy(update={"object_id": found.id}) if s.object_id == old_id else s
-            for s in result.plan.steps
-        ]
-        result.plan = result.plan.model_copy(update={"steps": steps})
-        return steps[i]
-
-    def _fresh_yaw(
-        self,
-        result: TaskResult,
-        i: int,
-        step: PlanStep,
-        known: dict[int, MemoryObjectMsg],
-        world: World,
-    ) -> PlanStep:
-        """A pick whose hand yaw is memory's estimate from when it was planned
-        takes memory's estimate now (a look since may have corrected a yaw
-        from far, partial views; None: the policy's default)."""
-        assert result.plan is not None
-        then, now = known.get(step.object_id), world.objects.get(step.object_id)  # type: ignore[arg-type]
-        if step.skill != "pick" or then is None or now is None or step.goal_yaw is None:
-            return step
-        if then.yaw is None or abs(then.yaw - step.goal_yaw) > 1e-6 or now.yaw == then.yaw:
-            return step  # not memory's yaw (or unchanged)
-        step = step.model_copy(update={"goal_yaw": now.yaw})
-        steps = list(result.plan.steps)
-        steps[i] = step
-        result.plan = result.plan.model_copy(update={"steps": steps})
-        return step
 
     def _fail(self, result: TaskResult, i: int, reason: str, message: str) -> TaskResult:
         result.state, result.reason = "failed", message

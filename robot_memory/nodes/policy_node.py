@@ -34,23 +34,23 @@ safety node and done when the arm has settled at the look pose.
 
 A missing or unusable checkpoint is logged and every pick/place goal fails
 with "no policy checkpoint at ..."; the node (and the stack) keeps running.
+
+Status QoS, runtime loading, the node's records, chunk and skill-status messages:
+:mod:`robot_memory.nodes.policy_helpers` (``STATUS_QOS`` still imports from here).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, String
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import POLICY_PARAMETERS
@@ -58,21 +58,27 @@ from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.look_driver import LookDriver, LookMotion
 from robot_memory.nodes.node_main import spin_node
+from robot_memory.nodes.policy_helpers import (
+    STATUS_QOS,
+    Observation,
+    Request,
+    Skill,
+    chunk_message,
+    load_runtime,
+    skill_status,
+)
 from robot_memory.nodes.qos import COMMAND, LATCHED
-from robot_memory.nodes.safety_node import to_duration
-from robot_memory.paths import model_path
 from robot_memory.policy.goal_grounding import GroundingError, goal_id_of, ground_goal, parse_goal
 from robot_memory.policy.kinematics import ArmKinematics, IKError
 from robot_memory.policy.runtime import (
     ActionChunk,
     PolicyInputError,
-    PolicyRuntime,
     RobotState,
     observation_indices,
 )
 from robot_memory.policy.skill_monitor import FAILED, RUNNING, MonitorConfig, SkillMonitor
 from robot_memory.policy.skill_tasks import SkillGoal
-from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, GRIPPER_WIDTH_JOINT
+from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS
 from robot_memory.schemas import (
     PayloadError,
     PolicyGoalMsg,
@@ -86,52 +92,6 @@ CONTROL_PERIOD_S = 0.02  # skill monitor and scheduling tick
 HISTORY_S = 2.0  # joint states kept for the observation window
 LOG_THROTTLE_S = 1.0
 LATENCY_WINDOW = 5  # recent inference latencies the schedule plans with
-#: Latched like the contract's LATCHED, but 10 deep: statuses are events that can
-#: come back to back (a refusal, a pre-emption) and depth 1 would drop the first
-#: before a live subscriber took it. A late subscriber with depth 1 gets the last.
-STATUS_QOS = QoSProfile(
-    reliability=ReliabilityPolicy.RELIABLE,
-    history=HistoryPolicy.KEEP_LAST,
-    depth=10,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-
-
-def chunk_message(chunk: ActionChunk, stamp: Time) -> JointTrajectory:
-    msg = JointTrajectory(joint_names=[*ARM_JOINTS, GRIPPER_WIDTH_JOINT])
-    msg.header.stamp = stamp
-    msg.points = [
-        JointTrajectoryPoint(
-            positions=[*(float(v) for v in q), float(width)], time_from_start=to_duration(t)
-        )
-        for t, q, width in zip(
-            chunk.times, chunk.joint_positions, chunk.gripper_widths, strict=True
-        )
-    ]
-    return msg
-
-
-@dataclass
-class Observation:
-    state: RobotState
-    stamp: Time  # the header stamp as received (the chunk carries it back unchanged)
-
-
-@dataclass
-class Skill:
-    goal: PolicyGoalMsg
-    target: SkillGoal
-    monitor: SkillMonitor
-    generation: int
-    chunks: int = 0
-
-
-@dataclass
-class Request:
-    generation: int
-    target: SkillGoal
-    window: list[RobotState]
-    stamp: Time
 
 
 class PolicyNode(Node):
@@ -147,7 +107,7 @@ class PolicyNode(Node):
         self.status_pub = self.create_publisher(String, "/policy/status", STATUS_QOS)
         self.kinematics = ArmKinematics()  # executor thread; the runtime has its own
         self.looker = LookDriver(self.kinematics.ik)
-        self.runtime, self.unavailable = self._load_runtime(p)
+        self.runtime, self.unavailable = load_runtime(p, self.get_logger())
         self.dt = self.runtime.dt if self.runtime else 0.1
         self.n_obs = self.runtime.config.n_obs_steps if self.runtime else 2
         # a chunk lasts (n_action_steps - 1) dt past its observation (point 0 is past)
@@ -182,33 +142,6 @@ class PolicyNode(Node):
             self._worker.start()
         self.create_timer(CONTROL_PERIOD_S, self.tick)
         self.publish_status(self.status)
-
-    def _load_runtime(self, p: dict) -> tuple[PolicyRuntime | None, str]:
-        path = Path(str(p["checkpoint"])).expanduser() if p["checkpoint"] else model_path()
-        if not path.is_dir():
-            text = f"no policy checkpoint at {path}"
-            self.get_logger().error(f"{text}: every goal will fail (train one, see docs)")
-            return None, text
-        try:
-            runtime = PolicyRuntime(
-                str(path),
-                device=str(p["device"]),
-                sampler=str(p["sampler"]),
-                num_inference_steps=int(p["num_inference_steps"]),
-                n_action_steps=int(p["n_action_steps"]),
-                half_precision=bool(p["half_precision"]),
-                compile_model=bool(p["compile"]),
-                threads=int(p["torch_threads"]) or None,
-            )
-        except Exception as exc:  # noqa: BLE001 - a bad checkpoint must not take the stack down
-            text = f"no policy checkpoint at {path} ({exc})"
-            self.get_logger().error(f"{text}: every goal will fail")
-            return None, text
-        self.get_logger().info(
-            f"policy {path} on {runtime.device} ({runtime.dtype}), {runtime.sampler} "
-            f"x{runtime.num_inference_steps}, {runtime.n_action_steps} steps of {runtime.dt} s"
-        )
-        return runtime, ""
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -388,17 +321,11 @@ class PolicyNode(Node):
         text = f"goal {skill.goal.id} {state}: {reason} ({skill.chunks} chunks)"
         # one severity per call site: rclpy raises when a line logs at two
         self.get_logger().warning(text) if state == FAILED else self.get_logger().info(text)
-        self.publish_status(self._skill_status(skill, state, reason))
-
-    def _skill_status(self, skill: Skill, state: str, reason: str = "") -> PolicyStatusMsg:
-        goal_id, name, chunks = skill.goal.id, skill.goal.skill, skill.chunks
-        return PolicyStatusMsg(
-            goal_id=goal_id, state=state, reason=reason, skill=name, chunks=chunks
-        )
+        self.publish_status(skill_status(skill, state, reason))
 
     def _publish_skill(self) -> None:
         if self.skill is not None:
-            self.publish_status(self._skill_status(self.skill, RUNNING))
+            self.publish_status(skill_status(self.skill, RUNNING))
 
     def publish_status(self, status: PolicyStatusMsg) -> None:
         self.status = status.model_copy(update={"stamp": self.now()})

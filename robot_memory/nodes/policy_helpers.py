@@ -1,0 +1,119 @@
+"""What the policy node (:mod:`robot_memory.nodes.policy_node`) builds around
+its skills, moved out of it unchanged: the status topic's QoS, loading the
+policy runtime from the checkpoint, the node's records of an observation, a
+running skill and an inference request, and the two messages it publishes
+from them (an action chunk as a ``JointTrajectory``, a skill's
+``PolicyStatusMsg``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from builtin_interfaces.msg import Time
+from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from robot_memory.nodes.safety_node import to_duration
+from robot_memory.paths import model_path
+from robot_memory.policy.runtime import ActionChunk, PolicyRuntime, RobotState
+from robot_memory.policy.skill_monitor import SkillMonitor
+from robot_memory.policy.skill_tasks import SkillGoal
+from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT
+from robot_memory.schemas import PolicyGoalMsg, PolicyStatusMsg
+
+#: Latched like the contract's LATCHED, but 10 deep: statuses are events that can
+#: come back to back (a refusal, a pre-emption) and depth 1 would drop the first
+#: before a live subscriber took it. A late subscriber with depth 1 gets the last.
+STATUS_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+def load_runtime(p: dict, logger: RcutilsLogger) -> tuple[PolicyRuntime | None, str]:
+    """The policy runtime for the node's parameters ``p`` and ""; or None and why
+    not (no checkpoint, or one that does not load), logged as an error."""
+    path = Path(str(p["checkpoint"])).expanduser() if p["checkpoint"] else model_path()
+    if not path.is_dir():
+        text = f"no policy checkpoint at {path}"
+        logger.error(f"{text}: every goal will fail (train one, see docs)")
+        return None, text
+    try:
+        runtime = PolicyRuntime(
+            str(path),
+            device=str(p["device"]),
+            sampler=str(p["sampler"]),
+            num_inference_steps=int(p["num_inference_steps"]),
+            n_action_steps=int(p["n_action_steps"]),
+            half_precision=bool(p["half_precision"]),
+            compile_model=bool(p["compile"]),
+            threads=int(p["torch_threads"]) or None,
+        )
+    except Exception as exc:  # noqa: BLE001 - a bad checkpoint must not take the stack down
+        text = f"no policy checkpoint at {path} ({exc})"
+        logger.error(f"{text}: every goal will fail")
+        return None, text
+    logger.info(
+        f"policy {path} on {runtime.device} ({runtime.dtype}), {runtime.sampler} "
+        f"x{runtime.num_inference_steps}, {runtime.n_action_steps} steps of {runtime.dt} s"
+    )
+    return runtime, ""
+
+
+def chunk_message(chunk: ActionChunk, stamp: Time) -> JointTrajectory:
+    msg = JointTrajectory(joint_names=[*ARM_JOINTS, GRIPPER_WIDTH_JOINT])
+    msg.header.stamp = stamp
+    msg.points = [
+        JointTrajectoryPoint(
+            positions=[*(float(v) for v in q), float(width)], time_from_start=to_duration(t)
+        )
+        for t, q, width in zip(
+            chunk.times, chunk.joint_positions, chunk.gripper_widths, strict=True
+        )
+    ]
+    return msg
+
+
+@dataclass
+class Observation:
+    state: RobotState
+    stamp: Time  # the header stamp as received (the chunk carries it back unchanged)
+
+
+@dataclass
+class Skill:
+    goal: PolicyGoalMsg
+    target: SkillGoal
+    monitor: SkillMonitor
+    generation: int
+    chunks: int = 0
+
+
+@dataclass
+class Request:
+    generation: int
+    target: SkillGoal
+    window: list[RobotState]
+    stamp: Time
+
+
+def skill_status(skill: Skill, state: str, reason: str = "") -> PolicyStatusMsg:
+    """The status of a skill (its goal, skill name and chunks so far)."""
+    goal_id, name, chunks = skill.goal.id, skill.goal.skill, skill.chunks
+    return PolicyStatusMsg(goal_id=goal_id, state=state, reason=reason, skill=name, chunks=chunks)
+
+
+__all__ = [
+    "STATUS_QOS",
+    "Observation",
+    "Request",
+    "Skill",
+    "chunk_message",
+    "load_runtime",
+    "skill_status",
+]

@@ -170,12 +170,18 @@ def test_summary_and_report(tmp_path) -> None:
     assert s["full"]["mean_replans"] == 0.5
     assert s["memoryless"]["successes"] == 0
     assert sum(s["full"]["failures"].values()) == 2
+    # seed 1: the planner said "succeeded" but the ground truth disagrees
+    assert (s["full"]["planner_done"], s["full"]["false_done"], s["full"]["false_failed"]) == (
+        2,
+        1,
+        0,
+    )
     # the report is rebuilt from the JSONL alone (--resume with nothing left to run)
     (tmp_path / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert eval_main(["--tasks", "bin_single", "--episodes", "1", "--seed-offset", "0",
                       "--ablation", "--resume", "--output", str(tmp_path)]) == 0  # fmt: skip
     report = (tmp_path / "report.md").read_text()
-    assert "| bin_single | 1/2 (50%" in report and "0/1" in report
+    assert "| bin_single | 1/2 (50%" in report and "0/1" in report and "| 2/2 (1 / 0) |" in report
     assert json.loads((tmp_path / "report.json").read_text())["tasks"]["bin_single"]
 
 

@@ -154,12 +154,20 @@ def summarize(rows: list[dict]) -> dict:
                 "mean_cpu_s": _mean([r.get("cpu_s", r["wall_s"]) for r in run]),
                 "mean_sim_s": _mean([r["sim_s"] for r in run]),
                 "failures": dict(Counter(failure_key(r) for r in rs if not r.get("success"))),
+                # the planner's own verdict against the ground truth's
+                "planner_done": sum(r.get("state") in DONE for r in run),
+                "false_done": sum(r.get("state") in DONE and not r["success"] for r in run),
+                "false_failed": sum(r.get("state") not in DONE and bool(r["success"]) for r in run),
             }
         if per:
             out["tasks"][task] = per
     qa = [r for r in rows if r.get("question") and r["condition"] == "full"]
     out["qa_accuracy"] = _mean([bool(r["success"]) for r in qa]) if qa else None
     return out
+
+
+#: Planner states that say "the instruction is done".
+DONE = ("succeeded", "answered")
 
 
 def _mean(xs: list) -> float | None:
@@ -182,13 +190,15 @@ def write_report(out: Path, summary: dict, meta: dict) -> None:
         f"seeds from {meta['seed_offset']}, {meta['episodes']} per task, "
         f"checkpoint `{meta['checkpoint']}`, {meta['threads']} torch thread(s)",
         "",
-        "| task | full stack (Wilson 95%) | memoryless | skills/ep | replans/ep | wall s/ep |",
-        "|---|---|---|---|---|---|",
+        "| task | full stack (Wilson 95%) | memoryless | planner said done "
+        "(wrongly / wrongly not) | skills/ep | replans/ep | wall s/ep |",
+        "|---|---|---|---|---|---|---|",
     ]
     for task, per in summary["tasks"].items():
         f = per.get("full")
+        said = f and f"{f['planner_done']}/{f['n']} ({f['false_done']} / {f['false_failed']})"
         lines.append(
-            f"| {task} | {_cell(f)} | {_cell(per.get('memoryless'))} | "
+            f"| {task} | {_cell(f)} | {_cell(per.get('memoryless'))} | {said} | "
             f"{f and f['mean_skills']} | {f and f['mean_replans']} | {f and f['mean_wall_s']} |"
         )
     qa = summary["qa_accuracy"]

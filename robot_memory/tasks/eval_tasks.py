@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -123,10 +124,13 @@ class TaskStack:
 
 
 def failure_key(row: dict) -> str:
+    """A failure's reason with the episode's specifics (memory ids, candidate
+    lists) cut, so the same failure counts together."""
     if row.get("setup_error"):
         return "scene set-up failed"
     if row.get("state") in ("rejected", "failed"):
-        return f"{row['state']}: {(row.get('reason') or '')[:80]}"
+        text = re.sub(r"#\d+", "#id", (row.get("reason") or "").split("; best:")[0])
+        return f"{row['state']}: {text[:80]}"
     return f"ground truth: {(row.get('why') or '')[:80]}"
 
 

@@ -42,6 +42,14 @@ def node_command(spec: NodeSpec, python: str = sys.executable) -> list[str]:
     return cmd
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default. A launcher started
+    in the background by a non-interactive shell (``cmd &``, nohup, some CI
+    runners) inherits SIGINT *ignored*, and so would every node: Python then
+    installs no KeyboardInterrupt handler and a node ignores our Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class _Running:
     spec: NodeSpec
@@ -92,6 +100,7 @@ class Launcher:
                 text=True,
                 bufsize=1,
                 start_new_session=True,  # we deliver signals ourselves
+                preexec_fn=_default_sigint,
             )
             running = _Running(spec, proc)
             running.pump = threading.Thread(target=self._pump, args=(running,), daemon=True)

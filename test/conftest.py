@@ -6,8 +6,16 @@ the nodes it starts: oversubscribed OpenMP spin-waits slow torch 10-100x)."""
 from __future__ import annotations
 
 import os
+import signal
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# Started in the background by a non-interactive shell (``make test &``), this
+# process and every child it starts would ignore SIGINT: the tests that stop
+# nodes with Ctrl-C need it delivered (children of a process with a handler
+# get the default disposition at exec).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from robot_memory.ros_env import apply_to_current_process, random_domain_id
 

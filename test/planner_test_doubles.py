@@ -70,6 +70,10 @@ class SymbolicWorldTestDouble:
     #: a failed pick knocks the object 3 cm aside and memory, seeing it there,
     #: gives it a new id (the old entry goes absent), as the real memory can
     knock_to_new_id: bool = False
+    #: ... and out of view: memory shows the new entry only after a look at a
+    #: table region (the executor has to search for it)
+    knock_out_of_view: bool = False
+    hidden: set[int] = field(default_factory=set)
     goals: list[PolicyGoalMsg] = field(default_factory=list)
     queries: list[MemoryQuery] = field(default_factory=list)
     cleared: int = 0
@@ -82,7 +86,7 @@ class SymbolicWorldTestDouble:
         return SceneGraphMsg(
             seq=self.seq,
             stamp=self.stamp,
-            objects=list(self.objects.values()),
+            objects=[o for o in self.objects.values() if o.id not in self.hidden],
             places=cell_places(),
             relations=list(self.relations),
         )
@@ -119,7 +123,11 @@ class SymbolicWorldTestDouble:
                 new_id = max(self.objects) + 1
                 moved = np.asarray(old.centroid) + (0.03, 0.0, 0.0)
                 self.objects[new_id] = memory_object(new_id, old.label, moved, status="visible")
+                if self.knock_out_of_view:
+                    self.hidden.add(new_id)
             return SkillOutcome("failed", "injected failure: grasp missed")
+        if goal.skill == "look" and goal.target.startswith("table_"):
+            self.hidden.clear()
         if goal.skill == "pick":
             self.held = goal.object_id
         elif goal.skill == "place":

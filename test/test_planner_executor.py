@@ -198,6 +198,24 @@ def test_a_pick_takes_memorys_yaw_of_the_moment() -> None:
     assert [g.goal_yaw for g in world.goals if g.skill == "pick"] == [0.9]
 
 
+def test_replan_searches_for_an_object_knocked_out_of_view() -> None:
+    world = scene()
+    world.fail["pick"] = 1
+    world.knock_to_new_id = world.knock_out_of_view = True
+    statuses = []
+    ex = PlanExecutor(
+        FixedPlanBackendTestDouble(pick_place(2)), world, world, on_status=statuses.append
+    )
+    result = ex.run("put the green sphere in the bin")
+    assert result.state == "succeeded", result.reason
+    looks = [g for g in world.goals if g.skill == "look"]
+    # where it was last seen first, then the table regions until memory has it again
+    assert looks[0].target_position is not None and looks[1].target.startswith("table_")
+    assert [g.object_id for g in world.goals if g.skill == "pick"] == [2, 4]
+    assert any("searching for the green sphere" in s.message for s in statuses)
+    assert ex.counters["search_looks"] == 2
+
+
 def test_gives_up_after_max_attempts() -> None:
     world = scene()
     world.fail["pick"] = 5

@@ -14,8 +14,9 @@ shape) is now in the place / within ``place_tolerance`` of the position.
 On failure (skill failed, or the effect is not in memory) the executor records
 a reflection in the experience memory and replans the failed object: it
 refreshes memory, re-grounds the object (same id if memory still holds it,
-else a memory ``last_seen`` query by its label), and retries the pick and
-place, up to ``max_attempts`` per object (one more with the ``extra_attempt``
+else a memory ``last_seen`` query by its label, else it searches: a look where
+it was last seen, then over each table region, asking memory after each), and
+retries the pick and place, up to ``max_attempts`` per object (one more with the ``extra_attempt``
 rule). The memoryless ablation clears memory before planning and before each
 step, and re-grounds each step by label in what the cameras show right then.
 
@@ -323,6 +324,8 @@ class PlanExecutor:
         world = self._world(refresh=True)
         found = find_again(world, obj, self.memory, plan)
         if found is None:
+            found, world = self._search(result, i, obj)
+        if found is None:
             return None
         retried = retry_object(plan, i, obj, found, reason, world)
         if retried is None:
@@ -333,6 +336,39 @@ class PlanExecutor:
         result.replans += 1
         self.on_plan(new)
         return start, world
+
+    def _search(
+        self, result: TaskResult, i: int, obj: MemoryObjectMsg
+    ) -> tuple[MemoryObjectMsg | None, World]:
+        """Memory lost the object (a missed grasp pushed it out of view): look
+        where it was last seen, then over each table region, asking memory again
+        after every look."""
+        assert result.plan is not None
+        plan = result.plan
+        world = self._world()
+        regions = [p.id for p in world.graph.places if p.kind == "table_region"]
+        looks = [PolicyGoalMsg(id=f"{plan.id[:90]}-search-{i}-0", skill="look",
+                               target_position=obj.centroid)]  # fmt: skip
+        looks += [
+            PolicyGoalMsg(id=f"{plan.id[:90]}-search-{i}-{k + 1}", skill="look", target=region)
+            for k, region in enumerate(regions)
+        ]
+        for goal in looks:
+            self._status(
+                result,
+                "replanning",
+                step=i,
+                skill="look",
+                message=f"searching for the {obj.label}: look at {goal.target or 'its last place'}",
+            )
+            self._count("search_looks")
+            if not self.skills.run(goal).ok:
+                continue
+            world = self._world(refresh=True)
+            found = find_again(world, obj, self.memory, plan)
+            if found is not None:
+                return found, world
+        return None, world
 
     def _fail(self, result: TaskResult, i: int, reason: str, message: str) -> TaskResult:
         result.state, result.reason = "failed", message

@@ -10,6 +10,8 @@
     robot-memory bag-to-dataset BAG... --out DATASET --skill pick --target X Y Z
     robot-memory train-policy --data data/demos --out models/... [--resume]
     robot-memory eval-policy --episodes 50 [--checkpoint models/...]
+    robot-memory eval-tasks --episodes 30 [--ablation] [--tasks under_box,put_back]
+    robot-memory say "put the red cube in the bin"      (to a running planner)
 
 Commands import rclpy only when they run, so ``--help`` works anywhere.
 """
@@ -82,6 +84,10 @@ FORWARDED = {
     "eval-tasks": (
         "robot_memory.tasks.eval_tasks",
         "end-to-end task suite in the sim: planner + memory + policy, with a memoryless ablation",
+    ),
+    "say": (
+        "robot_memory.nodes.say",
+        'one instruction to the running planner, followed to its end: say "put the cube away"',
     ),
 }
 

@@ -8,6 +8,9 @@ keeps working."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import deque
 
 import numpy as np
@@ -230,6 +233,37 @@ def test_bad_instructions_are_rejected_counted_and_the_node_keeps_working(rig: R
     spin_until(
         rig.probe, lambda: rejected(rig.probe, "planner").get("busy") == 1, 5, what="counted"
     )
+
+
+def test_say_sends_an_instruction_and_follows_it_to_the_end(rig: Rig) -> None:
+    """``robot-memory say`` as a user runs it: a separate process over DDS."""
+    rig.probe.messages["/planner/status"].clear()
+    rig.reset_world()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robot_memory.cli", "say", "--timeout", "60",
+         "put", "the", "red", "cube", "in", "the", "bin"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    spin_until(rig.probe, lambda: proc.poll() is not None, 90, what="robot-memory say")
+    out = proc.stdout.read() if proc.stdout else ""
+    assert proc.returncode == 0, out
+    # (an earlier test's failed pick may have taught a look before the pick)
+    assert ". pick #7" in out and ". place #7 -> bin" in out
+    assert "[say] succeeded" in out
+    assert rig.final("put the red cube in the bin").state == "succeeded"
+
+
+def test_say_without_a_planner_says_so() -> None:
+    env = {
+        **os.environ,
+        "ROS_DOMAIN_ID": str((int(os.environ.get("ROS_DOMAIN_ID", "0")) + 7) % 100),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "robot_memory.cli", "say", "--timeout", "3", "hello"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "no planner is listening" in done.stdout
 
 
 def diagnostics(rig: Rig) -> dict[str, str]:

@@ -666,3 +666,20 @@ def test_experience_inserts_a_look_before_pick(planner: OfflinePlanner) -> None:
 def test_held_object_is_placed_without_a_pick(planner: OfflinePlanner) -> None:
     plan = run(planner, "put the red cube in the bin", held=1)
     assert moves(plan) == [("place", 1, "bin")]
+
+
+def test_a_table_region_place_goes_to_a_clear_spot(planner: OfflinePlanner) -> None:
+    """The region's own point is (0.0, -0.3); the box stands right there: the
+    place goes to the nearest spot clear of it and of everything else, and the
+    step keeps the region for verification."""
+    objects = [o for o in base_objects() if o.id != 7]
+    objects.append(obj(7, "white box", (-0.06, -0.30, 0.045), container=True, size=0.11))
+    plan = run(planner, "put the green sphere on the right side of the table", scene(objects, []))
+    place = plan.steps[-1]
+    assert place.target == "table_right" and place.target_position is not None
+    spot = np.asarray(place.target_position[:2])
+    box_lo, box_hi = np.array([-0.115, -0.355]) - 0.05, np.array([-0.005, -0.245]) + 0.05
+    assert not np.all((spot >= box_lo) & (spot <= box_hi))  # clear of the box
+    others = [np.asarray(o.centroid[:2]) for o in objects if o.id not in (3, 7)]
+    assert min(np.linalg.norm(spot - t) for t in others) >= 0.09
+    assert -0.5 <= spot[1] <= -0.15  # still in the right side of the table

@@ -28,7 +28,7 @@ from robot_memory.memory.colours import SHADE, same_colour
 from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.planner.answers import answer_where
 from robot_memory.planner.container_spots import CONTAINER_SLOTS as CONTAINER_SLOTS
-from robot_memory.planner.container_spots import container_spot
+from robot_memory.planner.container_spots import container_spot, region_spot
 from robot_memory.planner.experience_rules import apply_experience_rules
 from robot_memory.planner.grounding import Grounder, canonical_words
 from robot_memory.planner.language import Command, ObjectRef, parse_instruction
@@ -227,6 +227,7 @@ class OfflinePlanner:
             todo.append(obj)
         for obj in todo:
             spot = container_spot(world, target, obj, todo, state, self.container_inset)
+            spot = spot or region_spot(world, target, obj, state)
             self._pick_place(world, obj, target, f"{words} ({cmd.raw!r})", state, spot)
         if len(state.steps) == n_before:
             state.notes.append(f"nothing to do for {cmd.raw!r}")

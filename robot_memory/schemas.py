@@ -296,9 +296,14 @@ def parse_payload(model: type[P], text: str) -> P:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "payload"
-        raise PayloadError("invalid payload", f"{where}: {first['msg']}") from exc
+        raise PayloadError("invalid payload", first_error(exc, "payload")) from exc
+
+
+def first_error(exc: ValidationError, root: str) -> str:
+    """``where: what`` of a validation error's first problem (short, loggable)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or root
+    return f"{where}: {first['msg']}"
 
 
 def dump_payload(payload: Payload) -> str:

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from robot_memory.planner.plan import SKILLS, Plan, PlanStep
 from robot_memory.planner.world import World
+from robot_memory.schemas import first_error
 
 #: Where a place at a position may be asked for: the table area the policy's
 #: demonstrations covered, grown a little [m, world frame].
@@ -70,9 +71,7 @@ def parse_plan(data: str | dict) -> Plan:
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "plan"
-        raise PlanValidationError("invalid plan", f"{where}: {first['msg']}") from exc
+        raise PlanValidationError("invalid plan", first_error(exc, "plan")) from exc
 
 
 def _object(world: World, step: PlanStep, i: int) -> None:

@@ -216,6 +216,16 @@ def test_replan_searches_for_an_object_knocked_out_of_view() -> None:
     assert ex.counters["search_looks"] == 2
 
 
+def test_a_failed_look_does_not_end_the_task() -> None:
+    world = scene()
+    world.fail["look"] = 1  # the look before the pick (from the plan) does not reach its pose
+    steps = [PlanStep(skill="look", object_id=2), *pick_place(2)]
+    ex = PlanExecutor(FixedPlanBackendTestDouble(steps), world, world)
+    result = ex.run("put the green sphere in the bin")
+    assert result.state == "succeeded", result.reason
+    assert ex.counters["look_failed"] == 1
+
+
 def test_gives_up_after_max_attempts() -> None:
     world = scene()
     world.fail["pick"] = 5

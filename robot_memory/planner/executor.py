@@ -232,6 +232,11 @@ class PlanExecutor:
             if outcome.ok:
                 i += 1
                 continue
+            if step.skill == "look":  # only refreshes memory: go on with what it holds
+                self._count("look_failed")
+                LOG.warning("look failed (%s); going on with memory as it is", outcome.reason)
+                i += 1
+                continue
             # -- failure: learn, then replan this object or give up
             obj = known.get(step.object_id) if step.object_id is not None else None
             self._learn(result.instruction, step, obj, outcome.reason)

@@ -9,7 +9,8 @@ once custom interfaces can be built (docs/topics.md).
 from __future__ import annotations
 
 import json
-from typing import Literal, TypeVar
+import math
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -19,9 +20,27 @@ Vec3 = tuple[float, float, float]
 Quat = tuple[float, float, float, float]  # w, x, y, z (MuJoCo order)
 
 
+#: Longest JSON text a payload may be [characters]: commands and answers. A
+#: payload class raises it with ``max_chars`` (scene graphs with 10,000s of
+#: objects, ground truth, observation frames).
+MAX_PAYLOAD_CHARS = 1 << 20
+#: Longest text of the big payloads (a scene graph of 10,000 objects is ~7 MB).
+MAX_LARGE_PAYLOAD_CHARS = 64 << 20
+#: Deepest nesting accepted where JSON is walked without a model (free-form
+#: dicts: answers' results, a VLM's plan). json's own scanner stops at ~1000.
+MAX_JSON_DEPTH = 64
+#: Largest magnitude of a goal yaw [rad]: two turns either way.
+MAX_YAW = 4.0 * math.pi
+
+
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     schema_version: Literal[1] = SCHEMA_VERSION
+    #: longest JSON text :func:`parse_payload` accepts for this payload
+    max_chars: ClassVar[int] = MAX_PAYLOAD_CHARS
+    #: walk the decoded data and refuse nesting deeper than this (None: the
+    #: model's own shape bounds it; set where a field is a free-form dict)
+    max_depth: ClassVar[int | None] = None
 
 
 class GroundTruthObject(BaseModel):
@@ -42,6 +61,8 @@ class GroundTruthObject(BaseModel):
 
 class GroundTruth(Payload):
     """/sim/ground_truth: simulator state, for evaluators only."""
+
+    max_chars: ClassVar[int] = MAX_LARGE_PAYLOAD_CHARS
 
     stamp: float = Field(description="simulation time [s]")
     episode: int
@@ -121,6 +142,8 @@ class ObservedObjectMsg(_Strict):
 class ObservationFrameMsg(Payload):
     """/perception/observations: the objects seen in one camera frame."""
 
+    max_chars: ClassVar[int] = MAX_LARGE_PAYLOAD_CHARS
+
     camera: str = Field(min_length=1)
     stamp: float = Field(description="time of the images [s]")
     frame_id: Literal["world"] = "world"
@@ -180,6 +203,8 @@ class RelationMsg(_Strict):
 class SceneGraphMsg(Payload):
     """/memory/scene_graph: the whole remembered scene (transient local)."""
 
+    max_chars: ClassVar[int] = MAX_LARGE_PAYLOAD_CHARS
+
     seq: int = Field(ge=0, description="increases by one with every publication")
     stamp: float = Field(description="time of the latest observation folded in [s]")
     objects: list[MemoryObjectMsg]
@@ -226,7 +251,11 @@ class MemoryQuery(Payload):
 
 
 class MemoryAnswer(Payload):
-    """/memory/answer. ``ok`` false carries ``error``; ``results`` is kind-specific."""
+    """/memory/answer. ``ok`` false carries ``error``; ``results`` is kind-specific
+    (free-form: nesting is bounded by ``max_depth``)."""
+
+    max_chars: ClassVar[int] = MAX_LARGE_PAYLOAD_CHARS
+    max_depth: ClassVar[int | None] = MAX_JSON_DEPTH
 
     id: str
     kind: str
@@ -258,8 +287,10 @@ class PolicyGoalMsg(Payload):
     skill: Literal["pick", "place", "look"]
     object_id: int | None = None
     target: str = Field(default="", max_length=128)
-    target_position: Vec3 | None = None
-    goal_yaw: float | None = None
+    target_position: Vec3 | None = Field(
+        default=None, description="[m, table frame]; must lie in the cell's workspace"
+    )
+    goal_yaw: float | None = Field(default=None, ge=-MAX_YAW, le=MAX_YAW)
 
 
 class PolicyStatusMsg(Payload):
@@ -285,18 +316,84 @@ class PayloadError(ValueError):
         self.detail = detail
 
 
-def parse_payload(model: type[P], text: str) -> P:
-    """Validate ``text`` as ``model``; raise :class:`PayloadError` on any problem."""
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # the C scanner, NaN refused
+
+
+def json_depth_exceeds(value: Any, max_depth: int) -> bool:
+    """True when ``value`` (decoded JSON) nests deeper than ``max_depth``
+    containers; iterative, stops at the first container too deep."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def decode_json(
+    text: str | bytes,
+    max_chars: int = MAX_PAYLOAD_CHARS,
+    max_depth: int | None = None,
+) -> Any:
+    """The one JSON decoder for text from the wire (or from a VLM).
+
+    Refuses, always as :class:`PayloadError` and never anything else:
+    ``payload too large`` (more than ``max_chars`` characters), ``malformed
+    json`` (not JSON, not text, NaN/Infinity literals, nesting past json's
+    recursion limit or past ``max_depth`` when given, integers past Python's
+    4300-digit limit, bad Unicode)."""
+    if not isinstance(text, str | bytes | bytearray):
+        raise PayloadError("malformed json", f"expected text, got {type(text).__name__}")
+    if len(text) > max_chars:
+        raise PayloadError("payload too large", f"{len(text)} characters > {max_chars}")
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise PayloadError("malformed json", str(exc)) from exc
+        if not isinstance(text, str):
+            text = bytes(text).decode("utf-8")
+        data = _DECODER.decode(text)
+    except RecursionError:
+        raise PayloadError("malformed json", "nested too deeply") from None
+    except (ValueError, TypeError, UnicodeError, OverflowError, MemoryError) as exc:
+        # JSONDecodeError and the 4300-digit integer limit are ValueErrors
+        raise PayloadError("malformed json", str(exc)[:200]) from None
+    if max_depth is not None and json_depth_exceeds(data, max_depth):
+        raise PayloadError("malformed json", f"nested deeper than {max_depth}")
+    return data
+
+
+def parse_payload(model: type[P], text: str, max_chars: int | None = None) -> P:
+    """Validate ``text`` as ``model``; raise :class:`PayloadError` on any problem
+    (``max_chars``: override the model's own limit)."""
+    data = decode_json(text, max_chars or model.max_chars, model.max_depth)
     if not isinstance(data, dict):
         raise PayloadError("malformed json", "top level must be an object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise PayloadError("invalid payload", first_error(exc, "payload")) from exc
+        raise PayloadError("invalid payload", first_error(exc, "payload")) from None
+    except (RecursionError, ValueError, TypeError) as exc:  # a validator's own failure
+        raise PayloadError("invalid payload", f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def payload_id(text: str, max_chars: int = MAX_PAYLOAD_CHARS) -> str:
+    """Best-effort ``id`` of a payload that failed validation (so the sender
+    still gets an answer or a status it can match); "" when unreadable."""
+    try:
+        data = decode_json(text, max_chars)
+    except PayloadError:
+        return ""
+    value = data.get("id") if isinstance(data, dict) else None
+    return value[:128] if isinstance(value, str) else ""
 
 
 def first_error(exc: ValidationError, root: str) -> str:

@@ -75,6 +75,9 @@ MEMORY_PARAMETERS: dict[str, ParamValue] = {
     "publish_period_s": 0.2,  # scene graph and markers at most this often
     "preload_embedder": True,  # load the text model at start, not on the first query
     "world_frame": "world",
+    # /memory/reset from any DDS peer wipes memory and its store: refused (and
+    # counted) unless true; true in the sim stack for the memoryless ablation
+    "allow_remote_reset": False,
 }
 
 SAFETY_PARAMETERS: dict[str, ParamValue] = {
@@ -144,6 +147,9 @@ PLANNER_PARAMETERS: dict[str, ParamValue] = {
     "refresh_timeout_s": 5.0,  # wait this long for a scene graph newer than a look
     "query_timeout_s": 5.0,  # wait this long for a /memory/answer
     "memoryless": False,  # ablation: clear memory before planning and each step
+    # accept an instruction's "memoryless": true (it resets memory over
+    # /memory/reset); match the memory node's allow_remote_reset
+    "allow_memoryless": False,
 }
 
 
@@ -202,8 +208,15 @@ def _sim_stack() -> list[NodeSpec]:
         sim_node(),
         expert_node(),
         perception_node(use_sim_time=True),
-        memory_node(use_sim_time=True, store_path="out/memory/sim.sqlite", reset_on_start=True),
-        planner_node(use_sim_time=True, experience_path="out/memory/experience.json"),
+        memory_node(
+            use_sim_time=True,
+            store_path="out/memory/sim.sqlite",
+            reset_on_start=True,
+            allow_remote_reset=True,  # the planner's memoryless ablation
+        ),
+        planner_node(
+            use_sim_time=True, experience_path="out/memory/experience.json", allow_memoryless=True
+        ),
         policy_node(use_sim_time=True),
         safety_node(use_sim_time=True),
     ]

@@ -4,7 +4,8 @@ Thin adapter over :class:`robot_memory.memory.SceneMemory`:
 
 * in: ``/perception/observations`` (``ObservationFrameMsg``), ``/memory/query``
   (``MemoryQuery``), ``/memory/reset`` (std_msgs/Empty: forget everything, the
-  store too; the planner's memoryless ablation);
+  store too; the planner's memoryless ablation; only with the parameter
+  ``allow_remote_reset``, else refused and counted as ``remote reset refused``);
 * out: ``/memory/scene_graph`` (``SceneGraphMsg``, reliable + transient local,
   with a sequence number), ``/memory/markers`` (MarkerArray for RViz/Foxglove),
   ``/memory/answer`` (``MemoryAnswer``, echoing the query id), ``/diagnostics``.
@@ -12,12 +13,13 @@ Thin adapter over :class:`robot_memory.memory.SceneMemory`:
 Every update is committed to SQLite (``store_path``) before the new graph is
 published, so a node killed with SIGKILL restarts with the same ids and loses
 nothing it had published. Malformed input is logged with the reason, counted
-and dropped; the memory is untouched by it.
+and dropped; the memory is untouched by it (an update that fails halfway rolls
+back). Every subscription goes through :class:`InputBoundary`: no message ends
+the node.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -31,6 +33,7 @@ from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import MEMORY_PARAMETERS
 from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.memory_markers import scene_markers
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, LATCHED
@@ -42,6 +45,7 @@ from robot_memory.schemas import (
     PayloadError,
     dump_payload,
     parse_payload,
+    payload_id,
 )
 
 
@@ -64,13 +68,15 @@ class MemoryNode(Node):
         if bool(p("reset_on_start").value):
             self.memory.reset()
         self.frame_id = str(p("world_frame").value)
+        self.allow_remote_reset = bool(p("allow_remote_reset").value)
         self.health = HealthCounters("memory")
+        self.inputs = InputBoundary(self, self.health)
         self.graph_pub = self.create_publisher(String, "/memory/scene_graph", LATCHED)
         self.marker_pub = self.create_publisher(MarkerArray, "/memory/markers", LATCHED)
         self.answer_pub = self.create_publisher(String, "/memory/answer", COMMAND)
-        self.create_subscription(String, "/perception/observations", self.on_observations, 50)
-        self.create_subscription(String, "/memory/query", self.on_query, COMMAND)
-        self.create_subscription(Empty, "/memory/reset", self.on_reset, COMMAND)
+        self.inputs.subscribe(String, "/perception/observations", self.on_observations, 50)
+        self.inputs.subscribe(String, "/memory/query", self.on_query, COMMAND)
+        self.inputs.subscribe(Empty, "/memory/reset", self.on_reset, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         self._dirty = True  # publish the (possibly restored) graph at once
         period = float(p("publish_period_s").value)
@@ -116,23 +122,32 @@ class MemoryNode(Node):
         except PayloadError as err:
             self._reject(err.reason, f"query rejected: {err}")
             answer = MemoryAnswer(
-                id=_query_id(msg.data), kind="", ok=False, error=f"{err.reason}: {err.detail}"
+                id=payload_id(msg.data), kind="", ok=False, error=f"{err.reason}: {err.detail}"
             )
         else:
             t0 = time.monotonic()
-            answer = self.memory.answer(query)
+            try:
+                answer = self.memory.answer(query)
+            except Exception as exc:  # noqa: BLE001 - counted; the asker still gets an answer
+                reason = self.inputs.failed("/memory/query", exc)
+                answer = MemoryAnswer(id=query.id, kind=query.kind, ok=False, error=reason)
             self.health.latency(f"query.{query.kind}", time.monotonic() - t0)
         self.answer_pub.publish(String(data=dump_payload(answer)))
 
     def on_reset(self, _msg: Empty) -> None:
+        if not self.allow_remote_reset:
+            self._reject(
+                "remote reset refused",
+                "/memory/reset refused: this node's allow_remote_reset is false",
+            )
+            return
         self.memory.reset()
         self._dirty = True
         self.health.increment("resets")
         self.get_logger().info("memory reset: everything forgotten")
 
     def _reject(self, reason: str, text: str) -> None:
-        self.health.reject(reason)
-        self.get_logger().warn(text)
+        self.inputs.reject(reason, text)  # counted; logged at most once a second per reason
 
     # -- outputs ------------------------------------------------------------------
     def publish_graph(self) -> None:
@@ -147,17 +162,6 @@ class MemoryNode(Node):
 
     def shutdown(self) -> None:
         self.memory.close()
-
-
-def _query_id(text: str) -> str:
-    """The id of a query that failed validation, if one can be read, so the
-    asker still gets its answer."""
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return ""
-    value = data.get("id") if isinstance(data, dict) else None
-    return value[:128] if isinstance(value, str) else ""
 
 
 def main(args: list[str] | None = None) -> None:

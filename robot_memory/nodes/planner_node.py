@@ -19,12 +19,14 @@ while one runs is **rejected**, not queued (status ``rejected``, reason
 ``busy``): a queued command would run on a scene the sender has not seen.
 Malformed JSON, an invalid payload or empty text is logged, counted in
 ``/diagnostics`` (``rejected.<reason>``) and answered with a ``rejected``
-status; the node keeps running.
+status; the node keeps running. So is ``"memoryless": true`` unless the
+parameter ``allow_memoryless`` is set (it makes memory forget everything:
+set it only where the memory node's ``allow_remote_reset`` is). Every
+subscription goes through :class:`InputBoundary`: no message ends the node.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -41,6 +43,7 @@ from robot_memory.launch_spec import PLANNER_PARAMETERS
 from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.nodes.conversions import image_to_numpy
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.planner_ports import RosMemoryPort, RosSkillPort
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
@@ -53,11 +56,11 @@ from robot_memory.schemas import (
     PayloadError,
     PolicyStatusMsg,
     SceneGraphMsg,
+    decode_json,
     dump_payload,
     parse_payload,
 )
 
-LOG_THROTTLE_S = 1.0
 #: /planner/plan and /planner/status: latched, 10 deep (statuses come back to
 #: back; a late subscriber gets the last ones), as /policy/status.
 STATUS_QOS = QoSProfile(
@@ -66,6 +69,10 @@ STATUS_QOS = QoSProfile(
     depth=10,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+
+
+#: Longest text on /planner/instruction (the text itself is at most 1000).
+MAX_INSTRUCTION_CHARS = 16_384
 
 
 def make_backend(p: dict, embedder: TextEmbedder | None = None) -> PlannerBackend:
@@ -90,13 +97,13 @@ def make_backend(p: dict, embedder: TextEmbedder | None = None) -> PlannerBacken
     return VLMPlanner(config, fallback=offline)
 
 
-def parse_instruction(text: str) -> InstructionMsg:
-    """Plain text or JSON ``InstructionMsg``; raises PayloadError (reason for diagnostics)."""
+def parse_instruction(text: str, allow_memoryless: bool = True) -> InstructionMsg:
+    """Plain text or JSON ``InstructionMsg``; raises PayloadError (reason for
+    diagnostics), also for ``memoryless`` when not ``allow_memoryless``."""
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise PayloadError("instruction too long", f"{len(text)} characters")
     if text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise PayloadError("malformed json", str(err)) from None
+        data = decode_json(text, MAX_INSTRUCTION_CHARS)
         try:
             msg = InstructionMsg.model_validate(data)
         except ValidationError as err:
@@ -110,6 +117,10 @@ def parse_instruction(text: str) -> InstructionMsg:
             ) from None
     if not msg.text.strip():
         raise PayloadError("empty instruction")
+    if msg.memoryless and not allow_memoryless:
+        raise PayloadError(
+            "memoryless refused", "it resets memory; this planner's allow_memoryless is false"
+        )
     return msg
 
 
@@ -120,6 +131,13 @@ class PlannerNode(Node):
             self.declare_parameter(name, default)
         p = {name: self.get_parameter(name).value for name in PLANNER_PARAMETERS}
         self.health = HealthCounters("planner")
+        self.inputs = InputBoundary(self, self.health)
+        self.allow_memoryless = bool(p["allow_memoryless"])
+        if bool(p["memoryless"]) and not self.allow_memoryless:
+            self.get_logger().warning(
+                "memoryless is set but allow_memoryless is not: the memory node must "
+                "allow_remote_reset, or every step waits for a reset that never comes"
+            )
         self.plan_pub = self.create_publisher(String, "/planner/plan", STATUS_QOS)
         self.status_pub = self.create_publisher(String, "/planner/status", STATUS_QOS)
         goal_pub = self.create_publisher(String, "/policy/goal", COMMAND)
@@ -161,12 +179,13 @@ class PlannerNode(Node):
         self._busy = False
         self._stop = False
 
-        self.create_subscription(String, "/planner/instruction", self.on_instruction, COMMAND)
-        self.create_subscription(String, "/memory/scene_graph", self.on_scene_graph, LATCHED)
-        self.create_subscription(String, "/memory/answer", self.on_answer, COMMAND)
-        self.create_subscription(String, "/policy/status", self.on_policy_status, STATUS_QOS)
+        sub = self.inputs.subscribe
+        sub(String, "/planner/instruction", self.on_instruction, COMMAND)
+        sub(String, "/memory/scene_graph", self.on_scene_graph, LATCHED, prefix="scene graph ")
+        sub(String, "/memory/answer", self.on_answer, COMMAND, prefix="answer ")
+        sub(String, "/policy/status", self.on_policy_status, STATUS_QOS, prefix="policy status ")
         if p["backend"] == "vlm" and p["image_topic"]:
-            self.create_subscription(Image, str(p["image_topic"]), self.on_image, SENSOR)
+            sub(Image, str(p["image_topic"]), self.on_image, SENSOR)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         self._worker = threading.Thread(target=self._work, name="planner", daemon=True)
         self._worker.start()
@@ -193,7 +212,7 @@ class PlannerNode(Node):
     # -- inputs (executor thread) -------------------------------------------------
     def on_instruction(self, msg: String) -> None:
         try:
-            instruction = parse_instruction(msg.data)
+            instruction = parse_instruction(msg.data, self.allow_memoryless)
         except PayloadError as err:
             self._reject(err.reason, f"instruction refused: {err}", msg.data[:200])
             return
@@ -244,8 +263,7 @@ class PlannerNode(Node):
             return None
 
     def _reject(self, reason: str, text: str, instruction: str | None = None) -> None:
-        self.health.reject(reason)
-        self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
+        self.inputs.reject(reason, text)  # counted; logged at most once a second per reason
         if instruction is not None:
             status = PlannerStatusMsg(
                 instruction=instruction[:1000], state="rejected", reason=reason, message=text[:1000]

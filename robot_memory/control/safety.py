@@ -1,38 +1,62 @@
 """The safety layer between the policy and the arm controller (ROS-free).
 
 :class:`SafetyFilter` checks each action chunk (``/policy/action_chunk``) and
-either passes it on, retimed to start now, or rejects all of it with a reason.
-It never clamps or edits a position: a chunk that leaves the joint limits, moves
-a joint faster than ``velocity_scale`` times Franka's limit (between
-consecutive points, and from the measured position to the first point sent) or
-puts the TCP outside the workspace box is refused whole, so the arm keeps
-executing the last good chunk and the watchdog stops it if no good one follows.
+passes it on retimed to start now, or rejects all of it with a reason. It never
+moves a point: a chunk that leaves the joint limits or puts the TCP outside the
+workspace box is refused whole (no retiming can fix it). A chunk that is only
+too fast is *retimed*: its path kept, time stretched until every joint meets
+its velocity and acceleration limits (:mod:`robot_memory.control.retiming`),
+from the setpoint the controller is at and the velocity it moves with, and it
+comes to rest at its last point. Every command it emits, holds included, is
+checked once more against the limits before it leaves
+(:func:`~robot_memory.control.retiming.command_violations`).
 
 Points whose absolute time (observation stamp + ``time_from_start``) is already
 past are dropped (counted, not a rejection, unless every point is past). The
 workspace is checked at the points only, not along the joint-space segments
 between them; at policy rates (dt <= 0.1 s) these are millimetres apart.
 
-The watchdog/e-stop state machine: after a chunk was accepted, a silence of
-``watchdog_timeout_s`` asks for one hold at the measured position
-(:meth:`SafetyFilter.tick`); before the first accepted chunk it never asks, so
-a stack where something else drives the controller (the scripted expert) is
-left alone. An e-stop asks for a hold at once and rejects every chunk until it
+Trusted state: joint states pass a :class:`JointStateGuard` (limits, one
+publisher, no teleports); the controller's own setpoint (what this filter last
+commanded) is the reference while the arm tracks it.
+
+Watchdog, while the arm executes chunks: a hold when no chunk arrived within
+the expected chunk interval (measured from the arrivals) plus
+``watchdog_timeout_s``, or a watched camera sent no frame within its expected
+interval plus ``watchdog_timeout_s``. Before the first accepted chunk it never
+holds, so a stack where something else drives the controller (the scripted
+expert) is left alone. A hold is a smooth stop from the current motion at the
+acceleration limits. An e-stop holds at once and rejects every chunk until it
 is released; after release the arm stays held until a new chunk is accepted.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
 
+from robot_memory.control.joint_state_guard import JointStateGuard, StateGuardConfig, StateRejected
 from robot_memory.control.joint_trajectory import LIMIT_TOLERANCE
+from robot_memory.control.retiming import (
+    MotionLimits,
+    RetimeError,
+    command_violations,
+    plan_velocity,
+    retime,
+    smooth_stop,
+)
+from robot_memory.control.safety_config import (
+    STATUS_SCHEMA_VERSION,
+    ChunkRejected,
+    SafeChunk,
+    SafetyConfig,
+    SafetyCounters,
+)
+from robot_memory.control.watchdog import Watchdog
 from robot_memory.robot.panda import (
+    ARM_ACCELERATION,
     ARM_JOINTS,
     ARM_LOWER,
     ARM_UPPER,
@@ -43,92 +67,8 @@ from robot_memory.robot.panda import (
 )
 from robot_memory.sim.scene import build_model
 
-STATUS_SCHEMA_VERSION = 1
 _AXES = "xyz"
-_SCALARS = (
-    "position_margin",
-    "velocity_scale",
-    "watchdog_timeout_s",
-    "max_chunk_age_s",
-    "min_lead_s",
-    "hold_time_s",
-    "gripper_deadband_m",
-    "tracking_tolerance",
-)
-
-
-@dataclass(frozen=True)
-class SafetyConfig:
-    """Limits of the safety filter. Raises ValueError when inconsistent."""
-
-    position_margin: float = 0.0  # [rad] kept clear of each joint limit
-    velocity_scale: float = 1.0  # fraction of Franka's joint velocity limits
-    workspace_min: tuple[float, float, float] = (-0.6, -0.5, 0.005)  # TCP box, table frame [m]
-    workspace_max: tuple[float, float, float] = (0.6, 0.5, 0.8)
-    watchdog_timeout_s: float = 1.5  # hold after this long without an accepted chunk
-    max_chunk_age_s: float = 1.0  # reject chunks whose observation is older (or newer)
-    min_lead_s: float = 0.05  # the first point sent is at least this far ahead
-    tracking_tolerance: float = 0.15  # [rad] measured vs commanded before the command is trusted
-    hold_time_s: float = 0.1  # time_from_start of the one-point hold trajectory
-    gripper_deadband_m: float = 0.005  # resend the gripper width only when it moves more
-
-    def __post_init__(self) -> None:
-        for name in ("workspace_min", "workspace_max"):
-            value = tuple(float(v) for v in getattr(self, name))
-            if len(value) != 3 or not all(math.isfinite(v) for v in value):
-                raise ValueError(f"{name} must be 3 finite numbers, got {value}")
-            object.__setattr__(self, name, value)
-        for name in _SCALARS:
-            object.__setattr__(self, name, float(getattr(self, name)))
-        if any(lo >= hi for lo, hi in zip(self.workspace_min, self.workspace_max, strict=True)):
-            raise ValueError(f"empty workspace {self.workspace_min} .. {self.workspace_max}")
-        half_range = float(np.min(ARM_UPPER - ARM_LOWER)) / 2
-        if not 0.0 <= self.position_margin < half_range:
-            raise ValueError(f"position_margin must be in [0, {half_range:.3f}) rad")
-        if not 0.0 < self.velocity_scale <= 1.0:
-            raise ValueError("velocity_scale must be in (0, 1]")
-        for name in ("watchdog_timeout_s", "max_chunk_age_s", "min_lead_s", "hold_time_s"):
-            if not getattr(self, name) > 0.0:
-                raise ValueError(f"{name} must be > 0")
-        if not self.gripper_deadband_m >= 0.0:
-            raise ValueError("gripper_deadband_m must be >= 0")
-
-
-class ChunkRejected(ValueError):  # noqa: N818 (the name others code against)
-    """A chunk that must not reach the controller. ``kind`` is short and stable
-    (diagnostics count by it); ``reason`` says what exactly was wrong."""
-
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class SafeChunk:
-    """A trajectory for the controller, to start now.
-
-    ``times`` are seconds from now, strictly increasing, the first at least
-    ``min_lead_s``; ``positions`` (n, 7) are in :data:`ARM_JOINTS` order and
-    exactly the chunk's values. ``gripper`` holds the widths of the same points
-    when the chunk carried them; ``absolute_times`` are the points' own times.
-    """
-
-    times: np.ndarray
-    positions: np.ndarray
-    absolute_times: np.ndarray
-    gripper: np.ndarray | None = None
-    dropped: int = 0
-    joint_names: tuple[str, ...] = ARM_JOINTS
-
-
-@dataclass
-class SafetyCounters:
-    accepted: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    stale_points_dropped: int = 0
-    holds: int = 0
-    last_reject: str = ""
+PANDA_MOTION_LIMITS = MotionLimits(ARM_LOWER, ARM_UPPER, ARM_VELOCITY, ARM_ACCELERATION)
 
 
 class TcpKinematics:
@@ -150,28 +90,56 @@ class TcpKinematics:
 
 
 class SafetyFilter:
-    """The chunk checks and the watchdog/e-stop state machine. ``model`` is
-    the scene for TCP kinematics (default: the tabletop cell, whose world frame
-    is the table frame). Not thread-safe: call it from one thread."""
+    """The chunk checks, the trusted state and the watchdog/e-stop state
+    machine. ``model`` is the scene for TCP kinematics (default: the tabletop
+    cell, whose world frame is the table frame). Not thread-safe: call it from
+    one thread."""
 
     def __init__(
         self, config: SafetyConfig | None = None, model: mujoco.MjModel | None = None
     ) -> None:
-        self.config = config or SafetyConfig()
+        self.config = cfg = config or SafetyConfig()
         self.kinematics = TcpKinematics(model or build_model("tabletop", "primitive"))
         self.counters = SafetyCounters()
-        self.lower = ARM_LOWER + self.config.position_margin
-        self.upper = ARM_UPPER - self.config.position_margin
-        self.velocity_limit = ARM_VELOCITY * self.config.velocity_scale
+        self.limits = PANDA_MOTION_LIMITS.scaled(
+            cfg.velocity_scale, cfg.acceleration_scale, cfg.position_margin
+        )
+        self.lower, self.upper = self.limits.lower, self.limits.upper
+        self.guard = JointStateGuard(
+            self.limits,
+            StateGuardConfig(
+                limit_tolerance=cfg.joint_state_tolerance + cfg.position_margin,
+                jump_tolerance=cfg.joint_state_jump_tolerance,
+                publisher_timeout_s=cfg.joint_state_publisher_timeout_s,
+            ),
+        )
+        self.watchdog = Watchdog(
+            cfg.watchdog_timeout_s, cfg.expected_chunk_interval_s, cfg.expected_frame_interval_s
+        )
         self.estop = False
         self.estop_since: float | None = None
-        self._last_accept: float | None = None
+        self.hold_reason = ""
         self._held = False  # a hold was sent since the last accepted chunk
         self._gripper_plan: tuple[np.ndarray, np.ndarray] | None = None
         self._gripper_sent: float | None = None
         # what the controller was last told: absolute times and joint rows,
         # starting at the setpoint of the moment it was sent
         self._arm_plan: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- trusted state ----------------------------------------------------------
+    def observe_joints(
+        self, q: Sequence[float], now: float, publisher: bytes | None = None
+    ) -> None:
+        """A measured arm position; raises StateRejected (counted) when untrusted."""
+        try:
+            self.guard.accept(np.asarray(q, dtype=float), now, publisher)
+        except StateRejected as err:
+            self.counters.rejected_joint_states[err.kind] += 1
+            raise
+
+    def trusted_state(self, now: float) -> np.ndarray | None:
+        """The last trusted measurement, if not older than ``max_chunk_age_s``."""
+        return self.guard.fresh(now, self.config.max_chunk_age_s)
 
     def setpoint(self, now: float) -> np.ndarray | None:
         """Where the last command sent puts the arm at ``now`` (None: nothing sent)."""
@@ -180,16 +148,23 @@ class SafetyFilter:
         times, rows = self._arm_plan
         return np.array([np.interp(now, times, rows[:, j]) for j in range(rows.shape[1])])
 
-    def _reference(self, now: float, q_measured: np.ndarray) -> np.ndarray:
-        """Where the next chunk starts from: the controller interpolates from its
-        current setpoint, so velocities are checked from there, as long as the
-        arm tracks it (within ``tracking_tolerance``); else from the measurement."""
+    def _starts(
+        self, now: float, q_measured: np.ndarray | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Where a new command starts from: the controller's setpoint and its
+        velocity (it interpolates from there), and also the measured position at
+        rest when the arm does not track the setpoint (or nothing was sent)."""
         setpoint = self.setpoint(now)
+        zero = np.zeros(len(ARM_JOINTS))
         if setpoint is None:
-            return q_measured
-        if np.max(np.abs(setpoint - q_measured)) > self.config.tracking_tolerance:
-            return q_measured
-        return setpoint
+            return [] if q_measured is None else [(q_measured, zero)]
+        assert self._arm_plan is not None
+        starts = [(setpoint, plan_velocity(*self._arm_plan, now))]
+        if q_measured is not None and np.max(np.abs(setpoint - q_measured)) > (
+            self.config.tracking_tolerance
+        ):
+            starts.append((q_measured, zero))
+        return starts
 
     # -- chunks ---------------------------------------------------------------
     def check_chunk(
@@ -205,7 +180,8 @@ class SafetyFilter:
 
         ``stamp`` is the observation time, ``times`` each point's
         ``time_from_start``, ``positions`` one row per point in ``joint_names``
-        order (7 arm joints, optionally :data:`GRIPPER_WIDTH_JOINT`)."""
+        order (7 arm joints, optionally :data:`GRIPPER_WIDTH_JOINT`);
+        ``q_measured`` the trusted measured arm position (None: none fresh)."""
         try:
             chunk = self._check(stamp, joint_names, times, positions, now, q_measured)
         except ChunkRejected as err:
@@ -213,8 +189,10 @@ class SafetyFilter:
             self.counters.last_reject = err.reason
             raise
         self.counters.accepted += 1
+        self.counters.retimed += chunk.stretch > 1.0 + 1e-9
         self.counters.stale_points_dropped += chunk.dropped
-        self.on_chunk_accepted(now)
+        self._held, self.hold_reason = False, ""
+        self.watchdog.chunk_accepted(now)
         if chunk.gripper is not None:
             self._gripper_plan = (chunk.absolute_times, chunk.gripper)
         return chunk
@@ -235,7 +213,7 @@ class SafetyFilter:
         known = (*ARM_JOINTS, GRIPPER_WIDTH_JOINT)
         for name in names:
             if name not in known:
-                raise ChunkRejected("unknown joint", f"unknown joint {name}")
+                raise ChunkRejected("unknown joint", f"unknown joint {name[:64]}")
         if len(set(names)) != len(names):
             raise ChunkRejected("duplicate joint", f"duplicate joint in {names}")
         missing = [n for n in ARM_JOINTS if n not in names]
@@ -247,7 +225,7 @@ class SafetyFilter:
             raise ChunkRejected("malformed chunk", "points and joint names differ in size")
         t = np.asarray(times, dtype=float)
         pts = np.asarray(positions, dtype=float).reshape(len(positions), len(names))
-        if not (math.isfinite(stamp) and np.all(np.isfinite(t)) and np.all(np.isfinite(pts))):
+        if not (np.isfinite(stamp) and np.all(np.isfinite(t)) and np.all(np.isfinite(pts))):
             raise ChunkRejected("non-finite value", "non-finite value")
         if t[0] < 0.0 or np.any(np.diff(t) <= 0.0):
             raise ChunkRejected("times not increasing", "times not increasing")
@@ -270,7 +248,6 @@ class SafetyFilter:
                     "gripper out of limits",
                     f"gripper width {w:.4g} outside [{GRIPPER_MIN_WIDTH:g}, {GRIPPER_MAX_WIDTH:g}]",
                 )
-        self._check_velocities(t, q)
         self._check_workspace(q)
 
         # Drop what is past; of the points closer than min_lead_s keep the last.
@@ -281,23 +258,37 @@ class SafetyFilter:
             keep[soon[-1]] = True
         if not np.any(keep):
             raise ChunkRejected("stale", "stale: every point is in the past")
-        if q_measured is None:
-            raise ChunkRejected("no joint state", "no measured arm position")
-        q0 = np.asarray(q_measured, dtype=float).reshape(len(ARM_JOINTS))
-        if not np.all(np.isfinite(q0)):
-            raise ChunkRejected("no joint state", "measured arm position is not finite")
-        out_t = np.maximum(lead[keep], cfg.min_lead_s)
+        q0 = None if q_measured is None else np.asarray(q_measured, dtype=float).reshape(7)
+        if q0 is None or not np.all(np.isfinite(q0)):
+            raise ChunkRejected("no joint state", "no trusted measured arm position")
+        asked = np.maximum(lead[keep], cfg.min_lead_s)
+        asked = np.maximum.accumulate(asked + np.arange(len(asked)) * 1e-9)
         out_q = q[keep]
-        q_ref = self._reference(now, q0)
-        self._check_velocities(np.concatenate([[0.0], out_t]), np.vstack([q_ref, out_q]))
-        self._arm_plan = (np.concatenate([[now], now + out_t]), np.vstack([q_ref, out_q]))
+        starts = self._starts(now, q0)
+        out_t = self._timed(starts, asked, out_q)
+        self._arm_plan = (np.concatenate([[now], now + out_t]), np.vstack([starts[0][0], out_q]))
         return SafeChunk(
             times=out_t,
             positions=out_q,
-            absolute_times=stamp + t[keep],
+            absolute_times=now + out_t,
             gripper=None if grip is None else grip[keep],
             dropped=int(len(t) - np.count_nonzero(keep)),
+            stretch=float(out_t[-1] / asked[-1]),
         )
+
+    def _timed(
+        self, starts: list[tuple[np.ndarray, np.ndarray]], times: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        """``times`` stretched to the limits from every start, then checked."""
+        try:
+            out_t = retime(starts, times, rows, self.limits)
+        except RetimeError as err:
+            raise ChunkRejected("cannot retime", str(err)) from None
+        for q0, v0 in starts:
+            problems = command_violations(q0, v0, out_t, rows, self.limits)
+            if problems:  # never expected: retime() meets the same limits
+                raise ChunkRejected("unsafe after retiming", ", ".join(problems))
+        return out_t
 
     def _check_positions(self, q: np.ndarray) -> None:
         bad = (q < self.lower - LIMIT_TOLERANCE) | (q > self.upper + LIMIT_TOLERANCE)
@@ -307,19 +298,6 @@ class SafetyFilter:
                 "position out of limits",
                 f"joint {ARM_JOINTS[j]} position {q[p, j]:.4g} outside "
                 f"[{self.lower[j]:.4f}, {self.upper[j]:.4f}]",
-            )
-
-    def _check_velocities(self, t: np.ndarray, q: np.ndarray) -> None:
-        if len(t) < 2:
-            return
-        vel = np.abs(np.diff(q, axis=0)) / np.diff(t)[:, None]
-        over = vel > self.velocity_limit + LIMIT_TOLERANCE
-        if np.any(over):
-            p, j = np.argwhere(over)[0]
-            raise ChunkRejected(
-                "velocity over limit",
-                f"velocity of {ARM_JOINTS[j]} {vel[p, j]:.3g} rad/s over limit "
-                f"{self.velocity_limit[j]:.4g}",
             )
 
     def _check_workspace(self, q: np.ndarray) -> None:
@@ -334,19 +312,19 @@ class SafetyFilter:
             )
 
     # -- watchdog and e-stop ---------------------------------------------------
-    def on_chunk_accepted(self, now: float) -> None:
-        self._last_accept = now
-        self._held = False
+    def on_frame(self, camera: str, now: float) -> None:
+        """A watched camera sent a frame (its heartbeat)."""
+        self.watchdog.frame(camera, now)
 
-    def tick(self, now: float) -> bool:
-        """True once per silence of ``watchdog_timeout_s`` after an accepted
-        chunk: the caller sends :meth:`hold_command`."""
-        if self.estop or self._held or self._last_accept is None:
-            return False
-        if now - self._last_accept <= self.config.watchdog_timeout_s:
-            return False
-        self._hold()
-        return True
+    def tick(self, now: float) -> str | None:
+        """The reason to hold now (once per stall), or None; the caller then
+        sends :meth:`hold_command`."""
+        if self.estop or self._held:
+            return None
+        reason = self.watchdog.due(now)
+        if reason is not None:
+            self._hold(reason)
+        return reason
 
     def set_estop(self, active: bool, now: float) -> bool:
         """Latch or release the e-stop; True when the caller must hold now
@@ -354,27 +332,39 @@ class SafetyFilter:
         if active and not self.estop:
             self.estop = True
             self.estop_since = now
-            self._hold()
+            self._hold("e-stop")
             return True
         if not active:
             self.estop, self.estop_since = False, None
         return False
 
-    def _hold(self) -> None:
-        self._held = True
+    def _hold(self, reason: str) -> None:
+        self._held, self.hold_reason = True, reason
         self.counters.holds += 1
+        self.watchdog.stop()
         self._gripper_plan = None  # the gripper keeps its last width
 
-    def hold_command(self, q_measured: np.ndarray | Sequence[float]) -> SafeChunk:
-        """One point at the measured position (inside the limits: a hold is
-        never refused by the controller for a measurement a hair past one)."""
-        q = np.clip(np.asarray(q_measured, dtype=float), ARM_LOWER, ARM_UPPER)
-        self._arm_plan = (np.array([-np.inf]), q.reshape(1, len(ARM_JOINTS)))
-        return SafeChunk(
-            times=np.array([self.config.hold_time_s]),
-            positions=q.reshape(1, len(ARM_JOINTS)),
-            absolute_times=np.array([np.nan]),
-        )
+    def hold_command(self, now: float, q_measured: np.ndarray | None) -> SafeChunk | None:
+        """A smooth stop from the controller's current motion (at rest: stay at
+        the setpoint), retimed so that it is also within the limits from the
+        trusted measurement when the arm does not track the setpoint. None when
+        neither a setpoint nor a trusted measurement is known."""
+        q0 = None if q_measured is None else np.asarray(q_measured, dtype=float).reshape(7)
+        starts = self._starts(now, q0)
+        if not starts:
+            return None
+        q_set, v_set = starts[0]
+        times, rows = smooth_stop(q_set, v_set, self.limits)
+        try:
+            out_t = self._timed(starts, times, rows)
+        except ChunkRejected:  # a stop from a setpoint past a limit: stay where measured
+            if q0 is None:
+                return None
+            starts = [(q0, np.zeros(7))]
+            rows = np.clip(q0, self.lower, self.upper).reshape(1, 7)
+            out_t = self._timed(starts, np.array([0.1]), rows)
+        self._arm_plan = (np.concatenate([[now], now + out_t]), np.vstack([starts[0][0], rows]))
+        return SafeChunk(times=out_t, positions=rows, absolute_times=now + out_t)
 
     # -- gripper ----------------------------------------------------------------
     def gripper_due(self, now: float) -> float | None:
@@ -406,10 +396,13 @@ class SafetyFilter:
         return {
             "schema_version": STATUS_SCHEMA_VERSION,
             "state": self.state,
+            "hold_reason": self.hold_reason,
             "accepted": c.accepted,
+            "retimed": c.retimed,
             "rejected_total": sum(c.rejected.values()),
             "rejected": dict(sorted(c.rejected.items())),
             "stale_points_dropped": c.stale_points_dropped,
             "holds": c.holds,
+            "rejected_joint_states": dict(sorted(c.rejected_joint_states.items())),
             "last_reject": c.last_reject,
         }

@@ -316,11 +316,7 @@ class PayloadError(ValueError):
         self.detail = detail
 
 
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # the C scanner, NaN refused
+_DECODER = json.JSONDecoder()  # C scanner; NaN/Infinity decode, the models refuse them
 
 
 def json_depth_exceeds(value: Any, max_depth: int) -> bool:
@@ -350,9 +346,10 @@ def decode_json(
 
     Refuses, always as :class:`PayloadError` and never anything else:
     ``payload too large`` (more than ``max_chars`` characters), ``malformed
-    json`` (not JSON, not text, NaN/Infinity literals, nesting past json's
-    recursion limit or past ``max_depth`` when given, integers past Python's
-    4300-digit limit, bad Unicode)."""
+    json`` (not JSON, not text, nesting past json's recursion limit or past
+    ``max_depth`` when given, integers past Python's 4300-digit limit, bad
+    Unicode). NaN and Infinity decode; the models (``allow_inf_nan=False``)
+    refuse them as ``invalid payload``."""
     if not isinstance(text, str | bytes | bytearray):
         raise PayloadError("malformed json", f"expected text, got {type(text).__name__}")
     if len(text) > max_chars:

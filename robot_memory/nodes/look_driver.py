@@ -33,7 +33,13 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_memory.expert.ik import IKError, PandaIK
 from robot_memory.nodes.safety_node import to_duration
-from robot_memory.policy.goal_grounding import GroundingError, find_object, find_place, top_centre
+from robot_memory.policy.goal_grounding import (
+    GroundingError,
+    check_target,
+    find_object,
+    find_place,
+    top_centre,
+)
 from robot_memory.policy.look_skill import look_target, look_trajectory
 from robot_memory.policy.skill_monitor import MonitorConfig
 from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT, HOME_GRIPPER_WIDTH
@@ -77,7 +83,12 @@ class LookMotion:
 
 
 def look_point(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> np.ndarray:
-    """Where ``goal`` wants the wrist camera to look (raises GroundingError)."""
+    """Where ``goal`` wants the wrist camera to look, inside the cell's
+    workspace (raises GroundingError)."""
+    return check_target(_look_point(goal, graph), "look target")
+
+
+def _look_point(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> np.ndarray:
     if goal.target_position is not None:
         return np.asarray(goal.target_position, dtype=float)
     if not goal.target and goal.object_id is None:
@@ -88,7 +99,7 @@ def look_point(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> np.ndarray:
         place = find_place(graph, goal.target)
         if place is not None:
             return top_centre(place.bbox_min, place.bbox_max)
-        if not goal.target.lstrip("-").isdigit():
+        if not goal.target.lstrip("-").isdecimal():
             raise GroundingError("unknown target", f"{goal.target!r} is no place nor object id")
         return np.asarray(find_object(graph, int(goal.target)).centroid, dtype=float)
     return np.asarray(find_object(graph, int(goal.object_id)).centroid, dtype=float)  # type: ignore[arg-type]

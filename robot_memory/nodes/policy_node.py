@@ -56,6 +56,7 @@ from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import POLICY_PARAMETERS
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.look_driver import LookDriver, LookMotion
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.policy_helpers import (
@@ -103,6 +104,8 @@ class PolicyNode(Node):
         self.max_age = float(p["max_observation_age_s"])
         self.monitor_config = MonitorConfig(timeout_s=float(p["timeout_s"]))
         self.health = HealthCounters("policy")
+        # every subscription; rejections counted, logged at most once a second per reason
+        self.inputs = InputBoundary(self, self.health)
         self.chunk_pub = self.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
         self.status_pub = self.create_publisher(String, "/policy/status", STATUS_QOS)
         self.kinematics = ArmKinematics()  # executor thread; the runtime has its own
@@ -132,10 +135,10 @@ class PolicyNode(Node):
         self._stop = False
         self.status = PolicyStatusMsg(state="idle")
 
-        self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
-        self.create_subscription(String, "/policy/goal", self.on_goal, COMMAND)
-        self.create_subscription(String, "/memory/scene_graph", self.on_scene_graph, LATCHED)
-        self.create_subscription(Bool, "/robot_memory/estop", self.on_estop, LATCHED)
+        self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
+        self.inputs.subscribe(String, "/policy/goal", self.on_goal, COMMAND)
+        self.inputs.subscribe(String, "/memory/scene_graph", self.on_scene_graph, LATCHED)
+        self.inputs.subscribe(Bool, "/robot_memory/estop", self.on_estop, LATCHED)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         self._worker = threading.Thread(target=self._work, name="policy", daemon=True)
         if self.runtime is not None:
@@ -152,14 +155,14 @@ class PolicyNode(Node):
         try:
             q = np.array([pos[names.index(n)] for n in ARM_JOINTS], dtype=float)
         except (ValueError, IndexError):
-            return self._reject("malformed joint_states", f"joint_states without arm: {names}")
+            return self.inputs.reject("malformed joint_states", f"no arm in {names}")
         width = self.width  # the fingers may come in their own JointState messages
         if all(n in names and names.index(n) < len(pos) for n in FINGER_JOINTS):
             width = float(sum(pos[names.index(n)] for n in FINGER_JOINTS))
         if not np.all(np.isfinite(q)) or not np.isfinite(width if width is not None else 0.0):
-            return self._reject("non-finite joint_states", "joint_states with NaN")
+            return self.inputs.reject("non-finite joint_states", "joint_states with NaN")
         if width is None:
-            return self._reject("no gripper width", f"no {FINGER_JOINTS} in joint_states yet")
+            return self.inputs.reject("no gripper width", f"no {FINGER_JOINTS} in joint_states yet")
         self.width = width
         stamp = msg.header.stamp
         if stamp.sec == 0 and stamp.nanosec == 0:
@@ -167,7 +170,7 @@ class PolicyNode(Node):
         t = from_time(stamp)
         with self._lock:
             if self.history and t <= self.history[-1].state.stamp:
-                return self._reject("old joint_states", f"joint_states at {t:.3f} not newer")
+                return self.inputs.reject("old joint_states", f"joint_states at {t:.3f} not newer")
             self.history.append(Observation(RobotState(q, self.width, t), stamp))
             while self.history[0].state.stamp < t - self.history_s:
                 self.history.popleft()
@@ -176,7 +179,7 @@ class PolicyNode(Node):
         try:
             graph = parse_payload(SceneGraphMsg, msg.data)
         except PayloadError as err:
-            return self._reject(f"scene graph {err.reason}", f"scene graph refused: {err}")
+            return self.inputs.reject(f"scene graph {err.reason}", f"scene graph refused: {err}")
         with self._lock:
             self.graph = graph
         self.health.set_value("scene_graph_seq", graph.seq)
@@ -242,10 +245,6 @@ class PolicyNode(Node):
         self.publish_status(PolicyStatusMsg(goal_id=err.goal_id, state="failed", reason=text))
         if self.skill is not None:
             self._publish_skill()  # the latched status is the running skill's again
-
-    def _reject(self, reason: str, text: str) -> None:
-        self.health.reject(reason)
-        self.get_logger().warning(text, throttle_duration_sec=LOG_THROTTLE_S)
 
     # -- skill (executor thread, lock held) -----------------------------------------
     def tick(self) -> None:

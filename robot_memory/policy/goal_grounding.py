@@ -17,6 +17,10 @@ position. This module turns one into the other over the latest
   - a memory object (e.g. a box): the top centre of its box.
 
 * ``target_position``, when given, always wins (no lookup, no graph needed).
+* every target (given or from memory) must be finite and inside the cell's
+  workspace box (``config/cell_tabletop.json``: nothing below the table, out
+  of reach or above 0.3 m): "target out of workspace" otherwise; ``goal_yaw``
+  is bounded by the payload itself (|yaw| <= 4 pi, finite).
 * ``goal_yaw``: the given one, else 0.0 for pick (the home hand yaw: memory
   stores no object orientation yet, so the grasp axis is not known), else the
   current hand yaw for place (carry the object without turning it).
@@ -27,10 +31,11 @@ Every refusal is a :class:`GroundingError` with a short, stable ``reason``
 
 from __future__ import annotations
 
-import json
+from functools import lru_cache
 
 import numpy as np
 
+from robot_memory.cell import Box, load_cell
 from robot_memory.policy.skill_tasks import TABLE_PLACE_X, TABLE_PLACE_Y, SkillGoal
 from robot_memory.schemas import (
     MemoryObjectMsg,
@@ -39,6 +44,7 @@ from robot_memory.schemas import (
     PolicyGoalMsg,
     SceneGraphMsg,
     parse_payload,
+    payload_id,
 )
 
 #: Grasp yaw used for a pick when the goal gives none [rad] (see module doc).
@@ -57,12 +63,26 @@ class GroundingError(ValueError):
 
 def goal_id_of(text: str) -> str:
     """Best-effort ``id`` of a goal payload that may not validate (for the status)."""
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
-        return ""
-    goal_id = data.get("id") if isinstance(data, dict) else None
-    return goal_id[:128] if isinstance(goal_id, str) else ""
+    return payload_id(text)
+
+
+@lru_cache(maxsize=1)
+def default_workspace() -> Box:
+    """The shipped cell's workspace box (world = table frame)."""
+    return load_cell().workspace
+
+
+def check_target(point: np.ndarray, what: str, workspace: Box | None = None) -> np.ndarray:
+    """``point`` if finite and inside ``workspace`` (default: the shipped cell's),
+    else GroundingError "target out of workspace"."""
+    box = workspace if workspace is not None else default_workspace()
+    p = np.asarray(point, dtype=float)
+    if p.shape != (3,) or not np.all(np.isfinite(p)) or not bool(box.contains(p)[0]):
+        lo, hi = np.round(box.bbox_min, 3).tolist(), np.round(box.bbox_max, 3).tolist()
+        raise GroundingError(
+            "target out of workspace", f"{what} at {np.round(p, 3).tolist()} not in {lo}..{hi}"
+        )
+    return p
 
 
 def parse_goal(text: str) -> PolicyGoalMsg:
@@ -153,9 +173,10 @@ def ground_goal(
     try:
         if goal.skill == "pick":
             target, object_text = pick_target(goal, graph)
+            check_target(target, "pick target")
             yaw = DEFAULT_PICK_YAW if goal.goal_yaw is None else goal.goal_yaw
             return SkillGoal("pick", target, yaw, object_text, object_rest_z=float(target[2]))
-        target = place_target(goal, graph)
+        target = check_target(place_target(goal, graph), "place target")
         if goal.goal_yaw is not None:
             yaw = goal.goal_yaw
         elif hand_yaw is not None and np.isfinite(hand_yaw):
@@ -182,6 +203,7 @@ def ground_goal_text(
 __all__ = [
     "DEFAULT_PICK_YAW",
     "GroundingError",
+    "check_target",
     "goal_id_of",
     "ground_goal",
     "ground_goal_text",

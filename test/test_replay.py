@@ -22,13 +22,8 @@ from robot_memory.bag.reader import bag_summary, iter_messages
 from robot_memory.bag.writer import BagWriter, make_qos
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.qos import COMMAND, SENSOR
-from robot_memory.replay.bag_frames import (
-    CameraFrameEvent,
-    GroundTruthEvent,
-    decode_color,
-    decode_depth,
-    iter_bag_events,
-)
+from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
+from robot_memory.replay.bag_images import decode_color, decode_depth
 from robot_memory.replay.replay_core import PauseClock, RateCap, ReplaySchedule, ReplayTiming
 from robot_memory.replay.scenario_scripts import look_at
 from robot_memory.replay.scenarios import ScenarioConfig, ScenarioSession

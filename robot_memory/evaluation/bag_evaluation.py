@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robot_memory.bag.reader import BagError
 from robot_memory.cell import load_cell
 from robot_memory.evaluation.metrics import (
     FrameScore,
@@ -35,7 +36,15 @@ from robot_memory.evaluation.visibility import visible_objects
 from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
 from robot_memory.observations import CameraView, frame_from_payload, frame_to_payload
 from robot_memory.perception import PerceptionConfig, PerceptionInputError, PerceptionPipeline
-from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
+from robot_memory.replay.bag_frames import (
+    WORLD_FRAME,
+    BagPlan,
+    CameraFrameEvent,
+    GroundTruthEvent,
+    inspect_bag,
+    iter_bag_events,
+)
+from robot_memory.replay.bag_topics import GROUND_TRUTH_TOPIC, TopicMap, mapping_hint
 from robot_memory.schemas import GroundTruth, MemoryQuery, PayloadError, parse_payload
 
 
@@ -51,6 +60,16 @@ class EvalOptions:
     seen_fraction: float = 0.6  # "seen" = this much of the object in one view, unoccluded
     cell_file: str = ""
     progress: bool = True
+    topic_map: TopicMap = field(default_factory=TopicMap)  # bag topics -> contract names
+    world_frame: str = WORLD_FRAME  # for camera poses from /tf
+
+
+class EvalError(ValueError):
+    """The bag cannot be evaluated; the message (one line) says why and what to do."""
+
+
+class NothingEvaluatedError(EvalError):
+    """The bag was read, but not one of its frames could be evaluated."""
 
 
 @dataclass
@@ -76,13 +95,55 @@ def _seen_truth(truth: GroundTruth, seen: set[str]) -> GroundTruth:
     return truth.model_copy(update={"objects": keep})
 
 
+def check_bag(opts: EvalOptions) -> tuple[BagPlan, list[str]]:
+    """What the bag offers, and notes on what it lacks; :class:`EvalError` when
+    nothing in it can be evaluated (no camera with colour, depth, camera_info
+    and a pose, or no ground truth), with the topics to map."""
+    try:
+        plan = inspect_bag(opts.bag, opts.topic_map)
+    except BagError as err:
+        raise EvalError(str(err)) from None
+    if not plan.cameras:
+        raise EvalError(
+            f"no camera in {opts.bag}: no /camera/<cam>/color/image_raw (sensor_msgs/Image) "
+            f"or .../image_raw/compressed (CompressedImage); {mapping_hint(plan.topics)}"
+        )
+    chosen = opts.cameras or sorted(plan.cameras)
+    unknown = sorted(set(chosen) - set(plan.cameras))
+    if unknown:
+        raise EvalError(f"cameras {unknown} not in {opts.bag}; it has {sorted(plan.cameras)}")
+    lacking = {cam: plan.cameras[cam].missing() for cam in chosen}
+    lacking = {cam: parts for cam, parts in lacking.items() if parts}
+    described = "; ".join(f"camera {c} lacks {', '.join(p)}" for c, p in lacking.items())
+    if len(lacking) == len(chosen):
+        raise EvalError(f"cannot evaluate {opts.bag}: {described}; {mapping_hint(plan.topics)}")
+    if not plan.ground_truth:
+        raise EvalError(
+            f"{opts.bag} has no {GROUND_TRUTH_TOPIC} (std_msgs/String GroundTruth JSON): "
+            "nothing to score against (docs/evaluation.md, 'Your own bag')"
+        )
+    notes = [f"{described}; it is skipped"] if lacking else []
+    notes += [f"topic {t} cannot be decoded: {why}" for t, why in plan.undecodable.items()]
+    return plan, notes
+
+
 def evaluate_bag(opts: EvalOptions) -> dict:
+    plan, notes = check_bag(opts)
+    for note in notes:
+        print(f"robot-memory eval: note: {note}", file=sys.stderr)
+    cameras = opts.cameras or sorted(c for c in plan.cameras if not plan.cameras[c].missing())
     cell = load_cell(opts.cell_file or None)
     pipeline = PerceptionPipeline(PerceptionConfig(stride=opts.stride), cell)
     memory = SceneMemory(cell=cell, store_path=None, embedder=TextEmbedder())
     state = EvalState()
     wall0 = time.monotonic()
-    events = iter_bag_events(opts.bag, cameras=opts.cameras, camera_rate=opts.camera_rate)
+    events = iter_bag_events(
+        opts.bag,
+        cameras=cameras,
+        topic_map=opts.topic_map,
+        world_frame=opts.world_frame,
+        camera_rate=opts.camera_rate,
+    )
     for n, event in enumerate(events):
         if isinstance(event, GroundTruthEvent):
             _on_truth(event, memory, state, opts)
@@ -100,7 +161,13 @@ def evaluate_bag(opts: EvalOptions) -> dict:
     if opts.progress:
         print()
     if not state.truth_history:
-        raise SystemExit(f"{opts.bag} has no /sim/ground_truth: nothing to score against")
+        raise EvalError(f"{opts.bag} has no readable {GROUND_TRUTH_TOPIC}: nothing to score")
+    if not state.frames:
+        total = sum(state.rejected.values())
+        reasons = ", ".join(f"{r} ({n})" for r, n in state.rejected.most_common(3))
+        raise NothingEvaluatedError(
+            f"none of the {total} camera frames could be evaluated: {reasons}"
+        )
     seen = set(state.well_seen)
     answers = []
     final_truth = state.truth_history[-1]
@@ -121,6 +188,8 @@ def evaluate_bag(opts: EvalOptions) -> dict:
     meta = {
         "bag": str(opts.bag),
         "frames": dict(state.frames),
+        "cameras": {c: vars(plan.cameras[c]) for c in cameras},
+        "notes": notes,
         "rejected_inputs": dict(state.rejected),
         "objects_seen": sorted(seen),
         "options": {
@@ -225,15 +294,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot-period", type=float, default=1.0, help="score every S s")
     p.add_argument("--out-of-view", type=float, default=1.0, help="unseen for S s = out of view")
     p.add_argument("--cell", default="", help="cell file (default: the shipped tabletop cell)")
+    p.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="NAME=PREFIX",
+        help="read camera NAME from PREFIX/color/image_raw[/compressed], "
+        "PREFIX/aligned_depth_to_color/image_raw[/compressedDepth], PREFIX/color/camera_info, "
+        "PREFIX/pose (repeatable)",
+    )
+    p.add_argument(
+        "--remap",
+        action="append",
+        default=[],
+        metavar="FROM=TO",
+        help="read bag topic FROM as TO, e.g. /rgb=/camera/front/color/image_raw (repeatable)",
+    )
+    p.add_argument(
+        "--world-frame", default=WORLD_FRAME, help="frame of camera poses taken from /tf"
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not args.bag.exists():
-        print(f"robot-memory eval: no bag at {args.bag}", file=sys.stderr)
+        print(f"robot-memory eval: error: no bag at {args.bag}", file=sys.stderr)
         return 2
+    try:
+        topic_map = TopicMap.parse(args.camera, args.remap)
+    except ValueError as err:
+        parser.error(str(err))
     out = args.out or Path("out/eval") / args.bag.resolve().name
     opts = EvalOptions(
         bag=args.bag,
@@ -245,8 +338,16 @@ def main(argv: list[str] | None = None) -> int:
         out_of_view_s=args.out_of_view,
         cell_file=args.cell,
         progress=not args.no_progress,
+        topic_map=topic_map,
+        world_frame=args.world_frame,
     )
-    summary = evaluate_bag(opts)
+    try:
+        summary = evaluate_bag(opts)
+    except (EvalError, BagError) as err:
+        if opts.progress:
+            print()
+        print(f"robot-memory eval: error: {err}", file=sys.stderr)
+        return 1 if isinstance(err, NothingEvaluatedError) else 2
     print(json.dumps({k: summary[k] for k in summary if k != "series"}, indent=2, default=str))
     print(f"[eval] report: {out / 'report.md'}")
     return 0

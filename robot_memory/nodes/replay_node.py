@@ -2,15 +2,21 @@
 
 Every topic in the bag is published with its recorded type (the class comes
 from the type name via importlib; messages go out as the recorded CDR bytes,
-never deserialized). QoS: camera images and camera_info best effort keep-last 5;
-latched topics (recorded transient local) reliable + transient local; all
-others reliable keep-last 10. ``/clock`` is generated from bag time (see
-:mod:`robot_memory.replay.replay_core` for the timing, ``--fast`` and
-``--loop``), so nodes with ``use_sim_time`` follow the bag.
+never deserialized). Topics whose type this Python has not installed (custom
+packages, service events of an uninstalled service) or that are not CDR are
+skipped, counted and named in the summary. QoS: camera images and
+camera_info best effort keep-last 5; latched topics (recorded transient
+local) reliable + transient local; all others reliable keep-last 10.
+``/clock`` is generated from bag time (see :mod:`robot_memory.replay.replay_core`
+for the timing, ``--fast`` and ``--loop``), so nodes with ``use_sim_time`` follow the bag.
 
 ``/replay/pause`` (std_msgs/Bool, true = pause) pauses and resumes;
 ``--start-paused`` starts paused. Exits 0 at the end of the bag and after a
-clean Ctrl-C / SIGTERM shutdown; the last line printed is a JSON summary.
+clean Ctrl-C / SIGTERM shutdown; the last line printed is a JSON summary,
+after one line per topic saying what was replayed and what skipped and why.
+A bag it cannot read, or with nothing it can replay, is refused with one
+``robot-memory replay: error: ...`` line and exit status 2 (1 if the bag
+claimed messages and none could be read).
 
     python -m robot_memory.nodes.replay_node BAG [--rate N | --fast] [--loop]
 """
@@ -32,12 +38,11 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import QoSProfile
-from rosbags.highlevel import AnyReader
 from rosbags.interfaces import QosDurability, QosReliability
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Bool
 
-from robot_memory.bag.reader import iter_messages
+from robot_memory.bag.reader import BagError, BagReader, iter_messages, normalize_type
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.nodes.topic_tools import import_message_class
@@ -51,7 +56,21 @@ from robot_memory.replay.replay_core import (
 )
 
 PROGRESS_PERIOD_S = 2.0
-SENSOR_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo")
+SENSOR_TYPES = (
+    "sensor_msgs/msg/Image",
+    "sensor_msgs/msg/CompressedImage",
+    "sensor_msgs/msg/CameraInfo",
+)
+
+
+def message_class(msgtype: str) -> tuple[type | None, str | None]:
+    """The installed class of ``msgtype``, or None and why it is not there."""
+    try:
+        return import_message_class(normalize_type(msgtype)), None
+    except ModuleNotFoundError as err:
+        return None, f"type {msgtype} is not installed (no Python module {err.name!r})"
+    except (ImportError, AttributeError, ValueError) as err:
+        return None, f"type {msgtype} is not installed ({err})"
 
 
 def qos_for(topic: str, msgtype: str, offered: Sequence[object] = ()) -> QoSProfile:
@@ -81,28 +100,41 @@ class ReplayNode(Node):
     ) -> None:
         super().__init__("replay")
         self.bag, self.timing, self.progress = bag, timing, progress
-        with AnyReader([bag]) as reader:
+        with BagReader(bag) as reader:
             conns = list(reader.connections)
             start, end = (reader.start_time, reader.end_time) if reader.message_count else (0, 0)
+            self.bag_counts = {t: info.msgcount for t, info in reader.topics.items()}
         known = {c.topic for c in conns}
         if topics:
             missing = sorted(set(topics) - known)
             if missing:
-                raise ValueError(f"topics not in {bag}: {missing}; it has {sorted(known)}")
+                raise BagError(f"topics not in {bag}: {missing}; it has {sorted(known)}")
         wanted = set(topics) if topics else known
         self.schedule = ReplaySchedule(start, end, timing)
         if timing.clock_rate:
             wanted.discard(CLOCK_TOPIC)  # generated from bag time instead
-        self.topics = sorted(wanted)
         self.pubs: dict[str, Publisher] = {}
+        self.skipped: dict[str, dict] = {}  # topic -> type, messages, reason
         for conn in conns:
-            if conn.topic in wanted and conn.topic not in self.pubs:
-                offered = getattr(conn.ext, "offered_qos_profiles", ()) or ()
-                self.pubs[conn.topic] = self.create_publisher(
-                    import_message_class(conn.msgtype),
-                    conn.topic,
-                    qos_for(conn.topic, conn.msgtype, offered),
-                )
+            if conn.topic not in wanted or conn.topic in self.pubs or conn.topic in self.skipped:
+                continue
+            cls, why = message_class(conn.msgtype)
+            fmt = getattr(conn.ext, "serialization_format", "cdr") or "cdr"
+            if fmt != "cdr":
+                cls, why = None, f"serialization {fmt!r} is not CDR"
+            if cls is None:
+                self.skipped[conn.topic] = {
+                    "type": conn.msgtype,
+                    "messages": self.bag_counts.get(conn.topic, 0),
+                    "reason": why,
+                }
+                continue
+            offered = getattr(conn.ext, "offered_qos_profiles", ()) or ()
+            msgtype = normalize_type(conn.msgtype)
+            self.pubs[conn.topic] = self.create_publisher(
+                cls, conn.topic, qos_for(conn.topic, msgtype, offered)
+            )
+        self.topics = sorted(self.pubs)
         self.clock_pub = (
             self.create_publisher(Clock, CLOCK_TOPIC, 10) if timing.clock_rate else None
         )
@@ -197,7 +229,23 @@ class ReplayNode(Node):
             "planned_pass_wall_s": self.schedule.pass_wall_s,
             "backward_jumps": self.backward_jumps,
             "counts": dict(sorted(self.counts.items())),
+            "replayed": sum(n for t, n in self.counts.items() if t in self.pubs),
+            "bag_messages": sum(self.bag_counts.values()),
+            "skipped": dict(sorted(self.skipped.items())),
         }
+
+    def report_lines(self) -> list[str]:
+        """What was replayed per topic, and what skipped and why."""
+        lines = [
+            f"replay: {t}: replayed {self.counts.get(t, 0)} messages "
+            f"({self.bag_counts.get(t, 0)} in the bag)"
+            for t in self.topics
+        ]
+        lines += [
+            f"replay: {t}: skipped {info['messages']} messages: {info['reason']}"
+            for t, info in sorted(self.skipped.items())
+        ]
+        return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,21 +278,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _error(text: str, code: int = 2) -> int:
+    print(f"robot-memory replay: error: {text}", file=sys.stderr, flush=True)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.bag.exists():
-        print(f"error: no bag at {args.bag}", file=sys.stderr)
-        return 2
+        return _error(f"no bag at {args.bag}")
     try:
         timing = ReplayTiming(
             rate=args.rate, fast=args.fast, clock_rate=args.clock_rate, loop=args.loop
         )
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _error(str(err))
     rclpy.init(signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node: ReplayNode | None = None
     stopped_by = "error"
+    code = 0
     try:
         node = ReplayNode(
             args.bag,
@@ -254,6 +306,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.start_paused,
             not args.no_progress,
         )
+        if not node.pubs:
+            why = "; ".join(f"{t}: {i['reason']}" for t, i in sorted(node.skipped.items()))
+            what = f"every topic is skipped ({why})" if why else "the bag has no topics"
+            code = _error(f"nothing to replay in {args.bag}: {what}")
+            return code
         stop = node.stop
 
         def on_signal(signum: int, frame: object) -> None:
@@ -264,17 +321,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.wait_for_subscribers > 0:
             node.wait_for_subscribers(args.wait_for_subscribers)
         stopped_by = node.run()
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        replayable = sum(node.bag_counts.get(t, 0) for t in node.pubs)
+        if stopped_by == "end" and replayable and not sum(node.counts.values()):
+            code = _error(f"read 0 of the {replayable} messages {args.bag} lists", 1)
+    except (BagError, ValueError) as err:
+        return _error(str(err))
     except (KeyboardInterrupt, ExternalShutdownException):
         stopped_by = "interrupt"
     finally:
         if node is not None:
+            for line in node.report_lines():
+                print(line, flush=True)
             print("replay summary: " + json.dumps(node.summary(stopped_by)), flush=True)
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return code
 
 
 if __name__ == "__main__":

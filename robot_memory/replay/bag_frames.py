@@ -1,20 +1,25 @@
 """Synchronized RGB-D frames from any rosbag2 bag (MCAP or sqlite3), ROS-free.
 
-:func:`iter_bag_events` reads a bag with :class:`rosbags.highlevel.AnyReader`
-(messages are decoded with the bag's own type definitions, so no rclpy and no
-message packages are needed) and yields, in header-stamp order:
+:func:`iter_bag_events` reads a bag with :class:`robot_memory.bag.reader.BagReader`
+(messages are decoded with the bag's own type definitions, or rosbags' standard
+ones for a bag without them, so no rclpy and no message packages are needed)
+and yields, in header-stamp order:
 
 * :class:`CameraFrameEvent` per colour image of each camera, paired with the
   aligned depth image of the nearest stamp (within ``depth_tolerance_s``), the
-  intrinsics of the nearest ``camera_info``, the camera's optical pose from the
-  nearest ``/camera/<cam>/pose`` (within ``pose_tolerance_s``) and the latest
-  ``/joint_states`` at or before the frame. A frame that lacks any of these is
-  still yielded, with ``missing`` saying what is missing (evaluators count them);
+  intrinsics of the nearest ``camera_info``, the camera's optical pose and the
+  latest ``/joint_states`` at or before the frame. A frame that lacks any of
+  these is still yielded, with ``missing`` saying what is missing (evaluators
+  count them);
 * :class:`GroundTruthEvent` per ``/sim/ground_truth`` message.
 
-Cameras are discovered from topic names ``/camera/<cam>/color/image_raw``.
-Depth comes back in metres as float32 with 0.0 where there is no return
-(``16UC1`` millimetres and ``32FC1`` metres with NaN are both accepted).
+Topic names are those of :mod:`robot_memory.replay.bag_topics` (after its
+:class:`TopicMap` renaming). Colour is ``sensor_msgs/Image`` or
+``CompressedImage``; depth comes back in metres as float32 with 0.0 where
+there is no return (``16UC1`` millimetres, ``32FC1`` metres, compressedDepth).
+The pose is the nearest ``/camera/<cam>/pose`` (within ``pose_tolerance_s``),
+else the transform from ``world_frame`` to the image's ``frame_id`` in ``/tf``
+and ``/tf_static`` (interpolated in time).
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,32 +34,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.highlevel import AnyReader
 
+from robot_memory.bag.reader import BagError, BagReader
 from robot_memory.observations import quat_to_matrix
 from robot_memory.perception.image_decoding import PerceptionInputError
-from robot_memory.perception.image_decoding import decode_color as perception_decode_color
-from robot_memory.perception.image_decoding import decode_depth as perception_decode_depth
+from robot_memory.replay.bag_images import decode_color, decode_depth, encoding_of
+from robot_memory.replay.bag_topics import (
+    GROUND_TRUTH_TOPIC,
+    JOINT_STATES_TOPIC,
+    TF_STATIC_TOPIC,
+    TF_TOPIC,
+    CameraTopics,
+    TopicMap,
+    find_cameras,
+)
+from robot_memory.replay.tf_buffer import TransformBuffer, TransformError
 
-COLOR_TOPIC = re.compile(r"^/camera/([^/]+)/color/image_raw$")
-GROUND_TRUTH_TOPIC = "/sim/ground_truth"
-JOINT_STATES_TOPIC = "/joint_states"
-
-
-def color_topic(cam: str) -> str:
-    return f"/camera/{cam}/color/image_raw"
-
-
-def depth_topic(cam: str) -> str:
-    return f"/camera/{cam}/aligned_depth_to_color/image_raw"
-
-
-def info_topic(cam: str) -> str:
-    return f"/camera/{cam}/color/camera_info"
-
-
-def pose_topic(cam: str) -> str:
-    return f"/camera/{cam}/pose"
+WORLD_FRAME = "world"
 
 
 @dataclass
@@ -73,6 +68,7 @@ class CameraFrameEvent:
     position: np.ndarray | None = None  # optical frame in the world [m]
     quaternion: np.ndarray | None = None  # (w, x, y, z)
     pose_stamp: float | None = None
+    pose_source: str | None = None  # "pose topic" or "tf"
     joint_positions: dict[str, float] = field(default_factory=dict)
     missing: str | None = None  # why the frame is incomplete; None when complete
 
@@ -91,24 +87,32 @@ class GroundTruthEvent:
 BagEvent = CameraFrameEvent | GroundTruthEvent
 
 
+@dataclass
+class BagPlan:
+    """What a bag offers for evaluation (see :func:`inspect_bag`)."""
+
+    topics: dict[str, str]  # bag topic -> message type
+    cameras: dict[str, CameraTopics]  # every camera with a colour topic
+    undecodable: dict[str, str]  # bag topic -> why its messages cannot be decoded
+    ground_truth: bool
+
+
+def inspect_bag(bag_path: str | Path, topic_map: TopicMap | None = None) -> BagPlan:
+    """The cameras, topics and undecodable topics of a bag, without reading
+    its messages; :class:`BagError` for a bag that cannot be opened."""
+    with BagReader(bag_path) as reader:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        undecodable = {
+            c.topic: why for c in reader.connections if (why := reader.why_undecodable(c.msgtype))
+        }
+    usable = {t: ty for t, ty in topics.items() if t not in undecodable}
+    cameras, renamed = find_cameras(usable, topic_map)
+    cameras = {name: cam for name, cam in cameras.items() if cam.color is not None}
+    return BagPlan(topics, cameras, undecodable, GROUND_TRUTH_TOPIC in renamed)
+
+
 def stamp_of(msg: Any) -> float:
     return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
-
-
-def decode_color(msg: Any) -> np.ndarray:
-    """A sensor_msgs/Image (any object with its fields) -> HxWx3 uint8 RGB, with
-    the perception node's own decoder: rgb8, bgr8, rgba8, bgra8."""
-    return perception_decode_color(msg.encoding, msg.height, msg.width, msg.step, msg.data)
-
-
-def decode_depth(msg: Any) -> np.ndarray:
-    """16UC1 (mm) / 32FC1 (m) -> HxW float32 metres, 0 where there is no return
-    (the perception decoder, with 32FC1's NaN "no return" written as 0)."""
-    depth = perception_decode_depth(
-        msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian)
-    )
-    depth[np.isnan(depth)] = 0.0
-    return depth
 
 
 def project_point(
@@ -128,10 +132,6 @@ def in_image(uvz: tuple[float, float, float], width: int, height: int, margin: f
     """True if the projected point lies in the image, grown by ``margin`` pixels."""
     u, v, z = uvz
     return z > 0 and -margin <= u < width + margin and -margin <= v < height + margin
-
-
-def discover_cameras(topics: Iterable[str]) -> list[str]:
-    return sorted({m.group(1) for t in topics if (m := COLOR_TOPIC.match(t))})
 
 
 def _nearest(items: Iterable[tuple[float, Any]], stamp: float) -> tuple[float, Any] | None:
@@ -155,15 +155,18 @@ def _truth_stamp(text: str, log_ns: int) -> float:
 
 
 class _Lazy:
-    """A message deserialized on first use, once."""
+    """A message deserialized on first use, once (None if it cannot be)."""
 
-    def __init__(self, reader: AnyReader, raw: bytes, msgtype: str) -> None:
+    def __init__(self, reader: BagReader, raw: bytes, msgtype: str) -> None:
         self._reader, self._raw, self._msgtype = reader, raw, msgtype
         self._msg: Any = None
 
     def get(self) -> Any:
-        if self._msg is None:
-            self._msg = self._reader.deserialize(self._raw, self._msgtype)
+        if self._raw:
+            try:
+                self._msg = self._reader.decode(self._raw, self._msgtype)
+            except BagError:
+                self._msg = None
             self._raw = b""
         return self._msg
 
@@ -172,18 +175,31 @@ class _Camera:
     """Per-camera buffers: colour frames waiting for their depth, recent depth,
     camera_info and poses (bounded)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, topics: CameraTopics) -> None:
+        self.name = topics.name
+        self.topics = topics
         self.pending: deque[tuple[float, int, Any]] = deque()
         self.depths: deque[tuple[int, _Lazy]] = deque(maxlen=16)  # (log time, message)
         self.infos: deque[tuple[float, Any]] = deque(maxlen=16)
         self.poses: deque[tuple[float, Any]] = deque(maxlen=64)
 
 
+@dataclass
+class _Context:
+    joints: deque[tuple[float, dict[str, float]]]
+    tf: TransformBuffer
+    has_tf: bool
+    world_frame: str
+    depth_tol: float
+    pose_tol: float
+
+
 def iter_bag_events(
     bag_path: str | Path,
     cameras: Iterable[str] | None = None,
     *,
+    topic_map: TopicMap | None = None,
+    world_frame: str = WORLD_FRAME,
     depth_tolerance_s: float = 0.02,
     pose_tolerance_s: float = 0.1,
     wait_s: float = 0.25,
@@ -195,99 +211,141 @@ def iter_bag_events(
     ``cameras`` limits the cameras (default: every one found). A colour frame
     is completed once the bag has advanced ``wait_s`` past it (so a depth,
     info or pose written slightly later is still paired), then yielded. Raises
-    ``FileNotFoundError`` for a missing bag and ``ValueError`` when a named
-    camera has no colour topic.
+    :class:`BagError` (a ``ValueError``) for a missing or unreadable bag and
+    when a named camera has no colour topic.
 
     ``camera_rate`` > 0 yields at most that many frames per second and camera
     (by bag log time), and skips decoding the others: depth images are only
     decoded for the colour frames kept.
     """
-    path = Path(bag_path)
-    if not path.exists():
-        raise FileNotFoundError(f"no bag at {path}")
-    with AnyReader([path]) as reader:
-        found = discover_cameras(c.topic for c in reader.connections)
-        names = found if cameras is None else list(cameras)
-        unknown = sorted(set(names) - set(found))
-        if unknown:
-            raise ValueError(f"cameras {unknown} have no colour topic in {path}; found {found}")
-        cams = {name: _Camera(name) for name in names}
-        role: dict[str, tuple[str, str]] = {}
-        for name in names:
-            role[color_topic(name)] = ("color", name)
-            role[depth_topic(name)] = ("depth", name)
-            role[info_topic(name)] = ("info", name)
-            role[pose_topic(name)] = ("pose", name)
-        role[JOINT_STATES_TOPIC] = ("joints", "")
-        if ground_truth:
-            role[GROUND_TRUTH_TOPIC] = ("gt", "")
-        topics = {c.topic for c in reader.connections}
-        has_depth = {name for name in names if depth_topic(name) in topics}
+    plan = inspect_bag(bag_path, topic_map)
+    found = sorted(plan.cameras)
+    names = found if cameras is None else list(cameras)
+    unknown = sorted(set(names) - set(found))
+    if unknown:
+        raise BagError(f"cameras {unknown} have no colour topic in {bag_path}; found {found}")
+    cams = {name: _Camera(plan.cameras[name]) for name in names}
+    role: dict[str, tuple[str, str]] = {}
+    for cam in cams.values():
+        for kind in ("color", "depth", "info", "pose"):
+            if (topic := getattr(cam.topics, kind)) is not None:
+                role[topic] = (kind, cam.name)
+    for topic, kind in ((JOINT_STATES_TOPIC, "joints"), (TF_TOPIC, "tf"), (TF_STATIC_TOPIC, "tf")):
+        if topic in plan.topics and topic not in plan.undecodable:
+            role.setdefault(topic, (kind, ""))
+    if ground_truth and GROUND_TRUTH_TOPIC not in plan.undecodable:
+        role[GROUND_TRUTH_TOPIC] = ("gt", "")
+    has_tf = any(kind == "tf" for kind, _ in role.values())
+    ctx = _Context(
+        deque(maxlen=256),
+        TransformBuffer(tolerance_s=pose_tolerance_s),
+        has_tf,
+        world_frame,
+        depth_tolerance_s,
+        pose_tolerance_s,
+    )
+    with BagReader(bag_path) as reader:
         conns = [c for c in reader.connections if c.topic in role]
-        joints: deque[tuple[float, dict[str, float]]] = deque(maxlen=256)
-        out: list[tuple[float, int, BagEvent]] = []
-        seq = itertools.count()
-        wait_ns = int(wait_s * 1e9)
-        period_ns = int(1e9 / camera_rate) if camera_rate > 0 else 0
-        last_kept: dict[str, int] = {}
+        yield from _events(reader, conns, role, cams, ctx, wait_s, camera_rate)
 
-        def finish(cam: _Camera, stamp: float, log_ns: int, msg: Any) -> None:
-            event = _frame(cam, stamp, log_ns, msg, joints, depth_tolerance_s, pose_tolerance_s)
-            if cam.name not in has_depth and event.missing is not None:
-                event.missing = event.missing.replace("no depth", "no depth topic")
-            heapq.heappush(out, (stamp, next(seq), event))
 
-        def flush(now_ns: int | None) -> Iterator[BagEvent]:
-            for cam in cams.values():
-                while cam.pending and (now_ns is None or now_ns - cam.pending[0][1] >= wait_ns):
-                    finish(cam, *cam.pending.popleft())
-            if now_ns is None:
-                watermark = float("inf")
-            else:  # nothing older than the oldest waiting frame, or than the wait
-                pending = [c.pending[0][0] for c in cams.values() if c.pending]
-                watermark = min([*pending, now_ns * 1e-9 - wait_s])
-            while out and out[0][0] <= watermark:
-                yield heapq.heappop(out)[2]
+def _events(
+    reader: BagReader,
+    conns: list,
+    role: dict[str, tuple[str, str]],
+    cams: dict[str, _Camera],
+    ctx: _Context,
+    wait_s: float,
+    camera_rate: float,
+) -> Iterator[BagEvent]:
+    out: list[tuple[float, int, BagEvent]] = []
+    seq = itertools.count()
+    wait_ns = int(wait_s * 1e9)
+    period_ns = int(1e9 / camera_rate) if camera_rate > 0 else 0
+    last_kept: dict[str, int] = {}
 
-        for conn, log_ns, raw in reader.messages(conns):
-            kind, name = role[conn.topic]
-            if kind == "color" and period_ns:
-                if log_ns - last_kept.get(name, -(1 << 62)) < period_ns - 1_000_000:
-                    continue  # not decoded at all
-                last_kept[name] = log_ns
-            if kind == "depth":  # decoded lazily, only if a kept colour frame needs it
-                cams[name].depths.append((log_ns, _Lazy(reader, raw, conn.msgtype)))
-                yield from flush(log_ns)
-                continue
-            msg = reader.deserialize(raw, conn.msgtype)
-            if kind == "gt":
-                text = str(msg.data)
-                event = GroundTruthEvent(_truth_stamp(text, log_ns), log_ns, text)
-                heapq.heappush(out, (event.stamp, next(seq), event))
-            elif kind == "joints":
-                positions = zip(msg.name, msg.position, strict=False)
-                joints.append((stamp_of(msg), {n: float(p) for n, p in positions}))
-            else:
-                cam = cams[name]
-                if kind == "color":
-                    cam.pending.append((stamp_of(msg), log_ns, msg))
-                elif kind == "info":
-                    cam.infos.append((stamp_of(msg), msg))
-                else:
-                    cam.poses.append((stamp_of(msg), msg))
+    def finish(cam: _Camera, stamp: float, log_ns: int, msg: Any) -> None:
+        heapq.heappush(out, (stamp, next(seq), _frame(cam, stamp, log_ns, msg, ctx)))
+
+    def flush(now_ns: int | None) -> Iterator[BagEvent]:
+        for cam in cams.values():
+            while cam.pending and (now_ns is None or now_ns - cam.pending[0][1] >= wait_ns):
+                finish(cam, *cam.pending.popleft())
+        if now_ns is None:
+            watermark = float("inf")
+        else:  # nothing older than the oldest waiting frame, or than the wait
+            pending = [c.pending[0][0] for c in cams.values() if c.pending]
+            watermark = min([*pending, now_ns * 1e-9 - wait_s])
+        while out and out[0][0] <= watermark:
+            yield heapq.heappop(out)[2]
+
+    for conn, log_ns, raw in reader.read(conns):
+        kind, name = role[conn.topic]
+        if kind == "color" and period_ns:
+            if log_ns - last_kept.get(name, -(1 << 62)) < period_ns - 1_000_000:
+                continue  # not decoded at all
+            last_kept[name] = log_ns
+        if kind == "depth":  # decoded lazily, only if a kept colour frame needs it
+            cams[name].depths.append((log_ns, _Lazy(reader, bytes(raw), conn.msgtype)))
             yield from flush(log_ns)
-        yield from flush(None)
+            continue
+        try:
+            msg = reader.decode(raw, conn.msgtype)
+        except BagError:
+            continue  # a corrupt message: like one never recorded
+        if kind == "gt":
+            text = str(msg.data)
+            event = GroundTruthEvent(_truth_stamp(text, log_ns), log_ns, text)
+            heapq.heappush(out, (event.stamp, next(seq), event))
+        elif kind == "joints":
+            positions = zip(msg.name, msg.position, strict=False)
+            ctx.joints.append((stamp_of(msg), {n: float(p) for n, p in positions}))
+        elif kind == "tf":
+            ctx.tf.add_message(msg, static=conn.topic == TF_STATIC_TOPIC)
+        else:
+            cam = cams[name]
+            if kind == "color":
+                cam.pending.append((stamp_of(msg), log_ns, msg))
+            elif kind == "info":
+                cam.infos.append((stamp_of(msg), msg))
+            else:
+                cam.poses.append((stamp_of(msg), msg))
+        yield from flush(log_ns)
+    yield from flush(None)
 
 
-def _frame(
-    cam: _Camera,
-    stamp: float,
-    log_ns: int,
-    msg: Any,
-    joints: deque[tuple[float, dict[str, float]]],
-    depth_tol: float,
-    pose_tol: float,
-) -> CameraFrameEvent:
+def _pose(cam: _Camera, event: CameraFrameEvent, ctx: _Context) -> str | None:
+    """Fills the event's pose; returns why there is none, or None."""
+    stamp = event.stamp
+    pose = _nearest(cam.poses, stamp)
+    if pose is not None and abs(pose[0] - stamp) <= ctx.pose_tol:
+        p = pose[1].pose
+        event.position = np.array([p.position.x, p.position.y, p.position.z])
+        o = p.orientation
+        event.quaternion = np.array([o.w, o.x, o.y, o.z])
+        event.pose_stamp, event.pose_source = pose[0], "pose topic"
+        return None
+    if ctx.has_tf:
+        frame_id = event.frame_id
+        if not frame_id and cam.infos:
+            frame_id = str(cam.infos[-1][1].header.frame_id)
+        if not frame_id:
+            return "no pose (the image has no frame_id to look up in /tf)"
+        try:
+            found = ctx.tf.lookup(ctx.world_frame, frame_id, stamp)
+        except TransformError as err:
+            return f"no pose: {err}"
+        event.position, event.quaternion = found.translation, found.rotation
+        event.pose_stamp, event.pose_source = stamp, "tf"
+        return None
+    if pose is not None:
+        return f"no pose within {ctx.pose_tol} s"
+    if cam.topics.pose is None:
+        return f"no pose (no /camera/{cam.name}/pose and no /tf in the bag)"
+    return "no pose"
+
+
+def _frame(cam: _Camera, stamp: float, log_ns: int, msg: Any, ctx: _Context) -> CameraFrameEvent:
     missing = []
     try:
         rgb = decode_color(msg)
@@ -300,13 +358,13 @@ def _frame(
         log_time_ns=log_ns,
         frame_id=str(msg.header.frame_id),
         rgb=rgb,
-        color_encoding=str(msg.encoding),
+        color_encoding=encoding_of(msg),
     )
     # candidates by log time (cheap), then the nearest by header stamp (decoded)
     near = [lazy.get() for t, lazy in cam.depths if abs(t - log_ns) <= LOG_WINDOW_NS]
-    depth = _nearest(((stamp_of(m), m) for m in near), stamp)
-    if depth is not None and abs(depth[0] - stamp) <= depth_tol:
-        event.depth_encoding, event.depth_stamp = str(depth[1].encoding), depth[0]
+    depth = _nearest(((stamp_of(m), m) for m in near if m is not None), stamp)
+    if depth is not None and abs(depth[0] - stamp) <= ctx.depth_tol:
+        event.depth_encoding, event.depth_stamp = encoding_of(depth[1]), depth[0]
         try:
             event.depth = decode_depth(depth[1])
         except PerceptionInputError as err:
@@ -314,25 +372,18 @@ def _frame(
         if event.depth is not None and event.depth.shape != event.rgb.shape[:2]:
             missing.append(f"depth is {event.depth.shape}, colour {event.rgb.shape[:2]}")
     else:
-        missing.append("no depth")
+        missing.append("no depth" if cam.topics.depth is not None else "no depth topic")
     info = _nearest(cam.infos, stamp)
     if info is not None:
         event.intrinsics = np.asarray(info[1].k, dtype=float).reshape(3, 3)
     else:
         missing.append("no camera_info")
-    pose = _nearest(cam.poses, stamp)
-    if pose is not None and abs(pose[0] - stamp) <= pose_tol:
-        p = pose[1].pose
-        event.position = np.array([p.position.x, p.position.y, p.position.z])
-        o = p.orientation
-        event.quaternion = np.array([o.w, o.x, o.y, o.z])
-        event.pose_stamp = pose[0]
-    else:
-        missing.append("no pose" if pose is None else f"no pose within {pose_tol} s")
-    before = [js for js in joints if js[0] <= stamp + 1e-6]
+    if (why := _pose(cam, event, ctx)) is not None:
+        missing.append(why)
+    before = [js for js in ctx.joints if js[0] <= stamp + 1e-6]
     if before:
         event.joint_positions = dict(before[-1][1])
-    elif joints:
-        event.joint_positions = dict(joints[0][1])
+    elif ctx.joints:
+        event.joint_positions = dict(ctx.joints[0][1])
     event.missing = "; ".join(missing) or None
     return event

@@ -10,6 +10,7 @@ with the reasons a frame could not be assembled kept for diagnostics.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -47,21 +48,33 @@ class CameraSync(Generic[T]):
     """Buffers one camera's streams and releases complete frames.
 
     ``tolerance_s``: colour/depth (and pose) stamps closer than this are the
-    same instant. A frame waits up to ``pose_wait_s`` (of stream time) for its
-    pose, then is dropped with a reason. A stamp older than the newest one seen by more than
-    ``tolerance_s`` means time jumped backwards (a bag that loops, a restarted
-    simulator): the buffers are cleared and :class:`SyncError` raised once,
-    so stale halves never pair with new ones.
+    same instant. A colour image waits up to ``pose_wait_s`` (of stream time)
+    for its depth and pose, then is dropped with a reason (``missing depth``,
+    ``missing pose``); so is one still waiting when a newer frame is released,
+    or pushed out of a full buffer. A stamp older than the newest one seen by
+    more than ``tolerance_s`` means time jumped backwards (a bag that loops, a
+    restarted simulator): the buffers are cleared and :class:`SyncError`
+    raised once, so stale halves never pair with new ones.
+
+    Every dropped frame is reported, one call per frame: to ``on_drop(reason,
+    detail)`` when given (the node counts them); without it, the first drop of
+    a call that releases no frame raises :class:`SyncError`.
     """
 
     def __init__(
-        self, camera: str, tolerance_s: float = 0.02, pose_wait_s: float = 0.3, buffer: int = 10
+        self,
+        camera: str,
+        tolerance_s: float = 0.02,
+        pose_wait_s: float = 0.3,
+        buffer: int = 10,
+        on_drop: Callable[[str, str], None] | None = None,
     ) -> None:
         if tolerance_s < 0 or pose_wait_s < 0:
             raise ValueError(f"tolerances must be >= 0, got {tolerance_s}, {pose_wait_s}")
         self.camera = camera
         self.tolerance_s = tolerance_s
         self.pose_wait_s = pose_wait_s
+        self.on_drop = on_drop
         self._color: deque[Stamped[T]] = deque(maxlen=buffer)
         self._depth: deque[Stamped[T]] = deque(maxlen=buffer)
         self._pose: deque[Stamped[T]] = deque(maxlen=4 * buffer)
@@ -102,6 +115,9 @@ class CameraSync(Generic[T]):
 
     def add_color(self, stamp: float, color: T) -> SyncedFrame[T] | None:
         self._check_time(stamp, "colour image")
+        if len(self._color) == self._color.maxlen:  # full: the oldest goes, counted
+            oldest = self._color.popleft()
+            self._report(oldest, "buffer full")
         self._color.append(Stamped(stamp, color))
         return self._try_release()
 
@@ -117,31 +133,66 @@ class CameraSync(Generic[T]):
         return best
 
     def _try_release(self) -> SyncedFrame[T] | None:
+        expired: Stamped[T] | None = None  # the newest colour that waited too long
         for color in reversed(self._color):
             depth = self._nearest(self._depth, color.stamp)
             if depth is None or color.stamp <= self._last_released:
+                if expired is None and self._newest - color.stamp > self.pose_wait_s:
+                    expired = color
                 continue
             if self._info is None:
-                self._drop_through(color.stamp)
-                raise SyncError("missing camera_info", f"no camera_info for {self.camera} yet")
+                self._drop_through(color.stamp, "missing camera_info")
+                return None
             pose = self._nearest(self._pose, color.stamp)
             if pose is None:
-                if self._newest - color.stamp <= self.pose_wait_s:
-                    return None  # the pose may still come
-                self._drop_through(color.stamp)
-                raise SyncError(
-                    "missing pose",
-                    f"no {self.camera} pose within {self.tolerance_s} s of {color.stamp:.3f}",
-                )
-            self._drop_through(color.stamp)
+                if self._newest - color.stamp > self.pose_wait_s and expired is None:
+                    expired = color
+                continue  # the pose may still come; an older frame may be complete
+            self._drop_through(color.stamp, "", keep_last=True)
             self._last_released = color.stamp
             return SyncedFrame(
                 self.camera, color.stamp, color.value, depth.value, self._info, pose.value
             )
+        if expired is not None:  # nothing complete: drop what waited too long
+            self._drop_through(expired.stamp, "")
         return None
 
-    def _drop_through(self, stamp: float) -> None:
+    def _why(self, color: Stamped[T]) -> str:
+        if color.stamp <= self._last_released:
+            return ""  # an older duplicate of a released frame: nothing lost
+        if self._nearest(self._depth, color.stamp) is None:
+            return "missing depth"
+        if self._info is None:
+            return "missing camera_info"
+        return "missing pose" if self._nearest(self._pose, color.stamp) is None else "superseded"
+
+    def _report(self, color: Stamped[T], reason: str, releasing: bool = False) -> None:
+        why = self._why(color) if reason in ("", "buffer full") else reason
+        if not why:
+            return
+        detail = {
+            "missing depth": f"no {self.camera} depth within {self.tolerance_s} s",
+            "missing pose": f"no {self.camera} pose within {self.tolerance_s} s",
+            "missing camera_info": f"no camera_info for {self.camera} yet",
+            "superseded": f"a newer {self.camera} frame was complete first",
+        }[why]
+        detail = f"{detail} of {color.stamp:.3f}" + (" (buffer full)" if reason else "")
+        if self.on_drop is not None:
+            self.on_drop(why, detail)
+        elif not releasing:
+            raise SyncError(why, detail)
+
+    def _drop_through(self, stamp: float, reason: str, keep_last: bool = False) -> None:
+        """Drop colours up to ``stamp`` (reporting each; ``keep_last``: the one
+        at ``stamp`` is being released, not dropped) and their depths."""
+        dropped: list[Stamped[T]] = []
         while self._color and self._color[0].stamp <= stamp + 1e-9:
-            self._color.popleft()
-        while self._depth and self._depth[0].stamp <= stamp + self.tolerance_s:
-            self._depth.popleft()
+            dropped.append(self._color.popleft())
+        if keep_last and dropped:
+            dropped.pop()
+        try:
+            for color in dropped:
+                self._report(color, reason, releasing=keep_last)
+        finally:
+            while self._depth and self._depth[0].stamp <= stamp + self.tolerance_s:
+                self._depth.popleft()

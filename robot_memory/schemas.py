@@ -80,7 +80,7 @@ class GroundTruth(Payload):
 class SimReset(Payload):
     """/sim/reset: start a new episode with randomized object placements."""
 
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=2**32 - 1)
 
 
 class ExpertTask(Payload):

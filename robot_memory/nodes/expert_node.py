@@ -27,6 +27,7 @@ from robot_memory.expert.pick_place import (
 from robot_memory.launch_spec import EXPERT_PARAMETERS
 from robot_memory.nodes.conversions import to_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, LATCHED
 from robot_memory.robot.panda import ARM_JOINTS
@@ -52,6 +53,7 @@ class ExpertNode(Node):
             self.declare_parameter(name, default)
         self.speed = float(self.get_parameter("move_speed").value)
         self.health = HealthCounters("expert")
+        self.inputs = InputBoundary(self, self.health)  # no message ends the node
         self.traj_pub = self.create_publisher(
             JointTrajectory, "/arm_controller/joint_trajectory", COMMAND
         )
@@ -59,9 +61,9 @@ class ExpertNode(Node):
             Float64MultiArray, "/gripper_controller/commands", COMMAND
         )
         self.status_pub = self.create_publisher(String, "/expert/status", LATCHED)
-        self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
-        self.create_subscription(String, "/sim/ground_truth", self.on_ground_truth, COMMAND)
-        self.create_subscription(String, "/expert/task", self.on_task, COMMAND)
+        self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
+        self.inputs.subscribe(String, "/sim/ground_truth", self.on_ground_truth, COMMAND)
+        self.inputs.subscribe(String, "/expert/task", self.on_task, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
         self.q: np.ndarray | None = None
@@ -115,8 +117,7 @@ class ExpertNode(Node):
         self.get_logger().info(f"task: {task.object_id} -> {task.place_id}")
 
     def _reject(self, reason: str, text: str) -> None:
-        self.health.reject(reason)
-        self.get_logger().warn(text)
+        self.inputs.reject(reason, text)  # counted; logged at most once a second per reason
 
     # -- state machine -------------------------------------------------------
     def now(self) -> float:
@@ -125,6 +126,12 @@ class ExpertNode(Node):
     def tick(self) -> None:
         if self.task is None:  # finish() clears it; a new one comes from /expert/task
             return
+        try:
+            self._step()
+        except Exception as exc:  # noqa: BLE001 - a task or ground truth it cannot run
+            self.finish(False, self.inputs.failed("/expert/task", exc))
+
+    def _step(self) -> None:
         if self.q is None or self.truth is None or self.now() < self.not_before:
             return
         if not self.steps and self.truth.stamp < self.not_before:

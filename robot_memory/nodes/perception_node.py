@@ -9,7 +9,9 @@ previous one of the same camera is still being processed replaces it (counted as
 ``dropped_frames``): perception runs on the freshest data, never on a backlog.
 
 Output: ``/perception/observations`` (``ObservationFrameMsg`` JSON). Every input
-it cannot use is logged with the reason and counted on ``/diagnostics``.
+it cannot use is logged with the reason and counted on ``/diagnostics``, every
+frame the sync drops too (``missing pose``, ``missing depth``, ...); every
+subscription goes through :class:`InputBoundary`: no message ends the node.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import PERCEPTION_PARAMETERS
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, SENSOR
 from robot_memory.observations import frame_to_payload
@@ -57,29 +60,28 @@ class PerceptionNode(Node):
         cell_file = str(p("cell_file").value)
         self.pipeline = PerceptionPipeline(config, load_cell(cell_file or None))
         self.health = HealthCounters("perception")
+        self.inputs = InputBoundary(self, self.health)
         self.out_pub = self.create_publisher(String, "/perception/observations", COMMAND)
         tolerance = float(p("sync_tolerance_s").value)
         self.syncs: dict[str, CameraSync] = {}
         for cam in self.cameras:
-            self.syncs[cam] = CameraSync(cam, tolerance_s=tolerance)
-            base = f"/camera/{cam}"
-            self.create_subscription(
-                Image, f"{base}/color/image_raw", lambda m, c=cam: self.on_color(c, m), SENSOR
+            self.syncs[cam] = CameraSync(
+                cam, tolerance_s=tolerance, on_drop=lambda r, d: self._reject(r, f"dropped: {d}")
             )
-            self.create_subscription(
+            base, sub = f"/camera/{cam}", self.inputs.subscribe
+            sub(Image, f"{base}/color/image_raw", lambda m, c=cam: self.on_color(c, m), SENSOR)
+            sub(
                 Image,
                 f"{base}/aligned_depth_to_color/image_raw",
                 lambda m, c=cam: self.on_depth(c, m),
                 SENSOR,
             )
-            self.create_subscription(
+            sub(
                 CameraInfo, f"{base}/color/camera_info", lambda m, c=cam: self.on_info(c, m), SENSOR
             )
-            self.create_subscription(
-                PoseStamped, f"{base}/pose", lambda m, c=cam: self.on_pose(c, m), SENSOR
-            )
+            sub(PoseStamped, f"{base}/pose", lambda m, c=cam: self.on_pose(c, m), SENSOR)
         self.joints: dict[str, float] | None = None
-        self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
+        self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
         self._pending: dict[str, SyncedFrame] = {}
@@ -130,8 +132,8 @@ class PerceptionNode(Node):
             self._wake.notify()
 
     def _reject(self, reason: str, text: str) -> None:
-        self.health.reject(reason)
-        self.get_logger().warn(f"rejected ({reason}): {text}")
+        # counted; logged at most once a second per reason (also from the worker)
+        self.inputs.reject(reason, f"rejected ({reason}): {text}")
 
     # -- worker thread --------------------------------------------------------
     def _work(self) -> None:

@@ -14,7 +14,6 @@ import time
 
 import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -27,6 +26,8 @@ from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import SIM_PARAMETERS
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.input_boundary import InputBoundary
+from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, SENSOR
 from robot_memory.robot.panda import ALL_JOINTS
 from robot_memory.schemas import PayloadError, SimReset, dump_payload, parse_payload
@@ -69,6 +70,7 @@ class SimNode(Node):
             )
         )
         self.health = HealthCounters("sim")
+        self.inputs = InputBoundary(self, self.health)  # no message ends the node
 
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.joint_pub = self.create_publisher(JointState, "/joint_states", COMMAND)
@@ -84,13 +86,13 @@ class SimNode(Node):
             )
             for cam in self.cameras
         }
-        self.create_subscription(
+        self.inputs.subscribe(
             JointTrajectory, "/arm_controller/joint_trajectory", self.on_trajectory, COMMAND
         )
-        self.create_subscription(
+        self.inputs.subscribe(
             Float64MultiArray, "/gripper_controller/commands", self.on_gripper, COMMAND
         )
-        self.create_subscription(String, "/sim/reset", self.on_reset, COMMAND)
+        self.inputs.subscribe(String, "/sim/reset", self.on_reset, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
         self._stop = threading.Event()
@@ -135,8 +137,7 @@ class SimNode(Node):
         self.get_logger().info(f"episode {self.runner.episode} (seed {req.seed})")
 
     def _reject(self, reason: str, text: str) -> None:
-        self.health.reject(reason)
-        self.get_logger().warn(text)
+        self.inputs.reject(reason, text)  # counted; logged at most once a second per reason
 
     # -- loop thread --------------------------------------------------------
     def _loop(self) -> None:
@@ -211,22 +212,11 @@ class SimNode(Node):
 
     def shutdown(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5.0)
+        self._thread.join(timeout=1.0)  # one slice and a render; spin_node bounds the rest
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = SimNode()
-    try:
-        while rclpy.ok():
-            rclpy.spin_once(node, timeout_sec=0.1)
-            node.check_loop()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(SimNode, args, check=SimNode.check_loop)
 
 
 if __name__ == "__main__":

@@ -371,7 +371,8 @@ def decode_json(
 def parse_payload(model: type[P], text: str, max_chars: int | None = None) -> P:
     """Validate ``text`` as ``model``; raise :class:`PayloadError` on any problem
     (``max_chars``: override the model's own limit)."""
-    data = decode_json(text, max_chars or model.max_chars, model.max_depth)
+    limit = max_chars or getattr(model, "max_chars", MAX_PAYLOAD_CHARS)
+    data = decode_json(text, limit, getattr(model, "max_depth", None))
     if not isinstance(data, dict):
         raise PayloadError("malformed json", "top level must be an object")
     try:

@@ -24,6 +24,7 @@ from std_msgs.msg import Empty, String
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_memory.nodes.conversions import from_time, image_to_numpy
+from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.look_driver import LookConfig, LookDriver, LookMotion
 from robot_memory.nodes.planner_node import STATUS_QOS
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
@@ -75,17 +76,17 @@ class StackDriver(Node):
         self.plans: list[Plan] = []
         self.statuses: list[PlannerStatusMsg] = []
         self.policy: PolicyStatusMsg | None = None
-        self.create_subscription(JointState, "/joint_states", self._on_joints, COMMAND)
-        self.create_subscription(Image, "/camera/front/color/image_raw", self._on_image, SENSOR)
+        self.inputs = InputBoundary(self)  # a bad message is logged, never the end of the demo
+        sub = self.inputs.subscribe
+        sub(JointState, "/joint_states", self._on_joints, COMMAND)
+        sub(Image, "/camera/front/color/image_raw", self._on_image, SENSOR)
         if wrist:
-            self.create_subscription(
-                Image, "/camera/wrist/color/image_raw", self._on_wrist_image, SENSOR
-            )
-        self.create_subscription(String, "/sim/ground_truth", self._parse("truth"), COMMAND)
-        self.create_subscription(String, "/memory/scene_graph", self._parse("graph"), LATCHED)
-        self.create_subscription(String, "/policy/status", self._parse("policy"), STATUS_QOS)
-        self.create_subscription(String, "/planner/plan", self._on_plan, STATUS_QOS)
-        self.create_subscription(String, "/planner/status", self._on_status, STATUS_QOS)
+            sub(Image, "/camera/wrist/color/image_raw", self._on_wrist_image, SENSOR)
+        sub(String, "/sim/ground_truth", self._parse("truth"), COMMAND)
+        sub(String, "/memory/scene_graph", self._parse("graph"), LATCHED)
+        sub(String, "/policy/status", self._parse("policy"), STATUS_QOS)
+        sub(String, "/planner/plan", self._on_plan, STATUS_QOS)
+        sub(String, "/planner/status", self._on_status, STATUS_QOS)
         self.goal_pub = self.create_publisher(String, "/policy/goal", COMMAND)
         self.chunk_pub = self.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
         self.instruction_pub = self.create_publisher(String, "/planner/instruction", COMMAND)
@@ -122,10 +123,10 @@ class StackDriver(Node):
         return callback
 
     def _on_plan(self, msg: String) -> None:
-        self.plans.append(Plan.model_validate_json(msg.data))
+        self.plans.append(parse_payload(Plan, msg.data))
 
     def _on_status(self, msg: String) -> None:
-        self.statuses.append(PlannerStatusMsg.model_validate_json(msg.data))
+        self.statuses.append(parse_payload(PlannerStatusMsg, msg.data))
 
     # -- waiting -------------------------------------------------------------------
     def spin_until(self, predicate: Callable[[], object], what: str) -> None:

@@ -36,6 +36,7 @@ from robot_memory.bag.queued_writer import MAX_QUEUE_BYTES, QueuedWriter
 from robot_memory.bag.writer import BagWriter, UnknownMessageTypeError
 from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.topic_tools import choose_qos, import_message_class, is_hidden, qos_to_bag
 
 DISCOVERY_PERIOD_S = 0.5
@@ -97,6 +98,7 @@ class Recorder(Node):
         self.writer = writer
         self.requested = [self.resolve_topic_name(t) for t in topics] if topics else None
         self.health = HealthCounters("recorder")
+        self.inputs = InputBoundary(self, self.health)  # no message ends the recording
         self.skipped: dict[str, str] = {}  # topic -> reason it cannot be recorded
         self._subs: dict[str, tuple[Subscription, tuple[bool, bool]]] = {}
         self._queue = QueuedWriter(writer, max_queue_bytes, on_error=self._write_failed)
@@ -171,7 +173,7 @@ class Recorder(Node):
             self.skipped[topic] = reason
             self.get_logger().error(f"not recording {topic}: {reason}")
             return
-        sub = self.create_subscription(
+        sub = self.inputs.subscribe(
             msg_class, topic, lambda raw, t=topic: self._on_message(t, raw), qos, raw=True
         )
         self._subs[topic] = (sub, key)

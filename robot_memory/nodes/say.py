@@ -21,6 +21,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from tqdm import tqdm
 
+from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.planner_node import STATUS_QOS
 from robot_memory.nodes.qos import COMMAND
 from robot_memory.planner.plan import TERMINAL_STATES, InstructionMsg, Plan, PlannerStatusMsg
@@ -37,8 +38,9 @@ class InstructionClient(Node):
         self.plans: list[Plan] = []
         self.statuses: list[PlannerStatusMsg] = []
         self.publisher = self.create_publisher(String, "/planner/instruction", COMMAND)
-        self.create_subscription(String, "/planner/plan", self._on_plan, STATUS_QOS)
-        self.create_subscription(String, "/planner/status", self._on_status, STATUS_QOS)
+        self.inputs = InputBoundary(self)  # a bad message is logged, never the end of say
+        self.inputs.subscribe(String, "/planner/plan", self._on_plan, STATUS_QOS)
+        self.inputs.subscribe(String, "/planner/status", self._on_status, STATUS_QOS)
 
     def _on_plan(self, msg: String) -> None:
         try:

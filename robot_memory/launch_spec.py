@@ -7,11 +7,13 @@ Two front ends read it:
 * ``robot-memory launch <stack>`` (:mod:`robot_memory.launcher`) starts the same
   nodes as processes in the pip-only world, where ``launch`` is missing.
 
-Parameters and remappings live here and nowhere else.
+Parameters, remappings and supervision (which nodes respawn when they die,
+how soon, how often before the stack gives up) live here and nowhere else.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,11 +30,28 @@ class NodeSpec:
     module: str  # python module with main(), used by the pip-only launcher
     parameters: Mapping[str, ParamValue] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
-    required: bool = True  # if it dies, the whole stack goes down
+    required: bool = True  # if it dies (and is not respawned), the whole stack goes down
     description: str = ""
+    # -- supervision (robot_memory.launcher; launch_ros Node(respawn=...)) --
+    respawn: bool = False  # start it again when it exits, whatever its exit code
+    respawn_delay_s: float = 1.0
+    max_restarts: int = 5  # more restarts than this within restart_window_s: give up
+    restart_window_s: float = 60.0
+    # parameters a respawned process gets on top of ``parameters`` (memory:
+    # reset_on_start false, so a restart never wipes the store a first start kept)
+    respawn_parameters: Mapping[str, ParamValue] = field(default_factory=dict)
 
     def with_parameters(self, overrides: Mapping[str, ParamValue]) -> NodeSpec:
         return replace(self, parameters={**self.parameters, **overrides})
+
+    def respawned(self) -> NodeSpec:
+        """The spec a restarted process runs with."""
+        return self.with_parameters(self.respawn_parameters)
+
+
+#: NodeSpec fields that ``stack()`` overrides accept beside parameters
+#: (``memory.respawn:=false``, ``safety.respawn_delay_s:=0.5``).
+SUPERVISION_FIELDS = ("respawn", "respawn_delay_s", "max_restarts", "restart_window_s")
 
 
 SIM_PARAMETERS: dict[str, ParamValue] = {
@@ -71,7 +90,7 @@ PERCEPTION_PARAMETERS: dict[str, ParamValue] = {
 MEMORY_PARAMETERS: dict[str, ParamValue] = {
     "cell_file": "",
     "store_path": "~/.robot_memory/memory.sqlite",  # empty: in-memory only
-    "reset_on_start": False,  # True: forget what the store holds (fresh sim episodes)
+    "reset_on_start": False,  # True: wipe the store at start (never on a respawn)
     "publish_period_s": 0.2,  # scene graph and markers at most this often
     "preload_embedder": True,  # load the text model at start, not on the first query
     "world_frame": "world",
@@ -99,12 +118,17 @@ SAFETY_PARAMETERS: dict[str, ParamValue] = {
 
 
 def safety_node(**overrides: ParamValue) -> NodeSpec:
+    # The one node between the policy and the arm: it never exits on its own
+    # (spin_node survives exceptions), and if it dies anyway it is back quickly.
     return NodeSpec(
         name="safety",
         executable="safety_node",
         module="robot_memory.nodes.safety_node",
         parameters={**SAFETY_PARAMETERS, **overrides},
         description="checks /policy/action_chunk, drives the arm and gripper controllers",
+        respawn=True,
+        respawn_delay_s=0.2,
+        max_restarts=10,
     )
 
 
@@ -128,6 +152,7 @@ def policy_node(**overrides: ParamValue) -> NodeSpec:
         executable="policy_node",
         module="robot_memory.nodes.policy_node",
         parameters={**POLICY_PARAMETERS, **overrides},
+        respawn=True,
         description="diffusion policy: /policy/goal grounded in memory -> /policy/action_chunk",
     )
 
@@ -159,6 +184,7 @@ def planner_node(**overrides: ParamValue) -> NodeSpec:
         executable="planner_node",
         module="robot_memory.nodes.planner_node",
         parameters={**PLANNER_PARAMETERS, **overrides},
+        respawn=True,
         description="task planner: /planner/instruction -> plan of skills on /policy/goal",
     )
 
@@ -169,6 +195,7 @@ def perception_node(**overrides: ParamValue) -> NodeSpec:
         executable="perception_node",
         module="robot_memory.nodes.perception_node",
         parameters={**PERCEPTION_PARAMETERS, **overrides},
+        respawn=True,
         description="RGB-D -> objects in the world frame on /perception/observations",
     )
 
@@ -179,6 +206,8 @@ def memory_node(**overrides: ParamValue) -> NodeSpec:
         executable="memory_node",
         module="robot_memory.nodes.memory_node",
         parameters={**MEMORY_PARAMETERS, **overrides},
+        respawn=True,
+        respawn_parameters={"reset_on_start": False},  # a restart keeps the store
         description="scene graph memory: /memory/scene_graph, markers, queries",
     )
 
@@ -204,6 +233,9 @@ def expert_node() -> NodeSpec:
 
 
 def _sim_stack() -> list[NodeSpec]:
+    # Memory keeps out/memory/sim.sqlite across restarts of the stack, like on
+    # a robot; a fresh episode wipes it explicitly (memory.reset_on_start:=true,
+    # as the demo does, or /memory/reset).
     return [
         sim_node(),
         expert_node(),
@@ -211,7 +243,6 @@ def _sim_stack() -> list[NodeSpec]:
         memory_node(
             use_sim_time=True,
             store_path="out/memory/sim.sqlite",
-            reset_on_start=True,
             allow_remote_reset=True,  # the planner's memoryless ablation
         ),
         planner_node(
@@ -233,7 +264,8 @@ def _real_stack() -> list[NodeSpec]:
 
 def _replay_stack() -> list[NodeSpec]:
     # Perception + memory on bag time, fed by `robot-memory replay BAG`; a
-    # fresh memory each run so results don't depend on an earlier replay.
+    # fresh memory each run so results don't depend on an earlier replay (a
+    # respawned memory keeps what this run put in: respawn_parameters).
     return [
         perception_node(use_sim_time=True),
         memory_node(use_sim_time=True, store_path="out/memory/replay.sqlite", reset_on_start=True),
@@ -262,6 +294,9 @@ def stack(
     out = []
     for node in nodes:
         params = dict(overrides.get(node.name, {}))
+        supervision = {k: params.pop(k) for k in SUPERVISION_FIELDS if k in params}
+        if supervision:
+            node = _with_supervision(node, supervision)
         unknown = set(params) - set(node.parameters) - {"use_sim_time"}
         if unknown:
             raise ValueError(
@@ -278,6 +313,46 @@ def stack(
                 params[key] = float(value)  # rclpy rejects an int for a double parameter
         out.append(node.with_parameters(params))
     return out
+
+
+def _with_supervision(node: NodeSpec, values: Mapping[str, ParamValue]) -> NodeSpec:
+    fields: dict[str, Any] = {}
+    for key, value in values.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if key == "respawn" and not isinstance(value, bool):
+            raise ValueError(f"{node.name}.respawn must be true or false, got {value!r}")
+        if key == "max_restarts" and not (number and isinstance(value, int)):
+            raise ValueError(f"{node.name}.max_restarts must be an integer, got {value!r}")
+        if key.endswith("_s") and not number:
+            raise ValueError(f"{node.name}.{key} must be a number of seconds, got {value!r}")
+        fields[key] = float(value) if key.endswith("_s") else value  # type: ignore[arg-type]
+    return replace(node, **fields)
+
+
+class RestartBudget:
+    """A node may be restarted at most ``max_restarts`` times within any
+    ``window_s`` seconds; past that, its supervisor gives up (ROS-free: used by
+    the pip-only launcher and by the ``ros2 launch`` files)."""
+
+    def __init__(self, max_restarts: int, window_s: float) -> None:
+        self.max_restarts = max_restarts
+        self.window_s = window_s
+        self.restarts = 0  # granted so far, in all
+        self._recent: deque[float] = deque()
+
+    @classmethod
+    def of(cls, spec: NodeSpec) -> RestartBudget:
+        return cls(spec.max_restarts, spec.restart_window_s)
+
+    def allow(self, now_s: float) -> bool:
+        """The node died at ``now_s``: may it be restarted?"""
+        self._recent.append(now_s)
+        while self._recent and now_s - self._recent[0] > self.window_s:
+            self._recent.popleft()
+        if len(self._recent) > self.max_restarts:
+            return False
+        self.restarts += 1
+        return True
 
 
 def parse_override(text: str, default_node: str | None = None) -> tuple[str, str, ParamValue]:

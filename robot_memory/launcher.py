@@ -1,36 +1,54 @@
 """Start a stack's nodes as processes, for the pip-only world (no ``launch``).
 
 It gives every node the DDS environment (robot_memory.ros_env), prefixes their
-output with the node name, forwards Ctrl-C, shuts everything down cleanly
-(SIGINT, then SIGTERM, then SIGKILL) and fails loudly when a required node
-dies. ROS-free: nodes are plain ``python -m module --ros-args ...`` processes.
+output with the node name, forwards Ctrl-C (and its own SIGTERM), shuts
+everything down cleanly (SIGINT, then SIGTERM, then SIGKILL) and supervises:
+a node whose spec says ``respawn`` is started again after ``respawn_delay_s``
+with its restart count in ``ROBOT_MEMORY_RESTART_COUNT``, until it dies more
+than ``max_restarts`` times within ``restart_window_s``; then, like a required
+node that dies without respawn, it takes the stack down loudly
+(:class:`NodeDiedError`). Children get PR_SET_PDEATHSIG, so a launcher killed
+hard (SIGKILL) leaves no node behind on the DDS domain. Supervision runs in
+:meth:`Launcher.check`: call it (or :meth:`Launcher.wait`) from the thread that
+started the stack, since Linux ties PDEATHSIG to the thread that forked.
+ROS-free: nodes are plain ``python -m module --ros-args ...`` processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from robot_memory.launch_spec import NodeSpec, format_ros_arg
-from robot_memory.ros_env import dds_environment
+from robot_memory.launch_spec import NodeSpec, RestartBudget, format_ros_arg
+from robot_memory.ros_env import PARENT_PID_ENV, RESTART_COUNT_ENV, dds_environment
+
+PR_SET_PDEATHSIG = 1
 
 
 class NodeDiedError(RuntimeError):
-    """A required node exited while the stack was running."""
+    """A required node exited while the stack was running (without respawn,
+    or more often than its restart budget allows)."""
 
-    def __init__(self, name: str, returncode: int, tail: Sequence[str]) -> None:
+    def __init__(
+        self, name: str, returncode: int, tail: Sequence[str], restarts: int | None = None
+    ) -> None:
         lines = "\n".join(f"    {line}" for line in tail) or "    (no output)"
-        super().__init__(f"node '{name}' died with exit code {returncode}; last output:\n{lines}")
+        what = f"node '{name}' died with exit code {returncode}"
+        if restarts is not None:
+            what += f" after {restarts} restarts; too many in its window, giving up"
+        super().__init__(f"{what}; last output:\n{lines}")
         self.name = name
         self.returncode = returncode
+        self.restarts = restarts
 
 
 def node_command(spec: NodeSpec, python: str = sys.executable) -> list[str]:
@@ -42,20 +60,36 @@ def node_command(spec: NodeSpec, python: str = sys.executable) -> list[str]:
     return cmd
 
 
-def _default_sigint() -> None:
-    """In the child, before exec: SIGINT back to its default. A launcher started
-    in the background by a non-interactive shell (``cmd &``, nohup, some CI
-    runners) inherits SIGINT *ignored*, and so would every node: Python then
-    installs no KeyboardInterrupt handler and a node ignores our Ctrl-C."""
+def _libc_prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not after fork
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _libc_prctl()
+
+
+def _child_setup() -> None:
+    """In the child, before exec. (1) SIGINT back to its default: a launcher
+    started in the background by a non-interactive shell (``cmd &``, nohup,
+    some CI runners) inherits SIGINT *ignored*, and so would every node: Python
+    then installs no KeyboardInterrupt handler and a node ignores our Ctrl-C.
+    (2) SIGTERM when the launcher dies, even by SIGKILL: no orphans."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 @dataclass
 class _Running:
     spec: NodeSpec
-    proc: subprocess.Popen[str]
+    budget: RestartBudget
+    proc: subprocess.Popen[str] | None = None
     tail: list[str] = field(default_factory=list)
     pump: threading.Thread | None = None
+    respawn_at: float | None = None  # died; start again at this monotonic time
+    finished: bool = False  # exited and neither respawned nor required
 
 
 class Launcher:
@@ -81,6 +115,7 @@ class Launcher:
         self.shutdown_timeout_s = shutdown_timeout_s
         self._running: list[_Running] = []
         self._lock = threading.Lock()
+        self._stopping = False
 
     def __enter__(self) -> Launcher:
         self.start()
@@ -91,26 +126,39 @@ class Launcher:
 
     def start(self) -> None:
         for spec in self.specs:
-            proc = subprocess.Popen(
-                node_command(spec),
-                env=self.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                bufsize=1,
-                start_new_session=True,  # we deliver signals ourselves
-                preexec_fn=_default_sigint,
-            )
-            running = _Running(spec, proc)
-            running.pump = threading.Thread(target=self._pump, args=(running,), daemon=True)
-            running.pump.start()
+            running = _Running(spec, RestartBudget.of(spec))
             self._running.append(running)
-            self._say(f"started {spec.name} (pid {proc.pid}): {spec.description}")
+            self._spawn(running)
+            self._say(f"started {spec.name} (pid {self._pid(running)}): {spec.description}")
 
-    def _pump(self, running: _Running) -> None:
-        assert running.proc.stdout is not None
-        for line in running.proc.stdout:
+    def _spawn(self, running: _Running) -> None:
+        restarts = running.budget.restarts
+        spec = running.spec.respawned() if restarts else running.spec
+        env = {**self.env, RESTART_COUNT_ENV: str(restarts), PARENT_PID_ENV: str(os.getpid())}
+        running.proc = subprocess.Popen(
+            node_command(spec),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # we deliver signals ourselves
+            preexec_fn=_child_setup,
+        )
+        running.pump = threading.Thread(
+            target=self._pump, args=(running, running.proc), daemon=True
+        )
+        running.pump.start()
+
+    @staticmethod
+    def _pid(running: _Running) -> int:
+        assert running.proc is not None
+        return running.proc.pid
+
+    def _pump(self, running: _Running, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
             line = line.rstrip("\n")
             with self._lock:
                 running.tail.append(line)
@@ -124,29 +172,62 @@ class Launcher:
                 print(f"[launch] {text}", file=self.output, flush=True)
 
     def check(self) -> None:
-        """Raise :class:`NodeDiedError` if a required node has exited."""
+        """Supervise: respawn what died and may respawn; raise
+        :class:`NodeDiedError` if a required node is gone for good."""
+        now = time.monotonic()
         for r in self._running:
-            code = r.proc.poll()
-            if code is not None and r.spec.required:
-                if r.pump is not None:
-                    r.pump.join(timeout=1.0)
-                with self._lock:
-                    tail = list(r.tail)
-                raise NodeDiedError(r.spec.name, code, tail)
+            if r.respawn_at is not None:
+                if now >= r.respawn_at and not self._stopping:
+                    r.respawn_at = None
+                    self._spawn(r)
+                    self._say(
+                        f"restarted {r.spec.name} (pid {self._pid(r)}): restart "
+                        f"{r.budget.restarts} (at most {r.spec.max_restarts} "
+                        f"in {r.spec.restart_window_s:g} s)"
+                    )
+                continue
+            code = None if r.finished or r.proc is None else r.proc.poll()
+            if code is None or self._stopping:
+                continue
+            if r.pump is not None:
+                r.pump.join(timeout=1.0)
+            if r.spec.respawn:
+                if not r.budget.allow(now):
+                    raise NodeDiedError(r.spec.name, code, self._tail(r), r.budget.restarts)
+                r.respawn_at = now + r.spec.respawn_delay_s
+                self._say(
+                    f"{r.spec.name} died (exit code {code}); restart {r.budget.restarts} "
+                    f"in {r.spec.respawn_delay_s:g} s"
+                )
+            elif r.spec.required:
+                raise NodeDiedError(r.spec.name, code, self._tail(r))
+            else:
+                r.finished = True
+                self._say(f"{r.spec.name} exited (exit code {code}); not required, not restarted")
+
+    def _tail(self, running: _Running) -> list[str]:
+        with self._lock:
+            return list(running.tail)
 
     def wait(self, timeout_s: float | None = None, poll_s: float = 0.2) -> None:
-        """Block until ``timeout_s`` passes (None: forever), checking node health."""
+        """Block until ``timeout_s`` passes (None: forever), supervising the nodes."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while deadline is None or time.monotonic() < deadline:
             self.check()
             time.sleep(poll_s)
 
     def pids(self) -> dict[str, int]:
-        return {r.spec.name: r.proc.pid for r in self._running}
+        """The current process of each node (a respawned node has a new one)."""
+        return {r.spec.name: r.proc.pid for r in self._running if r.proc is not None}
+
+    def restarts(self) -> dict[str, int]:
+        return {r.spec.name: r.budget.restarts for r in self._running}
 
     def shutdown(self) -> dict[str, int | None]:
-        """Stop every node: SIGINT (clean rclpy shutdown), then SIGTERM, then SIGKILL."""
-        alive = [r for r in self._running if r.proc.poll() is None]
+        """Stop every node: SIGINT (clean rclpy shutdown), then SIGTERM, then SIGKILL.
+        Returns each node's exit code (of its last process)."""
+        self._stopping = True
+        alive = [r for r in self._running if r.proc is not None and r.proc.poll() is None]
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             for r in alive:
                 with contextlib.suppress(ProcessLookupError):
@@ -158,17 +239,28 @@ class Launcher:
             if not alive:
                 break
             self._say(f"{[r.spec.name for r in alive]} ignored {sig.name}; escalating")
-        codes = {}
+        codes: dict[str, int | None] = {}
         for r in self._running:
-            codes[r.spec.name] = r.proc.poll()
+            codes[r.spec.name] = None if r.proc is None else r.proc.poll()
             if r.pump is not None:
                 r.pump.join(timeout=1.0)
         self._running.clear()
         return codes
 
 
+class _TerminatedError(Exception):
+    pass
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise _TerminatedError(signal.Signals(signum).name)
+
+
 def run_stack(specs: Sequence[NodeSpec], duration_s: float | None = None) -> int:
-    """CLI entry: run until Ctrl-C (or ``duration_s``); non-zero if a node died."""
+    """CLI entry: run until Ctrl-C / SIGTERM (or ``duration_s``); non-zero if a
+    node died for good."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_terminated)  # shut the nodes down, like Ctrl-C
     launcher = Launcher(specs)
     try:
         with launcher:
@@ -176,6 +268,9 @@ def run_stack(specs: Sequence[NodeSpec], duration_s: float | None = None) -> int
             launcher.wait(duration_s)
     except KeyboardInterrupt:
         launcher._say("Ctrl-C: shutting down")
+        return 0
+    except _TerminatedError as sig:
+        launcher._say(f"{sig}: shut down")
         return 0
     except NodeDiedError as exc:
         print(f"[launch] ERROR: {exc}", file=sys.stderr, flush=True)

@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from robot_memory.paths import config_path
 
 FASTDDS_PROFILE = "fastdds_profile.xml"
+#: Set by the launcher for each node process: how often it was restarted, and
+#: the launcher's pid (a node stops when its launcher is gone).
+RESTART_COUNT_ENV = "ROBOT_MEMORY_RESTART_COUNT"
+PARENT_PID_ENV = "ROBOT_MEMORY_PARENT_PID"
 
 
 def dds_environment(

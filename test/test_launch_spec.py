@@ -22,7 +22,7 @@ def test_sim_stack_has_sim_expert_perception_memory_policy_safety_with_overrides
     assert nodes["planner"].parameters["use_sim_time"] is True  # refresh waits on sim time
     assert nodes["policy"].parameters["use_sim_time"] is True  # chunk stamps on sim time
     assert nodes["safety"].parameters["use_sim_time"] is True
-    assert nodes["memory"].parameters["reset_on_start"] is True  # fresh episodes in sim
+    assert nodes["memory"].parameters["reset_on_start"] is False  # the store outlives a restart
     assert nodes["perception"].parameters["use_sim_time"] is True
     assert nodes["sim"].parameters["seed"] == 7
     # an int given for a double parameter is coerced (rclpy would refuse it)

@@ -18,15 +18,24 @@ Every refusal raises :class:`PlanValidationError` with a short ``reason``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
 from robot_memory.planner.plan import SKILLS, Plan, PlanStep
 from robot_memory.planner.world import World
-from robot_memory.schemas import first_error
+from robot_memory.schemas import (
+    MAX_JSON_DEPTH,
+    PayloadError,
+    decode_json,
+    first_error,
+    json_depth_exceeds,
+)
+
+#: Longest plan text accepted from a backend (a VLM answer) [characters].
+MAX_PLAN_CHARS = 256_000
 
 #: Where a place at a position may be asked for: the table area the policy's
 #: demonstrations covered, grown a little [m, world frame].
@@ -51,15 +60,23 @@ class ValidationLimits:
     place_z: tuple[float, float] = PLACE_Z
 
 
+def decode_plan_json(text: str) -> Any:
+    """JSON text from a backend, through :func:`robot_memory.schemas.decode_json`
+    (size, nesting, huge integers); raises PlanValidationError "malformed json"."""
+    try:
+        return decode_json(text, MAX_PLAN_CHARS, MAX_JSON_DEPTH)
+    except PayloadError as exc:
+        raise PlanValidationError("malformed json", exc.detail[:200] or exc.reason) from None
+
+
 def parse_plan(data: str | dict) -> Plan:
     """A Plan from JSON text or a dict; raises PlanValidationError (never anything else)."""
     if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise PlanValidationError("malformed json", str(exc)[:200]) from exc
+        data = decode_plan_json(data)
     if not isinstance(data, dict):
         raise PlanValidationError("malformed json", "a plan is a JSON object")
+    if json_depth_exceeds(data, MAX_JSON_DEPTH):
+        raise PlanValidationError("malformed json", f"nested deeper than {MAX_JSON_DEPTH}")
     steps = data.get("steps")
     if isinstance(steps, list):
         for i, step in enumerate(steps):

@@ -23,7 +23,7 @@ import json
 import numpy as np
 
 from robot_memory.planner.plan import MAX_STEPS, SKILLS, Plan
-from robot_memory.planner.validation import PlanValidationError, parse_plan
+from robot_memory.planner.validation import PlanValidationError, decode_plan_json, parse_plan
 from robot_memory.planner.world import PlanningContext, World
 
 #: Fields the model may write; everything else (id, backend, ...) is ours.
@@ -202,10 +202,7 @@ def read_plan(
         raise PlanValidationError("truncated output", "the answer hit max_tokens")
     if not content or not content.strip():
         raise PlanValidationError("empty output", f"finish_reason={finish_reason!r}")
-    try:
-        data = json.loads(_strip_fence(content))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise PlanValidationError("malformed json", str(exc)[:200]) from exc
+    data = decode_plan_json(_strip_fence(content))  # size, nesting, huge ints: "malformed json"
     if not isinstance(data, dict):
         raise PlanValidationError("malformed json", "a plan is a JSON object")
     extra = sorted(set(data) - set(PLAN_FIELDS))

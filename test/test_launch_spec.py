@@ -1,19 +1,25 @@
 """The launch spec and the process launcher (no ROS graph needed)."""
 
+import importlib.util
 import os
 import signal
+import sys
 import time
+import types
+from pathlib import Path
 
 import pytest
 
 from robot_memory.launch_spec import (
     SIM_PARAMETERS,
     NodeSpec,
+    RestartBudget,
     format_ros_arg,
     parse_override,
     stack,
 )
 from robot_memory.launcher import Launcher, NodeDiedError, node_command
+from robot_memory.ros_env import PARENT_PID_ENV
 
 
 def test_sim_stack_has_sim_expert_perception_memory_policy_safety_with_overrides_applied():
@@ -118,3 +124,111 @@ def test_launcher_forwards_sigint_and_escalates_to_sigkill(tmp_path):
 def test_empty_stack_is_refused():
     with pytest.raises(ValueError, match="no nodes"):
         Launcher([])
+
+
+# -- supervision in the spec ----------------------------------------------------------------
+def test_memory_perception_planner_policy_and_safety_respawn_sim_and_expert_do_not():
+    nodes = {n.name: n for n in stack("sim")}
+    assert {n for n, s in nodes.items() if s.respawn} == {
+        "memory",
+        "perception",
+        "planner",
+        "policy",
+        "safety",
+    }
+    assert nodes["safety"].respawn_delay_s < nodes["memory"].respawn_delay_s  # it holds the arm
+    for name in ("real", "replay"):
+        assert all(s.respawn for s in stack(name))
+    # a respawned memory never wipes its store, even where the first start does
+    replay_memory = {n.name: n for n in stack("replay")}["memory"]
+    assert replay_memory.parameters["reset_on_start"] is True
+    assert replay_memory.respawned().parameters["reset_on_start"] is False
+
+
+def test_supervision_fields_are_overridable_and_checked():
+    nodes = {
+        n.name: n
+        for n in stack(
+            "sim",
+            {
+                "memory": {"respawn": False},
+                "safety": {"respawn_delay_s": 1, "max_restarts": 3, "restart_window_s": 10},
+            },
+        )
+    }
+    assert nodes["memory"].respawn is False
+    assert nodes["safety"].respawn_delay_s == 1.0 and nodes["safety"].max_restarts == 3
+    assert isinstance(nodes["safety"].restart_window_s, float)
+    assert "respawn" not in nodes["memory"].parameters  # not a ROS parameter
+    with pytest.raises(ValueError, match="respawn"):
+        stack("sim", {"memory": {"respawn": "yes"}})
+    with pytest.raises(ValueError, match="max_restarts"):
+        stack("sim", {"memory": {"max_restarts": 2.5}})
+
+
+def test_restart_budget_counts_restarts_within_its_window():
+    budget = RestartBudget(max_restarts=2, window_s=10.0)
+    assert budget.allow(0.0) and budget.allow(1.0)
+    assert not budget.allow(2.0)  # a third death within 10 s: give up
+    assert budget.restarts == 2
+    later = RestartBudget(max_restarts=2, window_s=10.0)
+    assert all(later.allow(t) for t in (0.0, 6.0, 12.0, 18.0, 24.0))  # spread out: fine
+    assert later.restarts == 5
+
+
+# -- launch/robot_memory_launch.py, with stand-ins for launch and launch_ros ------------------
+class _Action:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def _fake_launch_modules(monkeypatch):
+    launch = types.ModuleType("launch")
+    launch.LaunchDescription = _Action
+    actions = types.ModuleType("launch.actions")
+    for name in ("DeclareLaunchArgument", "LogInfo", "OpaqueFunction", "SetEnvironmentVariable"):
+        setattr(actions, name, type(name, (_Action,), {}))
+    actions.Shutdown = type("Shutdown", (_Action,), {})
+    substitutions = types.ModuleType("launch.substitutions")
+    substitutions.LaunchConfiguration = _Action
+    launch_ros = types.ModuleType("launch_ros")
+    ros_actions = types.ModuleType("launch_ros.actions")
+    ros_actions.Node = type("Node", (_Action,), {})
+    for name, module in {
+        "launch": launch,
+        "launch.actions": actions,
+        "launch.substitutions": substitutions,
+        "launch_ros": launch_ros,
+        "launch_ros.actions": ros_actions,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    path = Path(__file__).resolve().parents[1] / "launch" / "robot_memory_launch.py"
+    spec = importlib.util.spec_from_file_location("robot_memory_launch_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ros2_launch_nodes_respawn_as_the_spec_says_and_give_up_loudly(monkeypatch):
+    rml = _fake_launch_modules(monkeypatch)
+    nodes = {s.name: s for s in stack("sim")}
+    memory = rml.node_arguments(nodes["memory"])
+    assert memory["respawn"] is True and memory["respawn_delay"] == nodes["memory"].respawn_delay_s
+    sim = rml.node_arguments(nodes["sim"])
+    assert sim["respawn"] is False and type(sim["on_exit"]).__name__ == "Shutdown"
+    assert rml.node_arguments(nodes["safety"])["respawn"] is True
+
+    exited = memory["on_exit"]  # called by launch on every exit of the process
+    running = types.SimpleNamespace(is_shutdown=False)
+    event = types.SimpleNamespace(returncode=-9)
+    for restart in range(1, nodes["memory"].max_restarts + 1):
+        log = exited(event, running)
+        assert type(log).__name__ == "LogInfo" and f"restart {restart}" in log.kwargs["msg"]
+    gave_up = exited(event, running)
+    assert [type(a).__name__ for a in gave_up] == ["LogInfo", "Shutdown"]
+    assert "giving up" in gave_up[1].kwargs["reason"]
+    assert exited(event, types.SimpleNamespace(is_shutdown=True)) is None  # Ctrl-C: quiet
+
+    description = rml.generate("sim")
+    env = {a.args[0]: a.args[1] for a in description.args[0] if a.args and len(a.args) == 2}
+    assert env[PARENT_PID_ENV] == str(os.getpid())  # the nodes watch this launch process

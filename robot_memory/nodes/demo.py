@@ -150,8 +150,11 @@ def demo_specs(opts: DemoOptions, experience_path: Path | None = None) -> list:
     }
     # a missed grasp is retried twice (look, pick, place again), not once
     overrides["planner"] = {"max_attempts": opts.max_attempts}
+    # a fresh episode: memory starts empty, by choice (the sim stack's store persists)
+    overrides["memory"] = {"reset_on_start": True}
     if experience_path is not None:
         overrides["planner"]["experience_path"] = str(experience_path)
+        overrides["memory"]["store_path"] = str(experience_path.with_name("memory.sqlite"))
     specs = stack("sim", overrides)
     return [s for s in specs if s.name != "expert"]  # the planner and policy do the task
 

@@ -92,7 +92,7 @@ class BagPlan:
     """What a bag offers for evaluation (see :func:`inspect_bag`)."""
 
     topics: dict[str, str]  # bag topic -> message type
-    cameras: dict[str, CameraTopics]  # every camera with a colour topic
+    cameras: dict[str, CameraTopics]  # every camera with a colour topic or named in the map
     undecodable: dict[str, str]  # bag topic -> why its messages cannot be decoded
     ground_truth: bool
 
@@ -107,7 +107,8 @@ def inspect_bag(bag_path: str | Path, topic_map: TopicMap | None = None) -> BagP
         }
     usable = {t: ty for t, ty in topics.items() if t not in undecodable}
     cameras, renamed = find_cameras(usable, topic_map)
-    cameras = {name: cam for name, cam in cameras.items() if cam.color is not None}
+    named = set(topic_map.cameras) if topic_map else set()
+    cameras = {n: cam for n, cam in cameras.items() if cam.color is not None or n in named}
     return BagPlan(topics, cameras, undecodable, GROUND_TRUTH_TOPIC in renamed)
 
 
@@ -219,7 +220,7 @@ def iter_bag_events(
     decoded for the colour frames kept.
     """
     plan = inspect_bag(bag_path, topic_map)
-    found = sorted(plan.cameras)
+    found = sorted(name for name, cam in plan.cameras.items() if cam.color is not None)
     names = found if cameras is None else list(cameras)
     unknown = sorted(set(names) - set(found))
     if unknown:

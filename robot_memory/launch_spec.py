@@ -103,17 +103,29 @@ SAFETY_PARAMETERS: dict[str, ParamValue] = {
     "scene": "tabletop",  # the cell whose model gives TCP kinematics (world = table frame)
     "position_margin": 0.0,  # [rad] kept clear of each joint limit
     "velocity_scale": 1.0,  # fraction of the Panda's joint velocity limits
+    "acceleration_scale": 1.0,  # fraction of the Panda's joint acceleration limits
     "workspace_min": [-0.6, -0.5, 0.005],  # TCP box in the table frame [m]
     "workspace_max": [0.6, 0.5, 0.8],
-    "watchdog_timeout_s": 1.5,  # hold once after this long without an accepted chunk
+    # watchdog: hold when a chunk, or a frame of a watched camera, is this much
+    # later than its stream's measured interval (first guesses below)
+    "watchdog_timeout_s": 0.15,  # + one tick (1 / rate) <= 0.2 s
+    "expected_chunk_interval_s": 0.7,  # the policy's (n_action_steps - 1) * dt
+    "expected_frame_interval_s": 0.1,
+    # camera_info topics whose frames must keep coming while the arm moves ([]: none)
+    "watched_cameras": ["/camera/front/color/camera_info", "/camera/wrist/color/camera_info"],
     "max_chunk_age_s": 1.0,  # reject chunks whose observation is older than this
     "min_lead_s": 0.05,  # the first point sent is at least this far ahead
     # velocities of a new chunk are checked from the setpoint the controller is
     # at (it interpolates from there) while the arm tracks it within this [rad]
     "tracking_tolerance": 0.15,
-    "hold_time_s": 0.1,  # time_from_start of the one-point hold trajectory
     "gripper_deadband_m": 0.005,  # resend the gripper width only when it moves more
-    "rate": 20.0,  # [Hz] watchdog and gripper schedule
+    # trusted joint states: within the limits plus this [rad], no faster than
+    # 1.5x the velocity limit plus the jump tolerance [rad], one publisher
+    # (another is trusted after the first was silent this long [s])
+    "joint_state_tolerance": 0.02,
+    "joint_state_jump_tolerance": 0.05,
+    "joint_state_publisher_timeout_s": 0.5,
+    "rate": 50.0,  # [Hz] watchdog and gripper schedule
 }
 
 

@@ -1,7 +1,8 @@
 """The safety node over DDS (in this process): good chunks reach the arm
 controller retimed, stale and out-of-limit ones never do and are counted with
-a reason, the watchdog holds once after chunks stop, the e-stop holds and
-blocks until released."""
+a reason, the watchdog holds once after chunks stop (and, in sim time, within
+0.2 s of a late chunk or camera frame), the e-stop holds and blocks until
+released, a spoofed joint state from another publisher is refused."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import JointState
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_memory.nodes.conversions import from_time, to_time
-from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.nodes.safety_node import SafetyNode, to_duration
 from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT, HOME_ARM
 from ros_helpers import Probe, rejected, spin_for, spin_until
@@ -32,9 +34,12 @@ TRAJ, GRIP, STATUS = (
 WATCHDOG_S = 0.4
 
 
+FRONT_INFO = "/camera/front/color/camera_info"
+
+
 class Rig:
-    def __init__(self) -> None:
-        self.safety = SafetyNode([Parameter("watchdog_timeout_s", value=WATCHDOG_S)])
+    def __init__(self, *parameters: Parameter) -> None:
+        self.safety = SafetyNode([Parameter("watchdog_timeout_s", value=WATCHDOG_S), *parameters])
         rclpy.get_global_executor().add_node(self.safety)  # spun with the probe
         self.probe = Probe("safety_test")
         self.probe.listen(JointTrajectory, TRAJ, COMMAND)
@@ -44,7 +49,11 @@ class Rig:
         self.joints = self.probe.create_publisher(JointState, "/joint_states", COMMAND)
         self.chunks = self.probe.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
         self.estop = self.probe.create_publisher(Bool, "/robot_memory/estop", LATCHED)
-        pubs = (self.safety.traj_pub, self.safety.grip_pub, self.joints, self.chunks, self.estop)
+        self.clock = self.probe.create_publisher(Clock, "/clock", 10)
+        self.frames = self.probe.create_publisher(CameraInfo, FRONT_INFO, SENSOR)
+        pubs = [self.safety.traj_pub, self.safety.grip_pub, self.joints, self.chunks, self.estop]
+        if self.safety.get_parameter("watched_cameras").value == [FRONT_INFO]:
+            pubs.append(self.frames)
         spin_until(
             self.probe,
             lambda: all(p.get_subscription_count() > 0 for p in pubs) and self.status(),
@@ -62,7 +71,10 @@ class Rig:
         self.joints.publish(msg)
         spin_until(
             self.probe,
-            lambda: self.safety.q is not None and np.allclose(self.safety.q, q),
+            lambda: (
+                self.safety.filter.guard.q is not None
+                and np.allclose(self.safety.filter.guard.q, q)
+            ),
             timeout_s=5,
             what="joint state",
         )
@@ -138,16 +150,16 @@ def test_stale_and_out_of_limit_chunks_never_reach_the_controller(rig):
     assert rig.status()["state"] == "ok" and rig.status()["holds"] == 0
 
 
-def test_watchdog_holds_once_at_the_measured_position_after_chunks_stop(rig):
+def test_watchdog_holds_once_where_the_controller_is_after_chunks_stop(rig):
     rig.measure(HOME_ARM)
     rig.send(time.time(), path())
     spin_until(rig.probe, lambda: count(rig, TRAJ) == 1, 5, what="chunk")
-    q_now = HOME_ARM + 0.03
-    rig.measure(q_now)
+    rig.measure(HOME_ARM + 0.03)  # the arm lags its setpoint a little
     spin_until(rig.probe, lambda: count(rig, TRAJ) == 2, 5, what="hold")
-    hold = rig.probe.last(TRAJ)
+    hold = rig.probe.last(TRAJ)  # the chunk ended at rest: stay at its end
     assert len(hold.points) == 1
-    np.testing.assert_allclose(hold.points[0].positions, q_now)
+    np.testing.assert_allclose(hold.points[0].positions, path()[-1])
+    spin_until(rig.probe, lambda: "no chunk for" in rig.status()["hold_reason"], 3, what="why")
     spin_for(rig.probe, 2 * WATCHDOG_S)
     assert count(rig, TRAJ) == 2  # once per silence
     assert rig.status()["state"] == "holding" and rig.status()["holds"] == 1
@@ -169,3 +181,84 @@ def test_estop_holds_and_blocks_chunks_until_released(rig):
     assert len(rig.probe.last(TRAJ).points) == 7
     spin_until(rig.probe, lambda: rig.status()["accepted"] == 1, 3, what="status")
     assert rig.status()["state"] == "ok"
+
+
+def test_a_spoofed_joint_state_from_another_publisher_is_refused(rig):
+    """The tester's attack over DDS: a second publisher claims joint1 is 1.5 rad
+    away, then the e-stop is pressed: the hold stays where the arm is."""
+    rig.measure(HOME_ARM)
+    liar = rclpy.create_node("liar")
+    try:
+        lie = liar.create_publisher(JointState, "/joint_states", COMMAND)
+        spin_until(rig.probe, lambda: lie.get_subscription_count() > 0, 10, what="discovery")
+        spoof = HOME_ARM + np.array([1.5, 0, 0, 0, 0, 0, 0])
+        lie.publish(JointState(name=list(ARM_JOINTS), position=[float(v) for v in spoof]))
+        spin_until(
+            rig.probe,
+            lambda: rig.status()["rejected_joint_states"].get("unexpected publisher") == 1,
+            5,
+            what="the lie refused",
+        )
+    finally:
+        liar.destroy_node()
+    rig.estop.publish(Bool(data=True))
+    spin_until(rig.probe, lambda: count(rig, TRAJ) == 1, 5, what="e-stop hold")
+    hold = rig.probe.last(TRAJ)
+    np.testing.assert_allclose(hold.points[-1].positions, HOME_ARM)
+
+
+def test_watchdog_in_sim_time_holds_within_200_ms_of_a_late_chunk_or_frame():
+    """With use_sim_time, the clock advanced in 10 ms steps (each waited for):
+    chunks every 0.5 s and camera frames at 10 Hz; then either the chunks or
+    the frames stop. The hold comes at most 0.2 s after the input was due."""
+    rclpy.init()
+    try:
+        rig = Rig(
+            Parameter("use_sim_time", value=True),
+            Parameter("watchdog_timeout_s", value=0.15),
+            Parameter("expected_chunk_interval_s", value=0.5),
+            Parameter("watched_cameras", value=[FRONT_INFO]),
+        )
+        sim = {"t": 100.0}
+
+        def advance(dt: float) -> None:
+            sim["t"] = round(sim["t"] + dt, 6)
+            rig.clock.publish(Clock(clock=to_time(sim["t"])))
+            spin_until(
+                rig.probe,
+                lambda: abs(rig.safety.now() - sim["t"]) < 1e-6,
+                5,
+                what="the node at the new sim time",
+            )
+            for _ in range(6):  # what arrived with it, and the timer if now due
+                rclpy.spin_once(rig.probe, timeout_sec=0)
+
+        latencies: dict[str, list[float]] = {"chunk": [], "camera": []}
+        for trial in range(6):
+            stall = "chunk" if trial % 2 else "camera"
+            holds = count(rig, TRAJ)
+            advance(0.01)
+            rig.measure(HOME_ARM)
+            last_chunk = last_frame = sim["t"]
+            for k in range(300):
+                if k % 10 == 5:
+                    rig.joints.publish(JointState(name=list(ARM_JOINTS), position=list(HOME_ARM)))
+                if k % 10 == 0 and (stall == "chunk" or k < 100):
+                    rig.frames.publish(CameraInfo())
+                    last_frame = sim["t"]
+                if k % 50 == 0 and (stall == "camera" or k == 0):
+                    rig.send(sim["t"], [HOME_ARM] * 6)
+                    last_chunk = sim["t"]
+                advance(0.01)
+                if count(rig, TRAJ) > holds and rig.safety.filter.state == "holding":
+                    break
+            due = last_chunk + 0.5 if stall == "chunk" else last_frame + 0.1
+            latencies[stall].append(sim["t"] - due)
+            assert stall in rig.safety.filter.hold_reason
+        for stall, values in latencies.items():
+            p50, p99 = np.percentile(values, [50, 99])
+            print(f"watchdog ({stall} stall, sim time): p50 {p50:.3f} s, p99 {p99:.3f} s")
+            assert max(values) <= 0.2 + 0.011, values
+        rig.close()
+    finally:
+        rclpy.shutdown()

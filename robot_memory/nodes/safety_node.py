@@ -4,21 +4,18 @@ Thin adapter over :class:`robot_memory.control.safety.SafetyFilter`:
 
 * in: ``/policy/action_chunk`` (JointTrajectory: the 7 arm joints, optionally
   the ``gripper_width`` pseudo-joint; ``header.stamp`` = observation time),
-  ``/joint_states`` (the measured arm position), ``/robot_memory/estop`` (Bool,
-  latched; True holds the arm and blocks every chunk until False);
-* out: ``/arm_controller/joint_trajectory`` (the accepted chunk retimed to
-  start now, ``header.stamp`` zero; or a one-point hold at the measured
-  position), ``/gripper_controller/commands`` ([width]), ``/safety/status``
-  (JSON, latched: state ok|holding|estop, counts, last reject reason),
-  ``/diagnostics``.
+  ``/joint_states`` (the measured arm position; trusted only when plausible and
+  from the one publisher it trusts), ``/robot_memory/estop`` (Bool, latched;
+  True holds the arm and blocks every chunk until False), the watched cameras'
+  ``camera_info`` (heartbeats for the watchdog);
+* out: ``/arm_controller/joint_trajectory`` (the accepted chunk retimed to the
+  velocity and acceleration limits, starting now, ``header.stamp`` zero; or a
+  smooth stop), ``/gripper_controller/commands`` ([width]), ``/safety/status``
+  (JSON, latched: state ok|holding|estop, hold reason, counts, last reject
+  reason), ``/diagnostics``.
 
-Gripper: on acceptance the width of the chunk's first point sent, then at each
-tick (``rate``, 20 Hz) the width of the chunk's latest point at or before now,
-each only when it differs from the last width sent by more than
-``gripper_deadband_m``. A rejected chunk publishes nothing: the controller
-keeps executing the last accepted one, and the watchdog (same tick) holds the
-arm once when no chunk was accepted for ``watchdog_timeout_s``. Nothing is
-ever sent before the first accepted chunk except an e-stop hold.
+Every callback runs behind the node's input boundary: nothing it receives ends
+it. Nothing is ever sent before the first accepted chunk except an e-stop hold.
 """
 
 from __future__ import annotations
@@ -31,17 +28,21 @@ import numpy as np
 from builtin_interfaces.msg import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import JointState
+from rclpy.subscription import MessageInfo
+from sensor_msgs.msg import CameraInfo, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.control.safety import ChunkRejected, SafeChunk, SafetyConfig, SafetyFilter
+from robot_memory.control.joint_state_guard import StateRejected
+from robot_memory.control.safety import SafetyFilter
+from robot_memory.control.safety_config import ChunkRejected, SafeChunk, SafetyConfig
 from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import SAFETY_PARAMETERS
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
-from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.sim.scene import build_model
 
@@ -82,13 +83,17 @@ class SafetyNode(Node):
             Float64MultiArray, "/gripper_controller/commands", COMMAND
         )
         self.status_pub = self.create_publisher(String, "/safety/status", LATCHED)
-        self.create_subscription(JointState, "/joint_states", self.on_joints, COMMAND)
-        self.create_subscription(JointTrajectory, "/policy/action_chunk", self.on_chunk, COMMAND)
-        self.create_subscription(Bool, "/robot_memory/estop", self.on_estop, LATCHED)
+        self.inputs = InputBoundary(self, self.health)
+        joints = self.inputs.guard("/joint_states", self.on_joints)
+        self.create_subscription(JointState, "/joint_states", lambda m, i: joints(m, i), COMMAND)
+        self.inputs.subscribe(JointTrajectory, "/policy/action_chunk", self.on_chunk, COMMAND)
+        self.inputs.subscribe(Bool, "/robot_memory/estop", self.on_estop, LATCHED)
+        for topic in p["watched_cameras"]:
+            self.inputs.subscribe(
+                CameraInfo, topic, lambda _m, t=topic: self.filter.on_frame(t, self.now()), SENSOR
+            )
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
-        self.q: np.ndarray | None = None
-        self.q_time = -np.inf
         self._status_text = ""
         self._status_sent = -np.inf
         self.create_timer(1.0 / max(float(p["rate"]), 1.0), self.tick)
@@ -97,26 +102,27 @@ class SafetyNode(Node):
             f"safety ready: velocity x{config.velocity_scale}, "
             f"margin {config.position_margin} rad, "
             f"workspace {config.workspace_min}..{config.workspace_max}, "
-            f"watchdog {config.watchdog_timeout_s} s"
+            f"watchdog {config.watchdog_timeout_s} s late, cameras {list(p['watched_cameras'])}"
         )
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
     # -- inputs ---------------------------------------------------------------
-    def on_joints(self, msg: JointState) -> None:
+    def on_joints(self, msg: JointState, info: MessageInfo) -> None:
         try:
             idx = [list(msg.name).index(n) for n in ARM_JOINTS]
             q = np.array([msg.position[i] for i in idx], dtype=float)
         except (ValueError, IndexError):
             self._reject_input(
-                "malformed joint_states", f"joint_states without arm joints: {msg.name}"
+                "malformed joint_states", f"joint_states without arm joints: {msg.name[:9]}"
             )
             return
-        if not np.all(np.isfinite(q)):
-            self._reject_input("non-finite joint_states", "joint_states with NaN")
-            return
-        self.q, self.q_time = q, self.now()
+        gid = info.get("publisher_gid") if isinstance(info, dict) else None
+        try:
+            self.filter.observe_joints(q, self.now(), repr(gid).encode() if gid else None)
+        except StateRejected as err:
+            self._reject_input(err.kind, f"joint_states rejected: {err.reason}")
 
     def _reject_input(self, reason: str, text: str) -> None:
         self.health.reject(reason)
@@ -126,8 +132,6 @@ class SafetyNode(Node):
         now = self.now()
         self.health.tick("chunk_in", now)
         stamp = from_time(msg.header.stamp)
-        # A measurement older than a chunk may be is no measurement.
-        fresh = now - self.q_time <= self.filter.config.max_chunk_age_s
         try:
             chunk = self.filter.check_chunk(
                 stamp,
@@ -135,7 +139,7 @@ class SafetyNode(Node):
                 [from_time(pt.time_from_start) for pt in msg.points],
                 [list(pt.positions) for pt in msg.points],
                 now,
-                self.q if fresh else None,
+                self.filter.trusted_state(now),
             )
         except ChunkRejected as err:
             self.health.reject(err.kind)
@@ -161,20 +165,21 @@ class SafetyNode(Node):
     # -- outputs ----------------------------------------------------------------
     def tick(self) -> None:
         now = self.now()
-        if self.filter.tick(now):
-            self.get_logger().warning(
-                f"no accepted chunk for {self.filter.config.watchdog_timeout_s} s: holding"
-            )
+        reason = self.filter.tick(now)
+        if reason is not None:
+            self.get_logger().warning(f"watchdog: {reason}: holding")
             self.send_hold("watchdog")
         self.send_gripper(now)
         self.publish_status()
 
     def send_hold(self, why: str) -> None:
-        if self.q is None:
+        now = self.now()
+        hold = self.filter.hold_command(now, self.filter.trusted_state(now))
+        if hold is None:
             self.health.reject("hold without joint state")
-            self.get_logger().error(f"{why}: no joint state to hold at")
+            self.get_logger().error(f"{why}: neither a setpoint nor a joint state to hold at")
             return
-        self.traj_pub.publish(trajectory_msg(self.filter.hold_command(self.q)))
+        self.traj_pub.publish(trajectory_msg(hold))
         self.health.increment(f"holds.{why}")
 
     def send_gripper(self, now: float) -> None:
@@ -191,7 +196,7 @@ class SafetyNode(Node):
             return
         self._status_text, self._status_sent = text, wall
         self.status_pub.publish(String(data=text))
-        for key in ("state", "accepted", "stale_points_dropped", "holds"):
+        for key in ("state", "hold_reason", "accepted", "retimed", "stale_points_dropped", "holds"):
             self.health.set_value(key, status[key])
 
 

@@ -116,6 +116,7 @@ class Launcher:
         self._running: list[_Running] = []
         self._lock = threading.Lock()
         self._stopping = False
+        self.stop_s: dict[str, float] = {}  # seconds from the stop signal to each exit
 
     def __enter__(self) -> Launcher:
         self.start()
@@ -223,19 +224,26 @@ class Launcher:
     def restarts(self) -> dict[str, int]:
         return {r.spec.name: r.budget.restarts for r in self._running}
 
-    def shutdown(self) -> dict[str, int | None]:
-        """Stop every node: SIGINT (clean rclpy shutdown), then SIGTERM, then SIGKILL.
-        Returns each node's exit code (of its last process)."""
+    def shutdown(self, first: signal.Signals = signal.SIGINT) -> dict[str, int | None]:
+        """Stop every node: ``first`` (SIGINT: a clean rclpy shutdown; SIGTERM
+        does the same), then SIGTERM, then SIGKILL, ``shutdown_timeout_s``
+        apart. Returns each node's exit code (of its last process);
+        :attr:`stop_s` says how long each took to exit after ``first``."""
         self._stopping = True
         alive = [r for r in self._running if r.proc is not None and r.proc.poll() is None]
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        t0 = time.monotonic()
+        self.stop_s = {}
+        for sig in dict.fromkeys((first, signal.SIGTERM, signal.SIGKILL)):
             for r in alive:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(r.proc.pid, sig)
             deadline = time.monotonic() + self.shutdown_timeout_s
             while alive and time.monotonic() < deadline:
+                for r in alive:
+                    if r.proc.poll() is not None:
+                        self.stop_s[r.spec.name] = time.monotonic() - t0
                 alive = [r for r in alive if r.proc.poll() is None]
-                time.sleep(0.05)
+                time.sleep(0.02)
             if not alive:
                 break
             self._say(f"{[r.spec.name for r in alive]} ignored {sig.name}; escalating")

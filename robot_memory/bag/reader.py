@@ -18,6 +18,7 @@ Messages come back as CDR ``bytes``, ready for
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +28,17 @@ from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Connection, MessageDefinitionFormat
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 from rosbags.typesys.base import Nodetype
+from rosbags.typesys.store import Typestore
 
 #: Types a bag does not define are taken from this ROS 2 distribution.
 DEFAULT_STORE = Stores.ROS2_KILTED
 _IDL_SEP = "=" * 80 + "\n"
+
+
+@functools.cache
+def _default_store() -> Typestore:
+    """Read only here (its definitions), so one instance serves every reader."""
+    return get_typestore(DEFAULT_STORE)
 
 
 class BagError(ValueError):
@@ -90,7 +98,7 @@ class BagReader(AnyReader):
         if path.is_dir() and not (path / "metadata.yaml").exists():
             raise BagError(f"{path} is not a rosbag2 bag: it has no metadata.yaml")
         try:
-            super().__init__([path], default_typestore=get_typestore(DEFAULT_STORE))
+            super().__init__([path], default_typestore=_default_store())
         except Exception as err:  # noqa: BLE001 - rosbags raises many kinds for a bad bag
             raise BagError(f"cannot open bag {path}: {one_line(err)}") from None
         self.path = path
@@ -125,7 +133,15 @@ class BagReader(AnyReader):
                 self.problems[normalize_type(conn.msgtype)] = (
                     f"its definition in the bag does not parse ({reason})"
                 )
-        types = {**self.default_typestore.fielddefs, **bag_types}
+        types = dict(bag_types)
+        default = self.default_typestore.fielddefs
+        todo = [normalize_type(c.msgtype) for c in connections]
+        todo += [ref for fields in bag_types.values() for ref in _referenced(fields[1])]
+        while todo:  # what the bag uses and does not define, from the default store
+            name = todo.pop()
+            if name not in types and name in default:
+                types[name] = default[name]
+                todo.extend(_referenced(default[name][1]))
         store = get_typestore(Stores.EMPTY)
         try:
             store.register(types)

@@ -4,7 +4,7 @@
     robot-memory record -o BAG [TOPIC ...] [--storage sqlite3] [--duration S]
     robot-memory demo [--output out/demo] [--object red_cube] [--place bin] [--seed N]
     robot-memory replay BAG [--rate N | --fast] [--loop]
-    robot-memory eval BAG [--out DIR]
+    robot-memory eval BAG [--out DIR] [--camera NAME=PREFIX] [--remap FROM=TO]
     robot-memory scenarios --out DIR [--scenario covered|moved_out_of_view|clutter|all]
     robot-memory collect-demos --out data/demos [--episodes N]
     robot-memory bag-to-dataset BAG... --out DATASET --skill pick --target X Y Z
@@ -55,11 +55,13 @@ FORWARDED = {
     ),
     "replay": (
         "robot_memory.nodes.replay_node",
-        "publish a bag's topics at recorded timing (--rate N, --fast) with /clock",
+        "publish any rosbag2 bag's topics at recorded timing (--rate N, --fast) with /clock; "
+        "says what it replayed and skipped",
     ),
     "eval": (
         "robot_memory.evaluation.bag_evaluation",
-        "run perception + memory over a bag and score them against its ground truth",
+        "run perception + memory over a bag and score them against its ground truth "
+        "(--camera NAME=PREFIX, --remap FROM=TO map other topic names)",
     ),
     "scenarios": (
         "robot_memory.replay.scenarios",

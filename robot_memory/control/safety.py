@@ -40,7 +40,6 @@ import numpy as np
 from robot_memory.control.joint_state_guard import JointStateGuard, StateGuardConfig, StateRejected
 from robot_memory.control.joint_trajectory import LIMIT_TOLERANCE
 from robot_memory.control.retiming import (
-    MotionLimits,
     RetimeError,
     command_violations,
     plan_velocity,
@@ -48,6 +47,7 @@ from robot_memory.control.retiming import (
     smooth_stop,
 )
 from robot_memory.control.safety_config import (
+    PANDA_MOTION_LIMITS,
     STATUS_SCHEMA_VERSION,
     ChunkRejected,
     SafeChunk,
@@ -56,11 +56,7 @@ from robot_memory.control.safety_config import (
 )
 from robot_memory.control.watchdog import Watchdog
 from robot_memory.robot.panda import (
-    ARM_ACCELERATION,
     ARM_JOINTS,
-    ARM_LOWER,
-    ARM_UPPER,
-    ARM_VELOCITY,
     GRIPPER_MAX_WIDTH,
     GRIPPER_MIN_WIDTH,
     GRIPPER_WIDTH_JOINT,
@@ -68,7 +64,6 @@ from robot_memory.robot.panda import (
 from robot_memory.sim.scene import build_model
 
 _AXES = "xyz"
-PANDA_MOTION_LIMITS = MotionLimits(ARM_LOWER, ARM_UPPER, ARM_VELOCITY, ARM_ACCELERATION)
 
 
 class TcpKinematics:

@@ -8,9 +8,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robot_memory.robot.panda import ARM_JOINTS, ARM_LOWER, ARM_UPPER
+from robot_memory.control.retiming import MotionLimits
+from robot_memory.robot.panda import (
+    ARM_ACCELERATION,
+    ARM_JOINTS,
+    ARM_LOWER,
+    ARM_UPPER,
+    ARM_VELOCITY,
+)
 
 STATUS_SCHEMA_VERSION = 2
+#: Franka's published position, velocity and acceleration limits of the arm.
+PANDA_MOTION_LIMITS = MotionLimits(ARM_LOWER, ARM_UPPER, ARM_VELOCITY, ARM_ACCELERATION)
 _SCALARS = (
     "position_margin",
     "velocity_scale",

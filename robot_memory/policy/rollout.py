@@ -22,7 +22,7 @@ from robot_memory.expert.ik import IKError
 from robot_memory.policy.runtime import PolicyRuntime, RobotState
 from robot_memory.policy.skill_monitor import RUNNING, MonitorConfig, SkillMonitor
 from robot_memory.policy.skill_tasks import SkillGoal, SkillScenes
-from robot_memory.robot.panda import ARM_JOINTS
+from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT
 from robot_memory.sim.runner import SimulationRunner
 
 #: ``goal_provider(goal, runner) -> goal or None``: re-reads the goal before each
@@ -103,26 +103,29 @@ def execute_skill(
         run.chunk_latency_s.append(chunk.total_s)
         run.sample_latency_s.append(chunk.sample_s)
         times, positions = chunk.times[1:], chunk.joint_positions[1:]
+        grip_t, grip_w = times, chunk.gripper_widths[1:]
         send = True
         if safety is not None:
             try:
                 safe = safety.check_chunk(
                     chunk.stamp,
-                    ARM_JOINTS,
+                    (*ARM_JOINTS, GRIPPER_WIDTH_JOINT),
                     chunk.times.tolist(),
-                    chunk.joint_positions.tolist(),
+                    np.column_stack([chunk.joint_positions, chunk.gripper_widths]).tolist(),
                     runner.time,
                     states[-1].q,
                 )
                 times, positions = safe.times, safe.positions
+                grip_t, grip_w = safe.times, safe.gripper
             except ChunkRejected:
                 run.rejected_chunks += 1
                 send = False
         if send:
             runner.command_trajectory(ARM_JOINTS, times.tolist(), positions.tolist())
         for i in range(1, len(chunk.times)):
-            if send:
-                runner.command_gripper([float(chunk.gripper_widths[i])])
+            if send:  # the width of the point the arm is heading to (retimed or not)
+                k = min(int(np.searchsorted(grip_t, (i - 1) * dt, side="right")), len(grip_t) - 1)
+                runner.command_gripper([float(grip_w[k])])
             runner.run_for(dt)
             states.append(
                 RobotState(

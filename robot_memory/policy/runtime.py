@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from robot_memory.control.retiming import MotionLimits, RetimeError, retime
+from robot_memory.control.safety_config import PANDA_MOTION_LIMITS
 from robot_memory.policy.checkpoint import PolicyCheckpoint, load_checkpoint
 from robot_memory.policy.kinematics import ArmKinematics
 from robot_memory.policy.modeling_diffusion import make_scheduler
@@ -118,6 +120,7 @@ class PolicyRuntime:
         compile_model: bool = False,
         threads: int | None = None,
         trace_cpu: bool = True,
+        motion_limits: MotionLimits | None = PANDA_MOTION_LIMITS,
     ) -> None:
         self.device = resolve_device(device)
         if threads and self.device.type == "cpu":
@@ -151,6 +154,9 @@ class PolicyRuntime:
             raise ValueError(f"n_action_steps {self.n_action_steps} does not fit the horizon")
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.kinematics = ArmKinematics()
+        # the chunk's times are stretched to these limits at the source (None:
+        # every point dt apart, whatever the speed; the safety node retimes)
+        self.motion_limits = motion_limits
         self._warm_up()
 
     def _warm_up(self, runs: int = 3) -> None:
@@ -207,7 +213,7 @@ class PolicyRuntime:
         n = len(joints)
         return ActionChunk(
             stamp=states[-1].stamp,
-            times=np.arange(n) * self.dt,
+            times=self._timed(states, joints),
             tcp_positions=positions[:n],
             yaws=yaws[:n],
             gripper_widths=binarize_gripper(widths[:n]),
@@ -215,6 +221,23 @@ class PolicyRuntime:
             sample_s=sample_s,
             total_s=time.perf_counter() - start,
         )
+
+    def _timed(self, states: list[RobotState], joints: np.ndarray) -> np.ndarray:
+        """0, dt, 2 dt, ... stretched where the joint path is faster than the
+        arm's velocity or acceleration limits, from the measured motion (the
+        newest two states). A path IK put outside the limits keeps dt (the
+        safety layer refuses it with the reason)."""
+        times = np.arange(len(joints)) * self.dt
+        if self.motion_limits is None or len(joints) < 2:
+            return times
+        v0 = np.zeros(7)
+        if len(states) >= 2 and states[-1].stamp > states[-2].stamp:
+            v0 = (states[-1].q - states[-2].q) / (states[-1].stamp - states[-2].stamp)
+        try:
+            later = retime([(joints[0], v0)], times[1:], joints[1:], self.motion_limits)
+        except RetimeError:
+            return times
+        return np.concatenate([[0.0], later])
 
 
 __all__ = [

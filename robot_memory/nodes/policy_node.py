@@ -89,6 +89,7 @@ from robot_memory.schemas import (
     parse_payload,
 )
 
+FUTURE_STAMP_S = 0.5  # joint states stamped further ahead of the node's clock are refused
 CONTROL_PERIOD_S = 0.02  # skill monitor and scheduling tick
 HISTORY_S = 2.0  # joint states kept for the observation window
 LOG_THROTTLE_S = 1.0
@@ -168,6 +169,8 @@ class PolicyNode(Node):
         if stamp.sec == 0 and stamp.nanosec == 0:
             stamp = self.get_clock().now().to_msg()
         t = from_time(stamp)
+        if t > self.now() + FUTURE_STAMP_S:  # one would block every real state after it
+            return self.inputs.reject("joint_states from the future", f"stamp {t:.3f} > now")
         with self._lock:
             if self.history and t <= self.history[-1].state.stamp:
                 return self.inputs.reject("old joint_states", f"joint_states at {t:.3f} not newer")

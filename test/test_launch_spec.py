@@ -1,6 +1,7 @@
 """The launch spec and the process launcher (no ROS graph needed)."""
 
 import importlib.util
+import io
 import os
 import signal
 import sys
@@ -232,3 +233,35 @@ def test_ros2_launch_nodes_respawn_as_the_spec_says_and_give_up_loudly(monkeypat
     description = rml.generate("sim")
     env = {a.args[0]: a.args[1] for a in description.args[0] if a.args and len(a.args) == 2}
     assert env[PARENT_PID_ENV] == str(os.getpid())  # the nodes watch this launch process
+
+
+def test_launcher_respawns_a_crashing_node_then_gives_up_loudly(tmp_path):
+    (tmp_path / "crashing_node.py").write_text(
+        "import os, sys\n"
+        "print('restart', os.environ['ROBOT_MEMORY_RESTART_COUNT'], flush=True)\n"
+        "sys.exit(3)\n"
+    )
+    (tmp_path / "quitter_node.py").write_text("print('done', flush=True)\n")
+    (tmp_path / "steady_node.py").write_text("import time\ntime.sleep(60)\n")
+    crashing = NodeSpec(
+        name="crashing",
+        executable="-",
+        module="crashing_node",
+        respawn=True,
+        respawn_delay_s=0.05,
+        max_restarts=2,
+    )
+    quitter = NodeSpec(name="quitter", executable="-", module="quitter_node", required=False)
+    steady = NodeSpec(name="steady", executable="-", module="steady_node")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    log = io.StringIO()
+    launcher = Launcher([crashing, quitter, steady], env=env, output=log)
+    with launcher, pytest.raises(NodeDiedError) as err:
+        launcher.wait(timeout_s=60, poll_s=0.05)
+    assert err.value.name == "crashing" and err.value.restarts == 2
+    assert "giving up" in str(err.value)
+    text = log.getvalue()
+    for count in (0, 1, 2):  # each process saw its restart count
+        assert f"[crashing] restart {count}" in text
+    assert "crashing died (exit code 3); restart 2 in 0.05 s" in text
+    assert "quitter exited (exit code 0); not required, not restarted" in text

@@ -1,6 +1,6 @@
 """``robot-memory``: the command line for the pip-only world (and any other).
 
-    robot-memory launch sim [sim.seed:=3 sim.real_time_factor:=2.0]
+    robot-memory launch sim [sim.seed:=3 sim.real_time_factor:=2.0 memory.reset_on_start:=true]
     robot-memory record -o BAG [TOPIC ...] [--storage sqlite3] [--duration S]
     robot-memory demo [--output out/demo] [--object red_cube] [--place bin] [--seed N]
     robot-memory replay BAG [--rate N | --fast] [--loop]
@@ -127,7 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("launch", help="run a stack's nodes (sim, real, replay)")
     p.add_argument("stack", choices=["sim", "real", "replay"])
-    p.add_argument("overrides", nargs="*", help="node.param:=value, e.g. sim.seed:=3")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="node.param:=value, e.g. sim.seed:=3, memory.reset_on_start:=true (wipe the "
+        "store), memory.respawn:=false, safety.respawn_delay_s:=0.5",
+    )
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.set_defaults(func=_cmd_launch)
 

@@ -326,4 +326,5 @@ def test_exceptions_out_of_the_executor_are_counted_and_the_node_spins_on(tmp_pa
     text = log.getvalue()
     assert codes == {"fragile": 0}
     assert text.count("uncaught exception, still spinning: ValueError('boom')") == 3
+    assert "(3 so far)" in text
     assert "Traceback" not in text

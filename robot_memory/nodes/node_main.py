@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 
@@ -111,13 +112,29 @@ def restart_count() -> int:
     return int(text) if text.isdigit() else 0
 
 
-def _count_uncaught(node: Node, exc: BaseException) -> None:
-    health = getattr(node, "health", None)
-    if isinstance(health, HealthCounters):
-        health.reject("uncaught exception")
-    where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
-    node.get_logger().error(f"uncaught exception, still spinning: {exc!r}{at}")
+class _Uncaught:
+    """Counts every uncaught exception; logs the first few, then once a second."""
+
+    FIRST = 5
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last_log = 0.0
+
+    def __call__(self, node: Node, exc: BaseException) -> None:
+        self.count += 1
+        health = getattr(node, "health", None)
+        if isinstance(health, HealthCounters):
+            health.reject("uncaught exception")
+        now = time.monotonic()
+        if self.count > self.FIRST and now - self.last_log < 1.0:
+            return
+        self.last_log = now
+        where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
+        node.get_logger().error(
+            f"uncaught exception, still spinning: {exc!r}{at} ({self.count} so far)"
+        )
 
 
 def _quiet_thread_errors(stop: _Stop) -> None:
@@ -178,6 +195,7 @@ def _spin(
 ) -> None:
     executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
+    uncaught = _Uncaught()
     while not stop.requested.is_set() and node.context.ok():
         try:
             executor.spin_once(timeout_sec=SPIN_PERIOD_S)
@@ -186,7 +204,7 @@ def _spin(
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if stop.requested.is_set() or not node.context.ok():
                 break  # a take racing the shutdown: that is the shutdown
-            _count_uncaught(node, exc)
+            uncaught(node, exc)
         if check is not None:
             check(node)
         if parent_gone():

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rclpy
+import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -241,6 +243,47 @@ def publisher():
             proc.wait()
 
 
+def record_until_seen(bag: Path, topics: list[str] | None, want: dict[str, int], **kwargs):
+    """``record()`` until the recorder's own /diagnostics say it has received
+    ``want[topic]`` messages a second on each topic (at least one for a rate of
+    0), at most 60 s: an event, not a duration tuned to a quiet machine (under
+    load, discovering the publisher took longer than a fixed 2.5 s)."""
+    stop = threading.Event()
+    out: dict = {}
+    worker = threading.Thread(
+        target=lambda: out.update(
+            summary=record(bag, topics, duration_s=60.0, stop_event=stop, **kwargs)
+        )
+    )
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        watcher = rclpy.create_node("record_watcher", context=context)
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(watcher)
+        seen: dict[str, str] = {}
+
+        def on_diag(msg: DiagnosticArray) -> None:
+            for status in msg.status:
+                if status.name.endswith(": recorder"):
+                    seen.clear()
+                    seen.update({kv.key: kv.value for kv in status.values})
+
+        watcher.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+        worker.start()
+        deadline = time.monotonic() + 60.0
+        while worker.is_alive() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+            if all(float(seen.get(f"{t}.rate_hz", -1)) >= rate for t, rate in want.items()):
+                break
+        stop.set()
+        worker.join()
+        watcher.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    return out["summary"]
+
+
 def _check_images(bag: Path) -> int:
     count = 0
     for topic, msgtype, _, raw in iter_messages(bag, [IMAGE]):
@@ -259,8 +302,9 @@ def _check_images(bag: Path) -> int:
 @pytest.mark.ros
 def test_record_mcap(publisher, tmp_path: Path):
     bag = tmp_path / "bag"
-    summary = record(bag, [IMAGE, LATCHED, JOINTS, ABSENT], duration_s=3.0, progress=False)
-    assert summary.stopped_by == "duration"
+    want = {IMAGE: 5, LATCHED: 0, JOINTS: 5}
+    summary = record_until_seen(bag, [IMAGE, LATCHED, JOINTS, ABSENT], want, progress=False)
+    assert summary.stopped_by == "stop_event"
     assert summary.missing == {ABSENT: "never appeared"}
     assert summary.dropped == 0 and summary.failed == 0
     assert summary.types == {
@@ -287,7 +331,8 @@ def test_record_mcap(publisher, tmp_path: Path):
 @pytest.mark.ros
 def test_record_all_topics_sqlite3(publisher, tmp_path: Path):
     bag = tmp_path / "bag"
-    summary = record(bag, None, storage="sqlite3", duration_s=2.5, progress=True, use_sim_time=True)
+    want = {IMAGE: 5, LATCHED: 0, JOINTS: 5, "/clock": 5}
+    summary = record_until_seen(bag, None, want, storage="sqlite3", use_sim_time=True)
     assert summary.missing == {}
     info = bag_summary(bag)
     assert info.storage == "sqlite3"

@@ -191,7 +191,7 @@ def validate_gripper_command(data: Sequence[float]) -> float:
         raise TrajectoryError("malformed gripper command", f"expected 1 value, got {len(data)}")
     width = float(data[0])
     if not np.isfinite(width):
-        raise TrajectoryError("non-finite value", "gripper width is not finite")
+        raise TrajectoryError("non-finite gripper width", "gripper width is not finite")
     if not GRIPPER_MIN_WIDTH - LIMIT_TOLERANCE <= width <= GRIPPER_MAX_WIDTH + LIMIT_TOLERANCE:
         raise TrajectoryError(
             "gripper width out of limits",

@@ -45,6 +45,7 @@ from robot_memory.nodes.conversions import image_to_numpy
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
+from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.planner_ports import RosMemoryPort, RosSkillPort
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.planner.executor import ExecutorConfig, PlanExecutor
@@ -127,9 +128,7 @@ def parse_instruction(text: str, allow_memoryless: bool = True) -> InstructionMs
 class PlannerNode(Node):
     def __init__(self, parameter_overrides: list[Parameter] | None = None) -> None:
         super().__init__("planner", parameter_overrides=parameter_overrides or [])
-        for name, default in PLANNER_PARAMETERS.items():
-            self.declare_parameter(name, default)
-        p = {name: self.get_parameter(name).value for name in PLANNER_PARAMETERS}
+        p = declare_parameters(self, PLANNER_PARAMETERS)
         self.health = HealthCounters("planner")
         self.inputs = InputBoundary(self, self.health)
         self.allow_memoryless = bool(p["allow_memoryless"])

@@ -59,6 +59,7 @@ from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.look_driver import LookDriver, LookMotion
 from robot_memory.nodes.node_main import spin_node
+from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.policy_helpers import (
     STATUS_QOS,
     Observation,
@@ -99,9 +100,7 @@ LATENCY_WINDOW = 5  # recent inference latencies the schedule plans with
 class PolicyNode(Node):
     def __init__(self, parameter_overrides: list[Parameter] | None = None) -> None:
         super().__init__("policy", parameter_overrides=parameter_overrides or [])
-        for name, default in POLICY_PARAMETERS.items():
-            self.declare_parameter(name, default)
-        p = {name: self.get_parameter(name).value for name in POLICY_PARAMETERS}
+        p = declare_parameters(self, POLICY_PARAMETERS)
         self.max_age = float(p["max_observation_age_s"])
         self.monitor_config = MonitorConfig(timeout_s=float(p["timeout_s"]))
         self.health = HealthCounters("policy")

@@ -42,6 +42,7 @@ from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
+from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.sim.scene import build_model
@@ -70,9 +71,7 @@ def trajectory_msg(chunk: SafeChunk) -> JointTrajectory:
 class SafetyNode(Node):
     def __init__(self, parameter_overrides: list[Parameter] | None = None) -> None:
         super().__init__("safety", parameter_overrides=parameter_overrides or [])
-        for name, default in SAFETY_PARAMETERS.items():
-            self.declare_parameter(name, default)
-        p = {name: self.get_parameter(name).value for name in SAFETY_PARAMETERS}
+        p = declare_parameters(self, SAFETY_PARAMETERS)
         config = SafetyConfig(**{k: p[k] for k in CONFIG_KEYS})
         self.filter = SafetyFilter(config, build_model(str(p["scene"]), "primitive"))
         self.health = HealthCounters("safety")

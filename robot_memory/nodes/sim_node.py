@@ -28,6 +28,7 @@ from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
+from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.qos import COMMAND, SENSOR
 from robot_memory.robot.panda import ALL_JOINTS
 from robot_memory.schemas import PayloadError, SimReset, dump_payload, parse_payload
@@ -43,9 +44,7 @@ MAX_LAG_S = 0.1
 class SimNode(Node):
     def __init__(self) -> None:
         super().__init__("sim")
-        for name, default in SIM_PARAMETERS.items():
-            self.declare_parameter(name, default)
-        p = {name: self.get_parameter(name).value for name in SIM_PARAMETERS}
+        p = declare_parameters(self, SIM_PARAMETERS)
         if self.get_parameter("use_sim_time").value:
             self.get_logger().warn("the sim node owns /clock; ignoring use_sim_time")
             self.set_parameters([Parameter("use_sim_time", value=False)])

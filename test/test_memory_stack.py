@@ -158,6 +158,24 @@ def synthetic_frame(stamp: float, objects: list[tuple[str, tuple[float, float]]]
     return dump_payload(frame_to_payload(ObservationFrame(view, observed)))
 
 
+TWO_OBJECTS = [("red cube", (0.1, -0.1)), ("blue cylinder", (0.0, 0.15))]
+
+
+def feed_two_objects(probe: Probe, obs_pub, launcher) -> None:
+    """Ten synthetic frames of a red cube and a blue cylinder, until memory's
+    graph has both."""
+    for i in range(10):
+        obs_pub.publish(String(data=synthetic_frame(10.0 + 0.1 * i, TWO_OBJECTS)))
+        spin_for(probe, 0.1)
+    spin_until(
+        probe,
+        lambda: (g := graph_of(probe)) is not None and len(g.objects) == 2,
+        timeout_s=30,
+        check=launcher.check,
+        what="two objects in the graph",
+    )
+
+
 def start_memory(store, log) -> Launcher:
     spec = memory_node(store_path=str(store), preload_embedder=False, publish_period_s=0.05)
     launcher = Launcher([spec], output=log)
@@ -182,17 +200,7 @@ def test_memory_node_survives_sigkill_with_ids_and_rejects_bad_input(tmp_path):
             what="the memory node up (its first, empty graph)",
         )
         assert graph_of(probe).objects == []
-        scene = [("red cube", (0.1, -0.1)), ("blue cylinder", (0.0, 0.15))]
-        for i in range(10):
-            obs_pub.publish(String(data=synthetic_frame(10.0 + 0.1 * i, scene)))
-            spin_for(probe, 0.1)
-        spin_until(
-            probe,
-            lambda: (g := graph_of(probe)) is not None and len(g.objects) == 2,
-            timeout_s=30,
-            check=launcher.check,
-            what="two objects in the graph",
-        )
+        feed_two_objects(probe, obs_pub, launcher)
         before = {o.id: o.label for o in graph_of(probe).objects}
         seq_before = graph_of(probe).seq
 
@@ -225,7 +233,7 @@ def test_memory_node_survives_sigkill_with_ids_and_rejects_bad_input(tmp_path):
         )
         assert {o.id: o.label for o in graph_of(probe).objects} == before
         # New objects get new ids, never a reused one.
-        more = [*scene, ("green sphere", (0.25, 0.05))]
+        more = [*TWO_OBJECTS, ("green sphere", (0.25, 0.05))]
         for i in range(5):
             obs_pub.publish(String(data=synthetic_frame(12.0 + 0.1 * i, more)))
             spin_for(probe, 0.1)

@@ -26,7 +26,7 @@ import pytest
 import rclpy
 from rclpy.serialization import serialize_message
 from std_msgs.msg import String
-from test_memory_stack import graph_of, make_probe, synthetic_frame
+from test_memory_stack import feed_two_objects, graph_of, make_probe
 
 from robot_memory.launch_spec import NodeSpec, memory_node, stack
 from robot_memory.launcher import Launcher
@@ -91,17 +91,7 @@ def test_killed_memory_is_respawned_with_its_objects_and_counts_the_restart(tmp_
             check=launcher.check,
             what="the memory node up",
         )
-        scene = [("red cube", (0.1, -0.1)), ("blue cylinder", (0.0, 0.15))]
-        for i in range(10):
-            obs_pub.publish(String(data=synthetic_frame(10.0 + 0.1 * i, scene)))
-            spin_for(probe, 0.1)
-        spin_until(
-            probe,
-            lambda: (g := graph_of(probe)) is not None and len(g.objects) == 2,
-            timeout_s=30,
-            check=launcher.check,
-            what="two objects in the graph",
-        )
+        feed_two_objects(probe, obs_pub, launcher)
         spin_until(probe, lambda: "restarts" in diagnostics(probe, "memory"), 10, what="diag")
         assert diagnostics(probe, "memory")["restarts"] == "0"
         before = {o.id: o.label for o in graph_of(probe).objects}

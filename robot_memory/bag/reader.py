@@ -27,8 +27,9 @@ from typing import Any
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Connection, MessageDefinitionFormat
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
-from rosbags.typesys.base import Nodetype
 from rosbags.typesys.store import Typestore
+
+from robot_memory.bag.typedefs import referenced_types
 
 #: Types a bag does not define are taken from this ROS 2 distribution.
 DEFAULT_STORE = Stores.ROS2_KILTED
@@ -68,21 +69,6 @@ def _parse_definition(conn: Connection) -> dict:
     else:
         types.update(get_types_from_idl(data))
     return types
-
-
-def _referenced(fields: Iterable[tuple[str, tuple]]) -> set[str]:
-    found: set[str] = set()
-
-    def walk(desc: tuple) -> None:
-        kind, rest = desc
-        if kind == Nodetype.NAME:
-            found.add(rest)
-        elif kind in (Nodetype.ARRAY, Nodetype.SEQUENCE):
-            walk(rest[0])
-
-    for _, desc in fields:
-        walk(desc)
-    return found
 
 
 class BagReader(AnyReader):
@@ -136,12 +122,12 @@ class BagReader(AnyReader):
         types = dict(bag_types)
         default = self.default_typestore.fielddefs
         todo = [normalize_type(c.msgtype) for c in connections]
-        todo += [ref for fields in bag_types.values() for ref in _referenced(fields[1])]
+        todo += [ref for fields in bag_types.values() for ref in referenced_types(fields[1])]
         while todo:  # what the bag uses and does not define, from the default store
             name = todo.pop()
             if name not in types and name in default:
                 types[name] = default[name]
-                todo.extend(_referenced(default[name][1]))
+                todo.extend(referenced_types(default[name][1]))
         store = get_typestore(Stores.EMPTY)
         try:
             store.register(types)
@@ -169,7 +155,7 @@ class BagReader(AnyReader):
                 if current == name:
                     return "the bag has no definition of it and it is not a standard ROS 2 type"
                 return f"it uses {current}, which the bag does not define"
-            todo.extend(_referenced(self.typestore.fielddefs[current][1]))
+            todo.extend(referenced_types(self.typestore.fielddefs[current][1]))
         return None
 
     def decode(self, raw: bytes | memoryview, msgtype: str) -> Any:

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +36,9 @@ from rosbags.interfaces import (
 )
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-from rosbags.typesys.base import Nodetype
 from rosbags.typesys.store import Typestore
+
+from robot_memory.bag.typedefs import referenced_types
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,22 +112,6 @@ def default_msg_search_paths() -> list[Path]:
         if share.is_dir() and share not in paths:
             paths.append(share)
     return paths
-
-
-def _referenced_types(fields: Iterable[tuple[str, tuple]]) -> set[str]:
-    """Message types that ``fields`` (a rosbags field list) refer to."""
-    found: set[str] = set()
-
-    def walk(desc: tuple) -> None:
-        kind, arg = desc
-        if kind == Nodetype.NAME:
-            found.add(arg)
-        elif kind in (Nodetype.ARRAY, Nodetype.SEQUENCE):
-            walk(arg[0])
-
-    for _, desc in fields:
-        walk(desc)
-    return found
 
 
 class BagWriter:
@@ -259,7 +244,7 @@ class BagWriter:
                     f"cannot parse the definition of {typ!r}: {err}"
                 ) from err
             found.update(parsed)
-            pending.extend(_referenced_types(parsed[typ][1]))
+            pending.extend(referenced_types(parsed[typ][1]))
         self.typestore.register(found)
         log.info("loaded %d message definition(s) from .msg files for %s", len(found), name)
         return name

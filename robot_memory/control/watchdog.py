@@ -1,9 +1,10 @@
 """When to stop the arm because an input stalled (ROS-free).
 
 While the arm executes chunks, two streams must keep coming: the policy's
-chunks and the frames of the watched cameras. Each is expected at the interval
-it has shown (the median of its recent intervals; a configured first guess
-until then), and is *late* ``grace_s`` after that. The first late stream is the
+chunks and the frames of the watched cameras. Each is expected within the
+longest interval it has shown lately (its last 8 intervals; a configured first
+guess until then: a stream whose timing jitters under load is not a stalled
+one), and is *late* ``grace_s`` after that. The first late stream is the
 reason to hold. A chunk stream that pauses between skills is a stall like any
 other: the arm is held until the next accepted chunk.
 """
@@ -34,7 +35,7 @@ class _Stream:
     def expected_s(self) -> float:
         if not self.intervals:
             return self.guess_s
-        measured = float(np.median(self.intervals))
+        measured = float(np.max(self.intervals))
         return float(np.clip(measured, _MIN_FACTOR * self.guess_s, _MAX_FACTOR * self.guess_s))
 
 

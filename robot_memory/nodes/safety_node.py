@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import fields
+from functools import partial
 
 import numpy as np
 from builtin_interfaces.msg import Duration
@@ -88,9 +89,7 @@ class SafetyNode(Node):
         self.inputs.subscribe(JointTrajectory, "/policy/action_chunk", self.on_chunk, COMMAND)
         self.inputs.subscribe(Bool, "/robot_memory/estop", self.on_estop, LATCHED)
         for topic in p["watched_cameras"]:
-            self.inputs.subscribe(
-                CameraInfo, topic, lambda _m, t=topic: self.filter.on_frame(t, self.now()), SENSOR
-            )
+            self.inputs.subscribe(CameraInfo, topic, partial(self.on_frame, topic), SENSOR)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
         self._status_text = ""
@@ -152,6 +151,14 @@ class SafetyNode(Node):
         self.health.latency("observation_to_command", now - stamp)
         self.send_gripper(now)
         self.publish_status()
+
+    def on_frame(self, topic: str, msg: CameraInfo) -> None:
+        """A camera's heartbeat, at the frame's own time: a frame that waited in
+        a queue on a loaded machine was still taken when it says (never later
+        than now)."""
+        now = self.now()
+        stamp = from_time(msg.header.stamp)
+        self.filter.on_frame(topic, min(stamp, now) if stamp > 0 else now)
 
     def on_estop(self, msg: Bool) -> None:
         if self.filter.set_estop(bool(msg.data), self.now()):

@@ -291,28 +291,34 @@ def test_watchdog_holds_once_per_stall_and_never_before_a_chunk():
     safety.observe_joints(HOME_ARM, 0.0)
     assert not any(safety.tick(t) for t in np.arange(0.0, 10.0, 0.05))
     assert safety.state == "ok" and safety.counters.holds == 0
-    times, pts = home_chunk(n=8, step=0.002)
-    for k in range(5):  # chunks every 0.5 s: the watchdog learns the interval
+    # long, slow chunks every 0.5 s: due at the configured 0.7 s at the latest
+    times, pts = home_chunk(n=21, step=0.0005)  # 2 s long
+    for k in range(5):
         t0 = 10.0 + 0.5 * k
         safety.check_chunk(t0, NAMES, times, pts, t0, HOME_ARM)
         assert not any(safety.tick(t0 + dt) for dt in np.arange(0.0, 0.5, 0.01))
     last = 12.0
-    assert safety.tick(last + 0.69) is None  # 0.5 expected + 0.2 grace
-    reason = safety.tick(last + 0.71)
-    assert reason == "no chunk for 0.71 s (expected every 0.50 s)"
+    assert safety.tick(last + 0.89) is None  # 0.7 expected + 0.2 grace
+    reason = safety.tick(last + 0.91)
+    assert reason == "no chunk for 0.91 s (expected every 0.70 s)"
     assert safety.state == "holding" and safety.status()["hold_reason"] == reason
-    assert not any(safety.tick(t) for t in np.arange(12.8, 20.0, 0.05))  # once
-    safety.check_chunk(20.0, NAMES, times, pts, 20.0, HOME_ARM)
+    assert not any(safety.tick(t) for t in np.arange(12.95, 20.0, 0.05))  # once
+    # a short chunk that runs out: held 0.2 s after its end
+    short_t, short = home_chunk(n=4, step=0.0005)  # 0.3 s long
+    safety.check_chunk(20.0, NAMES, short_t, short, 20.0, HOME_ARM)
     assert safety.state == "ok" and safety.status()["hold_reason"] == ""
+    assert safety.tick(20.0 + 0.3 + 0.19) is None
+    assert safety.tick(20.0 + 0.3 + 0.21) == "no chunk for 0.51 s (the last one ended 0.21 s ago)"
     # a watched camera that stops: held 0.2 s after its next frame was due
-    for t in np.arange(20.0, 20.35, 0.1):
+    safety.check_chunk(21.0, NAMES, times, pts, 21.0, HOME_ARM)
+    for t in np.arange(21.0, 21.35, 0.1):
         safety.on_frame("front", t)
-    assert safety.tick(20.3 + 0.29) is None
-    assert "no camera front frame for 0.31 s" in safety.tick(20.3 + 0.31)
-    assert safety.counters.holds == 2
-    hold = safety.hold_command(20.61, HOME_ARM)
+    assert safety.tick(21.3 + 0.29) is None
+    assert "no camera front frame for 0.31 s" in safety.tick(21.3 + 0.31)
+    assert safety.counters.holds == 3
+    hold = safety.hold_command(21.61, HOME_ARM)
     assert hold is not None
-    assert_within_limits(safety.setpoint(20.61), np.zeros(7), hold.times, hold.positions)
+    assert_within_limits(safety.setpoint(21.61), np.zeros(7), hold.times, hold.positions)
 
 
 def test_a_hold_is_a_smooth_stop_from_the_current_motion():

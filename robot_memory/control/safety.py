@@ -187,7 +187,7 @@ class SafetyFilter:
         self.counters.retimed += chunk.stretch > 1.0 + 1e-9
         self.counters.stale_points_dropped += chunk.dropped
         self._held, self.hold_reason = False, ""
-        self.watchdog.chunk_accepted(now)
+        self.watchdog.chunk_accepted(now, end=now + float(chunk.times[-1]))
         if chunk.gripper is not None:
             self._gripper_plan = (chunk.absolute_times, chunk.gripper)
         return chunk

@@ -2,11 +2,14 @@
 
 While the arm executes chunks, two streams must keep coming: the policy's
 chunks and the frames of the watched cameras. Each is expected within the
-longest interval it has shown lately (its last 8 intervals; a configured first
-guess until then: a stream whose timing jitters under load is not a stalled
-one), and is *late* ``grace_s`` after that. The first late stream is the
-reason to hold. A chunk stream that pauses between skills is a stall like any
-other: the arm is held until the next accepted chunk.
+longest interval it has shown lately (its last 8 intervals), and never sooner
+than a configured interval (the policy's chunk period, the cameras' frame
+period): a stream whose timing jitters under load is not a stalled one, and a
+producer that sends more often (the look skill's resends) is not held to its
+own pace. A stream is *late* ``grace_s`` after that. The chunk stream is also
+late ``grace_s`` after the last accepted chunk ran out (it ends at rest). The
+first late stream is the reason to hold. A chunk stream that pauses between
+skills is a stall like any other: the arm is held until the next accepted chunk.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from collections import deque
 import numpy as np
 
 _HISTORY = 8
-#: Measured intervals are believed within these multiples of the first guess.
-_MIN_FACTOR, _MAX_FACTOR = 0.1, 4.0
+#: Measured intervals are believed up to this multiple of the configured one.
+_MAX_FACTOR = 4.0
 
 
 class _Stream:
@@ -33,10 +36,8 @@ class _Stream:
 
     @property
     def expected_s(self) -> float:
-        if not self.intervals:
-            return self.guess_s
-        measured = float(np.max(self.intervals))
-        return float(np.clip(measured, _MIN_FACTOR * self.guess_s, _MAX_FACTOR * self.guess_s))
+        measured = float(np.max(self.intervals)) if self.intervals else 0.0
+        return float(np.clip(measured, self.guess_s, _MAX_FACTOR * self.guess_s))
 
 
 class Watchdog:
@@ -46,10 +47,12 @@ class Watchdog:
         self.chunks = _Stream(chunk_interval_s)
         self.cameras: dict[str, _Stream] = {}
         self.active = False  # the arm is executing chunks
+        self.plan_end = np.inf  # when the last accepted chunk runs out
 
-    def chunk_accepted(self, now: float) -> None:
+    def chunk_accepted(self, now: float, end: float) -> None:
         self.chunks.arrive(now, measure=self.active)
         self.active = True
+        self.plan_end = end
 
     def frame(self, camera: str, now: float) -> None:
         self.cameras.setdefault(camera, _Stream(self.frame_interval_s)).arrive(now)
@@ -63,6 +66,11 @@ class Watchdog:
         if not self.active:
             return None
         late = self._late("chunk", self.chunks, now)
+        if late is None and now > self.plan_end + self.grace_s and self.chunks.last is not None:
+            late = (
+                f"no chunk for {now - self.chunks.last:.2f} s "
+                f"(the last one ended {now - self.plan_end:.2f} s ago)"
+            )
         for name, stream in sorted(self.cameras.items()):
             late = late or self._late(f"camera {name} frame", stream, now)
         return late

@@ -57,7 +57,9 @@ class LookConfig:
     still_speed: float = 0.05  # [rad/s] "nearly still": no joint faster
     settle_s: float = 0.3  # both for this long
     timeout_s: float = 5.0  # after the trajectory's end
-    resend_period_s: float = 1.0  # < the safety watchdog (1.5 s)
+    # < the safety watchdog's expected chunk interval (0.7 s): a look is never
+    # mistaken for a stalled policy
+    resend_period_s: float = 0.5
     #: [m] a measured gripper width below this is a hand closed on nothing:
     #: the look opens it (the pick monitor's empty-grasp width)
     empty_hand_m: float = MonitorConfig.empty_grasp_m

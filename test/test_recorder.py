@@ -246,8 +246,10 @@ def publisher():
 def record_until_seen(bag: Path, topics: list[str] | None, want: dict[str, int], **kwargs):
     """``record()`` until the recorder's own /diagnostics say it has received
     ``want[topic]`` messages a second on each topic (at least one for a rate of
-    0), at most 60 s: an event, not a duration tuned to a quiet machine (under
-    load, discovering the publisher took longer than a fixed 2.5 s)."""
+    0), and two more of its statuses came after that (so a status with those
+    rates is in the bag when /diagnostics is recorded); at most 60 s: events,
+    not a duration tuned to a quiet machine (under load, discovering the
+    publisher took longer than a fixed 2.5 s)."""
     stop = threading.Event()
     out: dict = {}
     worker = threading.Thread(
@@ -262,19 +264,26 @@ def record_until_seen(bag: Path, topics: list[str] | None, want: dict[str, int],
         executor = rclpy.executors.SingleThreadedExecutor(context=context)
         executor.add_node(watcher)
         seen: dict[str, str] = {}
+        statuses = [0]  # recorder statuses since the wanted rates were reached
 
         def on_diag(msg: DiagnosticArray) -> None:
             for status in msg.status:
                 if status.name.endswith(": recorder"):
                     seen.clear()
                     seen.update({kv.key: kv.value for kv in status.values})
+                    statuses[0] += 1
 
         watcher.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
         worker.start()
         deadline = time.monotonic() + 60.0
+        reached = False
         while worker.is_alive() and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
-            if all(float(seen.get(f"{t}.rate_hz", -1)) >= rate for t, rate in want.items()):
+            if not reached and all(
+                float(seen.get(f"{t}.rate_hz", -1)) >= rate for t, rate in want.items()
+            ):
+                reached, statuses[0] = True, 0
+            if reached and statuses[0] >= 2:  # one more status made it into the bag
                 break
         stop.set()
         worker.join()
@@ -331,7 +340,8 @@ def test_record_mcap(publisher, tmp_path: Path):
 @pytest.mark.ros
 def test_record_all_topics_sqlite3(publisher, tmp_path: Path):
     bag = tmp_path / "bag"
-    want = {IMAGE: 5, LATCHED: 0, JOINTS: 5, "/clock": 5}
+    # /diagnostics: its own status is in the bag (read below)
+    want = {IMAGE: 5, LATCHED: 0, JOINTS: 5, "/clock": 5, "/diagnostics": 0}
     summary = record_until_seen(bag, None, want, storage="sqlite3", use_sim_time=True)
     assert summary.missing == {}
     info = bag_summary(bag)

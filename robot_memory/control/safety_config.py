@@ -115,7 +115,8 @@ class SafeChunk:
     ``times`` are seconds from now, strictly increasing, the first at least
     ``min_lead_s``; ``positions`` (n, 7) are in :data:`ARM_JOINTS` order and
     exactly the chunk's values. ``gripper`` holds the widths of the same points
-    when the chunk carried them; ``absolute_times`` are the points' own times.
+    when the chunk carried them; ``absolute_times`` are when the points are
+    reached (now + ``times``, on the clock the filter was given).
     ``stretch`` is how much longer than asked the retimed chunk takes (1: as asked).
     """
 

@@ -20,14 +20,13 @@ import pytest
 import yaml
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
+from test_replay import short_bag
 
 from robot_memory.bag.reader import BagReader, bag_summary
 from robot_memory.cli import main
 from robot_memory.replay.bag_frames import CameraFrameEvent, iter_bag_events
 from robot_memory.replay.bag_images import decode_depth, encode_compressed_depth
 from robot_memory.replay.bag_topics import TopicMap
-from robot_memory.replay.scenario_scripts import look_at
-from robot_memory.replay.scenarios import ScenarioConfig, ScenarioSession
 from robot_memory.replay.tf_buffer import TransformBuffer, TransformError, slerp
 
 TS = get_typestore(Stores.ROS2_KILTED)
@@ -201,15 +200,7 @@ def test_bad_bags_are_refused_in_one_line(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def camera_bag(tmp_path_factory):
-    path = tmp_path_factory.mktemp("forms") / "base"
-    config = ScenarioConfig(width=160, height=120, camera_rate=5.0, storage="mcap", small=True)
-    session = ScenarioSession(path, config)
-    try:
-        session.run_for(0.3)
-        look_at(session, (0.08, -0.2), hold_s=0.6)
-    finally:
-        session.close()
-    return path
+    return short_bag(tmp_path_factory.mktemp("forms") / "base", "mcap", hold_s=0.6)
 
 
 def rewrite(src: Path, dst: Path, change, storage="mcap") -> Path:

@@ -32,12 +32,13 @@ from ros_helpers import Probe, spin_until
 W, H = 160, 120
 
 
-def short_bag(path, storage: str):
+def short_bag(path, storage: str, hold_s: float = 0.3):
+    """A short scenario bag from the sim: a look at one spot of the table."""
     config = ScenarioConfig(width=W, height=H, camera_rate=5.0, storage=storage, small=True)
     session = ScenarioSession(path, config)
     try:
         session.run_for(0.3)
-        look_at(session, (0.08, -0.2), hold_s=0.3)
+        look_at(session, (0.08, -0.2), hold_s=hold_s)
     finally:
         session.close()
     return path

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the pip-only world: Debian libraries (when root) and a
-# virtual environment with every pinned Python dependency (requirements.txt).
+# virtual environment with every pinned Python dependency (requirements.txt)
+# and the project's ROS 2 interface packages built into it.
 # Re-running it is cheap: pip runs again only when requirements.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(libusb-1.0-0 libegl1 libegl-mesa0 libgl1 libosmesa6 ffmpeg)
+DEBIAN_PACKAGES=(libusb-1.0-0 libegl1 libegl-mesa0 libgl1 libosmesa6 ffmpeg cmake g++)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -40,4 +41,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi
+# ROS 2 interface packages (robot_memory_interfaces, tf2_msgs): built into the
+# venv with CMake; rebuilt only when an interface file changed.
+"$VENV/bin/python" scripts/build_interfaces.py --venv "$VENV"
 echo "[bootstrap] environment ready: $VENV"

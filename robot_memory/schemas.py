@@ -305,6 +305,7 @@ class PolicyStatusMsg(Payload):
 
 
 P = TypeVar("P", bound=Payload)
+M = TypeVar("M", bound=BaseModel)
 
 
 class PayloadError(ValueError):
@@ -375,6 +376,14 @@ def parse_payload(model: type[P], text: str, max_chars: int | None = None) -> P:
     data = decode_json(text, limit, getattr(model, "max_depth", None))
     if not isinstance(data, dict):
         raise PayloadError("malformed json", "top level must be an object")
+    return validate_payload(model, data)
+
+
+def validate_payload(model: type[M], data: dict[str, Any]) -> M:
+    """Validate decoded data (a typed ROS message turned into a dict by the node
+    layer, or decoded JSON) as ``model``; raise :class:`PayloadError`
+    (``invalid payload``) on any problem: NaN, a value out of bounds, a wrong
+    type."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

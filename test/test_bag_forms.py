@@ -27,7 +27,7 @@ from robot_memory.cli import main
 from robot_memory.replay.bag_frames import CameraFrameEvent, iter_bag_events
 from robot_memory.replay.bag_images import decode_depth, encode_compressed_depth
 from robot_memory.replay.bag_topics import TopicMap
-from robot_memory.replay.tf_buffer import TransformBuffer, TransformError, slerp
+from robot_memory.transforms.tf_buffer import TransformBuffer, TransformError, slerp
 
 TS = get_typestore(Stores.ROS2_KILTED)
 STRING = "std_msgs/msg/String"
@@ -238,7 +238,7 @@ def compress(topic, msgtype, msg, ns):
 def tf_only(topic, msgtype, msg, ns, state={}):  # noqa: B006 - counts wrist samples
     """Poses become /tf_static world -> panda_link0 and link0 -> camera frame
     (front static on /tf_static, wrist on /tf at every other pose)."""
-    from robot_memory.replay.tf_buffer import Transform
+    from robot_memory.transforms.tf_buffer import Transform
 
     if not topic.endswith("/pose"):
         return [(topic, msgtype, msg, ns)]

@@ -48,7 +48,7 @@ from robot_memory.replay.bag_topics import (
     TopicMap,
     find_cameras,
 )
-from robot_memory.replay.tf_buffer import TransformBuffer, TransformError
+from robot_memory.transforms.tf_buffer import TransformBuffer, TransformError
 
 WORLD_FRAME = "world"
 

@@ -1,6 +1,6 @@
 """A small transform buffer for ``/tf`` and ``/tf_static`` (ROS-free, numpy).
 
-tf2_ros is not on PyPI, so bag readers keep transforms here: each child frame
+tf2_ros is not on PyPI, so perception and the bag readers keep transforms here: each child frame
 has one parent (a tree, as in tf2), static transforms hold at every time, and
 dynamic ones are interpolated in time (linear in translation, slerp in
 rotation) between the two nearest samples. :meth:`TransformBuffer.lookup` chains

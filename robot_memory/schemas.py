@@ -297,7 +297,7 @@ class PolicyStatusMsg(Payload):
     """/policy/status (latched): the skill's state, with the reason when it ended."""
 
     goal_id: str = ""
-    state: Literal["idle", "running", "succeeded", "failed"]
+    state: Literal["idle", "running", "succeeded", "failed", "canceled"]
     reason: str = ""
     skill: str = ""
     chunks: int = Field(default=0, ge=0, description="action chunks published for the goal")

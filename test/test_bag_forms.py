@@ -19,17 +19,19 @@ import numpy as np
 import pytest
 import yaml
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
 from test_replay import short_bag
 
+from robot_memory.bag.ground_truth import ground_truth_from_bag_msg
 from robot_memory.bag.reader import BagReader, bag_summary
+from robot_memory.bag.typedefs import typestore
 from robot_memory.cli import main
-from robot_memory.replay.bag_frames import CameraFrameEvent, iter_bag_events
+from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
 from robot_memory.replay.bag_images import decode_depth, encode_compressed_depth
 from robot_memory.replay.bag_topics import TopicMap
+from robot_memory.schemas import dump_payload
 from robot_memory.transforms.tf_buffer import TransformBuffer, TransformError, slerp
 
-TS = get_typestore(Stores.ROS2_KILTED)
+TS = typestore()  # the standard types and the project's (GroundTruth, TFMessage)
 STRING = "std_msgs/msg/String"
 SERVICE_EVENT = "test_msgs/srv/BasicTypes_Event"
 SRV_TEXT = "bool bool_value\nint32 int32_value\n---\nbool bool_value\nint32 int32_value\n"
@@ -203,6 +205,54 @@ def camera_bag(tmp_path_factory):
     return short_bag(tmp_path_factory.mktemp("forms") / "base", "mcap", hold_s=0.6)
 
 
+@pytest.fixture(scope="module")
+def legacy_bag(camera_bag, tmp_path_factory):
+    """The camera bag as the stack recorded it before typed interfaces: ground
+    truth as JSON in std_msgs/String, poses on /camera/<cam>/pose, no /tf."""
+    poses = {(f.camera, f.stamp): f for fs in frames_of(camera_bag).values() for f in fs}
+    geo, types = "geometry_msgs/msg/", TS.types
+
+    def legacy(topic, msgtype, msg, ns):
+        if topic in ("/tf", "/tf_static"):
+            return []
+        if topic == "/sim/ground_truth":
+            text = dump_payload(ground_truth_from_bag_msg(msg))
+            return [(topic, STRING, types[STRING](text), ns)]
+        out = [(topic, msgtype, msg, ns)]
+        if topic.endswith("/color/image_raw"):
+            cam = topic.split("/")[2]
+            f = poses[(cam, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)]
+            (x, y, z), (qw, qx, qy, qz) = f.position, f.quaternion
+            pose = types[geo + "Pose"](types[geo + "Point"](x, y, z),
+                                       types[geo + "Quaternion"](qx, qy, qz, qw))  # fmt: skip
+            header = types["std_msgs/msg/Header"](msg.header.stamp, "world")
+            stamped = types[geo + "PoseStamped"](header, pose)
+            out.append((f"/camera/{cam}/pose", geo + "PoseStamped", stamped, ns))
+        return out
+
+    return rewrite(camera_bag, tmp_path_factory.mktemp("legacy") / "legacy", legacy)
+
+
+def test_older_bags_with_json_ground_truth_and_pose_topics_still_read(
+    camera_bag, legacy_bag, tmp_path
+):
+    types = {t: i.msgtype for t, i in bag_summary(legacy_bag).topics.items()}
+    assert types["/sim/ground_truth"] == STRING and "/tf" not in types
+    assert types["/camera/wrist/pose"] == "geometry_msgs/msg/PoseStamped"
+    new, old = list(iter_bag_events(camera_bag)), list(iter_bag_events(legacy_bag))
+    assert len(new) == len(old)
+    for a, b in zip(new, old, strict=True):
+        assert type(a) is type(b) and a.stamp == b.stamp
+        if isinstance(a, GroundTruthEvent):
+            assert a.truth is not None and a.truth == b.truth
+        else:
+            assert a.complete and b.complete, b.missing
+            assert (a.pose_source, b.pose_source) == ("tf", "pose topic")
+            np.testing.assert_allclose(b.position, a.position, atol=1e-9)
+    meta = eval_frames(legacy_bag, tmp_path / "eval")
+    assert meta["frames"]["front"] >= 4 and meta["frames"]["wrist"] >= 4, meta
+
+
 def rewrite(src: Path, dst: Path, change, storage="mcap") -> Path:
     """Copy a bag, with ``change(topic, msgtype, msg, ns)`` -> [(topic, msgtype, msg, ns)]."""
     out: list = []
@@ -301,10 +351,11 @@ def test_compressed_cameras_decode_and_evaluate(camera_bag, tmp_path):
     assert meta["frames"]["front"] >= 4 and meta["frames"]["wrist"] >= 4, meta
 
 
-def test_camera_poses_come_from_tf(camera_bag, tmp_path):
-    bag = rewrite(camera_bag, tmp_path / "tf", tf_only)
+def test_camera_poses_come_from_tf(legacy_bag, tmp_path):
+    """Poses of another tree (a moved base, the wrist at half the rate) from /tf."""
+    bag = rewrite(legacy_bag, tmp_path / "tf", tf_only)
     assert not any(t.endswith("/pose") for t in bag_summary(bag).topics)
-    raw, tf = frames_of(camera_bag), frames_of(bag)
+    raw, tf = frames_of(legacy_bag), frames_of(bag)
     for cam in ("front", "wrist"):
         n = len(raw[cam])
         assert len(tf[cam]) == n
@@ -329,7 +380,7 @@ def test_camera_poses_come_from_tf(camera_bag, tmp_path):
     assert "no /tf path from 'map'" in no_world.missing
 
 
-def test_cameras_under_other_names_are_mapped(camera_bag, tmp_path, capsys):
+def test_cameras_under_other_names_are_mapped(legacy_bag, tmp_path, capsys):
     def rename(topic, msgtype, msg, ns):
         if topic == "/camera/wrist/pose":
             return []  # and no /tf: the error must say where poses come from
@@ -339,10 +390,11 @@ def test_cameras_under_other_names_are_mapped(camera_bag, tmp_path, capsys):
             )
         return [(topic, msgtype, msg, ns)]
 
-    bag = rewrite(camera_bag, tmp_path / "renamed", rename)
+    bag = rewrite(legacy_bag, tmp_path / "renamed", rename)
     assert main(["eval", str(bag), "--no-progress", "--out", str(tmp_path / "e1")]) == 2
     line = one_error_line(capsys.readouterr().err, "eval")
-    assert "camera wrist lacks /camera/wrist/pose or /tf" in line and "/rig/cam0/rgb" in line
+    assert "camera wrist lacks /tf + /tf_static with wrist's optical frame" in line
+    assert "/rig/cam0/rgb" in line
     mapped = ["--camera", "front=/rig/cam0"]
     assert main(["eval", str(bag), "--no-progress", *mapped]) == 2  # colour still unnamed
     line = one_error_line(capsys.readouterr().err, "eval")
@@ -350,7 +402,7 @@ def test_cameras_under_other_names_are_mapped(camera_bag, tmp_path, capsys):
     mapped += ["--remap", "/rig/cam0/rgb=/camera/front/color/image_raw"]
     meta = eval_frames(bag, tmp_path / "e2", *mapped)
     assert meta["frames"]["front"] >= 4 and "wrist" not in meta["frames"], meta
-    assert "camera wrist lacks /camera/wrist/pose" in capsys.readouterr().err  # a note
+    assert "camera wrist lacks /tf + /tf_static" in capsys.readouterr().err  # a note
     with pytest.raises(SystemExit):
         main(["eval", str(bag), "--camera", "front"])  # malformed: a usage error
     assert "expected NAME=PREFIX" in capsys.readouterr().err

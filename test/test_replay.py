@@ -14,14 +14,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import rclpy
+from robot_memory_interfaces.msg import GroundTruth
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 
 from robot_memory.bag.reader import bag_summary, iter_messages
 from robot_memory.bag.writer import BagWriter, make_qos
 from robot_memory.nodes import conversions as conv
-from robot_memory.nodes.qos import COMMAND, SENSOR
+from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
 from robot_memory.replay.bag_images import decode_color, decode_depth
 from robot_memory.replay.replay_core import PauseClock, RateCap, ReplaySchedule, ReplayTiming
@@ -61,7 +62,7 @@ def test_bag_frames_are_synchronized_for_both_cameras(bags, storage):
         assert len(mine) == counts[f"/camera/{cam}/color/image_raw"].count >= 5
         for f in mine:
             assert f.complete, f.missing
-            assert f.stamp == f.depth_stamp == f.pose_stamp
+            assert f.stamp == f.depth_stamp == f.pose_stamp and f.pose_source == "tf"
             assert f.rgb.shape == (H, W, 3) and f.rgb.dtype == np.uint8
             assert f.depth.shape == (H, W) and f.depth.dtype == np.float32
             assert 0.2 < float(np.median(f.depth[f.depth > 0])) < 3.0
@@ -156,7 +157,8 @@ def _listen() -> Probe:
     probe = Probe("replay_probe")
     probe.listen(Image, "/camera/front/color/image_raw", SENSOR)
     probe.listen(Clock, "/clock", 10)
-    probe.listen(String, "/sim/ground_truth", COMMAND)
+    probe.listen(GroundTruth, "/sim/ground_truth", COMMAND)
+    probe.listen(TFMessage, "/tf_static", LATCHED)
     return probe
 
 
@@ -193,6 +195,9 @@ def test_replay_node_publishes_the_bag_at_rate_and_follows_bag_time(bags):
         # each image arrives after /clock reached its stamp (the clock is never behind)
         assert stamps[-1] <= clock[-1] + 1e-9
         assert len(msgs["/sim/ground_truth"]) == counts["/sim/ground_truth"].count
+        assert msgs["/sim/ground_truth"][-1].objects  # typed, replayed as recorded
+        frames = {t.child_frame_id for m in msgs["/tf_static"] for t in m.transforms}
+        assert {"panda_link0", "front_color_optical_frame", "wrist_color_optical_frame"} <= frames
 
 
 def test_replay_loops_with_time_jumping_back_and_stops_cleanly_on_sigterm(bags):
@@ -234,7 +239,7 @@ def test_recorder_bags_with_wall_clock_log_times_keep_ground_truth_in_order(bags
             bag.write(topic, raw, ns + offset_ns)
     events = list(iter_bag_events(shifted))
     truths = [e for e in events if isinstance(e, GroundTruthEvent)]
-    assert truths and all(e.stamp == json.loads(e.payload)["stamp"] for e in truths)
+    assert truths and all(e.truth is not None and e.stamp == e.truth.stamp for e in truths)
     stamps = [e.stamp for e in events]
     assert stamps == sorted(stamps)
     kinds = [isinstance(e, GroundTruthEvent) for e in events]

@@ -18,7 +18,7 @@ from robot_memory.replay.bag_frames import (
     project_point,
 )
 from robot_memory.replay.scenarios import SCENARIOS, ScenarioConfig, main, record_scenario
-from robot_memory.schemas import GroundTruth, parse_payload
+from robot_memory.schemas import GroundTruth
 
 #: Scene colours (sim/cell/tabletop.xml), for counting an object's pixels.
 COLOURS = {
@@ -44,7 +44,8 @@ def bags(tmp_path_factory):
                 frames.append(event)
             else:
                 assert isinstance(event, GroundTruthEvent)
-                truths.append((event.stamp, parse_payload(GroundTruth, event.payload)))
+                assert event.truth is not None, event.error
+                truths.append((event.stamp, event.truth))
         sidecar = json.loads((out / f"{name}.json").read_text())
         loaded[name] = (result, frames, truths, sidecar)
     return loaded
@@ -80,15 +81,18 @@ def test_bags_carry_the_sim_nodes_topics_types_and_frames(bags):
     expected = {
         "/clock": "rosgraph_msgs/msg/Clock",
         "/joint_states": "sensor_msgs/msg/JointState",
-        "/sim/ground_truth": "std_msgs/msg/String",
+        "/sim/ground_truth": "robot_memory_interfaces/msg/GroundTruth",
+        "/tf": "tf2_msgs/msg/TFMessage",
+        "/tf_static": "tf2_msgs/msg/TFMessage",
     }
     for cam in ("front", "wrist"):
         expected[f"/camera/{cam}/color/image_raw"] = "sensor_msgs/msg/Image"
         expected[f"/camera/{cam}/color/camera_info"] = "sensor_msgs/msg/CameraInfo"
         expected[f"/camera/{cam}/aligned_depth_to_color/image_raw"] = "sensor_msgs/msg/Image"
-        expected[f"/camera/{cam}/pose"] = "geometry_msgs/msg/PoseStamped"
     assert types == expected
     assert all(f.complete for f in frames)
+    assert {f.pose_source for f in frames} == {"tf"}
+    assert summary.topics["/tf_static"].count == 1
     assert {f.frame_id for f in frames} == {
         "front_color_optical_frame",
         "wrist_color_optical_frame",

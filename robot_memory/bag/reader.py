@@ -6,7 +6,8 @@ one-line :class:`BagError`:
 
 * one file or several (a split bag), MCAP or sqlite3, any metadata version;
 * with the type definitions inside, or without (older sqlite3 bags): types the
-  bag does not define come from rosbags' ROS 2 Kilted type store;
+  bag does not define come from rosbags' ROS 2 Kilted type store and this
+  project's interface types (:mod:`robot_memory.bag.typedefs`);
 * with types whose definition does not parse (service event topics) or that no
   one knows (custom packages): the bag still opens, and
   :meth:`BagReader.why_undecodable` says why such a topic cannot be decoded.
@@ -30,6 +31,7 @@ from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_
 from rosbags.typesys.store import Typestore
 
 from robot_memory.bag.typedefs import referenced_types
+from robot_memory.bag.typedefs import typestore as project_typestore
 
 #: Types a bag does not define are taken from this ROS 2 distribution.
 DEFAULT_STORE = Stores.ROS2_KILTED
@@ -38,8 +40,9 @@ _IDL_SEP = "=" * 80 + "\n"
 
 @functools.cache
 def _default_store() -> Typestore:
-    """Read only here (its definitions), so one instance serves every reader."""
-    return get_typestore(DEFAULT_STORE)
+    """Read only here (its definitions), so one instance serves every reader:
+    the standard types plus this project's (for bags that lack definitions)."""
+    return project_typestore(DEFAULT_STORE)
 
 
 class BagError(ValueError):

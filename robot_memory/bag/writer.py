@@ -1,11 +1,15 @@
 """Write rosbag2 bags (MCAP or sqlite3) from serialized CDR messages (ROS-free).
 
 :class:`BagWriter` wraps :class:`rosbags.rosbag2.Writer`. Every topic's message
-definition and RIHS01 type hash are written into the bag, taken from the rosbags
-type store for ROS 2 Kilted, so ``ros2 bag``, Foxglove and
-:class:`rosbags.highlevel.AnyReader` can decode the bag without the message
-packages. Types the store does not know (custom interface packages) are loaded
-from their installed ``share/<package>/msg/<Name>.msg`` files when those exist.
+definition and RIHS01 type hash are written into the bag (MCAP: the channel's
+schema, encoding ``ros2msg``, the full text with its dependencies as rosbag2
+writes it; sqlite3: the ``message_definitions`` table), taken from the rosbags
+type store for ROS 2 Kilted plus this project's interface types
+(:mod:`robot_memory.bag.typedefs`: ``robot_memory_interfaces``, ``tf2_msgs``),
+so ``ros2 bag``, Foxglove and :class:`rosbags.highlevel.AnyReader` can decode
+the bag without the message packages. Other types the store does not know
+(other custom interface packages) are loaded from their installed
+``share/<package>/msg/<Name>.msg`` files when those exist.
 
 The writer is thread-safe: one thread may add topics while another writes.
 (Python's sqlite3 objects only work in the thread that made them, so a sqlite3
@@ -15,8 +19,6 @@ bag does all its storage calls on one thread of its own.)
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,10 +37,11 @@ from rosbags.interfaces import (
     QosTime,
 )
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys import Stores, get_types_from_msg
 from rosbags.typesys.store import Typestore
 
-from robot_memory.bag.typedefs import referenced_types
+from robot_memory.bag.typedefs import referenced_types, share_dirs
+from robot_memory.bag.typedefs import typestore as project_typestore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,14 +107,7 @@ def default_msg_search_paths() -> list[Path]:
     """``share`` folders that may hold interface packages' ``.msg`` files: each
     ``$AMENT_PREFIX_PATH`` entry (a sourced ROS 2) and this Python's prefix
     (where the PyPI ROS wheels install theirs)."""
-    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    prefixes.append(sys.prefix)
-    paths: list[Path] = []
-    for prefix in prefixes:
-        share = Path(prefix) / "share"
-        if share.is_dir() and share not in paths:
-            paths.append(share)
-    return paths
+    return share_dirs()
 
 
 class BagWriter:
@@ -139,7 +135,7 @@ class BagWriter:
                 "overwritten: pick another output name or remove the old bag"
             )
         self.storage = storage
-        self.typestore = typestore if typestore is not None else get_typestore(DEFAULT_STORE)
+        self.typestore = typestore if typestore is not None else project_typestore(DEFAULT_STORE)
         extra = [Path(p) for p in msg_search_paths or ()]
         self.msg_search_paths = [*extra, *default_msg_search_paths()]
         self._writer = Writer(

@@ -3,9 +3,15 @@ them against the ``/sim/ground_truth`` recorded in it.
 
 The bag is read in time order (no DDS, no real-time pacing: as fast as the
 CPU allows). Each camera frame goes through the same path as in the nodes:
-:class:`PerceptionPipeline`, the ``/perception/observations`` JSON round trip,
-:meth:`SceneMemory.update`. At every ground-truth message (at most every
-``--snapshot-period`` seconds of bag time) the memory's scene graph is scored
+:class:`PerceptionPipeline`, the ``/perception/observations`` round trip through
+the core's ``ObservationFrameMsg`` (what the typed message carries: depth in
+integer millimetres, at most 32 points per object), :meth:`SceneMemory.update`.
+Ground truth is ``robot_memory_interfaces/msg/GroundTruth`` (an older bag's
+JSON ``std_msgs/String`` also reads); camera poses come from ``/tf`` +
+``/tf_static`` (an older bag's ``/camera/<cam>/pose`` also reads).
+
+At every ground-truth message (at most every ``--snapshot-period`` seconds of
+bag time) the memory's scene graph is scored
 (:mod:`robot_memory.evaluation.metrics`); at the end each object seen in the bag
 is asked for with a ``last_seen`` query. Only objects that some camera actually
 saw count (``seen_fraction`` of the object in one view, unoccluded): memory
@@ -45,7 +51,7 @@ from robot_memory.replay.bag_frames import (
     iter_bag_events,
 )
 from robot_memory.replay.bag_topics import GROUND_TRUTH_TOPIC, TopicMap, mapping_hint
-from robot_memory.schemas import GroundTruth, MemoryQuery, PayloadError, parse_payload
+from robot_memory.schemas import GroundTruth, MemoryQuery
 
 
 @dataclass
@@ -119,7 +125,8 @@ def check_bag(opts: EvalOptions) -> tuple[BagPlan, list[str]]:
         raise EvalError(f"cannot evaluate {opts.bag}: {described}; {mapping_hint(plan.topics)}")
     if not plan.ground_truth:
         raise EvalError(
-            f"{opts.bag} has no {GROUND_TRUTH_TOPIC} (std_msgs/String GroundTruth JSON): "
+            f"{opts.bag} has no {GROUND_TRUTH_TOPIC} (robot_memory_interfaces/msg/GroundTruth, "
+            "or an older bag's std_msgs/String JSON): "
             "nothing to score against (docs/evaluation.md, 'Your own bag')"
         )
     notes = [f"{described}; it is skipped"] if lacking else []
@@ -209,10 +216,9 @@ def evaluate_bag(opts: EvalOptions) -> dict:
 
 
 def _on_truth(event: GroundTruthEvent, memory: SceneMemory, state: EvalState, opts) -> None:
-    try:
-        truth = parse_payload(GroundTruth, event.payload)
-    except PayloadError as err:
-        state.rejected[f"ground truth: {err.reason}"] += 1
+    truth = event.truth
+    if truth is None:
+        state.rejected[f"ground truth: {event.error}"] += 1
         return
     state.truth_history.append(truth)
     # Which objects the cameras see now (views are at most one camera period old).
@@ -301,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=PREFIX",
         help="read camera NAME from PREFIX/color/image_raw[/compressed], "
         "PREFIX/aligned_depth_to_color/image_raw[/compressedDepth], PREFIX/color/camera_info, "
-        "PREFIX/pose (repeatable)",
+        "and the camera's pose from /tf (or an older bag's PREFIX/pose) (repeatable)",
     )
     p.add_argument(
         "--remap",

@@ -11,22 +11,24 @@ and yields, in header-stamp order:
   latest ``/joint_states`` at or before the frame. A frame that lacks any of
   these is still yielded, with ``missing`` saying what is missing (evaluators
   count them);
-* :class:`GroundTruthEvent` per ``/sim/ground_truth`` message.
+* :class:`GroundTruthEvent` per ``/sim/ground_truth`` message
+  (``robot_memory_interfaces/msg/GroundTruth``, or an older bag's JSON in a
+  ``std_msgs/msg/String``), already converted to the core's model.
 
 Topic names are those of :mod:`robot_memory.replay.bag_topics` (after its
 :class:`TopicMap` renaming). Colour is ``sensor_msgs/Image`` or
 ``CompressedImage``; depth comes back in metres as float32 with 0.0 where
 there is no return (``16UC1`` millimetres, ``32FC1`` metres, compressedDepth).
-The pose is the nearest ``/camera/<cam>/pose`` (within ``pose_tolerance_s``),
-else the transform from ``world_frame`` to the image's ``frame_id`` in ``/tf``
-and ``/tf_static`` (interpolated in time).
+The pose is the transform from ``world_frame`` to the image's ``frame_id``
+(``<cam>_color_optical_frame`` in the typed stack's bags) in ``/tf`` and
+``/tf_static`` at the image's stamp (interpolated in time); older bags without
+``/tf`` give it on ``/camera/<cam>/pose`` (the nearest within ``pose_tolerance_s``).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import json
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from robot_memory.bag.reader import BagError, BagReader
+from robot_memory.bag import ground_truth as gt_msgs
+from robot_memory.bag.reader import BagError, BagReader, normalize_type
 from robot_memory.observations import quat_to_matrix
 from robot_memory.perception.image_decoding import PerceptionInputError
 from robot_memory.replay.bag_images import decode_color, decode_depth, encoding_of
@@ -48,6 +51,7 @@ from robot_memory.replay.bag_topics import (
     TopicMap,
     find_cameras,
 )
+from robot_memory.schemas import GroundTruth, PayloadError
 from robot_memory.transforms.tf_buffer import TransformBuffer, TransformError
 
 WORLD_FRAME = "world"
@@ -79,9 +83,10 @@ class CameraFrameEvent:
 
 @dataclass
 class GroundTruthEvent:
-    stamp: float  # header-less: the bag's log time [s]
+    stamp: float  # the truth's own (sim) time; the bag's log time if it has none [s]
     log_time_ns: int
-    payload: str
+    truth: GroundTruth | None  # None: the message did not validate (see ``error``)
+    error: str | None = None  # short reason, e.g. "invalid payload"
 
 
 BagEvent = CameraFrameEvent | GroundTruthEvent
@@ -109,7 +114,8 @@ def inspect_bag(bag_path: str | Path, topic_map: TopicMap | None = None) -> BagP
     cameras, renamed = find_cameras(usable, topic_map)
     named = set(topic_map.cameras) if topic_map else set()
     cameras = {n: cam for n, cam in cameras.items() if cam.color is not None or n in named}
-    return BagPlan(topics, cameras, undecodable, GROUND_TRUTH_TOPIC in renamed)
+    truth_type = normalize_type(topics.get(renamed.get(GROUND_TRUTH_TOPIC, ""), ""))
+    return BagPlan(topics, cameras, undecodable, truth_type in gt_msgs.TYPES)
 
 
 def stamp_of(msg: Any) -> float:
@@ -143,16 +149,16 @@ def _nearest(items: Iterable[tuple[float, Any]], stamp: float) -> tuple[float, A
 LOG_WINDOW_NS = 200_000_000
 
 
-def _truth_stamp(text: str, log_ns: int) -> float:
-    """The simulation time inside a ground-truth payload (the clock the camera
-    headers use), or the bag's log time when the payload has none. A recorder
-    logs receive (wall) time, so log time alone would put every ground truth
-    after every frame."""
+def _truth_event(msg: Any, msgtype: str, log_ns: int) -> GroundTruthEvent:
+    """A ground-truth message as an event at its own simulation time (the clock
+    the camera headers use); at the bag's log time when it does not validate.
+    A recorder logs receive (wall) time, so log time alone would put every
+    ground truth after every frame."""
     try:
-        stamp = json.loads(text).get("stamp")
-    except (json.JSONDecodeError, AttributeError):
-        stamp = None
-    return float(stamp) if isinstance(stamp, int | float) else log_ns * 1e-9
+        truth = gt_msgs.ground_truth_from_bag(msg, normalize_type(msgtype))
+    except PayloadError as err:
+        return GroundTruthEvent(log_ns * 1e-9, log_ns, None, err.reason)
+    return GroundTruthEvent(truth.stamp, log_ns, truth)
 
 
 class _Lazy:
@@ -234,7 +240,7 @@ def iter_bag_events(
     for topic, kind in ((JOINT_STATES_TOPIC, "joints"), (TF_TOPIC, "tf"), (TF_STATIC_TOPIC, "tf")):
         if topic in plan.topics and topic not in plan.undecodable:
             role.setdefault(topic, (kind, ""))
-    if ground_truth and GROUND_TRUTH_TOPIC not in plan.undecodable:
+    if ground_truth and plan.ground_truth and GROUND_TRUTH_TOPIC not in plan.undecodable:
         role[GROUND_TRUTH_TOPIC] = ("gt", "")
     has_tf = any(kind == "tf" for kind, _ in role.values())
     ctx = _Context(
@@ -295,8 +301,7 @@ def _events(
         except BagError:
             continue  # a corrupt message: like one never recorded
         if kind == "gt":
-            text = str(msg.data)
-            event = GroundTruthEvent(_truth_stamp(text, log_ns), log_ns, text)
+            event = _truth_event(msg, conn.msgtype, log_ns)
             heapq.heappush(out, (event.stamp, next(seq), event))
         elif kind == "joints":
             positions = zip(msg.name, msg.position, strict=False)
@@ -342,7 +347,7 @@ def _pose(cam: _Camera, event: CameraFrameEvent, ctx: _Context) -> str | None:
     if pose is not None:
         return f"no pose within {ctx.pose_tol} s"
     if cam.topics.pose is None:
-        return f"no pose (no /camera/{cam.name}/pose and no /tf in the bag)"
+        return f"no pose (no /tf in the bag, nor an older bag's /camera/{cam.name}/pose)"
     return "no pose"
 
 

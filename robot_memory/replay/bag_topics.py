@@ -4,7 +4,8 @@ The contract's names are realsense-style: ``/camera/<cam>/color/image_raw``
 (``sensor_msgs/Image``, or ``.../image_raw/compressed`` with
 ``sensor_msgs/CompressedImage``), ``/camera/<cam>/aligned_depth_to_color/image_raw``
 (or ``.../compressedDepth``), ``/camera/<cam>/color/camera_info`` and the
-camera's pose on ``/camera/<cam>/pose`` or in ``/tf`` + ``/tf_static``.
+camera's pose in ``/tf`` + ``/tf_static`` (the image's ``frame_id``, e.g.
+``<cam>_color_optical_frame``), or on ``/camera/<cam>/pose`` in older bags.
 
 A :class:`TopicMap` renames a bag's topics onto those names before anything is
 matched: ``--camera NAME=PREFIX`` maps ``PREFIX/...`` to ``/camera/NAME/...``
@@ -104,7 +105,7 @@ class CameraTopics:
         if self.info is None:
             out.append(info_topic(cam))
         if self.pose is None and not self.tf:
-            out.append(f"{pose_topic(cam)} or /tf with the camera's frame")
+            out.append(f"/tf + /tf_static with {cam}'s optical frame (or {pose_topic(cam)})")
         return out
 
 

@@ -4,7 +4,13 @@ A :class:`ScenarioSession` steps a :class:`~robot_memory.sim.runner.SimulationRu
 and writes what the sim node would publish, on the same topics, with the same
 message types, frame ids, encodings and QoS, straight into a rosbag2 bag
 (stamps and bag times are simulation time). No DDS is involved, so a scenario is
-deterministic for its seed. The scripts themselves (covered, moved out of view,
+deterministic for its seed. Like the sim node, a session writes
+``/sim/ground_truth`` as ``robot_memory_interfaces/msg/GroundTruth``, the cell's
+frames on ``/tf`` (links, each tick before that tick's images) and ``/tf_static``
+(``world -> panda_link0`` and each camera's ``<cam>_color_optical_frame``, once,
+first), and stamps every image ``header.frame_id = <cam>_color_optical_frame``.
+(This module builds rclpy messages: it stands in for the sim node and
+shares its node-layer conversions.) The scripts themselves (covered, moved out of view,
 clutter) are in :mod:`robot_memory.replay.scenario_scripts`.
 
     robot-memory scenarios --out out/scenarios --scenario all [--small]
@@ -28,16 +34,17 @@ from typing import Any
 import numpy as np
 from rclpy.serialization import serialize_message
 from rosgraph_msgs.msg import Clock
-from std_msgs.msg import String
 from tqdm import tqdm
 
 from robot_memory.bag.writer import STORAGES, BagWriter, make_qos
 from robot_memory.expert.ik import PandaIK
 from robot_memory.expert.pick_place import PickPlaceConfig, PickPlacePlanner
 from robot_memory.nodes import conversions as conv
+from robot_memory.nodes.sim_conversions import ground_truth_to_msg
 from robot_memory.robot.panda import ALL_JOINTS
-from robot_memory.schemas import GroundTruth, dump_payload
+from robot_memory.schemas import GroundTruth
 from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.frames import CellFrames, optical_frame
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 
 SCENARIOS = ("covered", "moved_out_of_view", "clutter")
@@ -130,6 +137,8 @@ class ScenarioSession:
         )
         model = self.runner.physics.model
         self.rig = CameraRig(model, config.width, config.height, config.cameras)
+        self.frames = CellFrames(model, config.cameras, WORLD_FRAME)
+        self._static_written = False
         self.planner = PickPlacePlanner(PandaIK(model), config.expert())
         self.events: list[dict[str, Any]] = []
         self.progress = progress
@@ -137,7 +146,11 @@ class ScenarioSession:
         sensor, command = make_qos(reliable=False, depth=5), make_qos(depth=10)
         self.bag.add_topic("/clock", "rosgraph_msgs/msg/Clock", make_qos(depth=10))
         self.bag.add_topic("/joint_states", "sensor_msgs/msg/JointState", command)
-        self.bag.add_topic("/sim/ground_truth", "std_msgs/msg/String", command)
+        self.bag.add_topic("/sim/ground_truth", "robot_memory_interfaces/msg/GroundTruth", command)
+        self.bag.add_topic("/tf", "tf2_msgs/msg/TFMessage", make_qos(depth=100))
+        self.bag.add_topic(
+            "/tf_static", "tf2_msgs/msg/TFMessage", make_qos(transient_local=True, depth=1)
+        )
         for cam in config.cameras:
             self.bag.add_topic(f"/camera/{cam}/color/image_raw", "sensor_msgs/msg/Image", sensor)
             self.bag.add_topic(
@@ -146,7 +159,6 @@ class ScenarioSession:
             self.bag.add_topic(
                 f"/camera/{cam}/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image", sensor
             )
-            self.bag.add_topic(f"/camera/{cam}/pose", "geometry_msgs/msg/PoseStamped", command)
 
     # -- the runner interface run_in_process uses ---------------------------
     def command_trajectory(self, *args: Any, **kwargs: Any) -> Any:
@@ -184,19 +196,25 @@ class ScenarioSession:
         t = self.runner.time
         t_ns = round(t * 1e9)
         physics = self.runner.physics
+        if due.joint_states or due.cameras or not self._static_written:
+            physics.sync_kinematics()  # body poses of this instant, for the frames
+        if not self._static_written:  # all static transforms in one message, first
+            self._static_written = True
+            self._put("/tf_static", conv.tf_message(self.frames.static(physics.data), t), t_ns)
         if due.clock:
             self._put("/clock", Clock(clock=conv.to_time(t)), t_ns)
         if due.joint_states:
             _, pos, vel, eff = physics.joint_state()
             self._put("/joint_states", conv.joint_state(ALL_JOINTS, pos, vel, eff, t), t_ns)
+        if due.joint_states or due.cameras:  # before the images of this instant
+            self._put("/tf", conv.tf_message(self.frames.dynamic(physics.data), t), t_ns)
         if due.ground_truth:
-            self._put("/sim/ground_truth", String(data=dump_payload(self.ground_truth())), t_ns)
+            self._put("/sim/ground_truth", ground_truth_to_msg(self.ground_truth()), t_ns)
         if due.cameras:
             c = self.config
             for cam in c.cameras:
                 rgb, depth = self.rig.render(physics, cam)
-                pos, quat = self.rig.optical_pose(physics, cam)
-                frame = f"{cam}_color_optical_frame"
+                frame = optical_frame(cam)
                 k = self.rig.intrinsics(cam)
                 info = conv.camera_info(k, c.width, c.height, t, frame)
                 self._put(f"/camera/{cam}/color/camera_info", info, t_ns)
@@ -206,7 +224,6 @@ class ScenarioSession:
                     conv.depth_image(depth, t, frame, c.depth_encoding),
                     t_ns,
                 )
-                self._put(f"/camera/{cam}/pose", conv.pose_stamped(pos, quat, t, WORLD_FRAME), t_ns)
 
     def close(self) -> None:
         self.bag.close()

@@ -386,3 +386,34 @@ def test_gripper_follows_the_chunk_with_a_deadband():
 def test_bad_configs_are_refused(kwargs):
     with pytest.raises(ValueError):
         SafetyConfig(**kwargs)
+
+
+def test_a_stop_request_holds_at_once_with_the_smooth_stop_until_the_next_chunk():
+    """The policy's empty chunk: nothing to stop before a command was sent;
+    while moving, a hold at once (no watchdog wait) that stops along the path
+    within the limits; once per stop; the next accepted chunk releases it."""
+    safety = SafetyFilter(CONFIG, MODEL)
+    assert not safety.request_stop() and safety.state == "ok"  # nothing sent yet
+    direction = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    times = [i * 0.1 for i in range(8)]
+    pts = [[*(HOME_ARM + 0.12 * i * direction), 0.04] for i in range(8)]  # 1.2 rad/s
+    out = safety.check_chunk(NOW, NAMES, times, pts, NOW, HOME_ARM)
+    t_stop = NOW + out.times[3] + 0.01
+    q_set = safety.setpoint(t_stop)
+    v_set = (out.positions[3] - out.positions[2]) / (out.times[3] - out.times[2])
+    assert safety.request_stop()
+    assert safety.state == "holding" and safety.status()["hold_reason"] == "stop requested"
+    hold = safety.hold_command(t_stop, q_set)
+    assert hold is not None and len(hold.times) > 1
+    assert_within_limits(q_set, v_set, hold.times, hold.positions)
+    assert 0 < hold.positions[-1][0] - q_set[0] <= v_set[0] ** 2 / (2 * AMAX[0]) + 1e-6
+    assert not safety.request_stop()  # held already: once
+    assert not any(safety.tick(t_stop + t) for t in np.arange(0.0, 5.0, 0.05))  # stays held
+    assert safety.counters.holds == 1 and safety.status()["rejected_total"] == 0
+    end = hold.positions[-1]
+    later = t_stop + 5.0
+    times2, pts2 = [0.0, 0.5, 1.0], [[*(end + 0.01 * i * direction), 0.04] for i in range(3)]
+    safety.check_chunk(later, NAMES, times2, pts2, later, end)
+    assert safety.state == "ok" and safety.status()["hold_reason"] == ""
+    assert safety.set_estop(True, later + 0.1)
+    assert not safety.request_stop()  # the e-stop holds already

@@ -1,12 +1,13 @@
 """The safety node over DDS (in this process): good chunks reach the arm
 controller retimed, stale and out-of-limit ones never do and are counted with
 a reason, the watchdog holds once after chunks stop (and, in sim time, within
-0.2 s of a late chunk or camera frame), the e-stop holds and blocks until
-released, a spoofed joint state from another publisher is refused."""
+0.2 s of a late chunk or camera frame), an empty chunk ("stop now") holds at
+once (in sim time, before the clock moves on) until the next valid chunk, the
+e-stop holds and blocks until released, a spoofed joint state from another
+publisher is refused. /safety/status is the typed SafetyStatus."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -14,13 +15,15 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
+from robot_memory_interfaces.msg import SafetyStatus
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, JointState
-from std_msgs.msg import Bool, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_memory.nodes.conversions import from_time, to_time
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+from robot_memory.nodes.safety_conversions import safety_status_from_msg
 from robot_memory.nodes.safety_node import SafetyNode, to_duration
 from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT, HOME_ARM
 from ros_helpers import Probe, rejected, spin_for, spin_until
@@ -44,7 +47,7 @@ class Rig:
         self.probe = Probe("safety_test")
         self.probe.listen(JointTrajectory, TRAJ, COMMAND)
         self.probe.listen(Float64MultiArray, GRIP, COMMAND)
-        self.probe.listen(String, STATUS, LATCHED)
+        self.probe.listen(SafetyStatus, STATUS, LATCHED)
         self.probe.listen(DiagnosticArray, "/diagnostics")
         self.joints = self.probe.create_publisher(JointState, "/joint_states", COMMAND)
         self.chunks = self.probe.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
@@ -63,7 +66,7 @@ class Rig:
 
     def status(self) -> dict | None:
         msg = self.probe.last(STATUS)
-        return None if msg is None else json.loads(msg.data)
+        return None if msg is None else safety_status_from_msg(msg)
 
     def measure(self, q: np.ndarray) -> None:
         """Publish the arm at ``q`` and wait until the safety node has it."""
@@ -259,6 +262,75 @@ def test_watchdog_in_sim_time_holds_within_200_ms_of_a_late_chunk_or_frame():
             p50, p99 = np.percentile(values, [50, 99])
             print(f"watchdog ({stall} stall, sim time): p50 {p50:.3f} s, p99 {p99:.3f} s")
             assert max(values) <= 0.2 + 0.011, values
+        rig.close()
+    finally:
+        rclpy.shutdown()
+
+
+def stop_now(rig: Rig, stamp: float) -> None:
+    """The policy's "stop now": a JointTrajectory with no points."""
+    msg = JointTrajectory(joint_names=list(ARM_JOINTS))
+    msg.header.stamp = to_time(stamp)
+    rig.chunks.publish(msg)
+
+
+def test_an_empty_chunk_holds_at_once_until_the_next_valid_chunk(rig):
+    rig.measure(HOME_ARM)
+    stop_now(rig, time.time())  # nothing commanded yet: nothing to stop
+    spin_for(rig.probe, 0.5)
+    assert count(rig, TRAJ) == 0 and rig.status()["holds"] == 0
+    rig.measure(HOME_ARM + 0.001)
+    rig.send(time.time(), path(8, 0.05), dt=0.5)  # 3.5 s of motion
+    spin_until(rig.probe, lambda: count(rig, TRAJ) == 1, 5, what="chunk")
+    stop_now(rig, time.time())
+    spin_until(rig.probe, lambda: count(rig, TRAJ) == 2, 5, what="the stop's hold")
+    hold = rig.probe.last(TRAJ)  # a smooth stop short of the chunk's end
+    end = np.array(hold.points[-1].positions)
+    assert np.all(end < path(8, 0.05)[-1] - 0.01) and np.all(end >= HOME_ARM - 1e-9)
+    spin_until(rig.probe, lambda: rig.status()["hold_reason"] == "stop requested", 3)
+    assert rig.status()["state"] == "holding" and rig.status()["holds"] == 1
+    assert rig.status()["rejected_total"] == 0  # a stop is no rejection
+    spin_for(rig.probe, 2 * WATCHDOG_S)
+    assert count(rig, TRAJ) == 2  # held: no watchdog hold on top
+    stop_now(rig, time.time())  # already held: nothing more
+    rig.measure(HOME_ARM)
+    rig.send(time.time(), path(), dt=0.5)
+    spin_until(rig.probe, lambda: count(rig, TRAJ) == 3, 5, what="the next chunk")
+    spin_until(rig.probe, lambda: rig.status()["state"] == "ok", 3, what="ok again")
+    assert rig.status()["accepted"] == 2 and rig.status()["holds"] == 1
+
+
+def test_a_stop_in_sim_time_holds_before_the_clock_moves_on():
+    """With use_sim_time and the clock advanced in 10 ms steps, a stop sent at
+    sim time t is held at t (the status stamp), well within 0.2 s."""
+    rclpy.init()
+    try:
+        rig = Rig(Parameter("use_sim_time", value=True), Parameter("watchdog_timeout_s", value=5.0))
+        sim = {"t": 50.0}
+
+        def advance(dt: float) -> None:
+            sim["t"] = round(sim["t"] + dt, 6)
+            rig.clock.publish(Clock(clock=to_time(sim["t"])))
+            spin_until(rig.probe, lambda: abs(rig.safety.now() - sim["t"]) < 1e-6, 5, what="clock")
+
+        latencies = []
+        for _ in range(3):
+            advance(0.01)
+            rig.measure(HOME_ARM)
+            n = count(rig, TRAJ)
+            rig.send(sim["t"], path(8, 0.05), dt=0.5)
+            spin_until(rig.probe, lambda n=n: count(rig, TRAJ) == n + 1, 5, what="chunk")
+            for _ in range(30):  # 0.3 s into the motion
+                advance(0.01)
+            t_stop = sim["t"]
+            stop_now(rig, t_stop)
+            spin_until(rig.probe, lambda n=n: count(rig, TRAJ) == n + 2, 5, what="hold")
+            spin_until(
+                rig.probe, lambda: rig.status()["hold_reason"] == "stop requested", 5, what="why"
+            )
+            latencies.append(rig.status()["stamp"] - t_stop)
+        print(f"stop -> hold (sim time): max {max(latencies):.3f} s")
+        assert max(latencies) <= 0.2, latencies
         rig.close()
     finally:
         rclpy.shutdown()

@@ -28,6 +28,8 @@ holds, so a stack where something else drives the controller (the scripted
 expert) is left alone. A hold is a smooth stop from the current motion at the
 acceleration limits. An e-stop holds at once and rejects every chunk until it
 is released; after release the arm stays held until a new chunk is accepted.
+A stop request (the policy's empty chunk: a skill canceled) holds at once the
+same way, without waiting for the watchdog, until the next accepted chunk.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ from robot_memory.robot.panda import (
 from robot_memory.sim.scene import build_model
 
 _AXES = "xyz"
+#: The hold reason of a stop request.
+STOP_REQUESTED = "stop requested"
 
 
 class TcpKinematics:
@@ -332,6 +336,15 @@ class SafetyFilter:
         if not active:
             self.estop, self.estop_since = False, None
         return False
+
+    def request_stop(self, reason: str = STOP_REQUESTED) -> bool:
+        """ "Stop now" (an empty chunk): True when the caller must send
+        :meth:`hold_command` now. Nothing to stop (no command sent yet, already
+        held, e-stop) is False."""
+        if self.estop or self._held or self._arm_plan is None:
+            return False
+        self._hold(reason)
+        return True
 
     def _hold(self, reason: str) -> None:
         self._held, self.hold_reason = True, reason

@@ -3,7 +3,10 @@
 Thin adapter over :class:`robot_memory.control.safety.SafetyFilter`:
 
 * in: ``/policy/action_chunk`` (JointTrajectory: the 7 arm joints, optionally
-  the ``gripper_width`` pseudo-joint; ``header.stamp`` = observation time),
+  the ``gripper_width`` pseudo-joint; ``header.stamp`` = observation time; a
+  trajectory with NO points is "stop now", the ros2_control JTC convention: the
+  arm holds at once with the smooth stop, hold reason "stop requested", until
+  the next accepted chunk; nothing to stop, nothing sent),
   ``/joint_states`` (the measured arm position; trusted only when plausible and
   from the one publisher it trusts), ``/robot_memory/estop`` (Bool, latched;
   True holds the arm and blocks every chunk until False), the watched cameras'
@@ -11,8 +14,8 @@ Thin adapter over :class:`robot_memory.control.safety.SafetyFilter`:
 * out: ``/arm_controller/joint_trajectory`` (the accepted chunk retimed to the
   velocity and acceleration limits, starting now, ``header.stamp`` zero; or a
   smooth stop), ``/gripper_controller/commands`` ([width]), ``/safety/status``
-  (JSON, latched: state ok|holding|estop, hold reason, counts, last reject
-  reason), ``/diagnostics``.
+  (``SafetyStatus``, latched: state ok|holding|estop, hold reason, counts,
+  rejections by reason, last reject reason, stamp), ``/diagnostics``.
 
 Every callback runs behind the node's input boundary: nothing it receives ends
 it. Nothing is ever sent before the first accepted chunk except an e-stop hold.
@@ -20,7 +23,6 @@ it. Nothing is ever sent before the first accepted chunk except an e-stop hold.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import fields
 from functools import partial
@@ -30,12 +32,13 @@ from builtin_interfaces.msg import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.subscription import MessageInfo
+from robot_memory_interfaces.msg import SafetyStatus
 from sensor_msgs.msg import CameraInfo, JointState
-from std_msgs.msg import Bool, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_memory.control.joint_state_guard import StateRejected
-from robot_memory.control.safety import SafetyFilter
+from robot_memory.control.safety import STOP_REQUESTED, SafetyFilter
 from robot_memory.control.safety_config import ChunkRejected, SafeChunk, SafetyConfig
 from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import SAFETY_PARAMETERS
@@ -45,6 +48,7 @@ from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+from robot_memory.nodes.safety_conversions import safety_status_to_msg
 from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.sim.scene import build_model
 
@@ -82,7 +86,7 @@ class SafetyNode(Node):
         self.grip_pub = self.create_publisher(
             Float64MultiArray, "/gripper_controller/commands", COMMAND
         )
-        self.status_pub = self.create_publisher(String, "/safety/status", LATCHED)
+        self.status_pub = self.create_publisher(SafetyStatus, "/safety/status", LATCHED)
         self.inputs = InputBoundary(self, self.health)
         joints = self.inputs.guard("/joint_states", self.on_joints)
         self.create_subscription(JointState, "/joint_states", lambda m, i: joints(m, i), COMMAND)
@@ -92,7 +96,7 @@ class SafetyNode(Node):
             self.inputs.subscribe(CameraInfo, topic, partial(self.on_frame, topic), SENSOR)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
-        self._status_text = ""
+        self._status: dict | None = None
         self._status_sent = -np.inf
         self.create_timer(1.0 / max(float(p["rate"]), 1.0), self.tick)
         self.publish_status(force=True)
@@ -129,6 +133,12 @@ class SafetyNode(Node):
     def on_chunk(self, msg: JointTrajectory) -> None:
         now = self.now()
         self.health.tick("chunk_in", now)
+        if not msg.points:  # "stop now"
+            if self.filter.request_stop():
+                self.get_logger().info("stop requested: holding")
+                self.send_hold(STOP_REQUESTED)
+            self.publish_status()
+            return
         stamp = from_time(msg.header.stamp)
         try:
             chunk = self.filter.check_chunk(
@@ -186,7 +196,7 @@ class SafetyNode(Node):
             self.get_logger().error(f"{why}: neither a setpoint nor a joint state to hold at")
             return
         self.traj_pub.publish(trajectory_msg(hold))
-        self.health.increment(f"holds.{why}")
+        self.health.increment(f"holds.{why.replace(' ', '_')}")
 
     def send_gripper(self, now: float) -> None:
         width = self.filter.gripper_due(now)
@@ -196,12 +206,11 @@ class SafetyNode(Node):
     def publish_status(self, force: bool = False) -> None:
         """On change, and once a second anyway."""
         status = self.filter.status()
-        text = json.dumps(status)
         wall = time.monotonic()
-        if not force and text == self._status_text and wall - self._status_sent < STATUS_PERIOD_S:
+        if not force and status == self._status and wall - self._status_sent < STATUS_PERIOD_S:
             return
-        self._status_text, self._status_sent = text, wall
-        self.status_pub.publish(String(data=text))
+        self._status, self._status_sent = status, wall
+        self.status_pub.publish(safety_status_to_msg(status, self.now()))
         for key in ("state", "hold_reason", "accepted", "retimed", "stale_points_dropped", "holds"):
             self.health.set_value(key, status[key])
 

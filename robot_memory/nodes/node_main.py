@@ -32,7 +32,12 @@ import traceback
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    ShutdownException,
+    SingleThreadedExecutor,
+)
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -156,12 +161,15 @@ def spin_node(
     make_node: Callable[[], Node],
     args: list[str] | None = None,
     check: Callable[[Node], None] | None = None,
+    threads: int = 1,
 ) -> None:
     """Run ``make_node()`` until SIGINT / SIGTERM / the launcher's death, then
     call its ``shutdown()`` (if it has one), destroy it, shut rclpy down and
     end the process (exit code 0, without the interpreter's slow teardown).
     ``check(node)`` runs after every spin; what it raises ends the node (a
-    fatal condition of the node's own, e.g. the sim loop failed)."""
+    fatal condition of the node's own, e.g. the sim loop failed). ``threads`` > 1:
+    a multi-threaded executor, for a node whose callbacks wait on futures that
+    other callbacks deliver (an action server calling services)."""
     stop = _Stop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop.on_signal)
@@ -177,7 +185,7 @@ def spin_node(
             health.set_value("restarts", restart_count())
         if restart_count():
             node.get_logger().warning(f"restarted by its launcher (restart {restart_count()})")
-        _spin(node, stop, parent_gone, check)
+        _spin(node, stop, parent_gone, check, threads)
     except KeyboardInterrupt:
         stop.request("KeyboardInterrupt")
     finally:
@@ -192,8 +200,13 @@ def _spin(
     stop: _Stop,
     parent_gone: Callable[[], bool],
     check: Callable[[Node], None] | None,
+    threads: int = 1,
 ) -> None:
-    executor = SingleThreadedExecutor(context=node.context)
+    executor = (
+        MultiThreadedExecutor(num_threads=threads, context=node.context)
+        if threads > 1
+        else SingleThreadedExecutor(context=node.context)
+    )
     executor.add_node(node)
     uncaught = _Uncaught()
     while not stop.requested.is_set() and node.context.ok():
@@ -211,7 +224,10 @@ def _spin(
             node.get_logger().warning("the launcher is gone; shutting down")
             stop.request("parent exit")
     with contextlib.suppress(Exception):
-        executor.shutdown(timeout_sec=0.5)
+        if isinstance(executor, MultiThreadedExecutor):  # a callback may still wait: the
+            executor.shutdown(timeout_sec=0.5, wait_for_threads=False)  # node's shutdown() ends it
+        else:
+            executor.shutdown(timeout_sec=0.5)
 
 
 def _close(node: Node | None, stop: _Stop) -> None:

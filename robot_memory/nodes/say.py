@@ -1,63 +1,64 @@
 """``robot-memory say "put the red cube in the bin"``: give a running planner one
 instruction and follow it to the end.
 
-The pip-only world has no ``ros2 topic pub``; this is its stand-in for the
-planner: it waits for a planner to listen on ``/planner/instruction``, sends
-the instruction (JSON ``InstructionMsg``), prints every plan (and replan) as it
-comes, shows ``/planner/status`` as a progress bar, and prints the answer or
-the reason it failed.
+The pip-only world has no ``ros2 action send_goal``; this is its stand-in for
+the planner's ``/planner/execute`` action (``ExecuteInstruction``): it waits
+for the action server, sends the goal, prints every plan (and replan) the
+feedback carries, shows the feedback as a progress bar (state, step), and
+prints the answer or the result. **Ctrl-C cancels the goal**: the planner
+cancels the running skill (the arm holds) and takes no further step; ``say``
+waits for the cancel response and the goal's end, then exits 130.
 
-Exit codes: 0 done (``succeeded`` or ``answered``), 1 ``failed`` or
-``rejected``, 2 no planner found or no final status within ``--timeout``.
+Exit codes: 0 done (``succeeded`` or ``answered``), 1 ``failed``, ``rejected``
+(also a goal refused because another instruction runs) or ``canceled`` by
+someone else, 2 no planner server or no result within ``--timeout``, 130
+cancelled with Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import time
+from typing import Any
 
 import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from std_msgs.msg import String
+from rclpy.signals import SignalHandlerOptions
+from rclpy.task import Future
+from robot_memory_interfaces.action import ExecuteInstruction
 from tqdm import tqdm
 
-from robot_memory.nodes.input_boundary import InputBoundary
-from robot_memory.nodes.planner_node import STATUS_QOS
-from robot_memory.nodes.qos import COMMAND
-from robot_memory.planner.plan import TERMINAL_STATES, InstructionMsg, Plan, PlannerStatusMsg
-from robot_memory.schemas import PayloadError, parse_payload
+from robot_memory.nodes.planner_conversions import plan_from_msg
+from robot_memory.planner.plan import Plan
+from robot_memory.schemas import PayloadError
 
-#: Time for the latched plan/status history of earlier instructions to arrive
-#: before ours goes out (they are not ours: only what comes after counts).
-SETTLE_S = 1.0
+#: Longest wait for the cancel response and the canceled result after Ctrl-C.
+CANCEL_WAIT_S = 10.0
+ACTION = "/planner/execute"
 
 
 class InstructionClient(Node):
+    """The ``say`` node: an ExecuteInstruction client, spun by :meth:`spin_until`."""
+
     def __init__(self) -> None:
         super().__init__("say")
-        self.plans: list[Plan] = []
-        self.statuses: list[PlannerStatusMsg] = []
-        self.publisher = self.create_publisher(String, "/planner/instruction", COMMAND)
-        self.inputs = InputBoundary(self)  # a bad message is logged, never the end of say
-        self.inputs.subscribe(String, "/planner/plan", self._on_plan, STATUS_QOS)
-        self.inputs.subscribe(String, "/planner/status", self._on_status, STATUS_QOS)
+        self.client = ActionClient(self, ExecuteInstruction, ACTION)
+        self.executor_ = SingleThreadedExecutor(context=self.context)
+        self.executor_.add_node(self)
+        self.interrupted = threading.Event()  # set by SIGINT
 
-    def _on_plan(self, msg: String) -> None:
-        try:
-            self.plans.append(parse_payload(Plan, msg.data))
-        except PayloadError as err:
-            self.get_logger().warning(f"unreadable plan: {err}")
-
-    def _on_status(self, msg: String) -> None:
-        try:
-            self.statuses.append(parse_payload(PlannerStatusMsg, msg.data))
-        except PayloadError as err:
-            self.get_logger().warning(f"unreadable status: {err}")
-
-    def spin_for(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            rclpy.spin_once(self, timeout_sec=0.05)
+    def spin_until(self, predicate: Any, deadline: float, interruptible: bool = True) -> bool:
+        """Spin until ``predicate()`` (True), the monotonic ``deadline`` or a
+        Ctrl-C when ``interruptible`` (False)."""
+        while not predicate():
+            if time.monotonic() > deadline or (interruptible and self.interrupted.is_set()):
+                return False
+            self.executor_.spin_once(timeout_sec=0.05)
+        return True
 
 
 def print_plan(plan: Plan) -> None:
@@ -69,45 +70,89 @@ def print_plan(plan: Plan) -> None:
         tqdm.write(f"    {i + 1}. {step.describe():28s} {step.why}")
 
 
+class Progress:
+    """The feedback as a progress bar, each new plan printed once."""
+
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+        self.shown: set[tuple[str, int]] = set()
+
+    def plan(self, msg: Any) -> None:
+        if not msg.id or (msg.id, msg.attempt) in self.shown:
+            return
+        self.shown.add((msg.id, msg.attempt))
+        try:
+            print_plan(plan_from_msg(msg))
+        except PayloadError as err:
+            tqdm.write(f"[say] unreadable plan: {err}")
+
+    def feedback(self, msg: Any) -> None:
+        fb = msg.feedback
+        self.plan(fb.plan)
+        step = f" {min(fb.step + 1, fb.n_steps)}/{fb.n_steps}" if fb.n_steps else ""
+        self.bar.set_description_str(f"{fb.state}{step}")
+        self.bar.n = round(100 * min(max(fb.progress, 0.0), 1.0))
+        self.bar.set_postfix_str(fb.message[:60])
+        self.bar.refresh()
+
+
 def say(client: InstructionClient, text: str, memoryless: bool, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
-    while client.publisher.get_subscription_count() == 0:
-        if time.monotonic() > deadline:
-            print("[say] no planner is listening on /planner/instruction (start one: "
-                  "robot-memory launch sim)")  # fmt: skip
-            return 2
-        client.spin_for(0.1)
-    client.spin_for(SETTLE_S)
-    n_plans, n_statuses = len(client.plans), len(client.statuses)
-    msg = InstructionMsg(text=text, memoryless=memoryless)
-    client.publisher.publish(String(data=msg.model_dump_json()))
-    final: PlannerStatusMsg | None = None
-    with tqdm(total=100, desc="task", unit="%") as bar:
-        while final is None and time.monotonic() < deadline:
-            client.spin_for(0.1)
-            for plan in client.plans[n_plans:]:
-                print_plan(plan)
-            n_plans = len(client.plans)
-            for status in client.statuses[n_statuses:]:
-                if status.instruction != text:
-                    continue
-                bar.n = round(100 * status.progress)
-                bar.set_postfix_str(status.message[:60])
-                bar.refresh()
-                if status.state in TERMINAL_STATES:
-                    final = status
-            n_statuses = len(client.statuses)
-    if final is None:
-        print(f"[say] no final status within {timeout_s:.0f} s")
+    if not client.spin_until(client.client.server_is_ready, deadline):
+        if client.interrupted.is_set():
+            return 130
+        print(f"[say] no planner serves {ACTION} (start one: robot-memory launch sim)")
         return 2
-    detail = final.message if final.state in ("answered", "succeeded") else final.reason
-    print(f"[say] {final.state}: {detail}")
-    return 0 if final.state in ("succeeded", "answered") else 1
+    with tqdm(total=100, desc="sent", unit="%") as bar:
+        progress = Progress(bar)
+        goal = ExecuteInstruction.Goal(text=text, memoryless=memoryless)
+        sent: Future = client.client.send_goal_async(goal, feedback_callback=progress.feedback)
+        if not client.spin_until(sent.done, deadline, interruptible=False):
+            print(f"[say] the planner did not answer the goal within {timeout_s:.0f} s")
+            return 2
+        handle = sent.result()
+        if handle is None or not handle.accepted:
+            tqdm.write("[say] rejected: the planner is busy with another instruction")
+            return 1
+        result: Future = handle.get_result_async()
+        done = client.spin_until(result.done, deadline)
+        if client.interrupted.is_set() and not done:
+            return cancel(client, handle, result)
+    if not done:
+        print(f"[say] no result within {timeout_s:.0f} s")
+        return 2
+    return report(result.result().result, progress)
+
+
+def cancel(client: InstructionClient, handle: Any, result: Future) -> int:
+    """Ctrl-C: cancel the goal, wait for the response and the goal's end."""
+    tqdm.write("[say] Ctrl-C: cancelling the instruction")
+    asked = handle.cancel_goal_async()
+    deadline = time.monotonic() + CANCEL_WAIT_S
+    if not client.spin_until(asked.done, deadline, interruptible=False):
+        print("[say] no answer to the cancel request")
+        return 130
+    if not asked.result().goals_canceling:
+        print("[say] the planner refused the cancel (the instruction may have ended)")
+    if client.spin_until(result.done, deadline, interruptible=False):
+        res = result.result().result
+        print(f"[say] {res.state}: {res.reason}".rstrip(": "))
+    return 130
+
+
+def report(res: Any, progress: Progress) -> int:
+    progress.plan(res.plan)
+    detail = res.answer if res.state == "answered" else res.reason
+    if res.state == "succeeded" and not detail:
+        detail = "done"
+    print(f"[say] {res.state}: {detail}")
+    return 0 if res.success else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="robot-memory say", description="send one instruction to the running planner"
+        prog="robot-memory say",
+        description=f"send one instruction to the running planner ({ACTION}); Ctrl-C cancels it",
     )
     parser.add_argument("text", nargs="+", help="the instruction, e.g. put the red cube in the bin")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after S seconds")
@@ -115,12 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         "--memoryless", action="store_true", help="ablation: memory cleared before each step"
     )
     args = parser.parse_args(argv)
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     client = InstructionClient()
+    signal.signal(signal.SIGINT, lambda *_: client.interrupted.set())
     try:
         return say(client, " ".join(args.text), args.memoryless, args.timeout)
-    except KeyboardInterrupt:
-        return 130
     finally:
         client.destroy_node()
         rclpy.try_shutdown()

@@ -46,8 +46,9 @@ PlannerState = Literal[
     "answered",
     "failed",
     "rejected",
+    "canceled",
 ]
-TERMINAL_STATES = frozenset({"succeeded", "answered", "failed", "rejected"})
+TERMINAL_STATES = frozenset({"succeeded", "answered", "failed", "rejected", "canceled"})
 
 
 class PlanStep(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.highlevel import AnyReader
+from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image
 
@@ -28,11 +30,13 @@ from robot_memory.bag.queued_writer import QueuedWriter
 from robot_memory.bag.reader import bag_summary, iter_messages
 from robot_memory.bag.writer import BagWriter, UnknownMessageTypeError, make_qos
 from robot_memory.nodes.recorder_node import record
-from robot_memory.nodes.topic_tools import choose_qos, qos_to_bag
+from robot_memory.nodes.topic_tools import choose_qos, import_message_class, qos_to_bag
 
 IMAGE = "/test/camera/color/image_raw"
 LATCHED = "/test/memory/scene_graph"
 JOINTS = "/test/joint_states"
+TRUTH = "/test/sim/ground_truth"
+TF_STATIC = "/test/tf_static"
 ABSENT = "/test/does_not_exist"
 WIDTH, HEIGHT = 64, 48
 SIM_START_S = 1000
@@ -45,16 +49,32 @@ PUBLISHER = textwrap.dedent(
     from rclpy.node import Node
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import String
+    from geometry_msgs.msg import TransformStamped
+    from robot_memory_interfaces.msg import (
+        GroundTruth, GroundTruthObject, MemoryObject, SceneGraph
+    )
+    from tf2_msgs.msg import TFMessage
     from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 
     rclpy.init()
     node = Node("recorder_test_publisher")
     img_pub = node.create_publisher(Image, "{IMAGE}", SENSOR)
     js_pub = node.create_publisher(JointState, "{JOINTS}", COMMAND)
-    latched_pub = node.create_publisher(String, "{LATCHED}", LATCHED)
+    latched_pub = node.create_publisher(SceneGraph, "{LATCHED}", LATCHED)
+    static_pub = node.create_publisher(TFMessage, "{TF_STATIC}", LATCHED)
+    truth_pub = node.create_publisher(GroundTruth, "{TRUTH}", COMMAND)
     clock_pub = node.create_publisher(Clock, "/clock", 10)
-    latched_pub.publish(String(data='{{"seq": 1}}'))
+    graph = SceneGraph(seq=1)
+    graph.header.frame_id = "world"
+    remembered = MemoryObject.REMEMBERED
+    graph.objects = [MemoryObject(id=7, label="red cube", status=remembered, yaw=[0.5])]
+    graph.objects[0].centroid.x = 0.25
+    latched_pub.publish(graph)
+    mount = TransformStamped(child_frame_id="front_color_optical_frame")
+    mount.header.frame_id = "world"
+    mount.transform.translation.z = 1.2
+    mount.transform.rotation.w = 1.0
+    static_pub.publish(TFMessage(transforms=[mount]))
     ys, xs = np.mgrid[0:{HEIGHT}, 0:{WIDTH}]
     seq = [0]
 
@@ -71,6 +91,12 @@ PUBLISHER = textwrap.dedent(
         img.data = pixels.tobytes()
         img_pub.publish(img)
         js_pub.publish(JointState(name=["j1", "j2"], position=[0.1 * seq[0], -1.0]))
+        truth = GroundTruth(seed=seq[0], scene="tabletop")
+        cube = GroundTruthObject(id="red_cube", kind="object", label="red cube", grasped=True)
+        cube.pose.position.y = -0.5
+        cube.pose.orientation.w = 1.0
+        truth.objects = [cube]
+        truth_pub.publish(truth)
 
     node.create_timer(0.05, tick)
     print("ready", flush=True)
@@ -200,6 +226,15 @@ def test_queued_writer_drops_when_full_and_counts_failures():
     assert not queue.put("/ok", b"late", 100)
 
 
+def test_message_classes_of_actions_parts_import():
+    """What an action's hidden topics carry (recorded when asked for by name)."""
+    feedback = import_message_class("robot_memory_interfaces/action/RunSkill_FeedbackMessage")
+    assert feedback.__name__ == "RunSkill_FeedbackMessage"
+    assert import_message_class("robot_memory_interfaces/msg/SceneGraph").__name__ == "SceneGraph"
+    with pytest.raises(AttributeError):
+        import_message_class("robot_memory_interfaces/action/RunSkill_Nothing")
+
+
 def test_choose_qos_matches_publishers():
     best_effort = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
     latched = QoSProfile(
@@ -221,7 +256,8 @@ def test_choose_qos_matches_publishers():
 
 @pytest.fixture(scope="module")
 def publisher():
-    """Image (sensor QoS), JointState (reliable) and a latched String, published
+    """Image (sensor QoS), JointState and GroundTruth (reliable), a latched SceneGraph
+    and a latched TFMessage (published once, before any recorder starts), published
     from a separate process on this test session's ROS_DOMAIN_ID."""
     proc = subprocess.Popen(
         [sys.executable, "-c", PUBLISHER],
@@ -293,6 +329,36 @@ def record_until_seen(bag: Path, topics: list[str] | None, want: dict[str, int],
     return out["summary"]
 
 
+def _check_typed(bag: Path) -> None:
+    """Decode the custom types with a plain rosbags reader and ONLY the
+    definitions the bag carries (an empty default type store): what Foxglove
+    or a machine without robot_memory_interfaces sees."""
+    with AnyReader([bag], default_typestore=get_typestore(Stores.EMPTY)) as reader:
+        conns = {c.topic: c for c in reader.connections}
+        for topic in (LATCHED, TRUTH, TF_STATIC):
+            assert conns[topic].msgdef.format == MessageDefinitionFormat.MSG  # ros2msg
+        assert "MSG: robot_memory_interfaces/MemoryObject" in conns[LATCHED].msgdef.data
+        first = {}
+        for conn, _, raw in reader.messages([conns[LATCHED], conns[TRUTH], conns[TF_STATIC]]):
+            first.setdefault(conn.topic, reader.deserialize(raw, conn.msgtype))
+    graph, truth, static = first[LATCHED], first[TRUTH], first[TF_STATIC]
+    assert graph.seq == 1 and graph.header.frame_id == "world"
+    (obj,) = graph.objects
+    assert (obj.id, obj.label, obj.status, list(obj.yaw)) == (7, "red cube", 1, [0.5])
+    assert obj.centroid.x == 0.25
+    assert truth.scene == "tabletop" and truth.seed >= 1
+    (cube,) = truth.objects
+    assert (cube.id, cube.label, cube.grasped, cube.pose.position.y) == (
+        "red_cube",
+        "red cube",
+        True,
+        -0.5,
+    )
+    (mount,) = static.transforms
+    assert mount.child_frame_id == "front_color_optical_frame"
+    assert mount.transform.translation.z == 1.2
+
+
 def _check_images(bag: Path) -> int:
     count = 0
     for topic, msgtype, _, raw in iter_messages(bag, [IMAGE]):
@@ -311,15 +377,18 @@ def _check_images(bag: Path) -> int:
 @pytest.mark.ros
 def test_record_mcap(publisher, tmp_path: Path):
     bag = tmp_path / "bag"
-    want = {IMAGE: 5, LATCHED: 0, JOINTS: 5}
-    summary = record_until_seen(bag, [IMAGE, LATCHED, JOINTS, ABSENT], want, progress=False)
+    want = {IMAGE: 5, LATCHED: 0, JOINTS: 5, TRUTH: 5, TF_STATIC: 0}
+    topics = [IMAGE, LATCHED, JOINTS, TRUTH, TF_STATIC, ABSENT]
+    summary = record_until_seen(bag, topics, want, progress=False)
     assert summary.stopped_by == "stop_event"
     assert summary.missing == {ABSENT: "never appeared"}
     assert summary.dropped == 0 and summary.failed == 0
     assert summary.types == {
         IMAGE: "sensor_msgs/msg/Image",
-        LATCHED: "std_msgs/msg/String",
+        LATCHED: "robot_memory_interfaces/msg/SceneGraph",
         JOINTS: "sensor_msgs/msg/JointState",
+        TRUTH: "robot_memory_interfaces/msg/GroundTruth",
+        TF_STATIC: "tf2_msgs/msg/TFMessage",
     }
     assert ABSENT in str(summary)
 
@@ -328,26 +397,31 @@ def test_record_mcap(publisher, tmp_path: Path):
         counts = {t: info.msgcount for t, info in reader.topics.items()}
         assert counts == summary.counts
         assert counts[IMAGE] > 5 and counts[JOINTS] > 5
-        # The latched String was published before the recorder started.
-        (conn, _, raw), *_ = reader.messages([c for c in reader.connections if c.topic == LATCHED])
-        assert reader.deserialize(raw, conn.msgtype).data == '{"seq": 1}'
+        # The latched topics were published before the recorder started.
+        assert counts[LATCHED] == counts[TF_STATIC] == 1
         qos = {c.topic: c.ext.offered_qos_profiles[0] for c in reader.connections}
         assert qos[IMAGE].reliability.name == "BEST_EFFORT"
         assert qos[LATCHED].durability.name == "TRANSIENT_LOCAL"
     assert _check_images(bag) == counts[IMAGE]
+    _check_typed(bag)
 
 
 @pytest.mark.ros
 def test_record_all_topics_sqlite3(publisher, tmp_path: Path):
     bag = tmp_path / "bag"
     # /diagnostics: its own status is in the bag (read below)
-    want = {IMAGE: 5, LATCHED: 0, JOINTS: 5, "/clock": 5, "/diagnostics": 0}
+    want = {IMAGE: 5, LATCHED: 0, JOINTS: 5, TRUTH: 5, TF_STATIC: 0}
+    want |= {"/clock": 5, "/diagnostics": 0}
     summary = record_until_seen(bag, None, want, storage="sqlite3", use_sim_time=True)
     assert summary.missing == {}
     info = bag_summary(bag)
     assert info.storage == "sqlite3"
-    for topic in (IMAGE, LATCHED, JOINTS, "/clock", "/diagnostics"):
+    for topic in (IMAGE, LATCHED, JOINTS, TRUTH, TF_STATIC, "/clock", "/diagnostics"):
         assert info.topics[topic].count > 0, topic
+    _check_typed(bag)  # from the bag's message_definitions table
+    with sqlite3.connect(next(bag.glob("*.db3"))) as db:
+        rows = dict(db.execute("SELECT topic_type, encoding FROM message_definitions"))
+    assert rows["robot_memory_interfaces/msg/GroundTruth"] == "ros2msg"
     # Stamped with /clock time, including what arrived before the first /clock.
     assert SIM_START_S * 10**9 <= info.start_ns <= info.end_ns < (SIM_START_S + 3600) * 10**9
     assert _check_images(bag) > 0

@@ -9,6 +9,15 @@ Messages are stamped with their receive time on the node clock (sim time when
 ``use_sim_time`` is set). The node publishes its rates, queue and drop/failure
 counts on /diagnostics.
 
+Every topic's type definition goes into the bag (see
+:mod:`robot_memory.bag.writer`), the project's own types too
+(``robot_memory_interfaces``: /perception/observations, /memory/scene_graph,
+/planner/plan, /planner/status, /policy/status, /safety/status,
+/sim/ground_truth; ``tf2_msgs``: /tf, /tf_static), so Foxglove and rosbags
+decode the bag on a machine without the interface packages. Hidden topics
+(an action's ``.../_action/feedback`` and ``.../_action/status``) are recorded
+when named; "all topics" leaves them out, as ``ros2 bag record --all`` does.
+
     python -m robot_memory.nodes.recorder_node -o BAG [TOPIC ...] [--storage sqlite3]
 """
 

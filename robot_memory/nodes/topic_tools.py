@@ -4,6 +4,7 @@ from type names, hidden topics, and QoS chosen from (or written for) publishers.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Sequence
 
 from rclpy.duration import Duration, Infinite
@@ -24,9 +25,17 @@ RECORD_DEPTH = 100
 
 
 def import_message_class(msgtype: str) -> type:
-    """``sensor_msgs/msg/Image`` -> the ``sensor_msgs.msg.Image`` class."""
+    """``sensor_msgs/msg/Image`` -> the ``sensor_msgs.msg.Image`` class.
+
+    An action's or service's parts that its package does not export (an action
+    feedback topic's ``pkg/action/RunSkill_FeedbackMessage``) come from the
+    generated module they live in (``pkg.action._run_skill``)."""
     pkg, kind, name = msgtype.split("/")
-    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+    module = importlib.import_module(f"{pkg}.{kind}")
+    if hasattr(module, name) or kind == "msg" or "_" not in name:
+        return getattr(module, name)
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name.split("_")[0]).lower()
+    return getattr(importlib.import_module(f"{pkg}.{kind}._{snake}"), name)
 
 
 def is_hidden(topic: str) -> bool:

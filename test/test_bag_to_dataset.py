@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from rosbags.typesys import Stores, get_typestore
 
+from robot_memory.bag.typedefs import typestore
 from robot_memory.bag.writer import BagWriter
 from robot_memory.cli import main as cli_main
 from robot_memory.policy.bag_to_dataset import ConversionError, Goal, Options, convert_bag
@@ -16,7 +16,8 @@ from robot_memory.policy.dataset import load_episodes, read_meta
 from robot_memory.policy.kinematics import ArmKinematics
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, FINGER_JOINTS, HOME_ARM
 
-TS = get_typestore(Stores.ROS2_KILTED)
+TS = typestore()  # standard types and robot_memory_interfaces (RunSkill goals)
+RUN_SKILL_GOAL = "robot_memory_interfaces/action/RunSkill_Goal"
 M = TS.types
 BASE_NS = 1_700_000_000 * 10**9  # log time of the bag's first message
 RATE, DURATION, LAG = 100.0, 3.0, 0.05
@@ -63,13 +64,22 @@ def _point(t: float, q: np.ndarray):
     )  # fmt: skip
 
 
+def run_skill_goal(skill, target_position=None, goal_yaw=None, object_id=None, target=""):
+    point = M["geometry_msgs/msg/Point"]
+    return M[RUN_SKILL_GOAL](
+        skill=skill, object_id=np.array([] if object_id is None else [object_id], np.int64),
+        target=target, target_position=[] if target_position is None else [point(*target_position)],
+        goal_yaw=np.array([] if goal_yaw is None else [goal_yaw], np.float64),
+    )  # fmt: skip
+
+
 def write_bag(
     path,
     *,
     duration: float = DURATION,
     commands: bool = True,
     trajectories=((RECEIPT, 0.0, ((KNOTS[0], MID), (KNOTS[1], GOAL))),),
-    goals: list[tuple[float, str]] = (),
+    goals: list[tuple[float, str | dict]] = (),
     names=ALL_JOINTS,
     nan_every: int = 0,
     stamp_offset: float | None = None,
@@ -102,8 +112,13 @@ def write_bag(
             layout = M["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0)
             grip = M["std_msgs/msg/Float64MultiArray"](layout=layout, data=np.array([width]))
             events.append((t, "/gripper_controller/commands", grip.__msgtype__, grip))
-    for t, text in goals:
-        events.append((t, "/policy/goal", "std_msgs/msg/String", M["std_msgs/msg/String"](text)))
+    for t, goal in goals:
+        if isinstance(goal, str):  # an older bag's JSON /policy/goal
+            events.append(
+                (t, "/policy/goal", "std_msgs/msg/String", M["std_msgs/msg/String"](goal))
+            )
+        else:  # the typed RunSkill goal (e.g. from a teleop tool)
+            events.append((t, "/teleop/skill_goal", RUN_SKILL_GOAL, run_skill_goal(**goal)))
     with BagWriter(path, "mcap") as bag:
         for topic, msgtype in sorted({(e[1], e[2]) for e in events}):
             bag.add_topic(topic, msgtype)
@@ -204,6 +219,24 @@ def test_goals_from_topic_split_the_bag_and_append(bag, tmp_path, kin):
     assert sum(len(e) for e in eps) == res.steps
     _convert(bag, tmp_path / "ds", kin)  # a second bag appends
     assert len(list(load_episodes(tmp_path / "ds"))) == 4
+
+
+def test_typed_run_skill_goals_split_the_bag_like_json_ones(tmp_path, kin):
+    goals = [
+        (0.1, {"skill": "pick", "target_position": (0.5, 0.1, 0.05), "object_id": 7}),
+        (1.2, {"skill": "place", "target_position": (0.3, -0.2, 0.1), "goal_yaw": 1.0,
+               "target": "bin"}),
+        (1.9, {"skill": "look"}),  # no target_position: ends the place episode, skipped
+        (2.1, {"skill": "pick", "target_position": (0.4, 0.0, 0.05)}),
+    ]  # fmt: skip
+    split = write_bag(tmp_path / "typed_goals", goals=goals)
+    res = _convert(split, tmp_path / "ds", kin, goal=None, goals_from_topic="/teleop/skill_goal")
+    assert res.episodes == 3 and any("goal at 1.90 s skipped" in n for n in res.notes)
+    eps = list(load_episodes(tmp_path / "ds"))
+    assert [e.info.skill for e in eps] == ["pick", "place", "pick"]
+    assert eps[0].info.object_id == "7" and eps[1].info.target_id == "bin"
+    assert eps[1].info.target_position == [0.3, -0.2, 0.1] and eps[1].info.goal_yaw == 1.0
+    assert eps[1].info.source.startswith("bag:typed_goals@1.20-1.80s")
 
 
 def test_header_stamps_in_another_clock_give_the_same_episode(tmp_path, kin):

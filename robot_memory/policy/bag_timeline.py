@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
 from tqdm import tqdm
 
+from robot_memory.bag.typedefs import typestore
 from robot_memory.control.joint_trajectory import (
     ActiveTrajectory,
     TrajectoryError,
@@ -53,7 +54,7 @@ class Recording:
     fingers: list = field(default_factory=list)  # (log, stamp, width)
     trajectories: list = field(default_factory=list)  # (log, stamp, names, times, pos, vel)
     gripper: list = field(default_factory=list)  # (log, width)
-    goals: list = field(default_factory=list)  # (log, text)
+    goals: list = field(default_factory=list)  # (log, JSON text or dict of goal fields)
     names: set = field(default_factory=set)
     skipped: Counter = field(default_factory=Counter)
 
@@ -84,12 +85,47 @@ def _on_joint_state(rec: Recording, t: float, msg) -> None:
         rec.skipped["NaN joint_states samples"] += 1
 
 
+#: A goal topic is JSON in a String (older bags, teleop tools) or a typed message
+#: that carries a RunSkill goal (see :func:`goal_fields`).
+JSON_GOAL_TYPE = "std_msgs/msg/String"
+
+
+def goal_fields(msg: Any) -> dict | None:
+    """The RunSkill goal in a decoded message, as a dict of the JSON goal's keys:
+    a ``RunSkill_Goal`` or ``PlanStep`` (fields ``skill``, ``object_id[<=1]``,
+    ``target``, ``target_position[<=1]``, ``goal_yaw[<=1]``), one that holds it
+    in ``goal`` (``RunSkill_SendGoal_Request``) or in ``request[0].goal`` (the
+    action's send_goal service event). None if there is none."""
+    for _ in range(3):
+        if hasattr(msg, "skill"):
+            break
+        if hasattr(msg, "goal"):
+            msg = msg.goal
+        elif len(getattr(msg, "request", ())):
+            msg = msg.request[0]
+        else:
+            return None
+    else:
+        return None
+    out: dict = {"skill": str(msg.skill)}
+    if len(getattr(msg, "target_position", ())):
+        p = msg.target_position[0]
+        out["target_position"] = [float(p.x), float(p.y), float(p.z)]
+    if len(getattr(msg, "goal_yaw", ())):
+        out["goal_yaw"] = float(msg.goal_yaw[0])
+    if len(getattr(msg, "object_id", ())):
+        out["object_id"] = str(int(msg.object_id[0]))
+    if getattr(msg, "target", ""):
+        out["target_id"] = str(msg.target)
+    return out
+
+
 def read_bag(path: Path, opts: Options) -> Recording:
     if not path.exists():
         raise ConversionError(f"bag missing: no bag at {path}")
     rec = Recording()
     try:
-        with AnyReader([path]) as reader:
+        with AnyReader([path], default_typestore=typestore()) as reader:
             have = {c.topic for c in reader.connections}
             if opts.joint_states_topic not in have:
                 raise ConversionError(
@@ -102,12 +138,12 @@ def read_bag(path: Path, opts: Options) -> Recording:
                 opts.joint_states_topic: "sensor_msgs/msg/JointState",
                 opts.trajectory_topic: "trajectory_msgs/msg/JointTrajectory",
                 opts.gripper_topic: "std_msgs/msg/Float64MultiArray",
-                opts.goals_from_topic: "std_msgs/msg/String",
             }
             conns = [c for c in reader.connections if c.topic in types]
             for c in conns:
                 if c.msgtype != types[c.topic]:
                     raise ConversionError(f"{c.topic} is {c.msgtype}, not {types[c.topic]}")
+            conns += [c for c in reader.connections if c.topic == opts.goals_from_topic]
             total = sum(c.msgcount for c in conns)
             bar = tqdm(total=total, desc=path.name, unit="msg", disable=not opts.progress)
             for conn, ns, raw in reader.messages(conns):
@@ -125,8 +161,15 @@ def read_bag(path: Path, opts: Options) -> Recording:
                         rec.gripper.append((t, validate_gripper_command(list(msg.data))))
                     except TrajectoryError as err:
                         rec.skipped[f"gripper command rejected ({err.reason})"] += 1
-                else:
+                elif conn.msgtype == JSON_GOAL_TYPE:
                     rec.goals.append((t, msg.data))
+                elif (goal := goal_fields(msg)) is not None:
+                    rec.goals.append((t, goal))
+                else:
+                    raise ConversionError(
+                        f"{conn.topic} is {conn.msgtype}: neither {JSON_GOAL_TYPE} (JSON) "
+                        "nor a message that carries a RunSkill goal"
+                    )
             bar.close()
     except AnyReaderError as err:
         raise ConversionError(f"cannot read {path} as a rosbag2 bag: {err}") from err

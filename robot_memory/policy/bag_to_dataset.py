@@ -3,7 +3,7 @@ the episode dataset of :mod:`robot_memory.policy.dataset`, ROS-free.
 
     robot-memory bag-to-dataset BAG [BAG...] --out DATASET \\
         (--skill pick|place --target X Y Z [--goal-yaw RAD] [--object-id ID]
-         | --goals-from-topic /policy/goal) [--fps 10] [--action-source auto]
+         | --goals-from-topic TOPIC) [--fps 10] [--action-source auto]
 
 Every ``1/fps`` seconds of the bag's time axis (log time, or header stamps with
 ``--use-header-stamps``) one step is made: the observation is ``/joint_states``
@@ -80,12 +80,14 @@ class BagResult:
     notes: list[str] = field(default_factory=list)
 
 
-def parse_goal(text: str, defaults: Goal | None = None) -> Goal:
-    """A ``/policy/goal`` JSON payload; tolerant of ``kind`` for ``skill``.
-    Yaw and ids it lacks come from ``defaults`` (the command line)."""
+def parse_goal(text: str | dict, defaults: Goal | None = None) -> Goal:
+    """A goal: a JSON payload (older bags' ``/policy/goal``; tolerant of ``kind``
+    for ``skill``) or the fields of a typed RunSkill goal
+    (:func:`~robot_memory.policy.bag_timeline.goal_fields`). Yaw and ids it
+    lacks come from ``defaults`` (the command line)."""
     dflt = defaults or Goal("pick", [0.0, 0.0, 0.0])
     try:
-        d = json.loads(text)
+        d = json.loads(text) if isinstance(text, str) else text
     except json.JSONDecodeError as err:
         raise ConversionError(f"goal is not JSON: {err}") from err
     if not isinstance(d, dict):
@@ -213,8 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--goal-yaw", type=float, default=0.0, metavar="RAD")
     g.add_argument("--object-id", default="")
     g.add_argument("--target-id", default="", help="the place, for place episodes")
-    g.add_argument("--goals-from-topic", metavar="TOPIC", help="e.g. /policy/goal (JSON); "
-                   "--goal-yaw/--object-id/--target-id fill what a goal lacks")  # fmt: skip
+    g.add_argument("--goals-from-topic", metavar="TOPIC",
+                   help="a topic of RunSkill goals (robot_memory_interfaces/action/RunSkill_Goal, "
+                   "PlanStep, the action's send_goal events) or JSON in std_msgs/String (older "
+                   "bags' /policy/goal); --goal-yaw/--object-id/--target-id fill what a goal "
+                   "lacks")  # fmt: skip
     g.add_argument("--failed", action="store_true", help="mark the episodes unsuccessful")
     p.add_argument("--action-source", choices=["auto", "commands", "next_state"], default="auto")
     p.add_argument("--anchor", choices=["measured", "setpoint"], default="measured",

@@ -4,14 +4,15 @@ It launches the ``sim`` stack from the launch spec without the scripted expert
 (sim, perception, memory, planner, policy, safety; its own ROS_DOMAIN_ID),
 records a bag, and then:
 
-1. the wrist camera looks over the table (``look`` goals on ``/policy/goal``),
-   so memory sees every object;
+1. the wrist camera looks over the table (``look`` goals on the policy's
+   ``/policy/run_skill`` action), so memory sees every object;
 2. the arm goes home (a trajectory through the safety node); from there some
    objects are out of every camera's view: no camera has seen them since;
-3. the planner gets "put the <object> in the bin" for such an object: it
-   plans from memory, the policy picks and places, the planner verifies the
-   place in memory (a look at the bin) and replans on failure. The plan is
-   printed and a progress bar follows ``/planner/status``;
+3. the planner gets "put the <object> in the bin" for such an object (a goal
+   on its ``/planner/execute`` action): it plans from memory, the policy picks
+   and places, the planner verifies the place in memory (a look at the bin)
+   and replans on failure. The plan is printed and a progress bar follows
+   ``/planner/status``;
 4. the result is checked against ``/sim/ground_truth``;
 5. the wrist camera looks once more where the object stood, so memory's
    picture at the end shows it gone from there (not only in its new place).
@@ -53,27 +54,30 @@ from robot_memory.planner.plan import Plan, PlannerStatusMsg
 from robot_memory.ros_env import apply_to_current_process, random_domain_id
 from robot_memory.schemas import PolicyGoalMsg
 
+ACTIONS = ("/planner/execute", "/policy/run_skill")
 RECORDED_TOPICS = [
     "/clock",
     "/joint_states",
     "/sim/ground_truth",
     "/arm_controller/joint_trajectory",
     "/gripper_controller/commands",
-    "/policy/goal",
     "/policy/status",
     "/policy/action_chunk",
-    "/planner/instruction",
     "/planner/plan",
     "/planner/status",
     "/memory/scene_graph",
     "/perception/observations",
     "/safety/status",
     "/diagnostics",
+    "/tf",
+    "/tf_static",
     *(
-        f"/camera/{cam}/{suffix}"
+        f"/camera/{cam}/color/{kind}"
         for cam in ("front", "wrist")
-        for suffix in ("color/image_raw", "color/camera_info", "pose")
+        for kind in ("image_raw", "camera_info")
     ),
+    # the actions' feedback and goal statuses (hidden topics: named, so recorded)
+    *(f"{action}/_action/{part}" for action in ACTIONS for part in ("feedback", "status")),
 ]
 
 
@@ -218,7 +222,7 @@ def _drive(driver: StackDriver, opts: DemoOptions, record: DemoRecord, t0: float
     phase("waiting for the sim, cameras, memory, planner and policy ...")
     driver.spin_until(driver.ready, "waiting for the stack")
     driver.spin_for(1.0)  # the recorder discovers every topic
-    phase("looking over the table (look goals on /policy/goal), then home")
+    phase("looking over the table (look goals on /policy/run_skill), then home")
     seeds = [opts.seed] if opts.object_id else [opts.seed + k for k in range(opts.max_scenes)]
     record.seed = driver.find_hidden(seeds, log=phase)
     hidden = driver.hidden_objects(since=driver.t_home)

@@ -2,12 +2,14 @@
 
 :class:`StackDriver` is a node that watches the stack (joint states, the front
 camera, ground truth, memory, planner, policy) and does what a person at the
-robot would: look over the table (``look`` goals on ``/policy/goal``), bring
-the arm home (a joint trajectory through the safety node, like a chunk), pick
-an object no camera has seen since the arm came home (checked against
-``/sim/ground_truth``), and give the planner an instruction, waiting on
+robot would: look over the table (``look`` goals on the policy's
+``/policy/run_skill`` action), bring the arm home (a joint trajectory through
+the safety node, like a chunk), pick an object no camera has seen since the
+arm came home (checked against ``/sim/ground_truth``), and give the planner an
+instruction (a goal on its ``/planner/execute`` action), following
 ``/planner/status``. Ground truth is read only to choose and check, never by
-the stack.
+the stack. Every message is typed; the node layer's conversion modules turn
+them into the core's models.
 """
 
 from __future__ import annotations
@@ -15,31 +17,37 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import rclpy
+from rclpy.action import ActionClient
 from rclpy.node import Node
+from rclpy.task import Future
+from robot_memory_interfaces import msg as rmi
+from robot_memory_interfaces.action import ExecuteInstruction, RunSkill
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Empty, String
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_memory.nodes.conversions import from_time, image_to_numpy
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.look_driver import LookConfig, LookDriver, LookMotion
+from robot_memory.nodes.memory_conversions import scene_graph_from_msg
+from robot_memory.nodes.planner_conversions import plan_from_msg, planner_status_from_msg
 from robot_memory.nodes.planner_node import STATUS_QOS
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
-from robot_memory.planner.plan import TERMINAL_STATES, InstructionMsg, Plan, PlannerStatusMsg
+from robot_memory.nodes.sim_conversions import ground_truth_from_msg, sim_reset_to_msg
+from robot_memory.nodes.skill_conversions import policy_status_from_msg, skill_goal_to_msg
+from robot_memory.planner.plan import Plan, PlannerStatusMsg
 from robot_memory.policy.look_skill import LOOK_POINTS, look_trajectory
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.schemas import (
     GroundTruth,
-    PayloadError,
     PolicyGoalMsg,
     PolicyStatusMsg,
     SceneGraphMsg,
     SimReset,
-    dump_payload,
-    parse_payload,
 )
 from robot_memory.sim.task import SPAWN_X, SPAWN_Y
 
@@ -82,16 +90,20 @@ class StackDriver(Node):
         sub(Image, "/camera/front/color/image_raw", self._on_image, SENSOR)
         if wrist:
             sub(Image, "/camera/wrist/color/image_raw", self._on_wrist_image, SENSOR)
-        sub(String, "/sim/ground_truth", self._parse("truth"), COMMAND)
-        sub(String, "/memory/scene_graph", self._parse("graph"), LATCHED)
-        sub(String, "/policy/status", self._parse("policy"), STATUS_QOS)
-        sub(String, "/planner/plan", self._on_plan, STATUS_QOS)
-        sub(String, "/planner/status", self._on_status, STATUS_QOS)
-        self.goal_pub = self.create_publisher(String, "/policy/goal", COMMAND)
+        on_truth = self._set("truth", ground_truth_from_msg)
+        sub(rmi.GroundTruth, "/sim/ground_truth", on_truth, COMMAND)
+        on_graph = self._set("graph", scene_graph_from_msg)
+        sub(rmi.SceneGraph, "/memory/scene_graph", on_graph, LATCHED)
+        on_policy = self._set("policy", policy_status_from_msg)
+        sub(rmi.PolicyStatus, "/policy/status", on_policy, STATUS_QOS)
+        sub(rmi.Plan, "/planner/plan", lambda m: self.plans.append(plan_from_msg(m)), STATUS_QOS)
+        on_status = lambda m: self.statuses.append(planner_status_from_msg(m))  # noqa: E731
+        sub(rmi.PlannerStatus, "/planner/status", on_status, STATUS_QOS)
+        self.skill_client = ActionClient(self, RunSkill, "/policy/run_skill")
+        self.planner_client = ActionClient(self, ExecuteInstruction, "/planner/execute")
+        self.forget_client = self.create_client(Trigger, "/memory/reset")
         self.chunk_pub = self.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
-        self.instruction_pub = self.create_publisher(String, "/planner/instruction", COMMAND)
-        self.reset_pub = self.create_publisher(String, "/sim/reset", COMMAND)
-        self.forget_pub = self.create_publisher(Empty, "/memory/reset", COMMAND)
+        self.reset_pub = self.create_publisher(rmi.SimReset, "/sim/reset", COMMAND)
         self.check: Callable[[], None] = lambda: None  # e.g. Launcher.check
         self.deadline = float("inf")
         self.t_home = 0.0
@@ -111,22 +123,14 @@ class StackDriver(Node):
     def _on_wrist_image(self, msg: Image) -> None:
         self.wrist_frame = image_to_numpy(msg)
 
-    def _parse(self, attr: str):
-        model = {"truth": GroundTruth, "graph": SceneGraphMsg, "policy": PolicyStatusMsg}[attr]
+    def _set(self, attr: str, convert: Callable[[Any], Any]) -> Callable[[Any], None]:
+        """A callback that converts a message (a PayloadError is counted and
+        logged by the input boundary) and keeps it as ``attr``."""
 
-        def callback(msg: String) -> None:
-            try:
-                setattr(self, attr, parse_payload(model, msg.data))
-            except PayloadError as err:
-                self.get_logger().warning(f"bad {attr}: {err}")
+        def callback(msg: Any) -> None:
+            setattr(self, attr, convert(msg))
 
         return callback
-
-    def _on_plan(self, msg: String) -> None:
-        self.plans.append(parse_payload(Plan, msg.data))
-
-    def _on_status(self, msg: String) -> None:
-        self.statuses.append(parse_payload(PlannerStatusMsg, msg.data))
 
     # -- waiting -------------------------------------------------------------------
     def spin_until(self, predicate: Callable[[], object], what: str) -> None:
@@ -151,31 +155,38 @@ class StackDriver(Node):
             and self.graph is not None
             and self.policy is not None
             and self.statuses
-            and self.goal_pub.get_subscription_count() >= 1
-            and self.instruction_pub.get_subscription_count() >= 1
+            and self.skill_client.server_is_ready()
+            and self.planner_client.server_is_ready()
             and self.chunk_pub.get_subscription_count() >= 1
         )
 
+    def wait(self, future: Future, what: str) -> Any:
+        """Spin until ``future`` is done; its result."""
+        self.spin_until(future.done, what)
+        return future.result()
+
     # -- acting --------------------------------------------------------------------
     def run_goal(self, goal: PolicyGoalMsg, retries: int = 10) -> PolicyStatusMsg:
-        """Send ``goal``; its final status. A goal refused for want of recent
-        joint states (the policy node, just up on a loaded machine, may not
-        have them yet though its status is out) is sent again a second later."""
+        """Run ``goal`` on ``/policy/run_skill``; its end as a status (``goal_id``
+        is ``goal.id``). A goal refused for want of recent joint states (the
+        policy node, just up on a loaded machine, may not have them yet though
+        its server is up) is sent again a second later."""
         for _ in range(retries + 1):
-            self.policy = None  # not the refusal of the previous try
-            self.goal_pub.publish(String(data=dump_payload(goal)))
-            self.spin_until(
-                lambda: (
-                    self.policy is not None
-                    and self.policy.goal_id == goal.id
-                    and self.policy.state in ("succeeded", "failed")
-                ),
-                f"{goal.skill} {goal.id}",
-            )
-            if not self.policy.reason.startswith("no robot state"):  # type: ignore[union-attr]
+            status = self._run_skill(goal)
+            if not status.reason.startswith("no robot state"):
                 break
             self.spin_for(1.0)
-        return self.policy  # type: ignore[return-value]
+        return status
+
+    def _run_skill(self, goal: PolicyGoalMsg) -> PolicyStatusMsg:
+        sent = self.skill_client.send_goal_async(skill_goal_to_msg(goal))
+        handle = self.wait(sent, f"the policy taking {goal.skill} {goal.id}")
+        end = {"goal_id": goal.id, "skill": goal.skill}
+        if handle is None or not handle.accepted:
+            return PolicyStatusMsg(**end, state="failed", reason="goal rejected by the policy")
+        res = self.wait(handle.get_result_async(), f"{goal.skill} {goal.id}").result
+        state = "succeeded" if res.success else "canceled" if res.state == "canceled" else "failed"
+        return PolicyStatusMsg(**end, state=state, reason=res.reason, chunks=res.chunks)
 
     def look_around(self) -> list[PolicyStatusMsg]:
         """The wrist camera over each of LOOK_POINTS, so memory sees the whole table."""
@@ -211,11 +222,14 @@ class StackDriver(Node):
         return self.sim_now()
 
     def new_scene(self, seed: int) -> None:
-        """A new sim episode with ``seed`` and an empty memory."""
+        """A new sim episode with ``seed`` and an empty memory (``/memory/reset``)."""
         episode = self.truth.episode if self.truth is not None else -1
-        self.reset_pub.publish(String(data=dump_payload(SimReset(seed=seed))))
+        self.reset_pub.publish(sim_reset_to_msg(SimReset(seed=seed)))
         self.spin_until(lambda: self.truth is not None and self.truth.episode > episode, "reset")
-        self.forget_pub.publish(Empty())
+        self.spin_until(self.forget_client.service_is_ready, "the /memory/reset service")
+        done = self.wait(self.forget_client.call_async(Trigger.Request()), "memory's reset")
+        if not done.success:
+            raise RuntimeError(f"memory refused the reset: {done.message}")
         self.spin_for(1.0)
 
     def find_hidden(self, seeds: list[int], log: Callable[[str], None] = print) -> int:
@@ -255,25 +269,44 @@ class StackDriver(Node):
     def instruct(
         self, text: str, on_status: Callable[[PlannerStatusMsg], None]
     ) -> PlannerStatusMsg:
-        """Send ``text`` to the planner; every status to ``on_status``; the final one."""
+        """Send ``text`` to the planner (``/planner/execute``); every
+        ``/planner/status`` meanwhile to ``on_status``; the final one (from the
+        action's result when the topic's is late)."""
         start = len(self.statuses)
-        self.instruction_pub.publish(String(data=InstructionMsg(text=text).model_dump_json()))
+        sent = self.planner_client.send_goal_async(ExecuteInstruction.Goal(text=text))
+        handle = self.wait(sent, "the planner taking the instruction")
+        if handle is None or not handle.accepted:
+            raise RuntimeError(f"the planner rejected {text!r} (busy with another instruction)")
+        result = handle.get_result_async()
         seen = start
 
-        def final() -> PlannerStatusMsg | None:
+        def forward() -> None:
             nonlocal seen
             for s in self.statuses[seen:]:
                 on_status(s)
             seen = len(self.statuses)
-            done = [
-                s
-                for s in self.statuses[start:]
-                if s.instruction == text and s.state in TERMINAL_STATES
-            ]
-            return done[-1] if done else None
 
-        self.spin_until(final, f"the planner doing {text!r}")
-        return final()  # type: ignore[return-value]
+        def final_status(state: str) -> list[PlannerStatusMsg]:
+            forward()
+            mine = self.statuses[start:]
+            return [s for s in mine if s.instruction == text and s.state == state]
+
+        self.spin_until(lambda: forward() or result.done(), f"the planner doing {text!r}")
+        res = result.result().result
+        end = time.monotonic() + 2.0  # the final status, published before the result
+        self.spin_until(
+            lambda: final_status(res.state) or time.monotonic() > end, "the final status"
+        )
+        final = final_status(res.state)
+        if final:
+            return final[-1]
+        return PlannerStatusMsg(
+            instruction=text,
+            state=res.state,
+            reason=res.reason[:300],
+            message=(res.answer or res.reason)[:1000],
+            progress=1.0 if res.success else 0.0,
+        )
 
     def object_in(self, gt_id: str, place_id: str) -> bool:
         """Ground truth: ``gt_id`` rests in / on ``place_id``."""

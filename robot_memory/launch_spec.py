@@ -84,7 +84,12 @@ PERCEPTION_PARAMETERS: dict[str, ParamValue] = {
     "use_robot_mask": True,  # remove the arm's points using /joint_states and the Panda model
     "stride": 2,  # back-project every n-th pixel
     "num_threads": 2,
-    "sync_tolerance_s": 0.02,  # colour, depth and pose stamps this close are one frame
+    "sync_tolerance_s": 0.02,  # colour and depth stamps this close are one frame
+    # camera extrinsics: world_frame <- the image's header.frame_id in /tf at the image stamp
+    "world_frame": "world",
+    "camera_frames": "",  # per-camera TF frame overrides: "front=my_optical_frame,wrist=..."
+    "tf_cache_s": 10.0,  # dynamic transforms kept this long
+    "transform_wait_s": 0.3,  # a frame waits this long (stream time) for its /tf, then dropped
 }
 
 MEMORY_PARAMETERS: dict[str, ParamValue] = {

@@ -1,10 +1,14 @@
 """Pair a camera's colour, depth, camera_info and pose by stamp (ROS-free).
 
-Drivers publish the four streams separately (realsense, the sim node, a bag
+Drivers publish the streams separately (realsense, the sim node, a bag
 replay). Perception needs them together: colour and depth with the same stamp,
-the latest intrinsics, and the camera pose nearest in time. This is the
-message_filters ApproximateTime idea, reduced to what one RGB-D camera needs,
-with the reasons a frame could not be assembled kept for diagnostics.
+the latest intrinsics, and the camera pose at that stamp: from a pose stream
+(the nearest pose in time) or from a ``pose_source`` such as a transform
+buffer fed by ``/tf`` (the pose at the image's stamp, or None while the
+transforms for that time have not arrived: the frame waits, like tf2's
+message filter). This is the message_filters ApproximateTime idea, reduced to
+what one RGB-D camera needs, with the reasons a frame could not be assembled
+kept for diagnostics.
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+#: ``pose_source(stamp, colour)``: the camera pose at ``stamp``, or None while
+#: it is not known (yet).
+PoseSource = Callable[[float, Any], Any]
 
 
 @dataclass
@@ -56,6 +64,12 @@ class CameraSync(Generic[T]):
     restarted simulator): the buffers are cleared and :class:`SyncError`
     raised once, so stale halves never pair with new ones.
 
+    With ``pose_source`` there is no pose stream: a frame's pose is
+    ``pose_source(stamp, colour)``, asked again on every new message and on
+    :meth:`poll` (call it when the source learns something, e.g. a ``/tf``
+    message) until it answers or ``pose_wait_s`` is over: then the frame is
+    dropped as ``missing transform``. It is never paired with another time's pose.
+
     Every dropped frame is reported, one call per frame: to ``on_drop(reason,
     detail)`` when given (the node counts them); without it, the first drop of
     a call that releases no frame raises :class:`SyncError`.
@@ -68,6 +82,7 @@ class CameraSync(Generic[T]):
         pose_wait_s: float = 0.3,
         buffer: int = 10,
         on_drop: Callable[[str, str], None] | None = None,
+        pose_source: PoseSource | None = None,
     ) -> None:
         if tolerance_s < 0 or pose_wait_s < 0:
             raise ValueError(f"tolerances must be >= 0, got {tolerance_s}, {pose_wait_s}")
@@ -75,6 +90,8 @@ class CameraSync(Generic[T]):
         self.tolerance_s = tolerance_s
         self.pose_wait_s = pose_wait_s
         self.on_drop = on_drop
+        self.pose_source = pose_source
+        self.missing_pose = "missing pose" if pose_source is None else "missing transform"
         self._color: deque[Stamped[T]] = deque(maxlen=buffer)
         self._depth: deque[Stamped[T]] = deque(maxlen=buffer)
         self._pose: deque[Stamped[T]] = deque(maxlen=4 * buffer)
@@ -113,6 +130,10 @@ class CameraSync(Generic[T]):
         self._pose.append(Stamped(stamp, pose))
         return self._try_release()
 
+    def poll(self) -> SyncedFrame[T] | None:
+        """A frame that the pose source can now complete, if any."""
+        return self._try_release()
+
     def add_color(self, stamp: float, color: T) -> SyncedFrame[T] | None:
         self._check_time(stamp, "colour image")
         if len(self._color) == self._color.maxlen:  # full: the oldest goes, counted
@@ -132,6 +153,12 @@ class CameraSync(Generic[T]):
             return None
         return best
 
+    def _pose_of(self, color: Stamped[T]) -> Stamped[T] | None:
+        if self.pose_source is None:
+            return self._nearest(self._pose, color.stamp)
+        pose = self.pose_source(color.stamp, color.value)
+        return None if pose is None else Stamped(color.stamp, pose)
+
     def _try_release(self) -> SyncedFrame[T] | None:
         expired: Stamped[T] | None = None  # the newest colour that waited too long
         for color in reversed(self._color):
@@ -143,7 +170,7 @@ class CameraSync(Generic[T]):
             if self._info is None:
                 self._drop_through(color.stamp, "missing camera_info")
                 return None
-            pose = self._nearest(self._pose, color.stamp)
+            pose = self._pose_of(color)
             if pose is None:
                 if self._newest - color.stamp > self.pose_wait_s and expired is None:
                     expired = color
@@ -164,7 +191,7 @@ class CameraSync(Generic[T]):
             return "missing depth"
         if self._info is None:
             return "missing camera_info"
-        return "missing pose" if self._nearest(self._pose, color.stamp) is None else "superseded"
+        return self.missing_pose if self._pose_of(color) is None else "superseded"
 
     def _report(self, color: Stamped[T], reason: str, releasing: bool = False) -> None:
         why = self._why(color) if reason in ("", "buffer full") else reason
@@ -173,6 +200,8 @@ class CameraSync(Generic[T]):
         detail = {
             "missing depth": f"no {self.camera} depth within {self.tolerance_s} s",
             "missing pose": f"no {self.camera} pose within {self.tolerance_s} s",
+            "missing transform": f"no {self.camera} transform at the image stamp "
+            f"within {self.pose_wait_s} s",
             "missing camera_info": f"no camera_info for {self.camera} yet",
             "superseded": f"a newer {self.camera} frame was complete first",
         }[why]

@@ -1,17 +1,30 @@
 """Perception node: RGB-D cameras -> objects in the world frame.
 
 Thin adapter over :class:`robot_memory.perception.PerceptionPipeline`. For each
-camera it subscribes to the realsense-style colour, aligned depth, camera_info
-and pose topics, pairs them by stamp (:class:`robot_memory.camera_sync.CameraSync`),
-and hands the newest complete frame of each camera to a worker thread, so the
+camera it subscribes to the realsense-style colour, aligned depth and
+camera_info topics and pairs them by stamp (:class:`robot_memory.camera_sync.CameraSync`).
+
+Camera extrinsics come from ``/tf`` and ``/tf_static`` (tf2_msgs/msg/TFMessage)
+kept in a :class:`robot_memory.transforms.tf_buffer.TransformBuffer`: the pose
+of the image's ``header.frame_id`` (or the ``camera_frames`` override) in
+``world_frame`` **at the image's stamp**, interpolated between samples, never
+extrapolated. A frame whose transform has not arrived yet waits (up to
+``transform_wait_s`` of stream time, re-tried on every ``/tf`` message) and is
+processed when it arrives; else it is dropped and counted as ``missing
+transform``; it is never processed with another instant's pose. Static
+transforms hold at every time. ``/tf`` going back in time by more than a
+second (a restarted sim, a looping bag) clears the dynamic transforms.
+
+The newest complete frame of each camera goes to a worker thread, so the
 executor never blocks on point-cloud work. A frame that arrives while the
 previous one of the same camera is still being processed replaces it (counted as
 ``dropped_frames``): perception runs on the freshest data, never on a backlog.
 
-Output: ``/perception/observations`` (``ObservationFrameMsg`` JSON). Every input
-it cannot use is logged with the reason and counted on ``/diagnostics``, every
-frame the sync drops too (``missing pose``, ``missing depth``, ...); every
-subscription goes through :class:`InputBoundary`: no message ends the node.
+Output: ``/perception/observations`` (robot_memory_interfaces/msg/ObservationFrame).
+Every input it cannot use is logged with the reason and counted on
+``/diagnostics``, every frame the sync drops too (``missing transform``,
+``missing depth``, ...); every subscription goes through
+:class:`InputBoundary`: no message ends the node.
 """
 
 from __future__ import annotations
@@ -20,10 +33,11 @@ import threading
 import time
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from robot_memory_interfaces.msg import ObservationFrame
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 
 from robot_memory.camera_sync import CameraSync, SyncedFrame, SyncError
 from robot_memory.cell import load_cell
@@ -32,6 +46,7 @@ from robot_memory.launch_spec import PERCEPTION_PARAMETERS
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
+from robot_memory.nodes.memory_conversions import observation_frame_to_msg
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, SENSOR
 from robot_memory.observations import frame_to_payload
@@ -42,7 +57,30 @@ from robot_memory.perception import (
     decode_color,
     decode_depth,
 )
-from robot_memory.schemas import dump_payload
+from robot_memory.transforms.tf_buffer import Transform, TransformBuffer, TransformError
+
+#: /tf as tf2's listener subscribes to it; /tf_static latched (depth 1: a
+#: publisher sends all its static transforms in one message).
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+TF_STATIC_QOS = QoSProfile(
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+TF_JUMP_BACK_S = 1.0  # /tf this much older than the newest seen: time restarted
+
+
+def parse_camera_frames(text: str) -> dict[str, str]:
+    """``"front=cam_a_optical,wrist=cam_b_optical"`` -> per-camera TF frame overrides."""
+    out: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        cam, sep, frame = (x.strip() for x in item.partition("="))
+        if not sep or not cam or not frame:
+            raise ValueError(f"camera_frames: expected camera=frame, got {item!r}")
+        out[cam] = frame
+    return out
 
 
 class PerceptionNode(Node):
@@ -61,12 +99,22 @@ class PerceptionNode(Node):
         self.pipeline = PerceptionPipeline(config, load_cell(cell_file or None))
         self.health = HealthCounters("perception")
         self.inputs = InputBoundary(self, self.health)
-        self.out_pub = self.create_publisher(String, "/perception/observations", COMMAND)
+        self.out_pub = self.create_publisher(ObservationFrame, "/perception/observations", COMMAND)
+        self.world_frame = str(p("world_frame").value)
+        self.camera_frames = parse_camera_frames(str(p("camera_frames").value))
+        self.tf = TransformBuffer(cache_s=float(p("tf_cache_s").value), tolerance_s=0.0)
+        self._tf_newest = float("-inf")
+        self._tf_errors: dict[str, str] = {}  # the last lookup failure per camera
         tolerance = float(p("sync_tolerance_s").value)
+        wait = float(p("transform_wait_s").value)
         self.syncs: dict[str, CameraSync] = {}
         for cam in self.cameras:
             self.syncs[cam] = CameraSync(
-                cam, tolerance_s=tolerance, on_drop=lambda r, d: self._reject(r, f"dropped: {d}")
+                cam,
+                tolerance_s=tolerance,
+                pose_wait_s=wait,
+                on_drop=lambda r, d, c=cam: self._dropped(c, r, d),
+                pose_source=lambda stamp, color, c=cam: self._camera_pose(c, stamp, color),
             )
             base, sub = f"/camera/{cam}", self.inputs.subscribe
             sub(Image, f"{base}/color/image_raw", lambda m, c=cam: self.on_color(c, m), SENSOR)
@@ -79,7 +127,8 @@ class PerceptionNode(Node):
             sub(
                 CameraInfo, f"{base}/color/camera_info", lambda m, c=cam: self.on_info(c, m), SENSOR
             )
-            sub(PoseStamped, f"{base}/pose", lambda m, c=cam: self.on_pose(c, m), SENSOR)
+        self.inputs.subscribe(TFMessage, "/tf", self.on_tf, TF_QOS)
+        self.inputs.subscribe(TFMessage, "/tf_static", self.on_tf_static, TF_STATIC_QOS)
         self.joints: dict[str, float] | None = None
         self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
@@ -91,7 +140,8 @@ class PerceptionNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"perception on cameras {self.cameras}; robot mask "
-            f"{'on' if self.use_robot_mask else 'off'}; output /perception/observations"
+            f"{'on' if self.use_robot_mask else 'off'}; extrinsics from /tf in "
+            f"{self.world_frame!r}; output /perception/observations"
         )
 
     # -- inputs (executor thread: convert, pair, hand over) -------------------
@@ -101,8 +151,54 @@ class PerceptionNode(Node):
     def on_depth(self, cam: str, msg: Image) -> None:
         self._sync(cam, lambda s: s.add_depth(from_time(msg.header.stamp), msg))
 
-    def on_pose(self, cam: str, msg: PoseStamped) -> None:
-        self._sync(cam, lambda s: s.add_pose(from_time(msg.header.stamp), msg))
+    def on_tf(self, msg: TFMessage) -> None:
+        self._add_transforms(msg, static=False)
+
+    def on_tf_static(self, msg: TFMessage) -> None:
+        self._add_transforms(msg, static=True)
+
+    def _add_transforms(self, msg: TFMessage, static: bool) -> None:
+        topic = "/tf_static" if static else "/tf"
+        for ts in msg.transforms:
+            t, r = ts.transform.translation, ts.transform.rotation
+            values = (t.x, t.y, t.z, r.w, r.x, r.y, r.z)
+            if not np.all(np.isfinite(values)) or np.linalg.norm(values[3:]) < 1e-6:
+                self._reject("malformed transform", f"{topic} {ts.child_frame_id!r}: {values}")
+                continue
+            stamp = from_time(ts.header.stamp)
+            if not static:
+                if stamp < self._tf_newest - TF_JUMP_BACK_S:
+                    self.tf.clear()
+                    self._tf_newest = stamp
+                    self._reject("tf time went backwards", f"{topic} at {stamp:.3f} s: cleared")
+                self._tf_newest = max(self._tf_newest, stamp)
+            self.tf.add(
+                ts.header.frame_id,
+                ts.child_frame_id,
+                stamp,
+                (t.x, t.y, t.z),
+                (r.w, r.x, r.y, r.z),
+                static,
+            )
+        for cam in self.cameras:  # frames waiting for these transforms
+            self._sync(cam, lambda s: s.poll())
+
+    def _camera_pose(self, cam: str, stamp: float, color: Image) -> Transform | None:
+        """world <- the camera's optical frame at ``stamp``; None: not (yet) known."""
+        frame = self.camera_frames.get(cam) or color.header.frame_id
+        if not frame:
+            self._tf_errors[cam] = "the image has no header.frame_id (set camera_frames)"
+            return None
+        try:
+            return self.tf.lookup(self.world_frame, frame, stamp, tolerance_s=0.0)
+        except TransformError as err:
+            self._tf_errors[cam] = f"{self.world_frame} <- {frame}: {err}"
+            return None
+
+    def _dropped(self, cam: str, reason: str, detail: str) -> None:
+        if reason == "missing transform" and cam in self._tf_errors:
+            detail = f"{detail} ({self._tf_errors[cam]})"
+        self._reject(reason, f"dropped: {detail}")
 
     def on_info(self, cam: str, msg: CameraInfo) -> None:
         k = np.array(msg.k, dtype=float).reshape(3, 3)
@@ -175,15 +271,12 @@ class PerceptionNode(Node):
                     f"camera_info is {info.width}x{info.height}, "
                     f"colour is {color.width}x{color.height}",
                 )
-            o = pose.pose.orientation
-            q = np.array([o.w, o.x, o.y, o.z])
-            pos = pose.pose.position
             result = self.pipeline.process(
                 rgb,
                 dep,
                 np.array(info.k, dtype=float).reshape(3, 3),
-                np.array([pos.x, pos.y, pos.z]),
-                q,
+                np.asarray(pose.translation, dtype=float),
+                np.asarray(pose.rotation, dtype=float),
                 frame.stamp,
                 frame.camera,
                 self.joints if self.use_robot_mask else None,
@@ -193,7 +286,7 @@ class PerceptionNode(Node):
             return
         if not self.context.ok():
             return  # shutting down (Ctrl-C): the publisher is gone with the context
-        self.out_pub.publish(String(data=dump_payload(frame_to_payload(result))))
+        self.out_pub.publish(observation_frame_to_msg(frame_to_payload(result)))
         self.health.latency(f"process.{frame.camera}", time.monotonic() - t0)
         self.health.tick(f"frames.{frame.camera}", self.get_clock().now().nanoseconds * 1e-9)
         self.health.set_value(f"objects.{frame.camera}", len(result.objects))

@@ -147,7 +147,12 @@ class TransformBuffer:
                 static,
             )
 
-    def _at(self, child: str, edge: _Edge, stamp: float) -> Transform:
+    def clear(self, static: bool = False) -> None:
+        """Forget the dynamic transforms (time jumped back: a restarted sim, a
+        looping bag); ``static``: the static ones too."""
+        self._edges = {c: e for c, e in self._edges.items() if e.static and not static}
+
+    def _at(self, child: str, edge: _Edge, stamp: float, tolerance_s: float) -> Transform:
         if edge.static:
             return edge.values[0]
         stamps = edge.stamps
@@ -163,11 +168,12 @@ class TransformBuffer:
                 slerp(a.rotation, b.rotation, s),
             )
         j = 0 if i == 0 else len(stamps) - 1
-        if abs(stamps[j] - stamp) <= self.tolerance_s:
+        if abs(stamps[j] - stamp) <= tolerance_s:
             return edge.values[j]
         side = "before the first" if i == 0 else "after the last"
         raise TransformError(
-            f"{edge.parent} -> {child}: the time is {side} sample by more than {self.tolerance_s} s"
+            f"{edge.parent} -> {child}: {stamp:.3f} s is {side} sample "
+            f"({stamps[j]:.3f} s) by more than {tolerance_s} s"
         )
 
     def _chain(self, frame: str) -> Iterator[str]:
@@ -180,9 +186,8 @@ class TransformBuffer:
                 return
             frame = edge.parent
 
-    def lookup(self, target: str, source: str, stamp: float) -> Transform:
-        """``target <- source`` at ``stamp``: the pose of ``source`` in ``target``."""
-        target, source = _frame(target), _frame(source)
+    def _path(self, target: str, source: str) -> list[str]:
+        """The child frames of every edge between ``target`` and ``source``."""
         up_source = list(self._chain(source))
         up_target = list(self._chain(target))
         common = next((f for f in up_source if f in set(up_target)), None)
@@ -192,10 +197,27 @@ class TransformBuffer:
                 raise TransformError(f"frame {source!r} is not in /tf (frames: {known[:8]})")
             roots = sorted({list(self._chain(f))[-1] for f in known})
             raise TransformError(f"no /tf path from {target!r} to {source!r} (tree roots: {roots})")
+        return up_source[: up_source.index(common)] + up_target[: up_target.index(common)]
+
+    def lookup(
+        self, target: str, source: str, stamp: float, tolerance_s: float | None = None
+    ) -> Transform:
+        """``target <- source`` at ``stamp``: the pose of ``source`` in ``target``.
+
+        ``tolerance_s`` (default: the buffer's): how far ``stamp`` may lie outside
+        a dynamic edge's samples (its nearest sample is used then); 0 allows no
+        extrapolation at all, only interpolation between samples (tf2's rule)."""
+        tol = self.tolerance_s if tolerance_s is None else tolerance_s
+        target, source = _frame(target), _frame(source)
+        up_source = list(self._chain(source))
+        up_target = list(self._chain(target))
+        common = next((f for f in up_source if f in set(up_target)), None)
+        if common is None:
+            self._path(target, source)  # raises with the reason
         result = IDENTITY
         for frame in up_source[: up_source.index(common)][::-1]:  # common down to source
-            result = result.compose(self._at(frame, self._edges[frame], stamp))
+            result = result.compose(self._at(frame, self._edges[frame], stamp, tol))
         down = IDENTITY
         for frame in up_target[: up_target.index(common)][::-1]:  # common down to target
-            down = down.compose(self._at(frame, self._edges[frame], stamp))
+            down = down.compose(self._at(frame, self._edges[frame], stamp, tol))
         return down.inverse().compose(result)

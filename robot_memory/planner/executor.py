@@ -3,10 +3,10 @@ each effect in memory, replan on failure, learn from failures (ROS-free).
 
 :class:`PlanExecutor` talks to the world only through the ports of
 :mod:`robot_memory.planner.world` (memory, skills), so the same code runs in the
-ROS node (topics) and in the in-process evaluation (SceneMemory + policy
+ROS node (a service and action clients) and in the in-process evaluation (SceneMemory + policy
 runtime + simulator).
 
-Per step: one ``/policy/goal``; its final ``/policy/status``; after a ``place``
+Per step: one skill goal (``RunSkill`` in the ROS node); its outcome; after a ``place``
 the wrist camera looks at the destination (a ``look`` skill) and the effect is
 checked in memory: an object looking like the carried one (same colour and
 shape) is now in the place / within ``place_tolerance`` of the position.

@@ -1,4 +1,5 @@
-"""Plans and planner status: the JSON on ``/planner/plan`` and ``/planner/status`` (ROS-free).
+"""Plans and planner status: what ``/planner/plan`` and ``/planner/status`` carry (ROS-free;
+the node layer converts them to and from their messages).
 
 A plan is a short sequence of **whitelisted skills** (``SKILLS``) grounded in
 memory: every object is a memory object id from ``/memory/scene_graph``, every
@@ -9,7 +10,7 @@ id as text, or a position on the table. Nothing in a plan is code: backends
 the schema, the remembered scene and each skill's preconditions before a single
 step runs.
 
-Skills (each one becomes one ``/policy/goal``):
+Skills (each one becomes one ``RunSkill`` goal on ``/policy/run_skill``):
 
 * ``pick``: ``object_id`` (required); ``goal_yaw`` optional (memory's grasp yaw);
 * ``place``: the held ``object_id`` (required, for verification) and
@@ -114,7 +115,7 @@ class PlannerStatusMsg(Payload):
 
 
 class InstructionMsg(BaseModel):
-    """Optional JSON form of ``/planner/instruction`` (plain text is accepted too)."""
+    """An instruction: the text and flag of an ``ExecuteInstruction`` goal, checked."""
 
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=1000)

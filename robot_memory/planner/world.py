@@ -6,10 +6,10 @@
 * :class:`MemoryPort`: how the planner reads memory: the latest scene graph,
   a :class:`~robot_memory.schemas.MemoryQuery`, a refresh after the robot
   looked, and ``clear`` (the memoryless ablation). The ROS node implements it
-  over ``/memory/scene_graph``, ``/memory/query`` and ``/memory/answer``; the
+  over ``/memory/scene_graph``, the ``/memory/query`` and ``/memory/reset`` services; the
   in-process evaluation over a :class:`~robot_memory.memory.scene_graph.SceneMemory`.
-* :class:`SkillPort`: how the planner acts: one ``/policy/goal`` in, the final
-  ``/policy/status`` out.
+* :class:`SkillPort`: how the planner acts: one skill goal in (``RunSkill`` on
+  ``/policy/run_skill`` in the ROS node), its outcome out.
 """
 
 from __future__ import annotations

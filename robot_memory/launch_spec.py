@@ -68,6 +68,7 @@ SIM_PARAMETERS: dict[str, ParamValue] = {
     "joint_state_rate": 100.0,
     "ground_truth_rate": 5.0,
     "world_frame": "world",
+    "arm_id": "panda",  # TF frames <arm_id>_link0..7, <arm_id>_hand (franka_description's)
 }
 
 EXPERT_PARAMETERS: dict[str, ParamValue] = {

@@ -4,6 +4,10 @@ and commanded from this (separate) test process."""
 from __future__ import annotations
 
 import io
+import itertools
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # the TF test renders nothing but builds a rig
 
 import numpy as np
 import pytest
@@ -12,15 +16,20 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
+from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_memory.expert.ik import PandaIK
 from robot_memory.launch_spec import stack
 from robot_memory.launcher import Launcher
 from robot_memory.nodes.conversions import from_time, image_to_numpy, to_time
-from robot_memory.nodes.qos import COMMAND, SENSOR
+from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+from robot_memory.nodes.sim_node import TF_QOS
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, HOME_ARM
+from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.physics import CellPhysics
 from robot_memory.sim.scene import build_model
+from robot_memory.transforms.tf_buffer import TransformBuffer
 from ros_helpers import Probe, spin_for, spin_until
 
 pytestmark = pytest.mark.ros
@@ -47,6 +56,8 @@ def sim_stack():
     probe.listen(JointState, "/joint_states", COMMAND)
     probe.listen(Clock, "/clock", 10)
     probe.listen(DiagnosticArray, "/diagnostics", 10)
+    probe.listen(TFMessage, "/tf", TF_QOS)
+    probe.listen(TFMessage, "/tf_static", LATCHED)
     traj_pub = probe.create_publisher(JointTrajectory, "/arm_controller/joint_trajectory", COMMAND)
     grip_pub = probe.create_publisher(Float64MultiArray, "/gripper_controller/commands", COMMAND)
     launcher = Launcher(specs, output=log)
@@ -58,6 +69,8 @@ def sim_stack():
                 all(probe.messages[t] for t in CAMERA_TOPICS)
                 and probe.messages["/clock"]
                 and probe.messages["/joint_states"]
+                and probe.messages["/tf"]
+                and probe.messages["/tf_static"]
             ),
             timeout_s=60,
             check=launcher.check,
@@ -166,3 +179,89 @@ def test_bad_commands_are_rejected_with_a_reason_and_the_sim_keeps_running(sim_s
     spin_for(probe, 0.5)
     launcher.check()
     assert np.max(np.abs(arm_q(probe.last("/joint_states")) - before)) < 0.01
+
+
+STATIC_FRAMES = {
+    ("world", "panda_link0"),
+    ("world", "front_color_optical_frame"),
+    ("panda_hand", "wrist_color_optical_frame"),
+}
+LINKS = [f"panda_link{i}" for i in range(8)] + ["panda_hand"]
+
+
+def stamp_of(header) -> tuple[int, int]:
+    return (header.stamp.sec, header.stamp.nanosec)
+
+
+def test_tf_static_is_one_latched_message_and_the_pose_topic_is_gone(sim_stack):
+    probe, launcher, *_ = sim_stack
+    late: list[TFMessage] = []  # a subscriber that joins long after the sim published
+    sub = probe.create_subscription(TFMessage, "/tf_static", late.append, LATCHED)
+    try:
+        spin_until(probe, lambda: late, timeout_s=10, check=launcher.check, what="/tf_static")
+    finally:
+        probe.destroy_subscription(sub)
+    assert len(late) == 1
+    frames = {(t.header.frame_id, t.child_frame_id) for t in late[0].transforms}
+    assert frames == STATIC_FRAMES
+    dynamic = probe.last("/tf").transforms
+    links = [(t.header.frame_id, t.child_frame_id) for t in dynamic]
+    assert links == list(itertools.pairwise(LINKS))
+    topics = dict(probe.get_topic_names_and_types())
+    assert not any(t.endswith("/pose") for t in topics), sorted(topics)
+    assert topics["/tf"] == ["tf2_msgs/msg/TFMessage"]
+
+
+def test_tf_at_image_stamps_composes_to_the_renderers_camera_pose(sim_stack):
+    """During a move: for every camera image there is a /tf of its stamp; world
+    <- <cam>_color_optical_frame from /tf_static + /tf equals the optical pose
+    the sim core's renderer computes from the joint states of that instant; the
+    wrist camera moves with the hand, the front camera stays."""
+    probe, launcher, traj_pub, *_ = sim_stack
+    for topic in ("/tf", "/joint_states", "/camera/wrist/color/image_raw"):
+        probe.messages[topic].clear()
+    probe.messages["/camera/front/color/image_raw"].clear()
+    target = np.array(HOME_ARM) + np.array([-0.5, 0.2, 0.3, 0.3, -0.3, 0.2, -0.4])
+    traj_pub.publish(trajectory(target, t=2.0))
+    spin_for(probe, 2.5)
+    launcher.check()
+
+    buf = TransformBuffer(cache_s=60.0)
+    buf.add_message(probe.last("/tf_static"), static=True)
+    tf_stamps = set()
+    for msg in probe.messages["/tf"]:
+        buf.add_message(msg)
+        tf_stamps.add(stamp_of(msg.transforms[0].header))
+    gaps = np.diff(sorted(s + ns * 1e-9 for s, ns in tf_stamps))
+    assert 0.008 < float(np.median(gaps)) < 0.012  # /tf at the joint-state rate (100 Hz)
+    joints = {stamp_of(m.header): m for m in probe.messages["/joint_states"]}
+
+    physics = CellPhysics(build_model("tabletop", panda_visual="primitive"))
+    rig = CameraRig(physics.model, 32, 24, ("front", "wrist"))
+    poses: dict[str, list[np.ndarray]] = {"front": [], "wrist": []}
+    compared = 0
+    try:
+        for cam in ("front", "wrist"):
+            for image in probe.messages[f"/camera/{cam}/color/image_raw"]:
+                stamp = stamp_of(image.header)
+                assert stamp in tf_stamps, f"no /tf at the stamp of a {cam} image"
+                t = stamp[0] + stamp[1] * 1e-9
+                from_tf = buf.lookup("world", image.header.frame_id, t)
+                poses[cam].append(from_tf.translation)
+                if stamp not in joints:
+                    continue
+                js = joints[stamp]
+                for name, q in zip(js.name, js.position, strict=True):
+                    physics.data.qpos[physics.model.jnt_qposadr[physics.model.joint(name).id]] = q
+                physics.forward()
+                pos, quat = rig.optical_pose(physics, cam)
+                np.testing.assert_allclose(from_tf.translation, pos, atol=1e-6)
+                sign = 1.0 if float(np.dot(from_tf.rotation, quat)) >= 0 else -1.0
+                np.testing.assert_allclose(sign * from_tf.rotation, quat, atol=1e-6)
+                compared += 1
+    finally:
+        rig.close()
+    assert compared >= 8, compared  # 5 Hz x 2 cameras x 2.5 s, nearly all with joint states
+    wrist, front = np.array(poses["wrist"]), np.array(poses["front"])
+    assert np.linalg.norm(wrist[-1] - wrist[0]) > 0.05  # moved with the hand
+    assert np.ptp(front, axis=0).max() < 1e-9  # the front camera is on a post

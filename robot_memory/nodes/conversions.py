@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose, PoseStamped
+from geometry_msgs.msg import Pose, PoseStamped, TransformStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
+
+if TYPE_CHECKING:  # any object with parent, child, translation, rotation (w, x, y, z)
+    from robot_memory.sim.frames import FrameTransform
 
 
 def to_time(seconds: float) -> Time:
@@ -103,3 +110,17 @@ def joint_state(
     msg.velocity = [float(v) for v in velocity]
     msg.effort = [float(v) for v in effort]
     return msg
+
+
+def transform_stamped(tr: FrameTransform, stamp_s: float) -> TransformStamped:
+    """``tr.parent <- tr.child`` at ``stamp_s`` (header.frame_id = parent)."""
+    msg = TransformStamped(header=header(stamp_s, tr.parent), child_frame_id=tr.child)
+    t, r = msg.transform.translation, msg.transform.rotation
+    t.x, t.y, t.z = (float(v) for v in tr.translation)
+    r.w, r.x, r.y, r.z = (float(v) for v in tr.rotation)
+    return msg
+
+
+def tf_message(transforms: Iterable[FrameTransform], stamp_s: float) -> TFMessage:
+    """One tf2_msgs/TFMessage holding ``transforms``, all stamped ``stamp_s``."""
+    return TFMessage(transforms=[transform_stamped(tr, stamp_s) for tr in transforms])

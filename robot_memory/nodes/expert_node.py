@@ -5,14 +5,19 @@ demonstrator, never part of the deployed stack), plans with mink IK
 (robot_memory.expert) and sends each move on /arm_controller/joint_trajectory
 and /gripper_controller/commands, exactly as a policy or a person would; it
 never writes joint positions. Progress and the outcome go on /expert/status.
+Typed topics: /sim/ground_truth (GroundTruth), /expert/task (ExpertTask),
+/expert/status (ExpertStatus, latched), converted in sim_conversions.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from rclpy.node import Node
+from robot_memory_interfaces.msg import ExpertStatus as ExpertStatusMsg
+from robot_memory_interfaces.msg import ExpertTask as ExpertTaskMsg
+from robot_memory_interfaces.msg import GroundTruth as GroundTruthMsg
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_memory.diagnostics_core import HealthCounters
@@ -30,15 +35,13 @@ from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, LATCHED
-from robot_memory.robot.panda import ARM_JOINTS
-from robot_memory.schemas import (
-    ExpertStatus,
-    ExpertTask,
-    GroundTruth,
-    PayloadError,
-    dump_payload,
-    parse_payload,
+from robot_memory.nodes.sim_conversions import (
+    expert_status_to_msg,
+    expert_task_from_msg,
+    ground_truth_from_msg,
 )
+from robot_memory.robot.panda import ARM_JOINTS
+from robot_memory.schemas import ExpertStatus, ExpertTask, GroundTruth, PayloadError
 from robot_memory.sim.scene import build_model
 
 ARRIVAL_TOLERANCE_RAD = 0.03
@@ -60,10 +63,10 @@ class ExpertNode(Node):
         self.grip_pub = self.create_publisher(
             Float64MultiArray, "/gripper_controller/commands", COMMAND
         )
-        self.status_pub = self.create_publisher(String, "/expert/status", LATCHED)
+        self.status_pub = self.create_publisher(ExpertStatusMsg, "/expert/status", LATCHED)
         self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
-        self.inputs.subscribe(String, "/sim/ground_truth", self.on_ground_truth, COMMAND)
-        self.inputs.subscribe(String, "/expert/task", self.on_task, COMMAND)
+        self.inputs.subscribe(GroundTruthMsg, "/sim/ground_truth", self.on_ground_truth, COMMAND)
+        self.inputs.subscribe(ExpertTaskMsg, "/expert/task", self.on_task, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
         self.q: np.ndarray | None = None
@@ -97,15 +100,15 @@ class ExpertNode(Node):
             return
         self.q = q
 
-    def on_ground_truth(self, msg: String) -> None:
+    def on_ground_truth(self, msg: GroundTruthMsg) -> None:
         try:
-            self.truth = parse_payload(GroundTruth, msg.data)
+            self.truth = ground_truth_from_msg(msg)
         except PayloadError as err:
             self._reject(err.reason, f"ground truth rejected: {err}")
 
-    def on_task(self, msg: String) -> None:
+    def on_task(self, msg: ExpertTaskMsg) -> None:
         try:
-            task = parse_payload(ExpertTask, msg.data)
+            task = expert_task_from_msg(msg)
         except PayloadError as err:
             self._reject(err.reason, f"task rejected: {err}")
             return
@@ -223,7 +226,7 @@ class ExpertNode(Node):
         self.publish_status()
 
     def publish_status(self) -> None:
-        self.status_pub.publish(String(data=dump_payload(self.status)))
+        self.status_pub.publish(expert_status_to_msg(self.status))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,10 +1,14 @@
 """Sim node: the MuJoCo Panda cell on the topics a real cell uses.
 
-Publishes /clock, /joint_states, realsense-style camera topics, each camera's
-optical pose and /sim/ground_truth; consumes the JointTrajectoryController and
-gripper command topics. A loop thread steps physics against the wall clock
+Publishes /clock, /joint_states, realsense-style camera topics (frame_id
+``<cam>_color_optical_frame``), /tf_static (``world -> panda_link0``, the camera
+mounts; one latched message), /tf (``panda_link0 -> ... -> panda_hand`` with every
+joint state and every camera frame, BEFORE that instant's images) and
+/sim/ground_truth; consumes the JointTrajectoryController and gripper command
+topics and /sim/reset. A loop thread steps physics against the wall clock
 (``real_time_factor``; 0 = as fast as possible) and renders cameras at
-``camera_rate`` of simulated time; all logic is in SimulationRunner.
+``camera_rate`` of simulated time; all logic is in SimulationRunner and
+CellFrames (robot_memory/sim/frames.py: the frame tree).
 """
 
 from __future__ import annotations
@@ -12,13 +16,17 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import rclpy
-from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from robot_memory_interfaces.msg import GroundTruth as GroundTruthMsg
+from robot_memory_interfaces.msg import SimReset as SimResetMsg
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Float64MultiArray
+from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_memory.control.joint_trajectory import TrajectoryError
@@ -29,16 +37,22 @@ from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
-from robot_memory.nodes.qos import COMMAND, SENSOR
+from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+from robot_memory.nodes.sim_conversions import ground_truth_to_msg, sim_reset_from_msg
 from robot_memory.robot.panda import ALL_JOINTS
-from robot_memory.schemas import PayloadError, SimReset, dump_payload, parse_payload
+from robot_memory.schemas import PayloadError
 from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.frames import CellFrames, FrameTransform, optical_frame
 from robot_memory.sim.runner import DueOutputs, RunnerConfig, SimulationRunner
 
 #: Loop granularity: physics steps are taken in slices of this much sim time.
 SLICE_S = 0.004
 #: If the loop falls this far behind the wall clock, it stops trying to catch up.
 MAX_LAG_S = 0.1
+#: /tf as tf2's TransformBroadcaster sends it: reliable, volatile, keep last 100.
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+#: /tf_static as tf2's StaticTransformBroadcaster: reliable, transient local, depth 1.
+TF_STATIC_QOS = LATCHED
 
 
 class SimNode(Node):
@@ -68,12 +82,17 @@ class SimNode(Node):
                 ground_truth_rate=float(p["ground_truth_rate"]),
             )
         )
+        self.frames = CellFrames(
+            self.runner.physics.model, self.cameras, self.world_frame, str(p["arm_id"])
+        )
         self.health = HealthCounters("sim")
         self.inputs = InputBoundary(self, self.health)  # no message ends the node
 
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.joint_pub = self.create_publisher(JointState, "/joint_states", COMMAND)
-        self.gt_pub = self.create_publisher(String, "/sim/ground_truth", COMMAND)
+        self.tf_pub = self.create_publisher(TFMessage, "/tf", TF_QOS)
+        self.tf_static_pub = self.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
+        self.gt_pub = self.create_publisher(GroundTruthMsg, "/sim/ground_truth", COMMAND)
         self.cam_pubs = {
             cam: (
                 self.create_publisher(Image, f"/camera/{cam}/color/image_raw", SENSOR),
@@ -81,7 +100,6 @@ class SimNode(Node):
                 self.create_publisher(
                     Image, f"/camera/{cam}/aligned_depth_to_color/image_raw", SENSOR
                 ),
-                self.create_publisher(PoseStamped, f"/camera/{cam}/pose", COMMAND),
             )
             for cam in self.cameras
         }
@@ -91,8 +109,10 @@ class SimNode(Node):
         self.inputs.subscribe(
             Float64MultiArray, "/gripper_controller/commands", self.on_gripper, COMMAND
         )
-        self.inputs.subscribe(String, "/sim/reset", self.on_reset, COMMAND)
+        self.inputs.subscribe(SimResetMsg, "/sim/reset", self.on_reset, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
+        self._static: list[FrameTransform] = []
+        self.publish_static_if_changed()
 
         self._stop = threading.Event()
         self._rig_ready = threading.Event()
@@ -126,13 +146,14 @@ class SimNode(Node):
         except TrajectoryError as err:
             self._reject(err.reason, f"gripper command rejected: {err}")
 
-    def on_reset(self, msg: String) -> None:
+    def on_reset(self, msg: SimResetMsg) -> None:
         try:
-            req = parse_payload(SimReset, msg.data)
+            req = sim_reset_from_msg(msg)
         except PayloadError as err:
             self._reject(err.reason, f"reset rejected: {err}")
             return
         self.runner.reset(req.seed)
+        self.publish_static_if_changed()
         self.get_logger().info(f"episode {self.runner.episode} (seed {req.seed})")
 
     def _reject(self, reason: str, text: str) -> None:
@@ -177,30 +198,60 @@ class SimNode(Node):
                 self.health.set_value("sim_time_s", f"{t:.3f}")
                 rtf_wall, rtf_sim = now, t
 
+    # -- TF -------------------------------------------------------------------
+    def publish_static_if_changed(self) -> None:
+        """All static transforms in one latched message, when they differ from
+        the last one sent (tf2's StaticTransformBroadcaster semantics)."""
+        with self.runner.lock:
+            self.runner.physics.sync_kinematics()
+            static, t = self.frames.static(self.runner.physics.data), self.runner.time
+        if len(static) == len(self._static) and all(
+            a.same_as(b) for a, b in zip(static, self._static, strict=True)
+        ):
+            return
+        self._static = static
+        self.tf_static_pub.publish(conv.tf_message(static, t))
+
     def _publish(self, due: DueOutputs, rig: CameraRig, t: float) -> None:
         if due.clock:
             self.clock_pub.publish(Clock(clock=conv.to_time(t)))
+        if due.joint_states or due.cameras:
+            renders: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+            with self.runner.lock:  # one state (no reset between) for the links and images
+                self.runner.physics.sync_kinematics()
+                links = self.frames.dynamic(self.runner.physics.data)
+                if due.cameras:
+                    for cam in self.cameras:
+                        t0 = time.monotonic()
+                        rgb, depth = rig.render(self.runner.physics, cam)
+                        renders[cam] = (rgb, depth, time.monotonic() - t0)
+            self.tf_pub.publish(conv.tf_message(links, t))  # before this instant's images
         if due.joint_states:
             _, pos, vel, eff = self.runner.physics.joint_state()
             self.joint_pub.publish(conv.joint_state(ALL_JOINTS, pos, vel, eff, t))
         if due.ground_truth:
-            self.gt_pub.publish(String(data=dump_payload(self.runner.ground_truth())))
+            truth = self.runner.ground_truth()
+            self.gt_pub.publish(ground_truth_to_msg(truth, self.world_frame))
         if due.cameras:
-            for cam in self.cameras:
-                self._publish_camera(rig, cam, t)
+            for cam, (rgb, depth, render_s) in renders.items():
+                self._publish_camera(rig, cam, t, rgb, depth, render_s)
 
-    def _publish_camera(self, rig: CameraRig, cam: str, t: float) -> None:
+    def _publish_camera(
+        self,
+        rig: CameraRig,
+        cam: str,
+        t: float,
+        rgb: np.ndarray,
+        depth: np.ndarray,
+        render_s: float,
+    ) -> None:
         t0 = time.monotonic()
-        with self.runner.lock:
-            rgb, depth = rig.render(self.runner.physics, cam)
-            pos, quat = rig.optical_pose(self.runner.physics, cam)
-        frame = f"{cam}_color_optical_frame"
-        img_pub, info_pub, depth_pub, pose_pub = self.cam_pubs[cam]
+        frame = optical_frame(cam)  # its pose: /tf_static + /tf at stamp t
+        img_pub, info_pub, depth_pub = self.cam_pubs[cam]
         img_pub.publish(conv.rgb_image(rgb, t, frame))
         depth_pub.publish(conv.depth_image(depth, t, frame, self.depth_encoding))
         info_pub.publish(conv.camera_info(rig.intrinsics(cam), self.width, self.height, t, frame))
-        pose_pub.publish(conv.pose_stamped(pos, quat, t, self.world_frame))
-        self.health.latency(f"camera.{cam}.render_publish", time.monotonic() - t0)
+        self.health.latency(f"camera.{cam}.render_publish", render_s + time.monotonic() - t0)
         self.health.tick(f"camera.{cam}", time.monotonic())
 
     def check_loop(self) -> None:

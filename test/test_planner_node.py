@@ -76,6 +76,7 @@ class PolicyServerTestDouble:
         self.fail: dict[str, int] = {}
         self.hold: set[str] = set()
         self.release = threading.Event()
+        self.cancel_seen = 0.0  # time.monotonic() a held skill saw its cancel
         self.graph_pub = node.create_publisher(SceneGraph, "/memory/scene_graph", LATCHED)
         node.create_service(QueryMemory, "/memory/query", self.on_query)
         self.server = ActionServer(
@@ -126,6 +127,7 @@ class PolicyServerTestDouble:
                 assert time.monotonic() < deadline, "held skill never released"
                 time.sleep(0.01)
             if handle.is_cancel_requested:
+                self.cancel_seen = time.monotonic()
                 self.ended.append((goal.skill, "canceled"))
                 handle.canceled()
                 return skill_result("canceled", "cancelled")
@@ -321,6 +323,7 @@ def test_a_second_instruction_while_one_runs_is_rejected(rig: Rig) -> None:
 def test_cancelling_an_instruction_cancels_the_running_skill(rig: Rig) -> None:
     run = rig.start(TASK, hold=("pick",))  # (a replan earlier taught a look before it)
     wait_for(lambda: "pick" in [g.skill for g in rig.policy.goals], 20, "the pick")
+    t0 = time.monotonic()
     cancel = run.handle.cancel_goal_async()
     wait_for(cancel.done, 5, "the cancel response")
     assert len(cancel.result().goals_canceling) == 1
@@ -328,6 +331,9 @@ def test_cancelling_an_instruction_cancels_the_running_skill(rig: Rig) -> None:
     assert result.state == "canceled" and not result.success, result
     assert run.status == GoalStatus.STATUS_CANCELED
     assert rig.policy.ended[-1] == ("pick", "canceled")  # cancelled on the policy
+    latency = rig.policy.cancel_seen - t0
+    print(f"instruction cancel -> skill cancel seen by the policy: {1000 * latency:.0f} ms")
+    assert latency < 1.0
     time.sleep(0.5)  # nothing follows: no further step, no replan
     assert [g.skill for g in rig.policy.goals][-1] == "pick"
     assert len(rig.plans()) == 1

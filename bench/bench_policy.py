@@ -12,7 +12,8 @@ and observation-to-command latency through the ROS graph against a DDS floor.
    this bench would share one GIL): this bench publishes /joint_states at 100 Hz,
    stamped now, of an ideal arm that follows the accepted trajectories from
    HOME_ARM (reset with a new pick goal when a pick ends), the scene graph
-   (latched, one cube) and the goal; per chunk, joint-state stamp ->
+   (latched SceneGraph, one cube) and pick goals to the ``/policy/run_skill``
+   action (the next once the last one's result is in); per chunk, joint-state stamp ->
    /policy/action_chunk receipt (2 DDS hops) and -> the matching
    /arm_controller/joint_trajectory receipt (3 hops; matched on the last point,
    which the safety node keeps). Floor: the same JointState, QoS and rate
@@ -212,28 +213,32 @@ def cuda_section(ckpt: Path, args) -> dict:
 def bench_graph(ckpt: Path, args) -> dict:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.action import ActionClient
+    from robot_memory_interfaces.action import RunSkill
+    from robot_memory_interfaces.msg import PolicyStatus, SafetyStatus, SceneGraph
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import String
     from trajectory_msgs.msg import JointTrajectory
 
     from robot_memory.launch_spec import policy_node, safety_node
     from robot_memory.launcher import Launcher
     from robot_memory.nodes.conversions import from_time
+    from robot_memory.nodes.memory_conversions import scene_graph_to_msg
     from robot_memory.nodes.policy_node import STATUS_QOS
     from robot_memory.nodes.qos import COMMAND, LATCHED
+    from robot_memory.nodes.safety_conversions import safety_status_from_msg
     from robot_memory.robot.panda import ALL_JOINTS, HOME_ARM
-    from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg, dump_payload
+    from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg
 
     rclpy.init()
     node = rclpy.create_node("policy_bench")
     pub_joints = node.create_publisher(JointState, "/joint_states", COMMAND)
     pub_ping = node.create_publisher(JointState, "/bench/ping", COMMAND)
-    pub_goal = node.create_publisher(String, "/policy/goal", COMMAND)
-    pub_graph = node.create_publisher(String, "/memory/scene_graph", LATCHED)
+    skills = ActionClient(node, RunSkill, "/policy/run_skill")
+    pub_graph = node.create_publisher(SceneGraph, "/memory/scene_graph", LATCHED)
     floor, chunks, commands, outcomes = [], [], [], []  # chunks: (last point, stamp, receipt)
     diag: dict[str, dict] = {}
-    state = {"target": None, "status": {}, "safety": {}, "goal_id": "", "goal_sent": -1e9,
-             "goals": 0}  # fmt: skip
+    state = {"target": None, "status": None, "safety": {}, "in_flight": False,
+             "goal_sent": -1e9, "goals": 0}  # fmt: skip
     arm = {"q": HOME_ARM.copy(), "traj": None}  # an ideal controller: q follows commands
 
     def arm_q(now: float) -> np.ndarray:
@@ -261,12 +266,31 @@ def bench_graph(ckpt: Path, args) -> dict:
         ts = [now] + [now + from_time(p.time_from_start) for p in msg.points]
         arm["traj"] = (np.array(ts), np.array([arm_q(now)] + [p.positions for p in msg.points]))
 
-    def on_status(msg: String) -> None:
-        status = json.loads(msg.data)
-        if status.get("goal_id") == state["goal_id"] or not state["goal_id"]:
-            state["status"] = status
-        if status.get("state") in ("succeeded", "failed"):
-            outcomes.append({k: status.get(k) for k in ("goal_id", "state", "reason", "chunks")})
+    def on_status(msg: PolicyStatus) -> None:
+        state["status"] = msg.state  # the policy node is up
+
+    def send_pick() -> None:
+        """One pick goal; the next is sent once its result (or refusal) is in."""
+        state["in_flight"], state["goal_sent"] = True, time.monotonic()
+        state["goals"] += 1
+
+        def on_result(future, goal_id: str) -> None:
+            res = future.result().result
+            outcomes.append({"goal_id": goal_id, "state": res.state, "reason": res.reason,
+                             "chunks": res.chunks})  # fmt: skip
+            state["in_flight"] = False
+
+        def on_accepted(future) -> None:
+            handle = future.result()
+            goal_id = bytes(handle.goal_id.uuid).hex()
+            if not handle.accepted:
+                outcomes.append({"goal_id": goal_id, "state": "not accepted"})
+                state["in_flight"] = False
+                return
+            handle.get_result_async().add_done_callback(lambda f: on_result(f, goal_id))
+
+        goal = RunSkill.Goal(skill=RunSkill.Goal.PICK, object_id=[7])
+        skills.send_goal_async(goal).add_done_callback(on_accepted)
 
     def on_pong(msg: JointState) -> None:
         floor.append(time.time() - from_time(msg.header.stamp))
@@ -280,10 +304,11 @@ def bench_graph(ckpt: Path, args) -> dict:
     node.create_subscription(JointState, "/bench/pong", on_pong, COMMAND)
     node.create_subscription(JointTrajectory, "/policy/action_chunk", on_chunk, COMMAND)
     node.create_subscription(JointTrajectory, "/arm_controller/joint_trajectory", on_command, 10)
-    node.create_subscription(String, "/policy/status", on_status, STATUS_QOS)
+    node.create_subscription(PolicyStatus, "/policy/status", on_status, STATUS_QOS)
     node.create_subscription(
-        String, "/safety/status", lambda m: state.update(safety=json.loads(m.data)), LATCHED
-    )
+        SafetyStatus, "/safety/status", lambda m: state.update(safety=safety_status_from_msg(m)),
+        LATCHED,
+    )  # fmt: skip
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     node.create_timer(0.01, publish_joints)  # 100 Hz
 
@@ -313,22 +338,17 @@ def bench_graph(ckpt: Path, args) -> dict:
     )  # fmt: skip
     graph = SceneGraphMsg(seq=1, stamp=1.0, objects=[cube], places=[], relations=[])
     with Launcher([policy_node(**params), safety_node()], output=None) as launched:
-        ready = lambda: pub_goal.get_subscription_count() > 0 and state["status"]  # noqa: E731
+        ready = lambda: skills.server_is_ready() and state["status"] is not None  # noqa: E731
         spin(120, ready, launched)
-        pub_graph.publish(String(data=dump_payload(graph)))
+        pub_graph.publish(scene_graph_to_msg(graph))
         state["target"] = pub_joints
         spin(1.0, launched=launched)
         deadline = time.monotonic() + args.graph_chunks * 2.0 + 60
         while len(chunks) < args.graph_chunks and time.monotonic() < deadline:
-            done = state["status"].get("state") not in (None, "running", "idle")
-            if (done or not state["goal_id"]) and time.monotonic() - state["goal_sent"] > 0.5:
+            if not state["in_flight"] and time.monotonic() - state["goal_sent"] > 0.5:
                 arm.update(q=HOME_ARM.copy(), traj=None)  # a new episode from the start pose
-                state["goals"] += 1
-                state["goal_id"] = f"bench{state['goals']}"
-                goal = {"id": state["goal_id"], "skill": "pick", "object_id": 7}
-                state["status"], state["goal_sent"] = {}, time.monotonic()
                 spin(0.3, launched=launched)  # the policy's history at the start pose
-                pub_goal.publish(String(data=json.dumps(goal)))
+                send_pick()
             spin(0.05, launched=launched)
         spin(0.5, launched=launched)  # the last commands
         state["target"] = None

@@ -1,42 +1,74 @@
-"""The policy node over DDS (in this process), on a tiny checkpoint trained here:
-a pick goal grounded in the scene graph gives contract-shaped action chunks
-stamped with an observation we sent; bad goals are refused with a reason while
-the running skill goes on; stale observations never become chunks; the e-stop
-fails the skill; a missing checkpoint fails goals instead of the node."""
+"""The policy node over DDS (in this process), on a tiny checkpoint trained here,
+driven through the RunSkill action (a real ActionClient): a pick goal grounded
+in the scene graph gives contract-shaped action chunks stamped with an
+observation we sent, feedback (phase, chunks) and a result; malformed or
+out-of-range goals are rejected with a reason, counted, and nothing is
+executed while the running skill goes on; a new goal pre-empts; a cancel stops
+the skill at once (an empty trajectory, status and result canceled); stale
+observations never become chunks; the e-stop fails the skill; a missing
+checkpoint rejects goals instead of ending the node."""
 
 from __future__ import annotations
 
 import itertools
-import json
+import math
+import threading
 
 import numpy as np
 import pytest
 import rclpy
+from action_msgs.msg import GoalStatus
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point
+from rclpy.action import ActionClient
 from rclpy.duration import Duration
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
+from robot_memory_interfaces.action import RunSkill
+from robot_memory_interfaces.msg import PolicyStatus, SceneGraph
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_memory.nodes.conversions import from_time
-from robot_memory.nodes.policy_node import STATUS_QOS, PolicyNode, observation_indices
+from robot_memory.nodes.memory_conversions import scene_graph_to_msg
+from robot_memory.nodes.policy_node import (
+    EXECUTOR_THREADS,
+    STATUS_QOS,
+    PolicyNode,
+    observation_indices,
+)
 from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.nodes.skill_conversions import policy_status_from_msg
 from robot_memory.policy.configuration_diffusion import DiffusionConfig
 from robot_memory.policy.demonstrations import collect
 from robot_memory.policy.training import train
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, GRIPPER_WIDTH_JOINT
-from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg, dump_payload
+from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg
 from ros_helpers import Probe, rejected, spin_for, spin_until
 
 pytestmark = pytest.mark.ros
 CHUNK, STATUS, DIAG = "/policy/action_chunk", "/policy/status", "/diagnostics"
-PICK = {"id": "g1", "skill": "pick", "object_id": 7}
 #: The arm sits still with the hand open 4 cm above the cube (TCP z 0.06 m): the
 #: monitor sees neither a lift (z >= 0.14) nor an empty grasp, so a pick keeps
 #: running whatever this untrained policy commands.
 Q_ARM = np.array([0.0, 0.4677, 0.0, -2.2122, 0.0, 2.6804, 0.7854])
+
+
+def goal_msg(skill: str = "pick", object_id: int | None = 7, target: str = "",
+             position: tuple | None = None, yaw: float | None = None) -> RunSkill.Goal:  # fmt: skip
+    msg = RunSkill.Goal(skill=skill, target=target)
+    if object_id is not None:
+        msg.object_id = [object_id]
+    if position is not None:
+        msg.target_position = [Point(x=position[0], y=position[1], z=position[2])]
+    if yaw is not None:
+        msg.goal_yaw = [yaw]
+    return msg
+
+
+PICK = goal_msg()
 
 
 @pytest.fixture(scope="module")
@@ -49,39 +81,76 @@ def checkpoint(tmp_path_factory):
     return train(tmp / "demos", tmp / "run", steps=2, batch_size=16, config=config, progress=False)
 
 
-def scene_graph() -> str:
+def scene_graph() -> SceneGraph:
     cube = MemoryObjectMsg(
         id=7, label="red cube", color="red", shape="cube", centroid=(0.1, 0.0, 0.02),
         bbox_min=(0.08, -0.02, 0.0), bbox_max=(0.12, 0.02, 0.04), confidence=0.9,
         observations=3, first_seen=0.0, last_seen=1.0, status="visible",
     )  # fmt: skip
-    return dump_payload(SceneGraphMsg(seq=1, stamp=1.0, objects=[cube], places=[], relations=[]))
+    graph = SceneGraphMsg(seq=1, stamp=1.0, objects=[cube], places=[], relations=[])
+    return scene_graph_to_msg(graph)
+
+
+class Sent:
+    """One goal sent through the action client: its handle, feedback and result."""
+
+    def __init__(self, rig: Rig, goal: RunSkill.Goal) -> None:
+        self.rig = rig
+        self.feedback: list[RunSkill.Feedback] = []
+        future = rig.client.send_goal_async(goal, lambda m: self.feedback.append(m.feedback))
+        spin_until(rig.probe, future.done, 10, what="the goal response")
+        self.handle = future.result()
+        assert self.handle.accepted  # every goal is accepted; bad ones end rejected
+        self.id = bytes(self.handle.goal_id.uuid).hex()
+        self._result = self.handle.get_result_async()
+
+    def done(self) -> bool:
+        return self._result.done()
+
+    def result(self, timeout_s: float = 10.0) -> tuple[int, RunSkill.Result]:
+        """(goal status, result) once it ended."""
+        spin_until(self.rig.probe, self._result.done, timeout_s, what="the result")
+        answer = self._result.result()
+        return answer.status, answer.result
+
+    def cancel(self) -> None:
+        future = self.handle.cancel_goal_async()
+        spin_until(self.rig.probe, future.done, 5, what="the cancel response")
+        assert len(future.result().goals_canceling) == 1
 
 
 class Rig:
     def __init__(self, checkpoint, **params) -> None:
         params = {"checkpoint": str(checkpoint), "device": "cpu", "torch_threads": 1, **params}
         self.node = PolicyNode([Parameter(k, value=v) for k, v in params.items()])
-        rclpy.get_global_executor().add_node(self.node)  # spun with the probe
+        # as spin_node runs it: execute callbacks wait in pool threads
+        self.executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        self.executor.add_node(self.node)
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner.start()
         self.probe = Probe("policy_test")
         self.probe.listen(JointTrajectory, CHUNK, COMMAND)
-        self.probe.listen(String, STATUS, STATUS_QOS)  # every status, not just the last
+        self.probe.listen(PolicyStatus, STATUS, STATUS_QOS)  # every status, not just the last
         self.probe.listen(DiagnosticArray, DIAG)
+        self.client = ActionClient(self.probe, RunSkill, "/policy/run_skill")
         self.joints = self.probe.create_publisher(JointState, "/joint_states", COMMAND)
-        self.goals = self.probe.create_publisher(String, "/policy/goal", COMMAND)
-        self.graph = self.probe.create_publisher(String, "/memory/scene_graph", LATCHED)
+        self.graph = self.probe.create_publisher(SceneGraph, "/memory/scene_graph", LATCHED)
         self.estop = self.probe.create_publisher(Bool, "/robot_memory/estop", LATCHED)
         self.sent: set[tuple[int, int]] = set()
         self.streaming = True
         self.probe.create_timer(0.02, self.publish_joints)  # 50 Hz
-        pubs = (self.node.chunk_pub, self.joints, self.goals, self.graph, self.estop)
+        pubs = (self.node.chunk_pub, self.joints, self.graph, self.estop)
         spin_until(
             self.probe,
-            lambda: all(p.get_subscription_count() > 0 for p in pubs) and self.statuses(),
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in pubs)
+                and self.client.server_is_ready()
+                and self.statuses()
+            ),
             timeout_s=10,
             what="discovery",
         )
-        self.graph.publish(String(data=scene_graph()))
+        self.graph.publish(scene_graph())
         spin_until(self.probe, lambda: self.node.graph and self.node.history, 5, what="inputs")
 
     def publish_joints(self) -> None:
@@ -92,12 +161,11 @@ class Rig:
         self.sent.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
         self.joints.publish(msg)
 
-    def goal(self, payload: dict | str) -> None:
-        text = payload if isinstance(payload, str) else json.dumps(payload)
-        self.goals.publish(String(data=text))
+    def goal(self, goal: RunSkill.Goal = PICK) -> Sent:
+        return Sent(self, goal)
 
     def statuses(self) -> list[dict]:
-        return [json.loads(m.data) for m in self.probe.messages[STATUS]]
+        return [policy_status_from_msg(m).model_dump() for m in self.probe.messages[STATUS]]
 
     def has_status(self, **fields) -> bool:
         return any(all(s.get(k) == v for k, v in fields.items()) for s in self.statuses())
@@ -113,7 +181,10 @@ class Rig:
         return {}
 
     def close(self) -> None:
-        self.node.shutdown()
+        self.node.shutdown()  # ends waiting goals
+        self.executor.shutdown(timeout_sec=1.0)
+        self.spinner.join(timeout=2.0)
+        self.client.destroy()
         self.node.destroy_node()
         self.probe.destroy_node()
 
@@ -143,11 +214,11 @@ def test_observation_window_picks_the_state_nearest_one_step_back():
     assert observation_indices(np.array([3.0]), 0.1, 2) == [0, 0]  # padded
 
 
-def test_a_pick_goal_grounded_in_memory_gives_contract_chunks(make_rig):
-    rig = make_rig(n_action_steps=5)
-    rig.goal(PICK)
+def test_a_pick_goal_gives_contract_chunks_feedback_and_a_result(make_rig):
+    rig = make_rig(n_action_steps=5, timeout_s=4.0)
+    goal = rig.goal(PICK)
     spin_until(rig.probe, lambda: len(rig.chunks()) >= 2, 10, what="two chunks")
-    assert rig.has_status(goal_id="g1", state="running", skill="pick")
+    assert rig.has_status(goal_id=goal.id, state="running", skill="pick")
     for msg in rig.chunks():
         assert list(msg.joint_names) == [*ARM_JOINTS, GRIPPER_WIDTH_JOINT]
         assert stamp_key(msg.header.stamp) in rig.sent  # the observation's own stamp
@@ -162,41 +233,104 @@ def test_a_pick_goal_grounded_in_memory_gives_contract_chunks(make_rig):
     # chunks follow each other's stamps, one observation each
     stamps = [from_time(m.header.stamp) for m in rig.chunks()]
     assert all(b > a for a, b in itertools.pairwise(stamps))
+    # feedback: the phase and the chunks so far, each time one of them changed
+    spin_until(rig.probe, lambda: any(f.chunks >= 2 for f in goal.feedback), 5, what="feedback")
+    assert goal.feedback[0].phase == "start" and goal.feedback[0].chunks == 0
+    assert {f.phase for f in goal.feedback[1:]} <= {"approach", "grasp", "lift"}
+    pairs = [(f.phase, f.chunks) for f in goal.feedback]
+    assert all(a != b for a, b in itertools.pairwise(pairs))
+    assert [f.chunks for f in goal.feedback] == sorted(f.chunks for f in goal.feedback)
+    # the arm never lifts: the monitor's timeout ends it, failed, with a result
+    status, result = goal.result(timeout_s=15)
+    assert status == GoalStatus.STATUS_ABORTED
+    assert (result.success, result.state) == (False, "failed")
+    assert result.reason == "timed out after 4 s" and result.chunks >= 2
+    assert rig.statuses()[-1]["state"] == "failed" and rig.statuses()[-1]["goal_id"] == goal.id
     spin_until(rig.probe, lambda: "inference_total.latency_ms_p99" in rig.diagnostics(), 3)
     diag = rig.diagnostics()
     assert "inference_denoise.latency_ms_p50" in diag and int(diag["chunks_published"]) >= 2
-    assert rig.statuses()[-1]["chunks"] >= 1
 
 
-def test_bad_goals_are_refused_and_the_running_skill_goes_on(make_rig):
+BAD_GOALS = {
+    "unknown object": goal_msg(object_id=99),
+    "nan position": goal_msg(object_id=None, position=(math.nan, 0.0, 0.02)),
+    "out of the workspace": goal_msg(object_id=None, position=(5.0, 0.0, 0.02)),
+    "unknown skill": goal_msg(skill="fly"),
+    "yaw out of bounds": goal_msg(yaw=100.0),
+    "look at nothing": goal_msg(skill="look", object_id=None),
+}
+REASONS = {
+    "unknown object": "unknown object: memory holds no object 99",
+    "nan position": "invalid payload: target_position.0: Input should be a finite number",
+    "out of the workspace": "target out of workspace: pick target at [5.0, 0.0, 0.02] not in",
+    "unknown skill": "invalid payload: skill: Input should be 'pick', 'place' or 'look'",
+    "yaw out of bounds": "invalid payload: goal_yaw: Input should be less than or equal to",
+    "look at nothing": "no target: look needs target, object_id or target_position",
+}
+COUNTED = {
+    "goal unknown object": 1,
+    "goal invalid payload": 3,
+    "goal target out of workspace": 1,
+    "goal no target": 1,
+}
+
+
+def test_malformed_and_out_of_range_goals_are_rejected_and_nothing_runs(make_rig):
     rig = make_rig()
-    rig.goal(PICK)
+    for name, goal in BAD_GOALS.items():
+        status, result = rig.goal(goal).result()
+        assert status == GoalStatus.STATUS_ABORTED, name
+        assert (result.success, result.state, result.chunks) == (False, "rejected", 0), name
+        assert result.reason.startswith(REASONS[name]), (name, result.reason)
+    spin_until(rig.probe, lambda: rejected(rig.probe, "policy") == COUNTED, 3, what="diagnostics")
+    assert {s["state"] for s in rig.statuses()} == {"idle", "failed"}
+    spin_for(rig.probe, 0.5)
+    assert not rig.chunks()  # nothing executed
+
+
+def test_bad_goals_leave_the_running_skill_alone_and_a_new_goal_preempts(make_rig):
+    rig = make_rig()
+    first = rig.goal(PICK)
     spin_until(rig.probe, lambda: len(rig.chunks()) >= 1, 10, what="a chunk")
-    rig.goal('{"id": "bad", "skill": "pick", ')
-    rig.goal({"id": "g2", "skill": "pick", "object_id": 99})
-    rig.goal({"id": "g3", "skill": "fly", "object_id": 7})
-    spin_until(rig.probe, lambda: rig.has_status(goal_id="g3", state="failed"), 5, what="refusal")
-    failed = {s["goal_id"]: s["reason"] for s in rig.statuses() if s["state"] == "failed"}
-    assert failed[""].startswith("malformed json")
-    assert failed["g2"] == "unknown object: memory holds no object 99"
-    assert failed["g3"].startswith("invalid payload: skill")
-    assert "g1" not in failed
+    for goal in BAD_GOALS.values():
+        assert rig.goal(goal).result()[1].state == "rejected"
+    assert not first.done()
     # after each refusal the (latched) status is the running goal's again
-    spin_until(rig.probe, lambda: rig.statuses()[-1]["goal_id"] == "g1", 3, what="g1 again")
-    want = {"goal malformed json": 1, "goal unknown object": 1, "goal invalid payload": 1}
-    spin_until(rig.probe, lambda: rejected(rig.probe, "policy") == want, 3, what="diagnostics")
+    spin_until(rig.probe, lambda: rig.statuses()[-1]["goal_id"] == first.id, 3, what="again")
     n = len(rig.chunks())
     spin_until(rig.probe, lambda: len(rig.chunks()) > n, 5, what="chunks after bad goals")
     assert rig.statuses()[-1]["state"] == "running"
     # a new valid goal pre-empts the running one
-    rig.goal({**PICK, "id": "g4"})
-    spin_until(rig.probe, lambda: rig.has_status(goal_id="g4", state="running"), 5)
-    assert rig.has_status(goal_id="g1", state="failed", reason="preempted by goal g4")
+    second = rig.goal(PICK)
+    status, result = first.result()
+    assert status == GoalStatus.STATUS_ABORTED
+    assert (result.success, result.state, result.reason) == (False, "canceled", "preempted")
+    spin_until(rig.probe, lambda: rig.has_status(goal_id=second.id, state="running"), 5)
+    assert rig.has_status(goal_id=first.id, state="canceled", reason="preempted")
+    assert not second.done()
+
+
+def test_a_cancel_stops_the_skill_at_once_with_an_empty_chunk(make_rig):
+    rig = make_rig()
+    goal = rig.goal(PICK)
+    spin_until(rig.probe, lambda: len(rig.chunks()) >= 2, 10, what="chunks")
+    goal.cancel()
+    status, result = goal.result()
+    assert status == GoalStatus.STATUS_CANCELED
+    assert (result.success, result.state, result.reason) == (False, "canceled", "cancel requested")
+    spin_until(rig.probe, lambda: not rig.chunks()[-1].points, 3, what="the stop")
+    stop = rig.chunks()[-1]
+    assert list(stop.joint_names) == [*ARM_JOINTS, GRIPPER_WIDTH_JOINT]
+    assert rig.has_status(goal_id=goal.id, state="canceled", reason="cancel requested")
+    n = len(rig.chunks())
+    spin_for(rig.probe, 1.0)
+    assert len(rig.chunks()) == n  # nothing after the stop (an inference in flight is dropped)
+    assert result.chunks == n - 1
 
 
 def test_stale_observations_never_become_chunks(make_rig):
     rig = make_rig(max_observation_age_s=0.3)
-    rig.goal(PICK)
+    goal = rig.goal(PICK)
     spin_until(rig.probe, lambda: len(rig.chunks()) >= 1, 10, what="a chunk")
     rig.streaming = False
     last_sent = max(rig.sent)
@@ -210,38 +344,40 @@ def test_stale_observations_never_become_chunks(make_rig):
     spin_for(rig.probe, 1.0)
     assert len(rig.chunks()) == n  # none from the old observation
     assert all(stamp_key(m.header.stamp) <= last_sent for m in rig.chunks())
-    assert rig.statuses()[-1]["state"] == "running"  # the skill waits (until its timeout)
+    assert rig.statuses()[-1]["state"] == "running" and not goal.done()  # waits (until timeout)
     rig.streaming = True  # the observations come back, and so do the chunks
     spin_until(rig.probe, lambda: len(rig.chunks()) > n, 5, what="chunks again")
     assert stamp_key(rig.chunks()[-1].header.stamp) > last_sent
 
 
-def test_estop_fails_the_running_skill_and_refuses_goals(make_rig):
+def test_estop_fails_the_running_skill_and_rejects_goals(make_rig):
     rig = make_rig()
-    rig.goal(PICK)
+    goal = rig.goal(PICK)
     spin_until(rig.probe, lambda: len(rig.chunks()) >= 1, 10, what="a chunk")
     rig.estop.publish(Bool(data=True))
-    spin_until(rig.probe, lambda: rig.has_status(goal_id="g1", state="failed"), 5, what="estop")
-    assert rig.statuses()[-1]["reason"] == "estop"
+    status, result = goal.result()
+    assert (status, result.state, result.reason) == (GoalStatus.STATUS_ABORTED, "failed", "estop")
     spin_for(rig.probe, 0.3)  # a chunk in flight may still land
     n = len(rig.chunks())
-    rig.goal({**PICK, "id": "g2"})
-    spin_until(rig.probe, lambda: rig.has_status(goal_id="g2", state="failed"), 5, what="refusal")
-    assert rig.statuses()[-1]["reason"].startswith("estop active")
+    _, result = rig.goal(PICK).result()
+    assert result.state == "rejected" and result.reason.startswith("estop active")
     spin_for(rig.probe, 1.0)
     assert len(rig.chunks()) == n
     rig.estop.publish(Bool(data=False))
     spin_until(rig.probe, lambda: not rig.node.estop, 5, what="release")
-    rig.goal({**PICK, "id": "g3"})
+    rig.goal(PICK)
     spin_until(rig.probe, lambda: len(rig.chunks()) > n, 10, what="chunks after release")
 
 
-def test_a_missing_checkpoint_fails_goals_not_the_node(make_rig, tmp_path):
+def test_a_missing_checkpoint_rejects_goals_not_the_node(make_rig, tmp_path):
     rig = make_rig(ckpt=tmp_path / "nowhere")
     assert rig.statuses()[-1]["state"] == "idle"
-    for goal_id in ("a", "b"):
-        rig.goal({**PICK, "id": goal_id})
-        spin_until(rig.probe, lambda g=goal_id: rig.has_status(goal_id=g, state="failed"), 5)
+    for _ in range(2):
+        goal = rig.goal(PICK)
+        _, result = goal.result()
+        assert result.state == "rejected"
+        assert result.reason == f"no checkpoint: no policy checkpoint at {tmp_path / 'nowhere'}"
+        spin_until(rig.probe, lambda g=goal: rig.has_status(goal_id=g.id, state="failed"), 5)
         assert rig.statuses()[-1]["reason"] == f"no policy checkpoint at {tmp_path / 'nowhere'}"
     spin_until(rig.probe, lambda: rejected(rig.probe, "policy") == {"goal no checkpoint": 2}, 3)
     assert not rig.chunks()

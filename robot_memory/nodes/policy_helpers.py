@@ -1,9 +1,9 @@
 """What the policy node (:mod:`robot_memory.nodes.policy_node`) builds around
 its skills, moved out of it unchanged: the status topic's QoS, loading the
 policy runtime from the checkpoint, the node's records of an observation, a
-running skill and an inference request, and the two messages it publishes
-from them (an action chunk as a ``JointTrajectory``, a skill's
-``PolicyStatusMsg``).
+running skill and an inference request, the messages it publishes from them
+(an action chunk as a ``JointTrajectory``, the "stop now" empty trajectory, a
+skill's ``PolicyStatusMsg``) and a running skill's phase (the action feedback).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from robot_memory.policy.skill_monitor import SkillMonitor
 from robot_memory.policy.skill_tasks import SkillGoal
 from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT
 from robot_memory.schemas import PolicyGoalMsg, PolicyStatusMsg
+
+#: A commanded gripper width below this is "closed" (the skill monitor's rule).
+GRIPPER_CLOSED_BELOW_M = 0.04
 
 #: Latched like the contract's LATCHED, but 10 deep: statuses are events that can
 #: come back to back (a refusal, a pre-emption) and depth 1 would drop the first
@@ -102,6 +105,33 @@ class Request:
     stamp: Time
 
 
+def stop_message(stamp: Time) -> JointTrajectory:
+    """ "Stop now" (the ros2_control JTC convention): a trajectory with no points.
+    The safety node holds the arm at once with its smooth stop."""
+    msg = JointTrajectory(joint_names=[*ARM_JOINTS, GRIPPER_WIDTH_JOINT])
+    msg.header.stamp = stamp
+    return msg
+
+
+def skill_phase(skill: Skill, commanded_width: float | None, now: float) -> str:
+    """The phase of a running pick or place for the action feedback: ``start``
+    (no chunk yet); pick: ``approach`` (gripper commanded open), ``grasp``
+    (commanded closed), ``lift`` (closed for the monitor's settle time); place: ``carry``,
+    ``release`` (lowered over the target), ``retreat`` (released)."""
+    if commanded_width is None:
+        return "start"
+    monitor = skill.monitor
+    if skill.goal.skill == "pick":
+        if commanded_width >= GRIPPER_CLOSED_BELOW_M:
+            return "approach"
+        since = monitor.closed_since
+        settled = since is not None and now - since >= monitor.config.closed_settle_s
+        return "lift" if settled else "grasp"
+    if monitor.released:
+        return "retreat"
+    return "release" if monitor.lowered else "carry"
+
+
 def skill_status(skill: Skill, state: str, reason: str = "") -> PolicyStatusMsg:
     """The status of a skill (its goal, skill name and chunks so far)."""
     goal_id, name, chunks = skill.goal.id, skill.goal.skill, skill.chunks
@@ -115,5 +145,7 @@ __all__ = [
     "Skill",
     "chunk_message",
     "load_runtime",
+    "skill_phase",
     "skill_status",
+    "stop_message",
 ]

@@ -4,19 +4,28 @@ Thin adapter over :class:`robot_memory.policy.runtime.PolicyRuntime` (the same
 loop runs in-process, without DDS, in :mod:`robot_memory.policy.rollout`).
 
 * in: ``/joint_states`` (a short history: the window is the newest state and,
-  per older step, the state nearest ``newest - k / fps``), ``/policy/goal``
-  (``PolicyGoalMsg``), ``/memory/scene_graph`` and ``/robot_memory/estop`` (latched);
+  per older step, the state nearest ``newest - k / fps``), the
+  ``/policy/run_skill`` action (``RunSkill``, :mod:`robot_memory.nodes.skill_server`),
+  ``/memory/scene_graph`` (``SceneGraph``) and ``/robot_memory/estop`` (latched);
 * out: ``/policy/action_chunk`` (the 7 arm joints + ``gripper_width``;
   ``header.stamp`` = the newest observation's own stamp, point i at i / fps, so
-  point 0 is past and the safety node drops it), ``/policy/status``
-  (``PolicyStatusMsg``, latched), ``/diagnostics``.
+  point 0 is past and the safety node drops it; NO points = "stop now"),
+  ``/policy/status`` (``PolicyStatus``, latched), ``/diagnostics``; the goal's
+  feedback (phase, chunks) and result (success, state, reason, chunks).
 
-Goals are grounded once, on arrival (:mod:`robot_memory.policy.goal_grounding`;
-after a grasp the object moves with the hand, so memory is not re-read). A new
-valid goal pre-empts the running one ("preempted by ..."); a goal that cannot
-be grounded is refused (status failed with its id and reason, then the running
-goal's status again) and leaves the running skill alone. The e-stop fails the
-running skill ("estop") and refuses goals until released.
+Goals (:mod:`robot_memory.nodes.skill_server`) are grounded once, on arrival
+(:mod:`robot_memory.policy.goal_grounding`; after a grasp the object moves with
+the hand, so memory is not re-read). A new valid goal pre-empts the running one
+(result ``canceled``, reason "preempted", goal ABORTED). A goal that does not
+convert or ground (unknown skill, NaN, unknown object, target outside the
+workspace, e-stop, no robot state, no checkpoint) is ``rejected`` at once with
+its reason, counted (``goal <reason>``), status failed, then the running goal's
+status again: the running skill goes on. A cancel stops the skill at once: an
+empty ``JointTrajectory`` (the safety node holds the arm), status and result
+``canceled``. The e-stop fails the running skill ("estop") and rejects goals
+until released. The node spins on a ``MultiThreadedExecutor``: its callbacks
+share the default (mutually exclusive) group; each goal's execute callback only
+waits, in its own pool thread, for the control loop to end its goal.
 
 Inference runs on a worker thread, one prediction at a time. The next starts
 when the last published chunk's observation is ``n_action_steps - 1`` steps old
@@ -32,8 +41,8 @@ A ``look`` goal is no diffusion: a scripted IK move of the wrist camera over a
 point (:mod:`robot_memory.nodes.look_driver`), sent as chunks through the
 safety node and done when the arm has settled at the look pose.
 
-A missing or unusable checkpoint is logged and every pick/place goal fails
-with "no policy checkpoint at ..."; the node (and the stack) keeps running.
+A missing or unusable checkpoint is logged and every pick/place goal is
+rejected ("no policy checkpoint at ..."); the node (and the stack) keeps running.
 
 Status QoS, runtime loading, the node's records, chunk and skill-status messages:
 :mod:`robot_memory.nodes.policy_helpers` (``STATUS_QOS`` still imports from here).
@@ -48,8 +57,9 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from robot_memory_interfaces.msg import PolicyStatus, SceneGraph
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_memory.diagnostics_core import HealthCounters
@@ -58,6 +68,7 @@ from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.look_driver import LookDriver, LookMotion
+from robot_memory.nodes.memory_conversions import scene_graph_from_msg
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.policy_helpers import (
@@ -67,10 +78,14 @@ from robot_memory.nodes.policy_helpers import (
     Skill,
     chunk_message,
     load_runtime,
+    skill_phase,
     skill_status,
+    stop_message,
 )
 from robot_memory.nodes.qos import COMMAND, LATCHED
-from robot_memory.policy.goal_grounding import GroundingError, goal_id_of, ground_goal, parse_goal
+from robot_memory.nodes.skill_conversions import CANCELED, policy_status_to_msg
+from robot_memory.nodes.skill_server import GoalRun, SkillServer
+from robot_memory.policy.goal_grounding import GroundingError, ground_goal
 from robot_memory.policy.kinematics import ArmKinematics, IKError
 from robot_memory.policy.runtime import (
     ActionChunk,
@@ -81,20 +96,16 @@ from robot_memory.policy.runtime import (
 from robot_memory.policy.skill_monitor import FAILED, RUNNING, MonitorConfig, SkillMonitor
 from robot_memory.policy.skill_tasks import SkillGoal
 from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS
-from robot_memory.schemas import (
-    PayloadError,
-    PolicyGoalMsg,
-    PolicyStatusMsg,
-    SceneGraphMsg,
-    dump_payload,
-    parse_payload,
-)
+from robot_memory.schemas import PolicyGoalMsg, PolicyStatusMsg, SceneGraphMsg
 
 FUTURE_STAMP_S = 0.5  # joint states stamped further ahead of the node's clock are refused
 CONTROL_PERIOD_S = 0.02  # skill monitor and scheduling tick
 HISTORY_S = 2.0  # joint states kept for the observation window
 LOG_THROTTLE_S = 1.0
 LATENCY_WINDOW = 5  # recent inference latencies the schedule plans with
+#: Executor threads: the node's callbacks, plus execute callbacks that wait
+#: (the running goal's and a pre-empting one's, while it takes over).
+EXECUTOR_THREADS = 4
 
 
 class PolicyNode(Node):
@@ -107,7 +118,7 @@ class PolicyNode(Node):
         # every subscription; rejections counted, logged at most once a second per reason
         self.inputs = InputBoundary(self, self.health)
         self.chunk_pub = self.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
-        self.status_pub = self.create_publisher(String, "/policy/status", STATUS_QOS)
+        self.status_pub = self.create_publisher(PolicyStatus, "/policy/status", STATUS_QOS)
         self.kinematics = ArmKinematics()  # executor thread; the runtime has its own
         self.looker = LookDriver(self.kinematics.ik)
         self.runtime, self.unavailable = load_runtime(p, self.get_logger())
@@ -125,6 +136,7 @@ class PolicyNode(Node):
         self.estop = False
         self.skill: Skill | None = None
         self.look: LookMotion | None = None  # a running look (then skill is None)
+        self.run: GoalRun | None = None  # the action goal of the running skill or look
         self.generation = 0
         self.busy = False
         self.last_obs_used = -np.inf
@@ -136,8 +148,10 @@ class PolicyNode(Node):
         self.status = PolicyStatusMsg(state="idle")
 
         self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
-        self.inputs.subscribe(String, "/policy/goal", self.on_goal, COMMAND)
-        self.inputs.subscribe(String, "/memory/scene_graph", self.on_scene_graph, LATCHED)
+        self.inputs.subscribe(
+            SceneGraph, "/memory/scene_graph", self.on_scene_graph, LATCHED, prefix="scene graph "
+        )
+        self.skills = SkillServer(self, self.start_goal, self.cancel_goal, self.reject_goal)
         self.inputs.subscribe(Bool, "/robot_memory/estop", self.on_estop, LATCHED)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         self._worker = threading.Thread(target=self._work, name="policy", daemon=True)
@@ -177,11 +191,8 @@ class PolicyNode(Node):
             while self.history[0].state.stamp < t - self.history_s:
                 self.history.popleft()
 
-    def on_scene_graph(self, msg: String) -> None:
-        try:
-            graph = parse_payload(SceneGraphMsg, msg.data)
-        except PayloadError as err:
-            return self.inputs.reject(f"scene graph {err.reason}", f"scene graph refused: {err}")
+    def on_scene_graph(self, msg: SceneGraph) -> None:
+        graph = scene_graph_from_msg(msg)  # PayloadError: counted by the input boundary
         with self._lock:
             self.graph = graph
         self.health.set_value("scene_graph_seq", graph.seq)
@@ -195,22 +206,26 @@ class PolicyNode(Node):
             elif was and not self.estop:
                 self.get_logger().info("e-stop released")
 
-    def on_goal(self, msg: String) -> None:
+    # -- action goals (action server / execute threads) ------------------------------
+    def start_goal(self, run: GoalRun, goal: PolicyGoalMsg) -> None:
+        """Ground and start ``goal`` for ``run``, pre-empting the running one;
+        raises GroundingError (the goal is rejected, the running one goes on)."""
         now = self.now()
         with self._lock:
-            try:
-                goal, target = self._ground(msg.data, now)
-            except GroundingError as err:
-                self._refuse(err)
+            target = self._ground(goal, now)
+            if run.cancel_requested:  # a cancel came while it was grounded
+                run.finish(CANCELED, "canceled before it started")
                 return
             if self.skill is not None or self.look is not None:
-                self._finish(FAILED, f"preempted by goal {goal.id}")
+                self._finish(CANCELED, "preempted")
             self.generation += 1
+            self.run = run
             if isinstance(target, LookMotion):
                 self.look = target
                 point = np.round(target.point, 3).tolist()
                 self.get_logger().info(f"goal {goal.id}: look at {point}")
                 self.publish_status(PolicyStatusMsg(goal_id=goal.id, state=RUNNING, skill="look"))
+                run.feedback("move", 0)
                 return
             monitor = SkillMonitor(target, now, self.monitor_config)
             self.skill = Skill(goal, target, monitor, self.generation)
@@ -222,8 +237,28 @@ class PolicyNode(Node):
             self._publish_skill()
             self._maybe_request(now)
 
-    def _ground(self, text: str, now: float) -> tuple[PolicyGoalMsg, SkillGoal | LookMotion]:
-        goal = parse_goal(text)
+    def cancel_goal(self, run: GoalRun) -> None:
+        """Stop ``run``'s skill now: an empty trajectory (the safety node holds)."""
+        with self._lock:
+            if run is not self.run:
+                return  # not started yet (start_goal sees the request) or over
+            if self.context.ok():
+                self.chunk_pub.publish(stop_message(self.get_clock().now().to_msg()))
+            self.health.increment("stops_published")
+            self._finish(CANCELED, "cancel requested")
+
+    def reject_goal(self, run: GoalRun, err: Exception) -> None:
+        """Count and report a goal refused before anything ran."""
+        reason = getattr(err, "reason", None) or "internal error"
+        self.health.reject(f"goal {reason}")
+        text = self.unavailable if reason == "no checkpoint" else str(err)
+        self.get_logger().warning(f"goal {run.goal_id} ({run.skill or '?'}) rejected: {text}")
+        with self._lock:
+            self.publish_status(PolicyStatusMsg(goal_id=run.goal_id, state="failed", reason=text))
+            if self.skill is not None:
+                self._publish_skill()  # the latched status is the running skill's again
+
+    def _ground(self, goal: PolicyGoalMsg, now: float) -> SkillGoal | LookMotion:
         if self.estop:
             raise GroundingError("estop active", "goal refused while the e-stop is on", goal.id)
         newest = self.history[-1].state if self.history else None
@@ -231,22 +266,14 @@ class PolicyNode(Node):
             raise GroundingError("no robot state", "no recent /joint_states", goal.id)
         if goal.skill == "look":
             try:
-                return goal, self.looker.start(goal, self.graph, newest)
+                return self.looker.start(goal, self.graph, newest)
             except GroundingError as err:
                 err.goal_id = goal.id
                 raise
         if self.runtime is None:
-            raise GroundingError("no checkpoint", self.unavailable, goal_id_of(text))
+            raise GroundingError("no checkpoint", self.unavailable, goal.id)
         yaw = self.kinematics.tcp_pose(newest.q)[1]
-        return goal, ground_goal(goal, self.graph, yaw)
-
-    def _refuse(self, err: GroundingError) -> None:
-        self.health.reject(f"goal {err.reason}")
-        text = self.unavailable if err.reason == "no checkpoint" else str(err)
-        self.get_logger().warning(f"goal {err.goal_id or '?'} refused: {text}")
-        self.publish_status(PolicyStatusMsg(goal_id=err.goal_id, state="failed", reason=text))
-        if self.skill is not None:
-            self._publish_skill()  # the latched status is the running skill's again
+        return ground_goal(goal, self.graph, yaw)
 
     # -- skill (executor thread, lock held) -----------------------------------------
     def tick(self) -> None:
@@ -268,6 +295,7 @@ class PolicyNode(Node):
             if monitor.update(now, state.gripper_width, self._commanded_width(now), tcp) != RUNNING:
                 self._finish(monitor.state, monitor.reason)
                 return
+            self._feedback(now)
             self._maybe_request(now)
 
     def _tick_look(self, now: float) -> None:
@@ -278,6 +306,8 @@ class PolicyNode(Node):
         state, reason = self.looker.update(look, now, newest.state.q, newest.state.stamp)
         if state != RUNNING:
             self._finish(state, reason)
+        elif self.run is not None:
+            self.run.feedback("move" if now < look.end else "settle", look.chunks)
 
     def _commanded_width(self, now: float) -> float:
         times, widths = self.plan
@@ -308,12 +338,16 @@ class PolicyNode(Node):
         )
 
     def _finish(self, state: str, reason: str) -> None:
+        """End the running skill or look, and its action goal, with ``state``."""
+        run, self.run = self.run, None
         if self.look is not None:
             look, self.look = self.look, None
             self.health.increment(f"skills_{state}")
             self.get_logger().info(f"goal {look.goal.id} {state}: {reason}")
             status = PolicyStatusMsg(goal_id=look.goal.id, state=state, reason=reason)
             self.publish_status(status.model_copy(update={"skill": "look", "chunks": look.chunks}))
+            if run is not None:
+                run.finish(state, reason, look.chunks)
             return
         skill, self.skill = self.skill, None
         if skill is None:
@@ -323,16 +357,26 @@ class PolicyNode(Node):
         # one severity per call site: rclpy raises when a line logs at two
         self.get_logger().warning(text) if state == FAILED else self.get_logger().info(text)
         self.publish_status(skill_status(skill, state, reason))
+        if run is not None:
+            run.finish(state, reason, skill.chunks)
 
     def _publish_skill(self) -> None:
         if self.skill is not None:
             self.publish_status(skill_status(self.skill, RUNNING))
+            self._feedback(self.now())
+
+    def _feedback(self, now: float) -> None:
+        """The running pick/place goal's feedback (published when it changed)."""
+        if self.run is None or self.skill is None:
+            return
+        width = None if self.plan is None else self._commanded_width(now)
+        self.run.feedback(skill_phase(self.skill, width, now), self.skill.chunks)
 
     def publish_status(self, status: PolicyStatusMsg) -> None:
         self.status = status.model_copy(update={"stamp": self.now()})
         self.health.set_value("state", status.state)
         if self.context.ok():
-            self.status_pub.publish(String(data=dump_payload(self.status)))
+            self.status_pub.publish(policy_status_to_msg(self.status))
 
     # -- worker thread ----------------------------------------------------------------
     def _work(self) -> None:
@@ -384,6 +428,7 @@ class PolicyNode(Node):
         self._publish_skill()
 
     def shutdown(self) -> None:
+        self.skills.stop()
         with self._lock:
             self._stop = True
             self._lock.notify()
@@ -392,7 +437,7 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    spin_node(PolicyNode, args)
+    spin_node(PolicyNode, args, threads=EXECUTOR_THREADS)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@
     robot-memory eval-policy --episodes 50 [--checkpoint models/...]
     robot-memory eval-tasks --episodes 30 [--ablation] [--tasks under_box,put_back]
     robot-memory say "put the red cube in the bin"      (to a running planner)
+    robot-memory query find --text "red cube" [--json]  (the /memory/query service)
+    robot-memory topics [--all]                         (nodes, topics, services, actions)
 
 Commands import rclpy only when they run, so ``--help`` works anywhere.
 """
@@ -86,6 +88,15 @@ FORWARDED = {
     "eval-tasks": (
         "robot_memory.tasks.eval_tasks",
         "end-to-end task suite in the sim: planner + memory + policy, with a memoryless ablation",
+    ),
+    "query": (
+        "robot_memory.nodes.query_cli",
+        "ask the running memory node (/memory/query service): query find --text mug, "
+        "query in --target bin, query history --object-id 3, ... [--json]",
+    ),
+    "topics": (
+        "robot_memory.nodes.topic_list",
+        "list the nodes, topics, services and actions that are up, with their types [--all]",
     ),
     "say": (
         "robot_memory.nodes.say",

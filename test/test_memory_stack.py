@@ -1,10 +1,13 @@
 """Perception and memory nodes as separate processes over real DDS.
 
-* sim + perception + memory: objects reach the scene graph and a query over
-  /memory/query is answered on /memory/answer;
+* sim + perception + memory: objects reach the scene graph
+  (robot_memory_interfaces/msg/SceneGraph) and the /memory/query service
+  (QueryMemory) finds them;
+* a service query from a separate process: ``robot-memory query`` (JSON and
+  table) against a running memory node;
 * the memory node killed with SIGKILL restarts with the same ids;
-* malformed input (bad query JSON, time going backwards) is rejected with a
-  reason while the graph stays intact.
+* malformed input (a bad query, time going backwards, a refused /memory/reset)
+  is answered or rejected with a reason and counted, while the graph stays intact.
 """
 
 from __future__ import annotations
@@ -13,23 +16,32 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from std_msgs.msg import String
+from robot_memory_interfaces.msg import GroundTruth as GroundTruthMsg
+from robot_memory_interfaces.msg import ObservationFrame as ObservationFrameRos
+from robot_memory_interfaces.msg import SceneGraph
+from robot_memory_interfaces.srv import QueryMemory
+from std_srvs.srv import Trigger
 
 from robot_memory.launch_spec import memory_node, stack
 from robot_memory.launcher import Launcher
+from robot_memory.nodes.memory_conversions import observation_frame_to_msg, scene_graph_from_msg
 from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.nodes.query_conversions import answer_from_response, query_to_request
+from robot_memory.nodes.sim_conversions import ground_truth_from_msg
 from robot_memory.observations import (
     CameraView,
     ObjectObservation,
     ObservationFrame,
     frame_to_payload,
 )
-from robot_memory.schemas import GroundTruth, MemoryAnswer, SceneGraphMsg, dump_payload
+from robot_memory.schemas import MemoryAnswer, MemoryQuery, SceneGraphMsg
 from ros_helpers import Probe, rejected, spin_for, spin_until
 
 pytestmark = pytest.mark.ros
@@ -37,24 +49,27 @@ pytestmark = pytest.mark.ros
 
 def graph_of(probe: Probe) -> SceneGraphMsg | None:
     msg = probe.last("/memory/scene_graph")
-    return None if msg is None else SceneGraphMsg.model_validate_json(msg.data)
-
-
-def answers(probe: Probe) -> dict[str, MemoryAnswer]:
-    return {
-        a.id: a
-        for a in (
-            MemoryAnswer.model_validate_json(m.data) for m in probe.messages["/memory/answer"]
-        )
-    }
+    return None if msg is None else scene_graph_from_msg(msg)
 
 
 def make_probe(name: str) -> Probe:
     probe = Probe(name)
-    probe.listen(String, "/memory/scene_graph", LATCHED)
-    probe.listen(String, "/memory/answer", COMMAND)
+    probe.listen(SceneGraph, "/memory/scene_graph", LATCHED)
     probe.listen(DiagnosticArray, "/diagnostics", 50)
     return probe
+
+
+def call(probe: Probe, client, request, timeout_s: float = 30.0, check=None):
+    """One service call from the probe, spun until the response is there."""
+    spin_until(probe, client.service_is_ready, timeout_s, check, f"{client.srv_name} up")
+    future = client.call_async(request)
+    spin_until(probe, future.done, timeout_s, check, f"the {client.srv_name} response")
+    return future.result()
+
+
+def ask(probe: Probe, client, check=None, **fields) -> MemoryAnswer:
+    query = MemoryQuery(id="q", **fields)
+    return answer_from_response(call(probe, client, query_to_request(query), check=check), query)
 
 
 # -- sim + perception + memory ----------------------------------------------------------
@@ -70,8 +85,8 @@ def test_sim_perception_memory_answer_a_query_over_dds(tmp_path):
     specs = [s for s in specs if s.name != "expert"]
     rclpy.init()
     probe = make_probe("memory_stack_probe")
-    probe.listen(String, "/sim/ground_truth", COMMAND)
-    query_pub = probe.create_publisher(String, "/memory/query", COMMAND)
+    probe.listen(GroundTruthMsg, "/sim/ground_truth", COMMAND)
+    client = probe.create_client(QueryMemory, "/memory/query")
     launcher = Launcher(specs, output=log)
     launcher.start()
     try:
@@ -82,7 +97,8 @@ def test_sim_perception_memory_answer_a_query_over_dds(tmp_path):
             check=launcher.check,
             what="a scene graph with objects",
         )
-        truth = GroundTruth.model_validate_json(probe.last("/sim/ground_truth").data)
+        spin_until(probe, lambda: probe.last("/sim/ground_truth") is not None, 30, launcher.check)
+        truth = ground_truth_from_msg(probe.last("/sim/ground_truth"))
         graph = graph_of(probe)
         gt_by_label = {o.label: o for o in truth.objects}
         known = [o for o in graph.objects if o.label in gt_by_label]
@@ -91,29 +107,19 @@ def test_sim_perception_memory_answer_a_query_over_dds(tmp_path):
         truth_pos = np.array(gt_by_label[target.label].position)
         assert np.linalg.norm(np.array(target.centroid) - truth_pos) < 0.03
 
-        query = {"schema_version": 1, "id": "q1", "kind": "find", "text": target.label}
-        bad_kind = {"schema_version": 1, "id": "q2", "kind": "teleport"}
-        for _ in range(3):  # until answered (the text model may still be loading)
-            query_pub.publish(String(data=json.dumps(query)))
-            query_pub.publish(String(data="{not json"))
-            query_pub.publish(String(data=json.dumps(bad_kind)))
-            spin_for(probe, 1.0)
-            if "q1" in answers(probe) and answers(probe)["q1"].ok:
-                break
-        spin_until(
-            probe, lambda: "q1" in answers(probe), timeout_s=60, check=launcher.check, what="q1"
-        )
-        found = answers(probe)["q1"]
+        found = ask(probe, client, launcher.check, kind="find", text=target.label)
         assert found.ok, found.error
         assert found.results[0]["id"] == target.id
-        spin_until(probe, lambda: "q2" in answers(probe), 10, launcher.check, "q2 answered")
-        assert not answers(probe)["q2"].ok and "invalid payload" in answers(probe)["q2"].error
-        assert not answers(probe)[""].ok  # unreadable JSON: answered without an id
+
+        bad = query_to_request(MemoryQuery(id="x", kind="graph"))
+        bad.kind = "teleport"
+        response = call(probe, client, bad, check=launcher.check)
+        assert not response.ok and "invalid payload" in response.error
         spin_until(
             probe,
-            lambda: rejected(probe, "memory").get("malformed json", 0) >= 1,
+            lambda: rejected(probe, "memory").get("invalid payload", 0) >= 1,
             timeout_s=10,
-            what="malformed json counted on /diagnostics",
+            what="the bad query counted on /diagnostics",
         )
     finally:
         launcher.shutdown()
@@ -125,7 +131,9 @@ def test_sim_perception_memory_answer_a_query_over_dds(tmp_path):
 LOOK_DOWN = np.array([0.0, 1.0, 0.0, 0.0])  # optical z along -world z
 
 
-def synthetic_frame(stamp: float, objects: list[tuple[str, tuple[float, float]]]) -> str:
+def synthetic_frame(
+    stamp: float, objects: list[tuple[str, tuple[float, float]]]
+) -> ObservationFrameRos:
     k = np.array([[60.0, 0.0, 39.5], [0.0, 60.0, 29.5], [0.0, 0.0, 1.0]])
     view = CameraView(
         camera="front",
@@ -155,7 +163,7 @@ def synthetic_frame(stamp: float, objects: list[tuple[str, tuple[float, float]]]
                 n_points=400,
             )
         )
-    return dump_payload(frame_to_payload(ObservationFrame(view, observed)))
+    return observation_frame_to_msg(frame_to_payload(ObservationFrame(view, observed)))
 
 
 TWO_OBJECTS = [("red cube", (0.1, -0.1)), ("blue cylinder", (0.0, 0.15))]
@@ -165,7 +173,7 @@ def feed_two_objects(probe: Probe, obs_pub, launcher) -> None:
     """Ten synthetic frames of a red cube and a blue cylinder, until memory's
     graph has both."""
     for i in range(10):
-        obs_pub.publish(String(data=synthetic_frame(10.0 + 0.1 * i, TWO_OBJECTS)))
+        obs_pub.publish(synthetic_frame(10.0 + 0.1 * i, TWO_OBJECTS))
         spin_for(probe, 0.1)
     spin_until(
         probe,
@@ -183,13 +191,20 @@ def start_memory(store, log) -> Launcher:
     return launcher
 
 
+def robot_memory_query(*args: str) -> subprocess.CompletedProcess:
+    """``robot-memory query ...`` in its own process (the DDS settings of this run)."""
+    command = [sys.executable, "-m", "robot_memory.cli", "query", *args, "--timeout", "30"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=90, env=os.environ)
+
+
 def test_memory_node_survives_sigkill_with_ids_and_rejects_bad_input(tmp_path):
     store = tmp_path / "memory.sqlite"
     log = io.StringIO()
     rclpy.init()
     probe = make_probe("memory_kill_probe")
-    obs_pub = probe.create_publisher(String, "/perception/observations", 50)
-    query_pub = probe.create_publisher(String, "/memory/query", COMMAND)
+    obs_pub = probe.create_publisher(ObservationFrameRos, "/perception/observations", 50)
+    client = probe.create_client(QueryMemory, "/memory/query")
+    reset = probe.create_client(Trigger, "/memory/reset")
     launcher = start_memory(store, log)
     try:
         spin_until(
@@ -203,15 +218,34 @@ def test_memory_node_survives_sigkill_with_ids_and_rejects_bad_input(tmp_path):
         feed_two_objects(probe, obs_pub, launcher)
         before = {o.id: o.label for o in graph_of(probe).objects}
         seq_before = graph_of(probe).seq
+        cube = next(i for i, label in before.items() if label == "red cube")
 
-        # A bag that loops: time goes backwards. Rejected, graph unchanged.
-        obs_pub.publish(String(data=synthetic_frame(1.0, [("green sphere", (0.2, 0.0))])))
-        query_pub.publish(String(data="[1, 2"))
+        # A service query from a separate process: JSON for scripts, a table for people.
+        done = robot_memory_query("last_seen", "--object-id", str(cube), "--json")
+        assert done.returncode == 0, done.stderr
+        answer = MemoryAnswer.model_validate(json.loads(done.stdout))
+        assert answer.ok and answer.results[0]["id"] == cube
+        assert answer.results[0]["centroid"] == pytest.approx([0.1, -0.1, 0.025], abs=0.01)
+        done = robot_memory_query("history", "--object-id", str(cube))
+        assert done.returncode == 0 and "red cube" in done.stdout and "stamp" in done.stdout
+        done = robot_memory_query("history", "--object-id", "999")
+        assert done.returncode == 1 and "unknown object id 999" in done.stderr
+
+        # A bag that loops: time goes backwards. Rejected, graph unchanged. A bad
+        # query and a remote reset (not allowed here) are answered with the reason.
+        obs_pub.publish(synthetic_frame(1.0, [("green sphere", (0.2, 0.0))]))
+        bad = query_to_request(MemoryQuery(id="x", kind="find", text="cube"))
+        bad.top_k = 1000
+        response = call(probe, client, bad, check=launcher.check)
+        assert not response.ok and "invalid payload" in response.error
+        refused = call(probe, reset, Trigger.Request(), check=launcher.check)
+        assert not refused.success and refused.message == "remote reset refused"
         spin_until(
             probe,
             lambda: (
                 rejected(probe, "memory").get("time went backwards", 0) >= 1
-                and rejected(probe, "memory").get("malformed json", 0) >= 1
+                and rejected(probe, "memory").get("invalid payload", 0) >= 1
+                and rejected(probe, "memory").get("remote reset refused", 0) >= 1
             ),
             timeout_s=15,
             check=launcher.check,
@@ -219,6 +253,8 @@ def test_memory_node_survives_sigkill_with_ids_and_rejects_bad_input(tmp_path):
         )
         assert {o.id: o.label for o in graph_of(probe).objects} == before
         assert graph_of(probe).seq == seq_before
+        inside = ask(probe, client, launcher.check, kind="on", target="table")
+        assert inside.ok and {r["id"] for r in inside.results} == set(before)
 
         os.kill(launcher.pids()["memory"], signal.SIGKILL)
         launcher.shutdown()
@@ -235,7 +271,7 @@ def test_memory_node_survives_sigkill_with_ids_and_rejects_bad_input(tmp_path):
         # New objects get new ids, never a reused one.
         more = [*TWO_OBJECTS, ("green sphere", (0.25, 0.05))]
         for i in range(5):
-            obs_pub.publish(String(data=synthetic_frame(12.0 + 0.1 * i, more)))
+            obs_pub.publish(synthetic_frame(12.0 + 0.1 * i, more))
             spin_for(probe, 0.1)
         spin_until(
             probe,

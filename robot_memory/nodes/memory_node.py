@@ -2,20 +2,22 @@
 
 Thin adapter over :class:`robot_memory.memory.SceneMemory`:
 
-* in: ``/perception/observations`` (``ObservationFrameMsg``), ``/memory/query``
-  (``MemoryQuery``), ``/memory/reset`` (std_msgs/Empty: forget everything, the
-  store too; the planner's memoryless ablation; only with the parameter
-  ``allow_remote_reset``, else refused and counted as ``remote reset refused``);
-* out: ``/memory/scene_graph`` (``SceneGraphMsg``, reliable + transient local,
-  with a sequence number), ``/memory/markers`` (MarkerArray for RViz/Foxglove),
-  ``/memory/answer`` (``MemoryAnswer``, echoing the query id), ``/diagnostics``.
+* in: ``/perception/observations`` (robot_memory_interfaces/msg/ObservationFrame);
+* services: ``/memory/query`` (robot_memory_interfaces/srv/QueryMemory, answered
+  by :func:`robot_memory.memory.queries.answer`), ``/memory/reset``
+  (std_srvs/srv/Trigger: forget everything, the store too; the planner's
+  memoryless ablation; only with the parameter ``allow_remote_reset``, else
+  ``success`` false with the message ``remote reset refused`` and counted);
+* out: ``/memory/scene_graph`` (robot_memory_interfaces/msg/SceneGraph,
+  reliable + transient local, with a sequence number), ``/memory/markers``
+  (MarkerArray for RViz/Foxglove), ``/diagnostics``.
 
 Every update is committed to SQLite (``store_path``) before the new graph is
 published, so a node killed with SIGKILL restarts with the same ids and loses
 nothing it had published. Malformed input is logged with the reason, counted
 and dropped; the memory is untouched by it (an update that fails halfway rolls
-back). Every subscription goes through :class:`InputBoundary`: no message ends
-the node.
+back). Every subscription goes through :class:`InputBoundary`; every service
+callback turns any exception into a counted error answer: no input ends the node.
 """
 
 from __future__ import annotations
@@ -25,28 +27,27 @@ import time
 from pathlib import Path
 
 from rclpy.node import Node
-from std_msgs.msg import Empty, String
+from robot_memory_interfaces.msg import ObservationFrame, SceneGraph
+from robot_memory_interfaces.srv import QueryMemory
+from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from robot_memory.cell import load_cell
 from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import MEMORY_PARAMETERS
 from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
+from robot_memory.nodes.conversions import to_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
+from robot_memory.nodes.memory_conversions import observation_frame_from_msg, scene_graph_to_msg
 from robot_memory.nodes.memory_markers import scene_markers
 from robot_memory.nodes.node_main import spin_node
-from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.nodes.qos import LATCHED
+from robot_memory.nodes.query_conversions import answer_to_response, query_from_request
 from robot_memory.observations import FrameError, frame_from_payload
-from robot_memory.schemas import (
-    MemoryAnswer,
-    MemoryQuery,
-    ObservationFrameMsg,
-    PayloadError,
-    dump_payload,
-    parse_payload,
-    payload_id,
-)
+from robot_memory.schemas import PayloadError
+
+REFUSED = "remote reset refused"
 
 
 class MemoryNode(Node):
@@ -71,12 +72,14 @@ class MemoryNode(Node):
         self.allow_remote_reset = bool(p("allow_remote_reset").value)
         self.health = HealthCounters("memory")
         self.inputs = InputBoundary(self, self.health)
-        self.graph_pub = self.create_publisher(String, "/memory/scene_graph", LATCHED)
+        self.graph_pub = self.create_publisher(SceneGraph, "/memory/scene_graph", LATCHED)
         self.marker_pub = self.create_publisher(MarkerArray, "/memory/markers", LATCHED)
-        self.answer_pub = self.create_publisher(String, "/memory/answer", COMMAND)
-        self.inputs.subscribe(String, "/perception/observations", self.on_observations, 50)
-        self.inputs.subscribe(String, "/memory/query", self.on_query, COMMAND)
-        self.inputs.subscribe(Empty, "/memory/reset", self.on_reset, COMMAND)
+        self.inputs.subscribe(
+            ObservationFrame, "/perception/observations", self.on_observations, 50
+        )
+        self._queries = 0
+        self.create_service(QueryMemory, "/memory/query", self.on_query)
+        self.create_service(Trigger, "/memory/reset", self.on_reset)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         self._dirty = True  # publish the (possibly restored) graph at once
         period = float(p("publish_period_s").value)
@@ -99,10 +102,10 @@ class MemoryNode(Node):
         self.get_logger().info(f"text embedder ready in {time.monotonic() - t0:.1f} s")
 
     # -- inputs -------------------------------------------------------------------
-    def on_observations(self, msg: String) -> None:
+    def on_observations(self, msg: ObservationFrame) -> None:
         t0 = time.monotonic()
         try:
-            frame = frame_from_payload(parse_payload(ObservationFrameMsg, msg.data))
+            frame = frame_from_payload(observation_frame_from_msg(msg))
             result = self.memory.update(frame)
         except (PayloadError, MemoryInputError) as err:
             self._reject(err.reason, f"observations rejected: {err}")
@@ -116,35 +119,49 @@ class MemoryNode(Node):
         self.health.latency("update", time.monotonic() - t0)
         self.health.tick("observations", self.get_clock().now().nanoseconds * 1e-9)
 
-    def on_query(self, msg: String) -> None:
+    def on_query(
+        self, request: QueryMemory.Request, response: QueryMemory.Response
+    ) -> QueryMemory.Response:
+        """Answer one query; anything that goes wrong is an answer with ``ok``
+        false and the reason, counted, never an exception out of here."""
+        t0 = time.monotonic()
+        self._queries += 1
+        kind = str(request.kind)[:40]
         try:
-            query = parse_payload(MemoryQuery, msg.data)
+            query = query_from_request(request, f"service-{self._queries}")
+            answer = self.memory.answer(query)
+            if not answer.ok:
+                self.health.increment("queries_not_ok")
+            result = answer_to_response(answer)
         except PayloadError as err:
-            self._reject(err.reason, f"query rejected: {err}")
-            answer = MemoryAnswer(
-                id=payload_id(msg.data), kind="", ok=False, error=f"{err.reason}: {err.detail}"
-            )
-        else:
-            t0 = time.monotonic()
-            try:
-                answer = self.memory.answer(query)
-            except Exception as exc:  # noqa: BLE001 - counted; the asker still gets an answer
-                reason = self.inputs.failed("/memory/query", exc)
-                answer = MemoryAnswer(id=query.id, kind=query.kind, ok=False, error=reason)
-            self.health.latency(f"query.{query.kind}", time.monotonic() - t0)
-        self.answer_pub.publish(String(data=dump_payload(answer)))
+            self._reject(err.reason, f"/memory/query rejected: {err}")
+            return self._error(response, f"{err.reason}: {err.detail}")
+        except Exception as exc:  # noqa: BLE001 - counted; the caller still gets an answer
+            return self._error(response, self.inputs.failed("/memory/query", exc))
+        self.health.latency(f"query.{kind}", time.monotonic() - t0)
+        return result
 
-    def on_reset(self, _msg: Empty) -> None:
+    def _error(self, response: QueryMemory.Response, error: str) -> QueryMemory.Response:
+        response.ok, response.error = False, error
+        response.stamp = to_time(self.memory.stamp)
+        return response
+
+    def on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if not self.allow_remote_reset:
-            self._reject(
-                "remote reset refused",
-                "/memory/reset refused: this node's allow_remote_reset is false",
-            )
-            return
-        self.memory.reset()
+            self._reject(REFUSED, "/memory/reset refused: this node's allow_remote_reset is false")
+            response.success, response.message = False, REFUSED
+            return response
+        try:
+            self.memory.reset()
+        except Exception as exc:  # noqa: BLE001 - counted; the caller is told
+            response.success = False
+            response.message = f"reset failed: {self.inputs.failed('/memory/reset', exc)}"
+            return response
         self._dirty = True
         self.health.increment("resets")
         self.get_logger().info("memory reset: everything forgotten")
+        response.success, response.message = True, "memory reset: everything forgotten"
+        return response
 
     def _reject(self, reason: str, text: str) -> None:
         self.inputs.reject(reason, text)  # counted; logged at most once a second per reason
@@ -155,7 +172,7 @@ class MemoryNode(Node):
             return
         self._dirty = False
         graph = self.memory.snapshot()
-        self.graph_pub.publish(String(data=dump_payload(graph)))
+        self.graph_pub.publish(scene_graph_to_msg(graph, self.frame_id))
         self.marker_pub.publish(scene_markers(graph, self.frame_id))
         for key, value in self.memory.stats.items():  # O(objects): here, not per frame
             self.health.set_value(key, value)

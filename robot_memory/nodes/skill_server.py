@@ -167,13 +167,21 @@ class SkillServer:
             self._cancel(run)
         return CancelResponse.ACCEPT
 
-    def stop(self) -> None:
-        """Shutting down: every waiting goal ends failed."""
+    def stop(self, timeout_s: float = 0.5) -> None:
+        """Shutting down: every waiting goal ends failed; wait up to
+        ``timeout_s`` for their execute callbacks to answer (before the node
+        and its action server are destroyed)."""
         self._stopping = True
         with self._lock:
             runs = list(self._runs.values())
         for run in runs:
             run.finish(FAILED, "the policy node is shutting down")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._runs:
+                    return
+            time.sleep(0.01)
 
 
 __all__ = ["ACTION_NAME", "GoalRun", "SkillServer"]

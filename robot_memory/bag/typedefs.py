@@ -139,3 +139,68 @@ def register_custom_types(store: Typestore) -> Typestore:
 def typestore(distro: Stores = Stores.ROS2_KILTED) -> Typestore:
     """A fresh rosbags type store: ``distro``'s standard types plus the custom ones."""
     return register_custom_types(get_typestore(distro))
+
+
+#: rosbags' base type names -> IDL's.
+_IDL_BASE = {"bool": "boolean", "byte": "octet", "char": "uint8", "float32": "float",
+             "float64": "double"}  # fmt: skip
+_IDL_SEP = "=" * 80 + "\n"
+
+
+def _idl_type(desc: tuple) -> str:
+    kind, arg = desc
+    if kind == Nodetype.BASE:
+        name, bound = arg
+        name = _IDL_BASE.get(name, name)
+        return f"{name}<{bound}>" if name == "string" and bound else name
+    if kind == Nodetype.NAME:
+        return arg.replace("/", "::")
+    inner, bound = arg  # a sequence (arrays are written on the field name)
+    return f"sequence<{_idl_type(inner)}, {bound}>" if bound else f"sequence<{_idl_type(inner)}>"
+
+
+def _idl_literal(typ: str, value: object) -> str:
+    if typ == "string":
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if typ == "bool":
+        return "TRUE" if value else "FALSE"
+    return repr(value)
+
+
+def _idl(store: Typestore, name: str) -> str:
+    """One type as an IDL file (what rosidl_adapter generates, less comments)."""
+    pkg, kind, leaf = name.split("/")
+    consts, fields = store.fielddefs[name]
+    lines = [f"module {pkg} {{", f"  module {kind} {{"]
+    if consts:
+        lines.append(f"    module {leaf}_Constants {{")
+        for cname, ctype, value in consts:
+            idl = _IDL_BASE.get(ctype, ctype)
+            lines.append(f"      const {idl} {cname} = {_idl_literal(ctype, value)};")
+        lines.append("    };")
+    lines.append(f"    struct {leaf} {{")
+    for fname, desc in fields:
+        if desc[0] == Nodetype.ARRAY:
+            lines.append(f"      {_idl_type(desc[1][0])} {fname}[{desc[1][1]}];")
+        else:
+            lines.append(f"      {_idl_type(desc)} {fname};")
+    lines += ["    };", "  };", "};", ""]
+    return "\n".join(lines)
+
+
+def message_definition(store: Typestore, name: str) -> str:
+    """The definition of ``name`` to store in a bag, as rosbag2 writes it: the
+    ``ros2msg`` text (the type, then each type it uses after a ``MSG: pkg/Name``
+    line) for message types; for the parts of an action or a service (an
+    action feedback topic's ``pkg/action/RunSkill_FeedbackMessage``), which
+    ``pkg/Name`` cannot name, ``ros2idl``: one ``IDL: pkg/kind/Name`` section per
+    type used. rosbags, Foxglove and rosbag2 read both."""
+    todo, used = [name], []
+    while todo:
+        current = todo.pop(0)
+        if current not in used:
+            used.append(current)
+            todo.extend(sorted(referenced_types(store.fielddefs[current][1])))
+    if all(t.split("/")[1] == "msg" for t in used):
+        return store.generate_msgdef(name, ros_version=2)[0]
+    return "".join(f"{_IDL_SEP}IDL: {t}\n{_idl(store, t)}" for t in used)

@@ -40,7 +40,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg
 from rosbags.typesys.store import Typestore
 
-from robot_memory.bag.typedefs import referenced_types, share_dirs
+from robot_memory.bag.typedefs import message_definition, referenced_types, share_dirs
 from robot_memory.bag.typedefs import typestore as project_typestore
 
 log = logging.getLogger(__name__)
@@ -300,9 +300,15 @@ class BagWriter:
                     digest,
                     name,
                 )
+            try:
+                msgdef = message_definition(self.typestore, name)
+            except Exception as err:
+                raise UnknownMessageTypeError(
+                    f"cannot write the definition of {name!r}: {err or type(err).__name__}"
+                ) from err
             conn = self._run(
                 lambda: self._writer.add_connection(
-                    topic, name, typestore=self.typestore, offered_qos_profiles=profiles
+                    topic, name, msgdef=msgdef, rihs01=digest, offered_qos_profiles=profiles
                 )
             )
             handle = TopicHandle(topic, name, digest, conn)

@@ -173,12 +173,13 @@ class Recorder(Node):
             self.writer.add_topic(
                 topic, msgtype, [qos_to_bag(i.qos_profile) for i in offered], type_hash=type_hash
             )
-        except (ImportError, AttributeError, ValueError) as err:
-            reason = (
-                str(err)
-                if isinstance(err, UnknownMessageTypeError)
-                else f"cannot import the Python message class for {msgtype}: {err}"
-            )
+        except Exception as err:  # noqa: BLE001 - one topic's type never ends the recording
+            if isinstance(err, UnknownMessageTypeError):
+                reason = str(err)
+            elif isinstance(err, ImportError | AttributeError):
+                reason = f"cannot import the Python message class for {msgtype}: {err}"
+            else:
+                reason = f"cannot record {msgtype}: {type(err).__name__}: {err}"
             self.skipped[topic] = reason
             self.get_logger().error(f"not recording {topic}: {reason}")
             return

@@ -23,8 +23,8 @@ from robot_memory.launch_spec import perception_node
 from robot_memory.launcher import Launcher
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.memory_conversions import observation_frame_from_msg
-from robot_memory.nodes.perception_node import TF_QOS, TF_STATIC_QOS, parse_camera_frames
 from robot_memory.nodes.qos import COMMAND, SENSOR
+from robot_memory.nodes.tf_listener import TF_QOS, TF_STATIC_QOS, parse_camera_frames
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 from ros_helpers import Probe, rejected, spin_for, spin_until
@@ -213,6 +213,17 @@ def test_extrinsics_from_tf_at_the_image_stamp_late_or_never(rendered, node):
         "missing transform counted",
     )
     assert not {round(s, 6) for s in stamps} & set(observations(probe))
+
+    # A malformed transform (NaN) is rejected and counted, the buffer untouched.
+    feed.tf.publish(TFMessage(transforms=[transform("world", "front_mount", t + 9, pos * np.nan,
+                                                    quat)]))  # fmt: skip
+    spin_until(
+        probe,
+        lambda: rejected(probe, "perception").get("malformed transform", 0) >= 1,
+        20,
+        launcher.check,
+        "malformed transform counted",
+    )
 
 
 def test_camera_frame_overrides_parse():

@@ -34,10 +34,8 @@ import time
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from robot_memory_interfaces.msg import ObservationFrame
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from tf2_msgs.msg import TFMessage
 
 from robot_memory.camera_sync import CameraSync, SyncedFrame, SyncError
 from robot_memory.cell import load_cell
@@ -49,6 +47,7 @@ from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.memory_conversions import observation_frame_to_msg
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, SENSOR
+from robot_memory.nodes.tf_listener import TfListener, parse_camera_frames
 from robot_memory.observations import frame_to_payload
 from robot_memory.perception import (
     PerceptionConfig,
@@ -57,30 +56,7 @@ from robot_memory.perception import (
     decode_color,
     decode_depth,
 )
-from robot_memory.transforms.tf_buffer import Transform, TransformBuffer, TransformError
-
-#: /tf as tf2's listener subscribes to it; /tf_static latched (depth 1: a
-#: publisher sends all its static transforms in one message).
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-TF_STATIC_QOS = QoSProfile(
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-TF_JUMP_BACK_S = 1.0  # /tf this much older than the newest seen: time restarted
-
-
-def parse_camera_frames(text: str) -> dict[str, str]:
-    """``"front=cam_a_optical,wrist=cam_b_optical"`` -> per-camera TF frame overrides."""
-    out: dict[str, str] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        cam, sep, frame = (x.strip() for x in item.partition("="))
-        if not sep or not cam or not frame:
-            raise ValueError(f"camera_frames: expected camera=frame, got {item!r}")
-        out[cam] = frame
-    return out
+from robot_memory.transforms.tf_buffer import Transform
 
 
 class PerceptionNode(Node):
@@ -102,8 +78,6 @@ class PerceptionNode(Node):
         self.out_pub = self.create_publisher(ObservationFrame, "/perception/observations", COMMAND)
         self.world_frame = str(p("world_frame").value)
         self.camera_frames = parse_camera_frames(str(p("camera_frames").value))
-        self.tf = TransformBuffer(cache_s=float(p("tf_cache_s").value), tolerance_s=0.0)
-        self._tf_newest = float("-inf")
         self._tf_errors: dict[str, str] = {}  # the last lookup failure per camera
         tolerance = float(p("sync_tolerance_s").value)
         wait = float(p("transform_wait_s").value)
@@ -127,8 +101,7 @@ class PerceptionNode(Node):
             sub(
                 CameraInfo, f"{base}/color/camera_info", lambda m, c=cam: self.on_info(c, m), SENSOR
             )
-        self.inputs.subscribe(TFMessage, "/tf", self.on_tf, TF_QOS)
-        self.inputs.subscribe(TFMessage, "/tf_static", self.on_tf_static, TF_STATIC_QOS)
+        self.tf = TfListener(self.inputs, float(p("tf_cache_s").value), self._on_tf)
         self.joints: dict[str, float] | None = None
         self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
@@ -151,49 +124,18 @@ class PerceptionNode(Node):
     def on_depth(self, cam: str, msg: Image) -> None:
         self._sync(cam, lambda s: s.add_depth(from_time(msg.header.stamp), msg))
 
-    def on_tf(self, msg: TFMessage) -> None:
-        self._add_transforms(msg, static=False)
-
-    def on_tf_static(self, msg: TFMessage) -> None:
-        self._add_transforms(msg, static=True)
-
-    def _add_transforms(self, msg: TFMessage, static: bool) -> None:
-        topic = "/tf_static" if static else "/tf"
-        for ts in msg.transforms:
-            t, r = ts.transform.translation, ts.transform.rotation
-            values = (t.x, t.y, t.z, r.w, r.x, r.y, r.z)
-            if not np.all(np.isfinite(values)) or np.linalg.norm(values[3:]) < 1e-6:
-                self._reject("malformed transform", f"{topic} {ts.child_frame_id!r}: {values}")
-                continue
-            stamp = from_time(ts.header.stamp)
-            if not static:
-                if stamp < self._tf_newest - TF_JUMP_BACK_S:
-                    self.tf.clear()
-                    self._tf_newest = stamp
-                    self._reject("tf time went backwards", f"{topic} at {stamp:.3f} s: cleared")
-                self._tf_newest = max(self._tf_newest, stamp)
-            self.tf.add(
-                ts.header.frame_id,
-                ts.child_frame_id,
-                stamp,
-                (t.x, t.y, t.z),
-                (r.w, r.x, r.y, r.z),
-                static,
-            )
+    def _on_tf(self) -> None:
         for cam in self.cameras:  # frames waiting for these transforms
             self._sync(cam, lambda s: s.poll())
 
     def _camera_pose(self, cam: str, stamp: float, color: Image) -> Transform | None:
         """world <- the camera's optical frame at ``stamp``; None: not (yet) known."""
         frame = self.camera_frames.get(cam) or color.header.frame_id
-        if not frame:
-            self._tf_errors[cam] = "the image has no header.frame_id (set camera_frames)"
+        pose = self.tf.pose_at(self.world_frame, frame, stamp)
+        if isinstance(pose, str):
+            self._tf_errors[cam] = pose
             return None
-        try:
-            return self.tf.lookup(self.world_frame, frame, stamp, tolerance_s=0.0)
-        except TransformError as err:
-            self._tf_errors[cam] = f"{self.world_frame} <- {frame}: {err}"
-            return None
+        return pose
 
     def _dropped(self, cam: str, reason: str, detail: str) -> None:
         if reason == "missing transform" and cam in self._tf_errors:

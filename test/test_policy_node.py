@@ -328,6 +328,21 @@ def test_a_cancel_stops_the_skill_at_once_with_an_empty_chunk(make_rig):
     assert result.chunks == n - 1
 
 
+def test_a_look_goal_moves_the_wrist_camera_and_cancels_like_a_pick(make_rig):
+    rig = make_rig()
+    goal = rig.goal(goal_msg(skill="look", object_id=None, position=(0.2, 0.05, 0.0)))
+    spin_until(rig.probe, lambda: rig.chunks(), 5, what="the look's chunk")
+    assert list(rig.chunks()[0].joint_names) == list(ARM_JOINTS)  # the hand stays as it is
+    spin_until(rig.probe, lambda: goal.feedback, 5, what="feedback")
+    assert (goal.feedback[0].phase, goal.feedback[0].chunks) == ("move", 0)
+    assert rig.has_status(goal_id=goal.id, state="running", skill="look")
+    goal.cancel()
+    status, result = goal.result()
+    assert status == GoalStatus.STATUS_CANCELED and result.state == "canceled"
+    spin_until(rig.probe, lambda: not rig.chunks()[-1].points, 3, what="the stop")
+    assert rig.has_status(goal_id=goal.id, state="canceled", skill="look")
+
+
 def test_stale_observations_never_become_chunks(make_rig):
     rig = make_rig(max_observation_age_s=0.3)
     goal = rig.goal(PICK)

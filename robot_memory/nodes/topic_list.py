@@ -104,7 +104,7 @@ def render(graph: Graph) -> str:
         if not rows:
             return [f"{title}: none"]
         width = max(len(name) for name, _ in rows)
-        return [f"{title} ({len(rows)}):", *(f"  {n.ljust(width)}  {t}" for n, t in rows)]
+        return [f"{title} ({len(rows)}):", *(f"  {n.ljust(width)}  {t}".rstrip() for n, t in rows)]
 
     topics = [
         (name, f"{t['type']}  [{t['publishers']} pub, {t['subscribers']} sub]")

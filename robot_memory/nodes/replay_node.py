@@ -2,9 +2,11 @@
 
 Every topic in the bag is published with its recorded type (the class comes
 from the type name via importlib; messages go out as the recorded CDR bytes,
-never deserialized). Topics whose type this Python has not installed (custom
-packages, service events of an uninstalled service) or that are not CDR are
-skipped, counted and named in the summary. QoS: camera images and
+never deserialized), the stack's own types too (``robot_memory_interfaces``,
+``tf2_msgs``, action parts such as ``RunSkill_FeedbackMessage``). Topics whose
+type this Python has not installed (custom packages, service events of an
+uninstalled service) or that are not CDR are skipped, counted and named in the
+summary. QoS: camera images and
 camera_info best effort keep-last 5; latched topics (recorded transient
 local) reliable + transient local; all others reliable keep-last 10.
 ``/clock`` is generated from bag time (see :mod:`robot_memory.replay.replay_core`

@@ -23,7 +23,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
 from rclpy.action import ActionClient
 from rclpy.duration import Duration
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from robot_memory_interfaces.action import RunSkill
 from robot_memory_interfaces.msg import PolicyStatus, SceneGraph
@@ -32,6 +31,7 @@ from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
 from robot_memory.nodes.conversions import from_time
+from robot_memory.nodes.executors import PatientMultiThreadedExecutor
 from robot_memory.nodes.memory_conversions import scene_graph_to_msg
 from robot_memory.nodes.policy_node import (
     EXECUTOR_THREADS,
@@ -124,7 +124,7 @@ class Rig:
         params = {"checkpoint": str(checkpoint), "device": "cpu", "torch_threads": 1, **params}
         self.node = PolicyNode([Parameter(k, value=v) for k, v in params.items()])
         # as spin_node runs it: execute callbacks wait in pool threads
-        self.executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        self.executor = PatientMultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
         self.executor.add_node(self.node)
         self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self.spinner.start()
@@ -162,7 +162,16 @@ class Rig:
         self.joints.publish(msg)
 
     def goal(self, goal: RunSkill.Goal = PICK) -> Sent:
+        """Send ``goal`` once the node's newest joint state is fresh (on a loaded
+        machine the probe's 50 Hz stream can stall past the node's 0.5 s limit,
+        and the goal would be rejected for "no robot state")."""
+        spin_until(self.probe, self.fresh, 5, what="a fresh joint state at the node")
         return Sent(self, goal)
+
+    def fresh(self) -> bool:
+        with self.node._lock:
+            newest = self.node.history[-1].state.stamp if self.node.history else -np.inf
+        return self.node.now() - newest < 0.1
 
     def statuses(self) -> list[dict]:
         return [policy_status_from_msg(m).model_dump() for m in self.probe.messages[STATUS]]

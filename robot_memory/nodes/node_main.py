@@ -42,6 +42,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.nodes.executors import PatientMultiThreadedExecutor
 from robot_memory.ros_env import PARENT_PID_ENV, RESTART_COUNT_ENV
 
 SPIN_PERIOD_S = 0.1  # longest a signal or a dead parent waits to be noticed
@@ -203,7 +204,7 @@ def _spin(
     threads: int = 1,
 ) -> None:
     executor = (
-        MultiThreadedExecutor(num_threads=threads, context=node.context)
+        PatientMultiThreadedExecutor(num_threads=threads, context=node.context)
         if threads > 1
         else SingleThreadedExecutor(context=node.context)
     )

@@ -23,9 +23,11 @@ its reason, counted (``goal <reason>``), status failed, then the running goal's
 status again: the running skill goes on. A cancel stops the skill at once: an
 empty ``JointTrajectory`` (the safety node holds the arm), status and result
 ``canceled``. The e-stop fails the running skill ("estop") and rejects goals
-until released. The node spins on a ``MultiThreadedExecutor``: its callbacks
-share the default (mutually exclusive) group; each goal's execute callback only
-waits, in its own pool thread, for the control loop to end its goal.
+until released. The node spins on a ``MultiThreadedExecutor``: each callback
+(each subscription, the control timer, the action server) has a mutually
+exclusive group of its own, the state they share is behind one lock; each
+goal's execute callback only waits, in its own pool thread, for the control
+loop to end its goal.
 
 Inference runs on a worker thread, one prediction at a time. The next starts
 when the last published chunk's observation is ``n_action_steps - 1`` steps old
@@ -55,6 +57,7 @@ from collections import deque
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from robot_memory_interfaces.msg import PolicyStatus, SceneGraph
@@ -108,6 +111,11 @@ LATENCY_WINDOW = 5  # recent inference latencies the schedule plans with
 EXECUTOR_THREADS = 4
 
 
+def own_group() -> MutuallyExclusiveCallbackGroup:
+    """A callback group for one callback alone."""
+    return MutuallyExclusiveCallbackGroup()
+
+
 class PolicyNode(Node):
     def __init__(self, parameter_overrides: list[Parameter] | None = None) -> None:
         super().__init__("policy", parameter_overrides=parameter_overrides or [])
@@ -147,17 +155,22 @@ class PolicyNode(Node):
         self._stop = False
         self.status = PolicyStatusMsg(state="idle")
 
-        self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
-        self.inputs.subscribe(
-            SceneGraph, "/memory/scene_graph", self.on_scene_graph, LATCHED, prefix="scene graph "
+        # one mutually exclusive group per callback: each is ordered with itself and
+        # runs beside the others (state behind self._lock). One group for all would
+        # make the MultiThreadedExecutor spin hot on every collision.
+        sub = self.inputs.subscribe
+        sub(JointState, "/joint_states", self.on_joints, COMMAND, callback_group=own_group())
+        sub(SceneGraph, "/memory/scene_graph", self.on_scene_graph, LATCHED,
+            prefix="scene graph ", callback_group=own_group())  # fmt: skip
+        sub(Bool, "/robot_memory/estop", self.on_estop, LATCHED, callback_group=own_group())
+        self.skills = SkillServer(
+            self, self.start_goal, self.cancel_goal, self.reject_goal, callback_group=own_group()
         )
-        self.skills = SkillServer(self, self.start_goal, self.cancel_goal, self.reject_goal)
-        self.inputs.subscribe(Bool, "/robot_memory/estop", self.on_estop, LATCHED)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         self._worker = threading.Thread(target=self._work, name="policy", daemon=True)
         if self.runtime is not None:
             self._worker.start()
-        self.create_timer(CONTROL_PERIOD_S, self.tick)
+        self.create_timer(CONTROL_PERIOD_S, self.tick, callback_group=own_group())
         self.publish_status(self.status)
 
     def now(self) -> float:

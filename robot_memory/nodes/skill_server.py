@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
+from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 from robot_memory_interfaces.action import RunSkill
 
@@ -95,6 +96,7 @@ class SkillServer:
         start: Callable[[GoalRun, PolicyGoalMsg], None],
         cancel: Callable[[GoalRun], None],
         reject: Callable[[GoalRun, Exception], None],
+        callback_group: CallbackGroup | None = None,
     ) -> None:
         self._node, self._start, self._cancel, self._reject = node, start, cancel, reject
         self._runs: dict[bytes, GoalRun] = {}
@@ -107,6 +109,7 @@ class SkillServer:
             execute_callback=self._execute,
             goal_callback=lambda _goal: GoalResponse.ACCEPT,
             cancel_callback=self._on_cancel,
+            callback_group=callback_group,
         )
 
     def _execute(self, handle: ServerGoalHandle) -> RunSkill.Result:

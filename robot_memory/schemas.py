@@ -86,8 +86,8 @@ class SimReset(Payload):
 class ExpertTask(Payload):
     """/expert/task: ask the scripted expert to move ``object_id`` to ``place_id``."""
 
-    object_id: str = Field(min_length=1)
-    place_id: str = Field(min_length=1)
+    object_id: str = Field(min_length=1, max_length=128)
+    place_id: str = Field(min_length=1, max_length=128)
 
     @field_validator("object_id", "place_id")
     @classmethod

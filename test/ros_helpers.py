@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -50,6 +52,39 @@ def spin_for(node: Node, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
+
+
+class BackgroundSpin:
+    """Spins ``node`` on a thread of its own (for tests whose probe holds
+    service or action clients: waiting on their futures with ``spin_once``
+    from the test thread can starve the probe's subscriptions)."""
+
+    def __init__(self, node: Node) -> None:
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.thread.join(timeout=2.0)
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    check: Callable[[], None] | None = None,
+    what: str = "condition",
+) -> None:
+    """Poll ``predicate`` (the nodes spin on their own threads) until it holds;
+    fail the test after ``timeout_s``. ``check`` runs every poll."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.02)
 
 
 def rejected(probe: Probe, node: str) -> dict[str, int]:

@@ -23,8 +23,8 @@ from robot_memory.launch_spec import perception_node
 from robot_memory.launcher import Launcher
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.memory_conversions import observation_frame_from_msg
-from robot_memory.nodes.qos import COMMAND, SENSOR
-from robot_memory.nodes.tf_listener import TF_QOS, TF_STATIC_QOS, parse_camera_frames
+from robot_memory.nodes.qos import COMMAND, SENSOR, TF, TF_STATIC
+from robot_memory.nodes.tf_listener import parse_camera_frames
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 from ros_helpers import Probe, rejected, spin_for, spin_until
@@ -65,8 +65,8 @@ class Feeder:
             Image, f"{base}/aligned_depth_to_color/image_raw", SENSOR
         )
         self.info = probe.create_publisher(CameraInfo, f"{base}/color/camera_info", SENSOR)
-        self.tf = probe.create_publisher(TFMessage, "/tf", TF_QOS)
-        self.tf_static = probe.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
+        self.tf = probe.create_publisher(TFMessage, "/tf", TF)
+        self.tf_static = probe.create_publisher(TFMessage, "/tf_static", TF_STATIC)
 
     def statics(self, pos, quat) -> None:
         """All static transforms in one latched message, as tf2 does."""

@@ -23,8 +23,7 @@ from robot_memory.expert.ik import PandaIK
 from robot_memory.launch_spec import stack
 from robot_memory.launcher import Launcher
 from robot_memory.nodes.conversions import from_time, image_to_numpy, to_time
-from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
-from robot_memory.nodes.sim_node import TF_QOS
+from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR, TF
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.physics import CellPhysics
@@ -56,7 +55,7 @@ def sim_stack():
     probe.listen(JointState, "/joint_states", COMMAND)
     probe.listen(Clock, "/clock", 10)
     probe.listen(DiagnosticArray, "/diagnostics", 10)
-    probe.listen(TFMessage, "/tf", TF_QOS)
+    probe.listen(TFMessage, "/tf", TF)
     probe.listen(TFMessage, "/tf_static", LATCHED)
     traj_pub = probe.create_publisher(JointTrajectory, "/arm_controller/joint_trajectory", COMMAND)
     grip_pub = probe.create_publisher(Float64MultiArray, "/gripper_controller/commands", COMMAND)

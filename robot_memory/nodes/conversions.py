@@ -12,6 +12,8 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
+from robot_memory.schemas import PayloadError
+
 if TYPE_CHECKING:  # any object with parent, child, translation, rotation (w, x, y, z)
     from robot_memory.sim.frames import FrameTransform
 
@@ -22,6 +24,10 @@ def to_time(seconds: float) -> Time:
 
 
 def from_time(stamp: Time) -> float:
+    """Seconds; a stamp no ROS clock makes (negative, nanosec >= 1e9) raises
+    PayloadError ``invalid stamp`` for the input boundary to count."""
+    if stamp.sec < 0 or stamp.nanosec >= 1_000_000_000:
+        raise PayloadError("invalid stamp", f"sec={stamp.sec} nanosec={stamp.nanosec}")
     return stamp.sec + stamp.nanosec * 1e-9
 
 

@@ -56,6 +56,7 @@ from robot_memory.perception import (
     decode_color,
     decode_depth,
 )
+from robot_memory.perception.image_decoding import check_image
 from robot_memory.transforms.tf_buffer import Transform
 
 
@@ -119,9 +120,11 @@ class PerceptionNode(Node):
 
     # -- inputs (executor thread: convert, pair, hand over) -------------------
     def on_color(self, cam: str, msg: Image) -> None:
+        check_image("colour", msg.encoding, msg.height, msg.width, msg.step, len(msg.data))
         self._sync(cam, lambda s: s.add_color(from_time(msg.header.stamp), msg))
 
     def on_depth(self, cam: str, msg: Image) -> None:
+        check_image("depth", msg.encoding, msg.height, msg.width, msg.step, len(msg.data))
         self._sync(cam, lambda s: s.add_depth(from_time(msg.header.stamp), msg))
 
     def _on_tf(self) -> None:

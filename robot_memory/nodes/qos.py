@@ -21,3 +21,9 @@ LATCHED = QoSProfile(
     depth=1,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+#: /tf as tf2's TransformBroadcaster and TransformListener use it: reliable,
+#: volatile, keep last 100.
+TF = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+#: /tf_static as tf2's StaticTransformBroadcaster: reliable, transient local,
+#: depth 1 (a publisher sends all its static transforms in one message).
+TF_STATIC = LATCHED

@@ -20,7 +20,6 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from robot_memory_interfaces.msg import GroundTruth as GroundTruthMsg
 from robot_memory_interfaces.msg import SimReset as SimResetMsg
 from rosgraph_msgs.msg import Clock
@@ -37,7 +36,7 @@ from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
-from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+from robot_memory.nodes.qos import COMMAND, SENSOR, TF, TF_STATIC
 from robot_memory.nodes.sim_conversions import ground_truth_to_msg, sim_reset_from_msg
 from robot_memory.robot.panda import ALL_JOINTS
 from robot_memory.schemas import PayloadError
@@ -49,10 +48,6 @@ from robot_memory.sim.runner import DueOutputs, RunnerConfig, SimulationRunner
 SLICE_S = 0.004
 #: If the loop falls this far behind the wall clock, it stops trying to catch up.
 MAX_LAG_S = 0.1
-#: /tf as tf2's TransformBroadcaster sends it: reliable, volatile, keep last 100.
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-#: /tf_static as tf2's StaticTransformBroadcaster: reliable, transient local, depth 1.
-TF_STATIC_QOS = LATCHED
 
 
 class SimNode(Node):
@@ -90,8 +85,8 @@ class SimNode(Node):
 
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.joint_pub = self.create_publisher(JointState, "/joint_states", COMMAND)
-        self.tf_pub = self.create_publisher(TFMessage, "/tf", TF_QOS)
-        self.tf_static_pub = self.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
+        self.tf_pub = self.create_publisher(TFMessage, "/tf", TF)
+        self.tf_static_pub = self.create_publisher(TFMessage, "/tf_static", TF_STATIC)
         self.gt_pub = self.create_publisher(GroundTruthMsg, "/sim/ground_truth", COMMAND)
         self.cam_pubs = {
             cam: (

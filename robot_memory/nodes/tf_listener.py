@@ -18,21 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from tf2_msgs.msg import TFMessage
 
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.input_boundary import InputBoundary
+from robot_memory.nodes.qos import TF, TF_STATIC
 from robot_memory.transforms.tf_buffer import Transform, TransformBuffer, TransformError
 
-#: /tf as tf2's listener subscribes to it; /tf_static latched (depth 1: a
-#: publisher sends all its static transforms in one message).
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-TF_STATIC_QOS = QoSProfile(
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 JUMP_BACK_S = 1.0  # /tf this much older than the newest seen: time restarted
 
 
@@ -49,8 +41,8 @@ class TfListener:
         self.buffer = TransformBuffer(cache_s=cache_s, tolerance_s=0.0)
         self.on_update = on_update
         self._newest = float("-inf")
-        inputs.subscribe(TFMessage, "/tf", lambda m: self._add(m, False), TF_QOS)
-        inputs.subscribe(TFMessage, "/tf_static", lambda m: self._add(m, True), TF_STATIC_QOS)
+        inputs.subscribe(TFMessage, "/tf", lambda m: self._add(m, False), TF)
+        inputs.subscribe(TFMessage, "/tf_static", lambda m: self._add(m, True), TF_STATIC)
 
     def _add(self, msg: TFMessage, static: bool) -> None:
         topic = "/tf_static" if static else "/tf"

@@ -13,6 +13,8 @@ import numpy as np
 
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8")
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+BYTES_PER_PIXEL = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "16UC1": 2, "mono16": 2}
+BYTES_PER_PIXEL["32FC1"] = 4
 
 
 class PerceptionInputError(ValueError):
@@ -23,6 +25,28 @@ class PerceptionInputError(ValueError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+def check_image(
+    kind: str, encoding: str, height: int, width: int, step: int, n_bytes: int
+) -> None:
+    """What :func:`decode_color` / :func:`decode_depth` check without touching a
+    pixel (``kind`` "colour" or "depth"): the perception node calls it as an
+    image arrives, so a malformed one never enters the camera sync."""
+    encodings = COLOR_ENCODINGS if kind == "colour" else DEPTH_ENCODINGS
+    if encoding not in encodings:
+        raise PerceptionInputError(
+            "unsupported encoding", f"{encoding!r} for {kind}; use one of {encodings}"
+        )
+    if height <= 0 or width <= 0:
+        raise PerceptionInputError("empty image", f"{width}x{height}")
+    row_bytes = width * BYTES_PER_PIXEL[encoding]
+    if step < row_bytes or n_bytes != step * height:
+        raise PerceptionInputError(
+            "malformed image",
+            f"{width}x{height} {encoding}, step {step}: {n_bytes} bytes, expected "
+            f"step * height = {step * height} with step >= {row_bytes}",
+        )
 
 
 def _rows(height: int, width: int, step: int, data: bytes, bytes_per_pixel: int) -> np.ndarray:

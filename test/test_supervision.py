@@ -25,6 +25,7 @@ from dataclasses import replace
 import pytest
 import rclpy
 from rclpy.serialization import serialize_message
+from robot_memory_interfaces.msg import ObservationFrame
 from std_msgs.msg import String
 from test_memory_stack import feed_two_objects, graph_of, make_probe
 
@@ -79,7 +80,7 @@ def test_killed_memory_is_respawned_with_its_objects_and_counts_the_restart(tmp_
         publish_period_s=0.05,
     )
     spec = replace(spec, respawn_delay_s=0.2)
-    obs_pub = probe.create_publisher(String, "/perception/observations", 50)
+    obs_pub = probe.create_publisher(ObservationFrame, "/perception/observations", 50)
     log = io.StringIO()
     launcher = Launcher([spec], output=log)
     launcher.start()

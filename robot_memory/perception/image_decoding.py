@@ -27,9 +27,7 @@ class PerceptionInputError(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
-def check_image(
-    kind: str, encoding: str, height: int, width: int, step: int, n_bytes: int
-) -> None:
+def check_image(kind: str, encoding: str, height: int, width: int, step: int, n_bytes: int) -> None:
     """What :func:`decode_color` / :func:`decode_depth` check without touching a
     pixel (``kind`` "colour" or "depth"): the perception node calls it as an
     image arrives, so a malformed one never enters the camera sync."""

@@ -223,8 +223,7 @@ def bench_graph(ckpt: Path, args) -> dict:
     from robot_memory.launcher import Launcher
     from robot_memory.nodes.conversions import from_time
     from robot_memory.nodes.memory_conversions import scene_graph_to_msg
-    from robot_memory.nodes.policy_node import STATUS_QOS
-    from robot_memory.nodes.qos import COMMAND, LATCHED
+    from robot_memory.nodes.qos import COMMAND, LATCHED, STATUS
     from robot_memory.nodes.safety_conversions import safety_status_from_msg
     from robot_memory.robot.panda import ALL_JOINTS, HOME_ARM
     from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg
@@ -304,7 +303,7 @@ def bench_graph(ckpt: Path, args) -> dict:
     node.create_subscription(JointState, "/bench/pong", on_pong, COMMAND)
     node.create_subscription(JointTrajectory, "/policy/action_chunk", on_chunk, COMMAND)
     node.create_subscription(JointTrajectory, "/arm_controller/joint_trajectory", on_command, 10)
-    node.create_subscription(PolicyStatus, "/policy/status", on_status, STATUS_QOS)
+    node.create_subscription(PolicyStatus, "/policy/status", on_status, STATUS)
     node.create_subscription(
         SafetyStatus, "/safety/status", lambda m: state.update(safety=safety_status_from_msg(m)),
         LATCHED,

@@ -39,8 +39,8 @@ from robot_memory_interfaces.srv import QueryMemory
 
 from robot_memory.nodes.memory_conversions import scene_graph_to_msg
 from robot_memory.nodes.planner_conversions import plan_from_msg, planner_status_from_msg
-from robot_memory.nodes.planner_node import STATUS_QOS, PlannerNode
-from robot_memory.nodes.qos import LATCHED
+from robot_memory.nodes.planner_node import PlannerNode
+from robot_memory.nodes.qos import LATCHED, STATUS
 from robot_memory.nodes.query_conversions import answer_to_response
 from robot_memory.nodes.skill_conversions import skill_goal_from_msg, skill_result
 from robot_memory.planner.plan import Plan, PlannerStatusMsg
@@ -182,8 +182,8 @@ class Rig:
         }
         self.node = PlannerNode([Parameter(k, value=v) for k, v in params.items()])
         self.probe = Probe("planner_test")
-        self.probe.listen(PlanMsg, "/planner/plan", STATUS_QOS)
-        self.probe.listen(PlannerStatus, "/planner/status", STATUS_QOS)
+        self.probe.listen(PlanMsg, "/planner/plan", STATUS)
+        self.probe.listen(PlannerStatus, "/planner/status", STATUS)
         self.probe.listen(DiagnosticArray, "/diagnostics")
         self.policy = PolicyServerTestDouble(self.probe)
         self.client = ActionClient(self.probe, ExecuteInstruction, "/planner/execute")

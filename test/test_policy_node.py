@@ -35,11 +35,10 @@ from robot_memory.nodes.executors import PatientMultiThreadedExecutor
 from robot_memory.nodes.memory_conversions import scene_graph_to_msg
 from robot_memory.nodes.policy_node import (
     EXECUTOR_THREADS,
-    STATUS_QOS,
     PolicyNode,
     observation_indices,
 )
-from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.nodes.qos import COMMAND, LATCHED, STATUS
 from robot_memory.nodes.skill_conversions import policy_status_from_msg
 from robot_memory.policy.configuration_diffusion import DiffusionConfig
 from robot_memory.policy.demonstrations import collect
@@ -49,7 +48,7 @@ from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg
 from ros_helpers import Probe, rejected, spin_for, spin_until
 
 pytestmark = pytest.mark.ros
-CHUNK, STATUS, DIAG = "/policy/action_chunk", "/policy/status", "/diagnostics"
+CHUNK, STATUS_TOPIC, DIAG = "/policy/action_chunk", "/policy/status", "/diagnostics"
 #: The arm sits still with the hand open 4 cm above the cube (TCP z 0.06 m): the
 #: monitor sees neither a lift (z >= 0.14) nor an empty grasp, so a pick keeps
 #: running whatever this untrained policy commands.
@@ -130,7 +129,7 @@ class Rig:
         self.spinner.start()
         self.probe = Probe("policy_test")
         self.probe.listen(JointTrajectory, CHUNK, COMMAND)
-        self.probe.listen(PolicyStatus, STATUS, STATUS_QOS)  # every status, not just the last
+        self.probe.listen(PolicyStatus, STATUS_TOPIC, STATUS)  # every status, not just the last
         self.probe.listen(DiagnosticArray, DIAG)
         self.client = ActionClient(self.probe, RunSkill, "/policy/run_skill")
         self.joints = self.probe.create_publisher(JointState, "/joint_states", COMMAND)
@@ -174,7 +173,7 @@ class Rig:
         return self.node.now() - newest < 0.1
 
     def statuses(self) -> list[dict]:
-        return [policy_status_from_msg(m).model_dump() for m in self.probe.messages[STATUS]]
+        return [policy_status_from_msg(m).model_dump() for m in self.probe.messages[STATUS_TOPIC]]
 
     def has_status(self, **fields) -> bool:
         return any(all(s.get(k) == v for k, v in fields.items()) for s in self.statuses())

@@ -34,8 +34,7 @@ from robot_memory.expert.pick_place import PickPlacePlanner
 from robot_memory.launch_spec import stack
 from robot_memory.launcher import Launcher
 from robot_memory.nodes.conversions import from_time
-from robot_memory.nodes.policy_helpers import STATUS_QOS
-from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.nodes.qos import COMMAND, LATCHED, STATUS
 from robot_memory.nodes.safety_conversions import safety_status_from_msg
 from robot_memory.nodes.sim_conversions import ground_truth_from_msg, sim_reset_to_msg
 from robot_memory.nodes.skill_conversions import policy_status_from_msg, skill_goal_to_msg
@@ -113,7 +112,7 @@ def policy_stack(log: io.StringIO):
     probe = Probe("policy_stack_test")
     probe.set_parameters([Parameter("use_sim_time", value=True)])  # stamps compare in sim time
     probe.listen(GroundTruthMsg, "/sim/ground_truth", COMMAND)
-    probe.listen(PolicyStatus, "/policy/status", STATUS_QOS)
+    probe.listen(PolicyStatus, "/policy/status", STATUS)
     probe.listen(SafetyStatus, "/safety/status", LATCHED)
     probe.listen(JointState, "/joint_states", COMMAND)
     client = ActionClient(probe, RunSkill, "/policy/run_skill")

@@ -35,8 +35,7 @@ from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.look_driver import LookConfig, LookDriver, LookMotion
 from robot_memory.nodes.memory_conversions import scene_graph_from_msg
 from robot_memory.nodes.planner_conversions import plan_from_msg, planner_status_from_msg
-from robot_memory.nodes.planner_node import STATUS_QOS
-from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR, STATUS
 from robot_memory.nodes.sim_conversions import ground_truth_from_msg, sim_reset_to_msg
 from robot_memory.nodes.skill_conversions import policy_status_from_msg, skill_goal_to_msg
 from robot_memory.planner.plan import Plan, PlannerStatusMsg
@@ -95,10 +94,10 @@ class StackDriver(Node):
         on_graph = self._set("graph", scene_graph_from_msg)
         sub(rmi.SceneGraph, "/memory/scene_graph", on_graph, LATCHED)
         on_policy = self._set("policy", policy_status_from_msg)
-        sub(rmi.PolicyStatus, "/policy/status", on_policy, STATUS_QOS)
-        sub(rmi.Plan, "/planner/plan", lambda m: self.plans.append(plan_from_msg(m)), STATUS_QOS)
+        sub(rmi.PolicyStatus, "/policy/status", on_policy, STATUS)
+        sub(rmi.Plan, "/planner/plan", lambda m: self.plans.append(plan_from_msg(m)), STATUS)
         on_status = lambda m: self.statuses.append(planner_status_from_msg(m))  # noqa: E731
-        sub(rmi.PlannerStatus, "/planner/status", on_status, STATUS_QOS)
+        sub(rmi.PlannerStatus, "/planner/status", on_status, STATUS)
         self.skill_client = ActionClient(self, RunSkill, "/policy/run_skill")
         self.planner_client = ActionClient(self, ExecuteInstruction, "/planner/execute")
         self.forget_client = self.create_client(Trigger, "/memory/reset")

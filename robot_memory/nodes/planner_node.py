@@ -47,7 +47,6 @@ from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalRespons
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from robot_memory_interfaces.action import ExecuteInstruction, RunSkill
 from robot_memory_interfaces.msg import Plan as PlanMsg
 from robot_memory_interfaces.msg import PlannerStatus, SceneGraph
@@ -77,21 +76,13 @@ from robot_memory.nodes.planner_ports import (
     MemoryResetError,
     ServiceMemoryPort,
 )
-from robot_memory.nodes.qos import LATCHED, SENSOR
+from robot_memory.nodes.qos import LATCHED, SENSOR, STATUS
 from robot_memory.planner.executor import ExecutorConfig, PlanExecutor
 from robot_memory.planner.experience import ExperienceMemory
 from robot_memory.planner.plan import TERMINAL_STATES, InstructionMsg, Plan, PlannerStatusMsg
 from robot_memory.planner.world import PlannerBackend
 from robot_memory.schemas import PayloadError, PolicyGoalMsg
 
-#: /planner/plan and /planner/status: latched, 10 deep (statuses come back to
-#: back; a late subscriber gets the last ones), as /policy/status.
-STATUS_QOS = QoSProfile(
-    reliability=ReliabilityPolicy.RELIABLE,
-    history=HistoryPolicy.KEEP_LAST,
-    depth=10,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 #: Threads of the node's executor: the running instruction, the responses it
 #: waits on, a second goal or a cancel, the timers.
 EXECUTOR_THREADS = 4
@@ -150,8 +141,8 @@ class PlannerNode(Node):
                 "memoryless is set but allow_memoryless is not: the memory node must "
                 "allow_remote_reset, or every step fails on a refused /memory/reset"
             )
-        self.plan_pub = self.create_publisher(PlanMsg, "/planner/plan", STATUS_QOS)
-        self.status_pub = self.create_publisher(PlannerStatus, "/planner/status", STATUS_QOS)
+        self.plan_pub = self.create_publisher(PlanMsg, "/planner/plan", STATUS)
+        self.status_pub = self.create_publisher(PlannerStatus, "/planner/status", STATUS)
         self.scope = CancelScope()  # the running instruction's cancel
         self.memory = ServiceMemoryPort(
             self.create_client(QueryMemory, "/memory/query"),

@@ -1,5 +1,5 @@
 """What the policy node (:mod:`robot_memory.nodes.policy_node`) builds around
-its skills, moved out of it unchanged: the status topic's QoS, loading the
+its skills: checking a joint state's arm and gripper width, loading the
 policy runtime from the checkpoint, the node's records of an observation, a
 running skill and an inference request, the messages it publishes from them
 (an action chunk as a ``JointTrajectory``, the "stop now" empty trajectory, a
@@ -8,12 +8,13 @@ skill's ``PolicyStatusMsg``) and a running skill's phase (the action feedback).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.impl.rcutils_logger import RcutilsLogger
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_memory.nodes.safety_node import to_duration
@@ -21,21 +22,33 @@ from robot_memory.paths import model_path
 from robot_memory.policy.runtime import ActionChunk, PolicyRuntime, RobotState
 from robot_memory.policy.skill_monitor import SkillMonitor
 from robot_memory.policy.skill_tasks import SkillGoal
-from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT
-from robot_memory.schemas import PolicyGoalMsg, PolicyStatusMsg
+from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, GRIPPER_WIDTH_JOINT
+from robot_memory.schemas import PayloadError, PolicyGoalMsg, PolicyStatusMsg
 
 #: A commanded gripper width below this is "closed" (the skill monitor's rule).
 GRIPPER_CLOSED_BELOW_M = 0.04
 
-#: Latched like the contract's LATCHED, but 10 deep: statuses are events that can
-#: come back to back (a refusal, a pre-emption) and depth 1 would drop the first
-#: before a live subscriber took it. A late subscriber with depth 1 gets the last.
-STATUS_QOS = QoSProfile(
-    reliability=ReliabilityPolicy.RELIABLE,
-    history=HistoryPolicy.KEEP_LAST,
-    depth=10,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
+
+def arm_and_width(
+    names: Sequence[str], positions: Sequence[float], last_width: float | None
+) -> tuple[np.ndarray, float]:
+    """The 7 arm positions and the gripper width (the finger joints' sum; the last
+    known ``last_width`` when this message has no fingers, as drivers that publish
+    the fingers in a JointState of their own). Raises PayloadError: ``malformed
+    joint_states`` (no arm), ``non-finite joint_states``, ``no gripper width``."""
+    names, pos = list(names), list(positions)
+    try:
+        q = np.array([pos[names.index(n)] for n in ARM_JOINTS], dtype=float)
+    except (ValueError, IndexError):
+        raise PayloadError("malformed joint_states", f"no arm in {names[:20]}") from None
+    width = last_width
+    if all(n in names and names.index(n) < len(pos) for n in FINGER_JOINTS):
+        width = float(sum(pos[names.index(n)] for n in FINGER_JOINTS))
+    if not np.all(np.isfinite(q)) or not np.isfinite(width if width is not None else 0.0):
+        raise PayloadError("non-finite joint_states", "joint_states with NaN")
+    if width is None:
+        raise PayloadError("no gripper width", f"no {FINGER_JOINTS} in joint_states yet")
+    return q, width
 
 
 def load_runtime(p: dict, logger: RcutilsLogger) -> tuple[PolicyRuntime | None, str]:
@@ -139,7 +152,6 @@ def skill_status(skill: Skill, state: str, reason: str = "") -> PolicyStatusMsg:
 
 
 __all__ = [
-    "STATUS_QOS",
     "Observation",
     "Request",
     "Skill",

@@ -14,20 +14,14 @@ loop runs in-process, without DDS, in :mod:`robot_memory.policy.rollout`).
   feedback (phase, chunks) and result (success, state, reason, chunks).
 
 Goals (:mod:`robot_memory.nodes.skill_server`) are grounded once, on arrival
-(:mod:`robot_memory.policy.goal_grounding`; after a grasp the object moves with
-the hand, so memory is not re-read). A new valid goal pre-empts the running one
-(result ``canceled``, reason "preempted", goal ABORTED). A goal that does not
-convert or ground (unknown skill, NaN, unknown object, target outside the
-workspace, e-stop, no robot state, no checkpoint) is ``rejected`` at once with
-its reason, counted (``goal <reason>``), status failed, then the running goal's
-status again: the running skill goes on. A cancel stops the skill at once: an
-empty ``JointTrajectory`` (the safety node holds the arm), status and result
-``canceled``. The e-stop fails the running skill ("estop") and rejects goals
-until released. The node spins on a ``MultiThreadedExecutor``: each callback
-(each subscription, the control timer, the action server) has a mutually
-exclusive group of its own, the state they share is behind one lock; each
-goal's execute callback only waits, in its own pool thread, for the control
-loop to end its goal.
+(:mod:`robot_memory.policy.goal_grounding`). A new valid goal pre-empts the
+running one; a goal that does not convert or ground ends ``rejected`` at once
+with its reason, counted (``goal <reason>``), and the running skill goes on; a
+cancel publishes an empty ``JointTrajectory`` (the safety node holds the arm);
+the e-stop fails the running skill and rejects goals until released. Each
+callback has a mutually exclusive group of its own on a multi-threaded
+executor; the state they share is behind one lock. docs/policy.md has the
+contract (results, feedback phases, threads, measured cancel -> hold).
 
 Inference runs on a worker thread, one prediction at a time. The next starts
 when the last published chunk's observation is ``n_action_steps - 1`` steps old
@@ -47,7 +41,8 @@ A missing or unusable checkpoint is logged and every pick/place goal is
 rejected ("no policy checkpoint at ..."); the node (and the stack) keeps running.
 
 Status QoS, runtime loading, the node's records, chunk and skill-status messages:
-:mod:`robot_memory.nodes.policy_helpers` (``STATUS_QOS`` still imports from here).
+:mod:`robot_memory.nodes.policy_helpers`; the inference thread:
+:mod:`robot_memory.nodes.policy_inference`.
 """
 
 from __future__ import annotations
@@ -75,30 +70,29 @@ from robot_memory.nodes.memory_conversions import scene_graph_from_msg
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.policy_helpers import (
-    STATUS_QOS,
     Observation,
     Request,
     Skill,
+    arm_and_width,
     chunk_message,
     load_runtime,
     skill_phase,
     skill_status,
     stop_message,
 )
-from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.nodes.policy_inference import InferenceWorker
+from robot_memory.nodes.qos import COMMAND, LATCHED, STATUS
 from robot_memory.nodes.skill_conversions import CANCELED, policy_status_to_msg
 from robot_memory.nodes.skill_server import GoalRun, SkillServer
 from robot_memory.policy.goal_grounding import GroundingError, ground_goal
-from robot_memory.policy.kinematics import ArmKinematics, IKError
+from robot_memory.policy.kinematics import ArmKinematics
 from robot_memory.policy.runtime import (
     ActionChunk,
-    PolicyInputError,
     RobotState,
     observation_indices,
 )
 from robot_memory.policy.skill_monitor import FAILED, RUNNING, MonitorConfig, SkillMonitor
 from robot_memory.policy.skill_tasks import SkillGoal
-from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS
 from robot_memory.schemas import PolicyGoalMsg, PolicyStatusMsg, SceneGraphMsg
 
 FUTURE_STAMP_S = 0.5  # joint states stamped further ahead of the node's clock are refused
@@ -126,7 +120,7 @@ class PolicyNode(Node):
         # every subscription; rejections counted, logged at most once a second per reason
         self.inputs = InputBoundary(self, self.health)
         self.chunk_pub = self.create_publisher(JointTrajectory, "/policy/action_chunk", COMMAND)
-        self.status_pub = self.create_publisher(PolicyStatus, "/policy/status", STATUS_QOS)
+        self.status_pub = self.create_publisher(PolicyStatus, "/policy/status", STATUS)
         self.kinematics = ArmKinematics()  # executor thread; the runtime has its own
         self.looker = LookDriver(self.kinematics.ik)
         self.runtime, self.unavailable = load_runtime(p, self.get_logger())
@@ -146,13 +140,10 @@ class PolicyNode(Node):
         self.look: LookMotion | None = None  # a running look (then skill is None)
         self.run: GoalRun | None = None  # the action goal of the running skill or look
         self.generation = 0
-        self.busy = False
         self.last_obs_used = -np.inf
         self.next_due = -np.inf  # node time the next prediction may start
         self.plan: tuple[np.ndarray, np.ndarray] | None = None  # absolute times, widths
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
-        self._request: Request | None = None
-        self._stop = False
         self.status = PolicyStatusMsg(state="idle")
 
         # one mutually exclusive group per callback: each is ordered with itself and
@@ -167,9 +158,11 @@ class PolicyNode(Node):
             self, self.start_goal, self.cancel_goal, self.reject_goal, callback_group=own_group()
         )
         self.diagnostics = DiagnosticsPublisher(self, self.health)
-        self._worker = threading.Thread(target=self._work, name="policy", daemon=True)
-        if self.runtime is not None:
-            self._worker.start()
+        self.worker = (
+            None
+            if self.runtime is None
+            else InferenceWorker(self.runtime, self._lock, self._on_prediction, self.context.ok)
+        )
         self.create_timer(CONTROL_PERIOD_S, self.tick, callback_group=own_group())
         self.publish_status(self.status)
 
@@ -178,18 +171,7 @@ class PolicyNode(Node):
 
     # -- inputs (executor thread) -------------------------------------------------
     def on_joints(self, msg: JointState) -> None:
-        names, pos = list(msg.name), list(msg.position)
-        try:
-            q = np.array([pos[names.index(n)] for n in ARM_JOINTS], dtype=float)
-        except (ValueError, IndexError):
-            return self.inputs.reject("malformed joint_states", f"no arm in {names}")
-        width = self.width  # the fingers may come in their own JointState messages
-        if all(n in names and names.index(n) < len(pos) for n in FINGER_JOINTS):
-            width = float(sum(pos[names.index(n)] for n in FINGER_JOINTS))
-        if not np.all(np.isfinite(q)) or not np.isfinite(width if width is not None else 0.0):
-            return self.inputs.reject("non-finite joint_states", "joint_states with NaN")
-        if width is None:
-            return self.inputs.reject("no gripper width", f"no {FINGER_JOINTS} in joint_states yet")
+        q, width = arm_and_width(msg.name, msg.position, self.width)  # PayloadError: counted
         self.width = width
         stamp = msg.header.stamp
         if stamp.sec == 0 and stamp.nanosec == 0:
@@ -327,7 +309,9 @@ class PolicyNode(Node):
         return float(widths[max(int(np.searchsorted(times, now, side="right")) - 1, 0)])
 
     def _maybe_request(self, now: float) -> None:
-        if self.busy or self.skill is None or not self.history or now < self.next_due:
+        if self.worker is None or self.worker.busy or self.skill is None:
+            return
+        if not self.history or now < self.next_due:
             return
         newest = self.history[-1]
         if now - newest.state.stamp > self.max_age:  # it would be dropped when done
@@ -339,9 +323,7 @@ class PolicyNode(Node):
         self.last_obs_used = newest.state.stamp
         stamps = np.array([o.state.stamp for o in self.history])
         window = [self.history[i].state for i in observation_indices(stamps, self.dt, self.n_obs)]
-        self._request = Request(self.generation, self.skill.target, window, newest.stamp)
-        self.busy = True
-        self._lock.notify()
+        self.worker.submit(Request(self.generation, self.skill.target, window, newest.stamp))
 
     def _drop_stale(self, age: float) -> None:
         self.health.increment("stale_chunks_dropped")
@@ -391,35 +373,17 @@ class PolicyNode(Node):
         if self.context.ok():
             self.status_pub.publish(policy_status_to_msg(self.status))
 
-    # -- worker thread ----------------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                while self._request is None and not self._stop:
-                    self._lock.wait(0.5)
-                if self._stop:
-                    return
-                req, self._request = self._request, None
-            chunk, error = None, ""
-            try:
-                chunk = self.runtime.predict(req.window, req.target)
-            except (IKError, PolicyInputError) as exc:
-                error = f"{'IK' if isinstance(exc, IKError) else 'policy input'}: {exc}"
-            except Exception as exc:  # noqa: BLE001 - the node must outlive one bad chunk
-                error = f"inference error: {exc!r}"
-            if not self.context.ok():
-                return  # shutting down
-            with self._lock:
-                self.busy = False
-                current = self.skill is not None and self.skill.generation == req.generation
-                if error:
-                    self.health.reject(error.split(":")[0])
-                    if current:
-                        self._finish(FAILED, error)
-                elif current:
-                    self._deliver(chunk, req.stamp)
-                else:
-                    self.health.increment("chunks_superseded")
+    # -- predictions (worker thread, lock held) ------------------------------------------
+    def _on_prediction(self, req: Request, chunk: ActionChunk | None, error: str) -> None:
+        current = self.skill is not None and self.skill.generation == req.generation
+        if error:
+            self.health.reject(error.split(":")[0])
+            if current:
+                self._finish(FAILED, error)
+        elif current:
+            self._deliver(chunk, req.stamp)
+        else:
+            self.health.increment("chunks_superseded")
 
     def _deliver(self, chunk: ActionChunk, stamp: Time) -> None:
         now = self.now()
@@ -442,11 +406,8 @@ class PolicyNode(Node):
 
     def shutdown(self) -> None:
         self.skills.stop()
-        with self._lock:
-            self._stop = True
-            self._lock.notify()
-        if self._worker.is_alive():
-            self._worker.join(timeout=1.0)  # spin_node exits 1.8 s after the signal anyway
+        if self.worker is not None:
+            self.worker.stop(timeout_s=1.0)  # spin_node exits 1.8 s after the signal anyway
 
 
 def main(args: list[str] | None = None) -> None:

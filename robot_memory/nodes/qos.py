@@ -27,3 +27,13 @@ TF = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 #: /tf_static as tf2's StaticTransformBroadcaster: reliable, transient local,
 #: depth 1 (a publisher sends all its static transforms in one message).
 TF_STATIC = LATCHED
+#: Statuses and plans (/policy/status, /planner/status, /planner/plan): latched
+#: like LATCHED but 10 deep: statuses are events that can come back to back (a
+#: refusal, a pre-emption) and depth 1 would drop the first before a live
+#: subscriber took it. A late subscriber with depth 1 gets the last.
+STATUS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)

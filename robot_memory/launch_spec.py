@@ -171,7 +171,7 @@ def policy_node(**overrides: ParamValue) -> NodeSpec:
         module="robot_memory.nodes.policy_node",
         parameters={**POLICY_PARAMETERS, **overrides},
         respawn=True,
-        description="diffusion policy: /policy/goal grounded in memory -> /policy/action_chunk",
+        description="diffusion policy: /policy/run_skill grounded in memory -> action chunks",
     )
 
 
@@ -186,12 +186,12 @@ PLANNER_PARAMETERS: dict[str, ParamValue] = {
     "experience_path": "~/.robot_memory/experience.json",  # empty: not persisted
     "handover_position": [0.0, -0.05, 0.0],  # where "give me X" puts it [m, table frame]
     "max_attempts": 2,  # per object: the first try and one replan
-    "skill_timeout_s": 60.0,  # no final /policy/status for a goal this long: failed
+    "skill_timeout_s": 60.0,  # no RunSkill result this long: the goal is cancelled, failed
     "refresh_timeout_s": 5.0,  # wait this long for a scene graph newer than a look
-    "query_timeout_s": 5.0,  # wait this long for a /memory/answer
+    "query_timeout_s": 5.0,  # wait this long for the /memory/query service to answer
     "memoryless": False,  # ablation: clear memory before planning and each step
-    # accept an instruction's "memoryless": true (it resets memory over
-    # /memory/reset); match the memory node's allow_remote_reset
+    # accept an ExecuteInstruction goal with memoryless true (it resets memory
+    # over /memory/reset); match the memory node's allow_remote_reset
     "allow_memoryless": False,
 }
 
@@ -203,7 +203,7 @@ def planner_node(**overrides: ParamValue) -> NodeSpec:
         module="robot_memory.nodes.planner_node",
         parameters={**PLANNER_PARAMETERS, **overrides},
         respawn=True,
-        description="task planner: /planner/instruction -> plan of skills on /policy/goal",
+        description="task planner: /planner/execute -> plan of skills as /policy/run_skill goals",
     )
 
 

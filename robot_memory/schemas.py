@@ -1,9 +1,18 @@
-"""JSON payloads carried in std_msgs/String, one pydantic model each.
+"""The core's validated types, one pydantic model each (ROS-free).
 
-Every payload has a ``schema_version``; receivers validate with
-:func:`parse_payload` and reject (log + count) anything that fails, never crash.
-Keep these small and documented: they are the candidates for real .msg files
-once custom interfaces can be built (docs/topics.md).
+The wire contract is typed (``robot_memory_interfaces``, docs/topics.md). The
+node layer (``robot_memory/nodes/*_conversions.py``) turns each typed message,
+service request or action goal into the model named after its topic here and
+checks it with :func:`validate_payload`: NaN and infinities, values out of
+their bounds, unknown enum values and wrong array lengths are refused as
+``invalid payload`` (logged and counted, never a crash) before any state
+changes.
+
+JSON is left only where text is the input: an older bag's JSON in
+``std_msgs/String``, a VLM's raw plan, and the JSON baseline of
+``bench/bench_query.py``. :func:`decode_json` and :func:`parse_payload` decode
+it (``payload too large``, ``malformed json``); the payload models keep
+their ``schema_version`` for that form.
 """
 
 from __future__ import annotations
@@ -212,7 +221,7 @@ class SceneGraphMsg(Payload):
     relations: list[RelationMsg]
 
 
-# -- memory queries: /memory/query -> /memory/answer --------------------------------
+# -- memory queries: the /memory/query service (QueryMemory) -----------------------
 QueryKind = Literal[
     "find", "last_seen", "history", "on", "in", "changed_since", "relation_history", "graph"
 ]
@@ -251,7 +260,8 @@ class MemoryQuery(Payload):
 
 
 class MemoryAnswer(Payload):
-    """/memory/answer. ``ok`` false carries ``error``; ``results`` is kind-specific
+    """The answer of ``/memory/query`` (a ``QueryMemory`` response, converted).
+    ``ok`` false carries ``error``; ``results`` is kind-specific
     (free-form: nesting is bounded by ``max_depth``)."""
 
     max_chars: ClassVar[int] = MAX_LARGE_PAYLOAD_CHARS
@@ -265,9 +275,10 @@ class MemoryAnswer(Payload):
     results: list[dict] = Field(default_factory=list)
 
 
-# -- policy: /policy/goal -> /policy/status ------------------------------------------
+# -- policy: the /policy/run_skill action (RunSkill) -> /policy/status -------------
 class PolicyGoalMsg(Payload):
-    """/policy/goal: one skill for the policy node, grounded in memory.
+    """A ``/policy/run_skill`` goal (``RunSkill``; ``id``: over the action, the
+    goal's UUID in hex): one skill for the policy node, grounded in memory.
 
     * ``pick``: ``object_id`` (memory object id) -> its centroid in the latest
       scene graph;
@@ -280,7 +291,8 @@ class PolicyGoalMsg(Payload):
     * ``goal_yaw`` [rad]: hand yaw; default 0.0 for pick, the current hand yaw
       for place.
 
-    A new valid goal pre-empts the running one; an invalid one is refused.
+    A new valid goal pre-empts the running one; an invalid one ends at once,
+    result state ``rejected`` with the reason, and nothing runs.
     """
 
     id: str = Field(min_length=1, max_length=128)

@@ -21,7 +21,9 @@ Usage in a node::
 
     self.health = HealthCounters("memory")
     self.inputs = InputBoundary(self, self.health)
-    self.inputs.subscribe(String, "/memory/query", self.on_query, COMMAND)
+    self.inputs.subscribe(
+        ObservationFrame, "/perception/observations", self.on_observations, 50
+    )
 """
 
 from __future__ import annotations

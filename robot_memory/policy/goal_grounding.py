@@ -1,4 +1,4 @@
-"""Ground a policy goal (``/policy/goal``) in the remembered scene (ROS-free).
+"""Ground a policy goal (a ``/policy/run_skill`` goal) in the remembered scene (ROS-free).
 
 The planner names things by their memory ids; the policy is conditioned on a
 position. This module turns one into the other over the latest
@@ -86,7 +86,8 @@ def check_target(point: np.ndarray, what: str, workspace: Box | None = None) -> 
 
 
 def parse_goal(text: str) -> PolicyGoalMsg:
-    """Validate a ``/policy/goal`` payload; raises GroundingError."""
+    """Validate a skill goal given as JSON text (the form of the retired
+    ``/policy/goal`` topic); raises GroundingError."""
     try:
         return parse_payload(PolicyGoalMsg, text)
     except PayloadError as err:
@@ -195,7 +196,7 @@ def ground_goal(
 def ground_goal_text(
     text: str, graph: SceneGraphMsg | None, hand_yaw: float | None = None
 ) -> tuple[PolicyGoalMsg, SkillGoal]:
-    """Parse and ground a ``/policy/goal`` payload in one step."""
+    """Parse and ground a skill goal given as JSON text in one step."""
     goal = parse_goal(text)
     return goal, ground_goal(goal, graph, hand_yaw)
 

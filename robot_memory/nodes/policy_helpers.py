@@ -69,6 +69,7 @@ def load_runtime(p: dict, logger: RcutilsLogger) -> tuple[PolicyRuntime | None, 
             half_precision=bool(p["half_precision"]),
             compile_model=bool(p["compile"]),
             threads=int(p["torch_threads"]) or None,
+            ik_attempts=int(p["ik_attempts"]),
         )
     except Exception as exc:  # noqa: BLE001 - a bad checkpoint must not take the stack down
         text = f"no policy checkpoint at {path} ({exc})"

@@ -388,6 +388,7 @@ class PolicyNode(Node):
     def _deliver(self, chunk: ActionChunk, stamp: Time) -> None:
         now = self.now()
         self.health.latency("inference_denoise", chunk.sample_s)
+        self.health.set_value("ik_resamples", self.runtime.ik_resamples)
         self.health.latency("inference_total", chunk.total_s)
         self.latencies.append(chunk.total_s)
         if now - chunk.stamp > self.max_age:

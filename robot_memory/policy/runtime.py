@@ -26,7 +26,7 @@ import torch
 from robot_memory.control.retiming import MotionLimits, RetimeError, retime
 from robot_memory.control.safety_config import PANDA_MOTION_LIMITS
 from robot_memory.policy.checkpoint import PolicyCheckpoint, load_checkpoint
-from robot_memory.policy.kinematics import ArmKinematics
+from robot_memory.policy.kinematics import ArmKinematics, IKError
 from robot_memory.policy.modeling_diffusion import make_scheduler
 from robot_memory.policy.processor_diffusion import decode_actions, observation_vectors
 from robot_memory.policy.skill_tasks import SkillGoal
@@ -121,7 +121,12 @@ class PolicyRuntime:
         threads: int | None = None,
         trace_cpu: bool = True,
         motion_limits: MotionLimits | None = PANDA_MOTION_LIMITS,
+        ik_attempts: int = 3,
     ) -> None:
+        if ik_attempts < 1:
+            raise ValueError(f"ik_attempts must be >= 1, got {ik_attempts}")
+        self.ik_attempts = ik_attempts
+        self.ik_resamples = 0  # samples drawn again because IK could not reach them
         self.device = resolve_device(device)
         if threads and self.device.type == "cpu":
             torch.set_num_threads(threads)
@@ -201,15 +206,30 @@ class PolicyRuntime:
         return self.normalizer.unnormalize_action(out), time.perf_counter() - start
 
     def predict(self, states: list[RobotState], goal: SkillGoal) -> ActionChunk:
+        """The next chunk for ``goal`` from the observation window ``states``.
+
+        Diffusion samples are random, and now and then one leaves the arm's
+        reach: a sample whose first two poses IK cannot reach is drawn again
+        (``ik_resamples`` counts them), up to ``ik_attempts`` samples in all;
+        then the last IKError is raised."""
         start = time.perf_counter()
         obs = self.observation_window(states, goal)
-        actions, sample_s = self.sample_actions(obs)
         first = self.config.n_obs_steps - 1  # the action for the newest observation's time
-        executed = actions[first : first + self.n_action_steps]
-        positions, yaws, widths = decode_actions(executed, goal.target_position, goal.goal_yaw)
-        # point 0 is the observation's own time (past when the chunk is ready):
-        # at least it and the next one must be reachable, a later miss cuts the chunk
-        joints = self.kinematics.joint_targets(states[-1].q, positions, yaws, min_points=2)
+        sample_s = 0.0
+        for attempt in range(self.ik_attempts):
+            actions, took = self.sample_actions(obs)
+            sample_s += took
+            executed = actions[first : first + self.n_action_steps]
+            positions, yaws, widths = decode_actions(executed, goal.target_position, goal.goal_yaw)
+            try:
+                # point 0 is the observation's own time (past when the chunk is ready):
+                # at least it and the next one must be reachable, a later miss cuts it
+                joints = self.kinematics.joint_targets(states[-1].q, positions, yaws, min_points=2)
+                break
+            except IKError:
+                if attempt + 1 == self.ik_attempts:
+                    raise
+                self.ik_resamples += 1
         n = len(joints)
         return ActionChunk(
             stamp=states[-1].stamp,

@@ -16,11 +16,13 @@ import contextlib
 import io
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
 import rclpy
 from action_msgs.msg import GoalStatus
+from geometry_msgs.msg import Point
 from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 from robot_memory_interfaces.action import RunSkill
@@ -91,6 +93,23 @@ class ClientGoal:
         return answer.status, answer.result
 
 
+def wait_for_robot_state(rig: Stack, timeout_s: float = 30.0) -> None:
+    """Until the policy has recent joint states on its own clock (on a loaded
+    machine a node just up can lag its /clock or /joint_states): a pick 30 m
+    away is refused "no robot state" before, "target out of workspace" after,
+    and never moves the arm."""
+    far = RunSkill.Goal(skill="pick", target_position=[Point(x=30.0, y=0.0, z=0.05)])
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _, result = ClientGoal(rig, far).result(timeout_s=10)
+        assert result.state == "rejected", result
+        if not result.reason.startswith("no robot state"):
+            assert result.reason.startswith("target out of workspace"), result
+            return
+        assert time.monotonic() < deadline, f"the policy never got recent joint states: {result}"
+        spin_for(rig.probe, 0.5)
+
+
 def sim_now(probe: Probe) -> float:
     return probe.get_clock().now().nanoseconds * 1e-9
 
@@ -144,9 +163,10 @@ def policy_stack(log: io.StringIO):
             # the policy rejects a goal until it has recent joint states
             probe.messages["/joint_states"].clear()
             spin_until(probe, lambda: probe.last("/joint_states"), 20, launched.check, "joints")
-            spin_for(probe, 1.0)
             cube = object_truth(truth(probe), OBJECT)
-            yield Stack(probe, launched, client, cube)
+            rig = Stack(probe, launched, client, cube)
+            wait_for_robot_state(rig)
+            yield rig
     finally:
         client.destroy()
         probe.destroy_node()

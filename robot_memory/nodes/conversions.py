@@ -24,9 +24,10 @@ def to_time(seconds: float) -> Time:
 
 
 def from_time(stamp: Time) -> float:
-    """Seconds; a stamp no ROS clock makes (negative, nanosec >= 1e9) raises
+    """Seconds; nanosec outside [0, 1e9) (builtin_interfaces/Time's range; sec
+    may be any int32, e.g. a query's ``since`` before time 0) raises
     PayloadError ``invalid stamp`` for the input boundary to count."""
-    if stamp.sec < 0 or stamp.nanosec >= 1_000_000_000:
+    if stamp.nanosec >= 1_000_000_000:
         raise PayloadError("invalid stamp", f"sec={stamp.sec} nanosec={stamp.nanosec}")
     return stamp.sec + stamp.nanosec * 1e-9
 

@@ -28,6 +28,22 @@ class Probe(Node):
         return self.messages[topic][-1] if self.messages[topic] else None
 
 
+def _poll(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    check: Callable[[], None] | None,
+    what: str,
+    step: Callable[[], None],
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        step()
+
+
 def spin_until(
     node: Node,
     predicate: Callable[[], bool],
@@ -39,13 +55,7 @@ def spin_until(
 
     ``check`` runs every iteration (e.g. ``launcher.check`` so a dead node
     fails the test at once with its output)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if check is not None:
-            check()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        rclpy.spin_once(node, timeout_sec=0.05)
+    _poll(predicate, timeout_s, check, what, lambda: rclpy.spin_once(node, timeout_sec=0.05))
 
 
 def spin_for(node: Node, seconds: float) -> None:
@@ -78,13 +88,7 @@ def wait_until(
 ) -> None:
     """Poll ``predicate`` (the nodes spin on their own threads) until it holds;
     fail the test after ``timeout_s``. ``check`` runs every poll."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if check is not None:
-            check()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.02)
+    _poll(predicate, timeout_s, check, what, lambda: time.sleep(0.02))
 
 
 def rejected(probe: Probe, node: str) -> dict[str, int]:

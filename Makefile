@@ -16,7 +16,7 @@ test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-logo
 
 bench: venv
 	$(PY) bench/bench_sim.py --output out/bench

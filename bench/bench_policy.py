@@ -102,7 +102,7 @@ def windows(n: int = 8, seed: int = 0) -> list[tuple[list, object]]:
     object centres where the sim spawns objects, place goals over free table
     spots (hand closed)."""
     from robot_memory.policy.runtime import RobotState
-    from robot_memory.policy.skill_tasks import TABLE_PLACE_X, TABLE_PLACE_Y, SkillGoal
+    from robot_memory.policy.skill_goal import TABLE_PLACE_X, TABLE_PLACE_Y, SkillGoal
     from robot_memory.robot.panda import HOME_ARM
     from robot_memory.sim.task import SPAWN_X, SPAWN_Y
 

@@ -14,7 +14,7 @@ from robot_memory.policy.goal_grounding import (
     ground_goal_text,
     parse_goal,
 )
-from robot_memory.policy.skill_tasks import TABLE_PLACE_Y
+from robot_memory.policy.skill_goal import TABLE_PLACE_Y
 from robot_memory.schemas import MemoryObjectMsg, PlaceMsg, PolicyGoalMsg, SceneGraphMsg
 
 

@@ -20,8 +20,8 @@ from robot_memory.policy.kinematics import IKError
 from robot_memory.policy.modeling_diffusion import DiffusionPolicyModel
 from robot_memory.policy.processor_diffusion import Normalizer, NormalizerError
 from robot_memory.policy.runtime import PolicyRuntime, RobotState
+from robot_memory.policy.skill_goal import RELEASE_TCP_HEIGHT, SkillGoal
 from robot_memory.policy.skill_monitor import FAILED, RUNNING, SUCCEEDED, SkillMonitor
-from robot_memory.policy.skill_tasks import RELEASE_TCP_HEIGHT, SkillGoal
 from robot_memory.policy.training import train
 from robot_memory.robot.panda import HOME_ARM
 

@@ -20,8 +20,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from robot_memory.nodes.safety_node import to_duration
 from robot_memory.paths import model_path
 from robot_memory.policy.runtime import ActionChunk, PolicyRuntime, RobotState
+from robot_memory.policy.skill_goal import SkillGoal
 from robot_memory.policy.skill_monitor import SkillMonitor
-from robot_memory.policy.skill_tasks import SkillGoal
 from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, GRIPPER_WIDTH_JOINT
 from robot_memory.schemas import PayloadError, PolicyGoalMsg, PolicyStatusMsg
 

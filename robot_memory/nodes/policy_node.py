@@ -91,8 +91,8 @@ from robot_memory.policy.runtime import (
     RobotState,
     observation_indices,
 )
+from robot_memory.policy.skill_goal import SkillGoal
 from robot_memory.policy.skill_monitor import FAILED, RUNNING, MonitorConfig, SkillMonitor
-from robot_memory.policy.skill_tasks import SkillGoal
 from robot_memory.schemas import PolicyGoalMsg, PolicyStatusMsg, SceneGraphMsg
 
 FUTURE_STAMP_S = 0.5  # joint states stamped further ahead of the node's clock are refused

@@ -21,7 +21,7 @@ import numpy as np
 from robot_memory.planner.plan_state import PlanState, Target, xy
 from robot_memory.planner.validation import PLACE_X, PLACE_Y
 from robot_memory.planner.world import World
-from robot_memory.policy.skill_tasks import TABLE_PLACE_X, TABLE_PLACE_Y
+from robot_memory.policy.skill_goal import TABLE_PLACE_X, TABLE_PLACE_Y
 from robot_memory.schemas import MemoryObjectMsg
 
 #: Spots inside a container place (xy offsets from its centre, in order of

@@ -22,7 +22,7 @@ from robot_memory.planner.plan import PlanningError
 from robot_memory.planner.plan_state import PlanState, Target, memory_rows, xy
 from robot_memory.planner.validation import PLACE_X, PLACE_Y
 from robot_memory.planner.world import MemoryPort, World
-from robot_memory.policy.skill_tasks import TABLE_PLACE_CLEARANCE, TABLE_PLACE_X, TABLE_PLACE_Y
+from robot_memory.policy.skill_goal import TABLE_PLACE_CLEARANCE, TABLE_PLACE_X, TABLE_PLACE_Y
 from robot_memory.schemas import MemoryObjectMsg
 
 #: Adds a pick (unless held) and a place of an object at a target to the plan:

@@ -36,7 +36,7 @@ from functools import lru_cache
 import numpy as np
 
 from robot_memory.cell import Box, load_cell
-from robot_memory.policy.skill_tasks import TABLE_PLACE_X, TABLE_PLACE_Y, SkillGoal
+from robot_memory.policy.skill_goal import TABLE_PLACE_X, TABLE_PLACE_Y, SkillGoal
 from robot_memory.schemas import (
     MemoryObjectMsg,
     PayloadError,

@@ -44,8 +44,9 @@ from robot_memory.observations import ObservationFrame
 from robot_memory.perception.config import PerceptionConfig
 from robot_memory.perception.pipeline import PerceptionPipeline
 from robot_memory.policy.rollout import run_episode
+from robot_memory.policy.skill_goal import SkillGoal
 from robot_memory.policy.skill_monitor import MonitorConfig
-from robot_memory.policy.skill_tasks import SkillGoal, SkillScenes, move_arm_to, object_truth
+from robot_memory.policy.skill_tasks import SkillScenes, move_arm_to, object_truth
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 from robot_memory.sim.scene import OBJECTS

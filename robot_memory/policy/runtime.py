@@ -29,7 +29,7 @@ from robot_memory.policy.checkpoint import PolicyCheckpoint, load_checkpoint
 from robot_memory.policy.kinematics import ArmKinematics, IKError
 from robot_memory.policy.modeling_diffusion import make_scheduler
 from robot_memory.policy.processor_diffusion import decode_actions, observation_vectors
-from robot_memory.policy.skill_tasks import SkillGoal
+from robot_memory.policy.skill_goal import SkillGoal
 
 DEVICES = ("auto", "cuda", "cpu")
 

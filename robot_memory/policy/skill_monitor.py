@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_memory.policy.skill_tasks import RELEASE_TCP_HEIGHT, SkillGoal
+from robot_memory.policy.skill_goal import RELEASE_TCP_HEIGHT, SkillGoal
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 

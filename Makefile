@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 OUT ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test test-fast lint bench clean
 
 venv:
 	@VENV=$(VENV) scripts/bootstrap.sh
@@ -14,6 +14,11 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but the multi-process ROS stacks and the slow
+# closed-loop runs, on two workers (~1.5 min on 2 cores). CI runs `make test`.
+test-fast: venv
+	$(PY) -m pytest -n 2 -m "not ros and not slow" $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-logo

@@ -17,9 +17,23 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+import hashlib
+
 from robot_memory.ros_env import apply_to_current_process, random_domain_id
 
+
+def _domain_id() -> int:
+    """Random per run; under pytest-xdist (``make test-fast``) one per worker,
+    distinct within the run: the run's id picks a base, the worker number adds."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    if not worker.startswith("gw"):
+        return random_domain_id()
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")
+    base = int(hashlib.sha256(run.encode()).hexdigest(), 16)
+    return 1 + (base + int(worker[2:])) % 101
+
+
 if "ROS_DOMAIN_ID" not in os.environ or os.environ.get("ROBOT_MEMORY_TEST_DOMAIN") != "keep":
-    apply_to_current_process(domain_id=random_domain_id())
+    apply_to_current_process(domain_id=_domain_id())
 else:
     apply_to_current_process()

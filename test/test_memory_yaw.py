@@ -138,8 +138,8 @@ def sim():
 
 
 def test_memory_yaw_matches_the_expert_grasp_yaw_on_the_sim(sim):
-    from robot_memory.expert.ik import top_down_rotation
     from robot_memory.policy.skill_tasks import move_arm_to, object_truth
+    from robot_memory.robot.ik import top_down_rotation
 
     runner, scenes, eyes = sim
     errors = {}

@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-from robot_memory.expert.ik import PandaIK, top_down_rotation
 from robot_memory.perception import (
     PerceptionConfig,
     PerceptionInputError,
@@ -20,6 +19,7 @@ from robot_memory.perception import (
     decode_color,
     decode_depth,
 )
+from robot_memory.robot.ik import PandaIK, top_down_rotation
 from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner

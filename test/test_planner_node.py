@@ -412,9 +412,9 @@ def test_the_look_before_a_retry_opens_a_hand_that_closed_on_nothing() -> None:
     """A replan looks before the second pick; after a missed grasp the fingers
     are shut, and a pick must start open as every demonstrated one did: the
     look's chunks open such a hand and leave a holding hand as it is."""
-    from robot_memory.expert.ik import PandaIK
     from robot_memory.nodes.look_driver import LookDriver
     from robot_memory.policy.runtime import RobotState
+    from robot_memory.robot.ik import PandaIK
     from robot_memory.robot.panda import GRIPPER_WIDTH_JOINT, HOME_ARM, HOME_GRIPPER_WIDTH
     from robot_memory.sim.scene import build_model
 

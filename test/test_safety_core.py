@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from robot_memory.control.joint_trajectory import LIMIT_TOLERANCE
 from robot_memory.control.safety import SafetyFilter
 from robot_memory.control.safety_config import ChunkRejected, SafetyConfig
-from robot_memory.expert.ik import PandaIK
+from robot_memory.robot.ik import PandaIK
 from robot_memory.robot.panda import (
     ARM_ACCELERATION,
     ARM_JOINTS,

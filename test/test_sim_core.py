@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robot_memory.expert.ik import PandaIK
 from robot_memory.expert.pick_place import PickPlacePlanner, place_point_for, run_in_process
+from robot_memory.robot.ik import PandaIK
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.physics import CellPhysics

@@ -19,11 +19,11 @@ from std_msgs.msg import Float64MultiArray
 from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.expert.ik import PandaIK
 from robot_memory.launch_spec import stack
 from robot_memory.launcher import Launcher
 from robot_memory.nodes.conversions import from_time, image_to_numpy, to_time
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR, TF
+from robot_memory.robot.ik import PandaIK
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.physics import CellPhysics

@@ -57,13 +57,13 @@ from robot_memory.control.safety_config import (
     SafetyCounters,
 )
 from robot_memory.control.watchdog import Watchdog
+from robot_memory.robot.arm_model import panda_arm_model
 from robot_memory.robot.panda import (
     ARM_JOINTS,
     GRIPPER_MAX_WIDTH,
     GRIPPER_MIN_WIDTH,
     GRIPPER_WIDTH_JOINT,
 )
-from robot_memory.sim.scene import build_model
 
 _AXES = "xyz"
 #: The hold reason of a stop request.
@@ -90,15 +90,16 @@ class TcpKinematics:
 
 class SafetyFilter:
     """The chunk checks, the trusted state and the watchdog/e-stop state
-    machine. ``model`` is the scene for TCP kinematics (default: the tabletop
-    cell, whose world frame is the table frame). Not thread-safe: call it from
+    machine. ``model`` is the arm for TCP kinematics (default: the Panda where
+    the tabletop cell mounts it, :func:`robot_memory.robot.arm_model.panda_arm_model`;
+    world = the table frame). Not thread-safe: call it from
     one thread."""
 
     def __init__(
         self, config: SafetyConfig | None = None, model: mujoco.MjModel | None = None
     ) -> None:
         self.config = cfg = config or SafetyConfig()
-        self.kinematics = TcpKinematics(model or build_model("tabletop", "primitive"))
+        self.kinematics = TcpKinematics(model or panda_arm_model())
         self.counters = SafetyCounters()
         self.limits = PANDA_MOTION_LIMITS.scaled(
             cfg.velocity_scale, cfg.acceleration_scale, cfg.position_margin

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_memory.expert.ik import IKError, PandaIK, top_down_rotation
+from robot_memory.control.profiles import min_jerk
+from robot_memory.robot.ik import IKError, PandaIK, top_down_rotation
 from robot_memory.robot.panda import (
     ARM_JOINTS,
     ARM_VELOCITY,
@@ -67,10 +68,6 @@ class GripperMove:
 
 
 Step = ArmMove | GripperMove
-
-
-def min_jerk(tau: np.ndarray) -> np.ndarray:
-    return 10 * tau**3 - 15 * tau**4 + 6 * tau**5
 
 
 def yaw_of(quat_wxyz: tuple[float, float, float, float], axis: int) -> float:

@@ -21,7 +21,6 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_memory.diagnostics_core import HealthCounters
-from robot_memory.expert.ik import IKError, PandaIK
 from robot_memory.expert.pick_place import (
     ArmMove,
     PickPlaceConfig,
@@ -40,6 +39,7 @@ from robot_memory.nodes.sim_conversions import (
     expert_task_from_msg,
     ground_truth_from_msg,
 )
+from robot_memory.robot.ik import IKError, PandaIK
 from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.schemas import ExpertStatus, ExpertTask, GroundTruth, PayloadError
 from robot_memory.sim.scene import build_model

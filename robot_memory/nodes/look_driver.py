@@ -31,7 +31,6 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.expert.ik import IKError, PandaIK
 from robot_memory.nodes.safety_node import to_duration
 from robot_memory.policy.goal_grounding import (
     GroundingError,
@@ -42,6 +41,7 @@ from robot_memory.policy.goal_grounding import (
 )
 from robot_memory.policy.look_skill import look_target, look_trajectory
 from robot_memory.policy.skill_monitor import MonitorConfig
+from robot_memory.robot.ik import IKError, PandaIK
 from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT, HOME_GRIPPER_WIDTH
 from robot_memory.schemas import PolicyGoalMsg, SceneGraphMsg
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_memory.expert.ik import IKError, PandaIK, top_down_rotation
-from robot_memory.sim.scene import build_model
+from robot_memory.robot.arm_model import panda_arm_model
+from robot_memory.robot.ik import IKError, PandaIK, top_down_rotation
 
 
 def hand_yaw(rotation: np.ndarray) -> float:
@@ -26,7 +26,7 @@ class ArmKinematics:
     """FK/IK on the simulator's own model (base pose and kinematics identical)."""
 
     def __init__(self) -> None:
-        self.ik = PandaIK(build_model("tabletop", "primitive"))
+        self.ik = PandaIK(panda_arm_model())
 
     def tcp_pose(self, q_arm: np.ndarray) -> tuple[np.ndarray, float]:
         """TCP position [m] and hand yaw [rad] for arm joints ``q_arm``."""

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from robot_memory.expert.ik import IKError, PandaIK, top_down_rotation
-from robot_memory.expert.pick_place import min_jerk
+from robot_memory.control.profiles import min_jerk
+from robot_memory.robot.ik import IKError, PandaIK, top_down_rotation
 from robot_memory.robot.panda import ARM_LOWER, ARM_UPPER, ARM_VELOCITY, HOME_ARM
 
 #: TCP height above the table while looking [m] (the table top is z = 0).

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_memory.expert.ik import IKError, top_down_rotation
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.scene_graph import SceneMemory
 from robot_memory.observations import ObservationFrame
@@ -47,6 +46,7 @@ from robot_memory.policy.rollout import run_episode
 from robot_memory.policy.skill_goal import SkillGoal
 from robot_memory.policy.skill_monitor import MonitorConfig
 from robot_memory.policy.skill_tasks import SkillScenes, move_arm_to, object_truth
+from robot_memory.robot.ik import IKError, top_down_rotation
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 from robot_memory.sim.scene import OBJECTS

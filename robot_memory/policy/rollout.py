@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robot_memory.control.safety import ChunkRejected, SafetyFilter
-from robot_memory.expert.ik import IKError
 from robot_memory.policy.runtime import PolicyRuntime, RobotState
 from robot_memory.policy.skill_goal import SkillGoal
 from robot_memory.policy.skill_monitor import RUNNING, MonitorConfig, SkillMonitor
 from robot_memory.policy.skill_tasks import SkillScenes
+from robot_memory.robot.ik import IKError
 from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT
 from robot_memory.sim.runner import SimulationRunner
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_memory.expert.ik import PandaIK
 from robot_memory.expert.pick_place import (
     ArmMove,
     GripperMove,
@@ -34,6 +33,7 @@ from robot_memory.policy.skill_goal import (
     TABLE_PLACE_Y,
     SkillGoal,
 )
+from robot_memory.robot.ik import PandaIK
 from robot_memory.robot.panda import ARM_JOINTS, ARM_LOWER, ARM_UPPER, HOME_ARM
 from robot_memory.schemas import GroundTruth, GroundTruthObject
 from robot_memory.sim.runner import SimulationRunner

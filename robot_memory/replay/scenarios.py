@@ -37,10 +37,10 @@ from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
 from robot_memory.bag.writer import STORAGES, BagWriter, make_qos
-from robot_memory.expert.ik import PandaIK
 from robot_memory.expert.pick_place import PickPlaceConfig, PickPlacePlanner
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.sim_conversions import ground_truth_to_msg
+from robot_memory.robot.ik import PandaIK
 from robot_memory.robot.panda import ALL_JOINTS
 from robot_memory.schemas import GroundTruth
 from robot_memory.sim.cameras import CameraRig

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robot_memory.control.safety import SafetyFilter
-from robot_memory.expert.ik import IKError, PandaIK
 from robot_memory.memory.scene_graph import SceneMemory
 from robot_memory.observations import ObservationFrame
 from robot_memory.perception.pipeline import PerceptionPipeline
@@ -41,6 +40,7 @@ from robot_memory.policy.look_skill import look_target, look_trajectory
 from robot_memory.policy.rollout import execute_skill
 from robot_memory.policy.runtime import PolicyRuntime
 from robot_memory.policy.skill_monitor import MonitorConfig
+from robot_memory.robot.ik import IKError, PandaIK
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.schemas import MemoryAnswer, MemoryQuery, PolicyGoalMsg, SceneGraphMsg
 from robot_memory.sim.cameras import CameraRig

@@ -1,0 +1,44 @@
+"""The Panda as a MuJoCo model on its own, placed where the cell mounts it:
+what the deployed stack's kinematics (the policy's IK, the safety filter's FK)
+compile, without the simulator's scene (table, objects, cameras).
+
+The description is the one the simulator attaches to its cell
+(``sim/panda/panda.xml``, a data file), so the arm the policy plans for and the
+arm the sim moves are the same; the base pose is the cell's ``robot_base``
+(``config/cell_*.json``; the tabletop cell's world is the table frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import mujoco
+
+from robot_memory.paths import sim_path
+
+#: The tabletop cell's robot_base (config/cell_tabletop.json, sim/cell/tabletop.xml).
+TABLETOP_BASE_POSITION = (-0.45, 0.0, 0.0)
+TABLETOP_BASE_QUATERNION = (1.0, 0.0, 0.0, 0.0)  # w, x, y, z
+
+
+def panda_arm_model(
+    base_position: Sequence[float] = TABLETOP_BASE_POSITION,
+    base_quaternion: Sequence[float] = TABLETOP_BASE_QUATERNION,
+) -> mujoco.MjModel:
+    """The Panda (arm, hand, fingers, the ``tcp`` site) with its base at
+    ``base_position`` / ``base_quaternion`` (w, x, y, z) in the world frame."""
+    return _compile(tuple(map(float, base_position)), tuple(map(float, base_quaternion)))
+
+
+@lru_cache(maxsize=4)
+def _compile(position: tuple[float, ...], quaternion: tuple[float, ...]) -> mujoco.MjModel:
+    spec = mujoco.MjSpec.from_file(str(sim_path("panda/panda.xml")))
+    base = spec.body("panda_link0")
+    if any(base.pos) or list(base.quat) != [1.0, 0.0, 0.0, 0.0]:
+        raise ValueError("panda.xml: panda_link0 must sit at its file's origin")
+    base.pos, base.quat = list(position), list(quaternion)
+    return spec.compile()
+
+
+__all__ = ["TABLETOP_BASE_POSITION", "TABLETOP_BASE_QUATERNION", "panda_arm_model"]

@@ -329,7 +329,9 @@ def test_a_cancel_stops_the_skill_at_once_with_an_empty_chunk(make_rig):
     spin_until(rig.probe, lambda: not rig.chunks()[-1].points, 3, what="the stop")
     stop = rig.chunks()[-1]
     assert list(stop.joint_names) == [*ARM_JOINTS, GRIPPER_WIDTH_JOINT]
-    assert rig.has_status(goal_id=goal.id, state="canceled", reason="cancel requested")
+    # the status is another topic than the result and the chunk: it may come after them
+    canceled = {"goal_id": goal.id, "state": "canceled", "reason": "cancel requested"}
+    spin_until(rig.probe, lambda: rig.has_status(**canceled), 3, what="the canceled status")
     n = len(rig.chunks())
     spin_for(rig.probe, 1.0)
     assert len(rig.chunks()) == n  # nothing after the stop (an inference in flight is dropped)
@@ -343,12 +345,14 @@ def test_a_look_goal_moves_the_wrist_camera_and_cancels_like_a_pick(make_rig):
     assert list(rig.chunks()[0].joint_names) == list(ARM_JOINTS)  # the hand stays as it is
     spin_until(rig.probe, lambda: goal.feedback, 5, what="feedback")
     assert (goal.feedback[0].phase, goal.feedback[0].chunks) == ("move", 0)
-    assert rig.has_status(goal_id=goal.id, state="running", skill="look")
+    running = {"goal_id": goal.id, "state": "running", "skill": "look"}
+    spin_until(rig.probe, lambda: rig.has_status(**running), 3, what="the running status")
     goal.cancel()
     status, result = goal.result()
     assert status == GoalStatus.STATUS_CANCELED and result.state == "canceled"
     spin_until(rig.probe, lambda: not rig.chunks()[-1].points, 3, what="the stop")
-    assert rig.has_status(goal_id=goal.id, state="canceled", skill="look")
+    canceled = {"goal_id": goal.id, "state": "canceled", "skill": "look"}
+    spin_until(rig.probe, lambda: rig.has_status(**canceled), 3, what="the canceled status")
 
 
 def test_stale_observations_never_become_chunks(make_rig):

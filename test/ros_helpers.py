@@ -32,15 +32,18 @@ def _poll(
     predicate: Callable[[], bool],
     timeout_s: float,
     check: Callable[[], None] | None,
-    what: str,
+    what: str | Callable[[], str],
     step: Callable[[], None],
 ) -> None:
+    """``what`` may be a callable, evaluated when the wait times out (so the
+    message tells the state at the deadline, not at the start)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if check is not None:
             check()
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            told = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {told}")
         step()
 
 
@@ -49,7 +52,7 @@ def spin_until(
     predicate: Callable[[], bool],
     timeout_s: float,
     check: Callable[[], None] | None = None,
-    what: str = "condition",
+    what: str | Callable[[], str] = "condition",
 ) -> None:
     """Spin ``node`` until ``predicate()`` holds; fail the test after ``timeout_s``.
 
@@ -84,7 +87,7 @@ def wait_until(
     predicate: Callable[[], bool],
     timeout_s: float,
     check: Callable[[], None] | None = None,
-    what: str = "condition",
+    what: str | Callable[[], str] = "condition",
 ) -> None:
     """Poll ``predicate`` (the nodes spin on their own threads) until it holds;
     fail the test after ``timeout_s``. ``check`` runs every poll."""

@@ -148,7 +148,7 @@ def test_sim_stack_stops_cleanly_on_a_signal(tmp_path, probe, first):
             lambda: names <= reporting(probe),
             timeout_s=240,
             check=launcher.check,
-            what=f"every node on /diagnostics ({sorted(names)})",
+            what=lambda: f"all of {sorted(names)} reporting (have {sorted(reporting(probe))})",
         )
         spin_for(probe, 1.0)  # running: frames, perception, memory updates
     finally:

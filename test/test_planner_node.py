@@ -412,18 +412,18 @@ def test_the_look_before_a_retry_opens_a_hand_that_closed_on_nothing() -> None:
     """A replan looks before the second pick; after a missed grasp the fingers
     are shut, and a pick must start open as every demonstrated one did: the
     look's chunks open such a hand and leave a holding hand as it is."""
-    from robot_memory.nodes.look_driver import LookDriver
-    from robot_memory.policy.runtime import RobotState
+    from robot_memory.nodes.policy_helpers import look_message
+    from robot_memory.policy.look_skill import LookDriver
+    from robot_memory.robot.arm_model import panda_arm_model
     from robot_memory.robot.ik import PandaIK
     from robot_memory.robot.panda import GRIPPER_WIDTH_JOINT, HOME_ARM, HOME_GRIPPER_WIDTH
-    from robot_memory.sim.scene import build_model
 
-    driver = LookDriver(PandaIK(build_model("tabletop", "primitive")))
+    driver = LookDriver(PandaIK(panda_arm_model()))
     goal = PolicyGoalMsg(id="look", skill="look", target_position=(0.2, 0.05, 0.0))
     stamp = rclpy.time.Time(seconds=10).to_msg()
     for width, opened in ((0.001, True), (0.03, False), (0.08, False)):
-        motion = driver.start(goal, None, RobotState(np.asarray(HOME_ARM), width, 10.0))
-        msg = driver.chunk(motion, stamp, 10.0, 10.0)
+        motion = driver.start(goal, None, np.asarray(HOME_ARM), width, 10.0)
+        msg = look_message(motion, stamp, 10.0)
         assert (GRIPPER_WIDTH_JOINT in msg.joint_names) is opened
         if opened:
             assert all(p.positions[-1] == HOME_GRIPPER_WIDTH for p in msg.points)

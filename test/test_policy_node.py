@@ -33,15 +33,12 @@ from trajectory_msgs.msg import JointTrajectory
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.executors import PatientMultiThreadedExecutor
 from robot_memory.nodes.memory_conversions import scene_graph_to_msg
-from robot_memory.nodes.policy_node import (
-    EXECUTOR_THREADS,
-    PolicyNode,
-    observation_indices,
-)
+from robot_memory.nodes.policy_node import EXECUTOR_THREADS, PolicyNode
 from robot_memory.nodes.qos import COMMAND, LATCHED, STATUS
 from robot_memory.nodes.skill_conversions import policy_status_from_msg
 from robot_memory.policy.configuration_diffusion import DiffusionConfig
 from robot_memory.policy.demonstrations import collect
+from robot_memory.policy.runtime import observation_indices
 from robot_memory.policy.training import train
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, GRIPPER_WIDTH_JOINT
 from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg
@@ -150,7 +147,7 @@ class Rig:
             what="discovery",
         )
         self.graph.publish(scene_graph())
-        spin_until(self.probe, lambda: self.node.graph and self.node.history, 5, what="inputs")
+        spin_until(self.probe, lambda: self.node.graph and self.node.skill_run.newest, 5, what="inputs")
 
     def publish_joints(self) -> None:
         if not self.streaming:
@@ -169,7 +166,8 @@ class Rig:
 
     def fresh(self) -> bool:
         with self.node._lock:
-            newest = self.node.history[-1].state.stamp if self.node.history else -np.inf
+            state = self.node.skill_run.newest
+            newest = state.stamp if state is not None else -np.inf
         return self.node.now() - newest < 0.1
 
     def statuses(self) -> list[dict]:
@@ -423,6 +421,6 @@ def test_a_joint_state_from_the_future_does_not_block_the_real_ones(make_rig):
         5,
         what="the future stamp refused",
     )
-    newest = rig.node.history[-1].state.stamp
-    spin_until(rig.probe, lambda: rig.node.history[-1].state.stamp > newest, 5, what="real states")
-    assert rig.node.history[-1].state.stamp < rig.node.now() + 1.0
+    newest = rig.node.skill_run.newest.stamp
+    spin_until(rig.probe, lambda: rig.node.skill_run.newest.stamp > newest, 5, what="real states")
+    assert rig.node.skill_run.newest.stamp < rig.node.now() + 1.0

@@ -21,10 +21,10 @@ from sensor_msgs.msg import CameraInfo, JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.nodes.conversions import from_time, to_time
+from robot_memory.nodes.conversions import from_time, to_duration, to_time
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.nodes.safety_conversions import safety_status_from_msg
-from robot_memory.nodes.safety_node import SafetyNode, to_duration
+from robot_memory.nodes.safety_node import SafetyNode
 from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT, HOME_ARM
 from ros_helpers import Probe, rejected, spin_for, spin_until
 

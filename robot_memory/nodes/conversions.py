@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Pose, PoseStamped, TransformStamped
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
@@ -21,6 +21,11 @@ if TYPE_CHECKING:  # any object with parent, child, translation, rotation (w, x,
 def to_time(seconds: float) -> Time:
     sec = int(np.floor(seconds))
     return Time(sec=sec, nanosec=min(round((seconds - sec) * 1e9), 999_999_999))
+
+
+def to_duration(seconds: float) -> Duration:
+    sec = int(np.floor(seconds))
+    return Duration(sec=sec, nanosec=min(round((seconds - sec) * 1e9), 999_999_999))
 
 
 def from_time(stamp: Time) -> float:

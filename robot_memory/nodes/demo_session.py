@@ -32,14 +32,20 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robot_memory.nodes.conversions import from_time, image_to_numpy
 from robot_memory.nodes.input_boundary import InputBoundary
-from robot_memory.nodes.look_driver import LookConfig, LookDriver, LookMotion
 from robot_memory.nodes.memory_conversions import scene_graph_from_msg
 from robot_memory.nodes.planner_conversions import plan_from_msg, planner_status_from_msg
+from robot_memory.nodes.policy_helpers import look_message
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR, STATUS
 from robot_memory.nodes.sim_conversions import ground_truth_from_msg, sim_reset_to_msg
 from robot_memory.nodes.skill_conversions import policy_status_from_msg, skill_goal_to_msg
 from robot_memory.planner.plan import Plan, PlannerStatusMsg
-from robot_memory.policy.look_skill import LOOK_POINTS, look_trajectory
+from robot_memory.policy.look_skill import (
+    LOOK_POINTS,
+    LookConfig,
+    LookDriver,
+    LookMotion,
+    look_trajectory,
+)
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.schemas import (
     GroundTruth,
@@ -201,7 +207,7 @@ class StackDriver(Node):
 
     def go_home(self, timeout_s: float = 10.0) -> float:
         """Back to the home pose through the safety node; the sim time it got there."""
-        driver = LookDriver(ik=None, config=LookConfig(timeout_s=timeout_s))  # type: ignore[arg-type]
+        driver = LookDriver(ik=None, config=LookConfig(timeout_s=timeout_s))
         t = self.sim_now()
         times, positions = look_trajectory(self.q, HOME_ARM)
         motion = LookMotion(
@@ -212,7 +218,8 @@ class StackDriver(Node):
             self.spin_until(lambda: self.q_stamp is not None, "joint states")
             now = self.sim_now()
             if driver.due(motion, now):
-                self.chunk_pub.publish(driver.chunk(motion, self.q_stamp, now, now))
+                self.chunk_pub.publish(look_message(motion, self.q_stamp, now))
+                driver.sent(motion, now)
             state, reason = driver.update(motion, now, self.q, now)
             rclpy.spin_once(self, timeout_sec=0.02)
             self.check()

@@ -1,15 +1,13 @@
 """What the policy node (:mod:`robot_memory.nodes.policy_node`) builds around
-its skills: checking a joint state's arm and gripper width, loading the
-policy runtime from the checkpoint, the node's records of an observation, a
-running skill and an inference request, the messages it publishes from them
-(an action chunk as a ``JointTrajectory``, the "stop now" empty trajectory, a
-skill's ``PolicyStatusMsg``) and a running skill's phase (the action feedback).
+the skill executor: checking a joint state's arm and gripper width, loading
+the policy runtime and the executor's settings from its parameters, and the
+messages it publishes (an action chunk and a look's points as a
+``JointTrajectory``, the "stop now" empty trajectory).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +15,14 @@ from builtin_interfaces.msg import Time
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.nodes.safety_node import to_duration
+from robot_memory.nodes.conversions import to_duration
 from robot_memory.paths import model_path
-from robot_memory.policy.runtime import ActionChunk, PolicyRuntime, RobotState
-from robot_memory.policy.skill_goal import SkillGoal
-from robot_memory.policy.skill_monitor import SkillMonitor
+from robot_memory.policy.look_skill import LookMotion
+from robot_memory.policy.runtime import ActionChunk, PolicyRuntime
+from robot_memory.policy.skill_executor import ExecutorConfig
+from robot_memory.policy.skill_monitor import MonitorConfig
 from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, GRIPPER_WIDTH_JOINT
-from robot_memory.schemas import PayloadError, PolicyGoalMsg, PolicyStatusMsg
-
-#: A commanded gripper width below this is "closed" (the skill monitor's rule).
-GRIPPER_CLOSED_BELOW_M = 0.04
+from robot_memory.schemas import PayloadError
 
 
 def arm_and_width(
@@ -96,29 +92,6 @@ def chunk_message(chunk: ActionChunk, stamp: Time) -> JointTrajectory:
     return msg
 
 
-@dataclass
-class Observation:
-    state: RobotState
-    stamp: Time  # the header stamp as received (the chunk carries it back unchanged)
-
-
-@dataclass
-class Skill:
-    goal: PolicyGoalMsg
-    target: SkillGoal
-    monitor: SkillMonitor
-    generation: int
-    chunks: int = 0
-
-
-@dataclass
-class Request:
-    generation: int
-    target: SkillGoal
-    window: list[RobotState]
-    stamp: Time
-
-
 def stop_message(stamp: Time) -> JointTrajectory:
     """ "Stop now" (the ros2_control JTC convention): a trajectory with no points.
     The safety node holds the arm at once with its smooth stop."""
@@ -127,38 +100,38 @@ def stop_message(stamp: Time) -> JointTrajectory:
     return msg
 
 
-def skill_phase(skill: Skill, commanded_width: float | None, now: float) -> str:
-    """The phase of a running pick or place for the action feedback: ``start``
-    (no chunk yet); pick: ``approach`` (gripper commanded open), ``grasp``
-    (commanded closed), ``lift`` (closed for the monitor's settle time); place: ``carry``,
-    ``release`` (lowered over the target), ``retreat`` (released)."""
-    if commanded_width is None:
-        return "start"
-    monitor = skill.monitor
-    if skill.goal.skill == "pick":
-        if commanded_width >= GRIPPER_CLOSED_BELOW_M:
-            return "approach"
-        since = monitor.closed_since
-        settled = since is not None and now - since >= monitor.config.closed_settle_s
-        return "lift" if settled else "grasp"
-    if monitor.released:
-        return "retreat"
-    return "release" if monitor.lowered else "carry"
+def look_message(motion: LookMotion, stamp: Time, t_stamp: float) -> JointTrajectory:
+    """A look's points after ``t_stamp``, ``time_from_start`` counted from
+    ``stamp`` (the 7 arm joints; the gripper width too when the look opens it)."""
+    times, positions = motion.ahead(t_stamp)
+    width = [] if motion.gripper_width is None else [float(motion.gripper_width)]
+    msg = JointTrajectory(joint_names=[*ARM_JOINTS, *([GRIPPER_WIDTH_JOINT] if width else [])])
+    msg.header.stamp = stamp
+    msg.points = [
+        JointTrajectoryPoint(
+            positions=[*(float(v) for v in q), *width], time_from_start=to_duration(float(t))
+        )
+        for t, q in zip(times, positions, strict=True)
+    ]
+    return msg
 
 
-def skill_status(skill: Skill, state: str, reason: str = "") -> PolicyStatusMsg:
-    """The status of a skill (its goal, skill name and chunks so far)."""
-    goal_id, name, chunks = skill.goal.id, skill.goal.skill, skill.chunks
-    return PolicyStatusMsg(goal_id=goal_id, state=state, reason=reason, skill=name, chunks=chunks)
+def executor_config(p: dict, runtime: PolicyRuntime | None) -> ExecutorConfig:
+    """The skill executor's settings from the node's parameters and the runtime."""
+    return ExecutorConfig(
+        dt=runtime.dt if runtime else 0.1,
+        n_obs_steps=runtime.config.n_obs_steps if runtime else 2,
+        n_action_steps=runtime.n_action_steps if runtime else 2,
+        max_observation_age_s=float(p["max_observation_age_s"]),
+        monitor=MonitorConfig(timeout_s=float(p["timeout_s"])),
+    )
 
 
 __all__ = [
-    "Observation",
-    "Request",
-    "Skill",
+    "arm_and_width",
     "chunk_message",
+    "executor_config",
     "load_runtime",
-    "skill_phase",
-    "skill_status",
+    "look_message",
     "stop_message",
 ]

@@ -14,31 +14,31 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from robot_memory.nodes.policy_helpers import Request
 from robot_memory.policy.kinematics import IKError
 from robot_memory.policy.runtime import ActionChunk, PolicyInputError, PolicyRuntime
+from robot_memory.policy.skill_executor import PredictionRequest
 
 WAIT_SLICE_S = 0.5  # the worker checks for shutdown this often while idle
 
 
 class InferenceWorker:
-    """Runs ``runtime.predict`` for one :class:`Request` at a time."""
+    """Runs ``runtime.predict`` for one :class:`PredictionRequest` at a time."""
 
     def __init__(
         self,
         runtime: PolicyRuntime,
         lock: threading.Condition,
-        done: Callable[[Request, ActionChunk | None, str], None],
+        done: Callable[[PredictionRequest, ActionChunk | None, str], None],
         alive: Callable[[], bool],
     ) -> None:
         self.runtime, self._lock, self._done, self._alive = runtime, lock, done, alive
         self.busy = False  # a request submitted and not yet done (read under the lock)
-        self._request: Request | None = None
+        self._request: PredictionRequest | None = None
         self._stop = False
         self._thread = threading.Thread(target=self._work, name="policy", daemon=True)
         self._thread.start()
 
-    def submit(self, request: Request) -> None:
+    def submit(self, request: PredictionRequest) -> None:
         """Predict for ``request`` next (call with the node's lock held)."""
         self._request = request
         self.busy = True

@@ -28,7 +28,6 @@ from dataclasses import fields
 from functools import partial
 
 import numpy as np
-from builtin_interfaces.msg import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.subscription import MessageInfo
@@ -42,7 +41,7 @@ from robot_memory.control.safety import STOP_REQUESTED, SafetyFilter
 from robot_memory.control.safety_config import ChunkRejected, SafeChunk, SafetyConfig
 from robot_memory.diagnostics_core import HealthCounters
 from robot_memory.launch_spec import SAFETY_PARAMETERS
-from robot_memory.nodes.conversions import from_time
+from robot_memory.nodes.conversions import from_time, to_duration
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
@@ -56,11 +55,6 @@ LOG_THROTTLE_S = 1.0
 STATUS_PERIOD_S = 1.0
 #: Node parameters that are SafetyConfig fields (the rest: scene, rate).
 CONFIG_KEYS = tuple(f.name for f in fields(SafetyConfig))
-
-
-def to_duration(seconds: float) -> Duration:
-    sec = int(np.floor(seconds))
-    return Duration(sec=sec, nanosec=min(round((seconds - sec) * 1e9), 999_999_999))
 
 
 def trajectory_msg(chunk: SafeChunk) -> JointTrajectory:

@@ -147,7 +147,9 @@ class Rig:
             what="discovery",
         )
         self.graph.publish(scene_graph())
-        spin_until(self.probe, lambda: self.node.graph and self.node.skill_run.newest, 5, what="inputs")
+        spin_until(
+            self.probe, lambda: self.node.graph and self.node.skill_run.newest, 5, what="inputs"
+        )
 
     def publish_joints(self) -> None:
         if not self.streaming:

@@ -110,7 +110,12 @@ class HoldStill:
     def __init__(self) -> None:
         import torch
 
+        from robot_memory.policy.configuration_diffusion import DiffusionConfig
+        from robot_memory.policy.kinematics import ArmKinematics
+
         self.generator = torch.Generator().manual_seed(0)
+        self.config = DiffusionConfig()  # the executor reads n_obs_steps
+        self.kinematics = ArmKinematics()
 
     def predict(self, states, goal) -> ActionChunk:
         n = self.n_action_steps

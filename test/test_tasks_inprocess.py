@@ -28,7 +28,11 @@ def test_bin_single_with_and_without_memory(stack: TaskStack) -> None:
     summary = {k: full.get(k) for k in ("instruction", "plan", "state", "reason", "why")}
     assert full["success"] is True, summary
     assert full["n_skills"] >= 2 and full["state"] == "succeeded", summary
-    assert [s["skill"] for s in full["skills"]][:2] == ["pick", "place"], summary
+    # a missed grasp may be retried (look, pick again); what succeeded is a pick, then a place
+    done = [
+        s["skill"] for s in full["skills"] if s["state"] == "succeeded" and s["skill"] != "look"
+    ]
+    assert done[:2] == ["pick", "place"], (summary, full["skills"])
     blind = stack.episode("bin_single", 20000, memoryless=True)
     assert blind["success"] is False, blind
     assert blind["instruction"] == full["instruction"]

@@ -161,6 +161,11 @@ class SkillExecutor:
         return self.history[-1].state if self.history else None
 
     @property
+    def running(self) -> bool:
+        """A skill or look is running."""
+        return self.skill is not None or self.look is not None
+
+    @property
     def handle(self) -> Any:
         """The running skill's or look's handle; None when idle."""
         running = self.skill or self.look
@@ -184,7 +189,7 @@ class SkillExecutor:
         self, goal: PolicyGoalMsg, target: SkillGoal | LookMotion, now: float, handle: Any = None
     ) -> None:
         """Run ``target`` (grounded from ``goal``) now, pre-empting the running one."""
-        if self.skill is not None or self.look is not None:
+        if self.running:
             self.finish("canceled", "preempted")
         self.generation += 1
         if isinstance(target, LookMotion):

@@ -59,9 +59,7 @@ class TaskStack:
         self.observer = Observer(self.runner, self.memory, width=width, height=height)
         self.port = InProcessMemory(self.memory, self.observer)
         self.scenes = TaskScenes(self.runner, self.observer, width, height)
-        self.skills = InProcessSkills(
-            self.runtime, self.runner, self.memory, self.observer, ik=self.scenes.ik
-        )
+        self.skills = InProcessSkills(self.runtime, self.runner, self.memory, self.observer)
         self.backend = OfflinePlanner(embedder=self.memory.embedder)
         self.executor = PlanExecutor(self.backend, self.port, self.skills)
         self.handover = tuple(self.backend.handover_position[:2])

@@ -14,12 +14,12 @@ The same cores the ROS nodes call, in one process and one thread:
   (the policy's picks start within 0.12 rad of it);
 * :class:`InProcessSkills` (``SkillPort``): ``pick`` / ``place`` grounded in the
   latest snapshot (:func:`~robot_memory.policy.goal_grounding.ground_goal`, as
-  the policy node does), run closed loop by the policy from the current state
+  the policy node does) and ``look`` (its look point over the snapshot), run
+  from the current state by the policy node's own skill executor
   (:func:`~robot_memory.policy.rollout.execute_skill`, every chunk checked by a
   :class:`~robot_memory.control.safety.SafetyFilter`), observing every
-  ``observe_every_s`` of sim time; ``look`` is
-  :mod:`robot_memory.policy.look_skill` then an observe. Failures come back as
-  ``SkillOutcome("failed", reason)``.
+  ``observe_every_s`` of sim time and once after the skill. Failures come back
+  as ``SkillOutcome("failed", reason)``.
 """
 
 from __future__ import annotations
@@ -35,12 +35,11 @@ from robot_memory.memory.scene_graph import SceneMemory
 from robot_memory.observations import ObservationFrame
 from robot_memory.perception.pipeline import PerceptionPipeline
 from robot_memory.planner.world import SkillOutcome
-from robot_memory.policy.goal_grounding import GroundingError, ground_goal, place_point
-from robot_memory.policy.look_skill import look_target, look_trajectory
+from robot_memory.policy.goal_grounding import GroundingError, ground_goal
+from robot_memory.policy.look_skill import look_trajectory
 from robot_memory.policy.rollout import execute_skill
 from robot_memory.policy.runtime import PolicyRuntime
 from robot_memory.policy.skill_monitor import MonitorConfig
-from robot_memory.robot.ik import IKError, PandaIK
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.schemas import MemoryAnswer, MemoryQuery, PolicyGoalMsg, SceneGraphMsg
 from robot_memory.sim.cameras import CameraRig
@@ -142,7 +141,6 @@ class InProcessSkills:
         observe_every_s: float = 1.0,
         use_safety: bool = True,
         settle_s: float = 0.4,
-        ik: PandaIK | None = None,
         home_tolerance: float = 0.12,
     ) -> None:
         self.runtime, self.runner, self.memory, self.observer = runtime, runner, memory, observer
@@ -151,28 +149,15 @@ class InProcessSkills:
         self.use_safety = use_safety
         self.settle_s = settle_s
         self.home_tolerance = home_tolerance
-        self.ik = ik or PandaIK(runner.physics.model)
         self.log = SkillCounters()
         self.on_step = None  # extra per-control-step hook (a video recorder)
 
     def run(self, goal: PolicyGoalMsg) -> SkillOutcome:
         start = self.runner.time
-        if goal.skill == "look":
-            outcome = self._look(goal)
-            self.log.runs.append(
-                SkillLog("look", outcome.state, outcome.reason, self.runner.time - start)
-            )
-            return outcome
         q = self.runner.physics.arm_qpos()
         if goal.skill == "pick" and np.max(np.abs(q - HOME_ARM)) > self.home_tolerance:
             self._move(HOME_ARM)  # the policy starts picks near home, not from a look pose
             q = self.runner.physics.arm_qpos()
-        yaw = float(self.runtime.kinematics.tcp_pose(q)[1])
-        try:
-            skill_goal = ground_goal(goal, self.memory.snapshot(), yaw)
-        except GroundingError as err:
-            self.log.runs.append(SkillLog(goal.skill, "failed", err.reason, 0.0))
-            return SkillOutcome("failed", f"grounding: {err}")
         next_observe = [self.runner.time + self.observe_every_s]
 
         def tick() -> None:
@@ -183,10 +168,24 @@ class InProcessSkills:
                 next_observe[0] = self.runner.time + self.observe_every_s
 
         safety = SafetyFilter(model=self.runner.physics.model) if self.use_safety else None
-        run = execute_skill(
-            self.runtime, self.runner, skill_goal, self.monitor_config, on_step=tick, safety=safety
-        )
-        self.runner.run_for(self.settle_s)  # a released object comes to rest
+        try:
+            if goal.skill == "look":  # the policy node's look, over memory's snapshot
+                run = execute_skill(
+                    self.runtime, self.runner, None, self.monitor_config, on_step=tick,
+                    safety=safety, look=goal, graph=self.memory.snapshot(),
+                )  # fmt: skip
+            else:
+                yaw = float(self.runtime.kinematics.tcp_pose(q)[1])
+                skill_goal = ground_goal(goal, self.memory.snapshot(), yaw)
+                run = execute_skill(
+                    self.runtime, self.runner, skill_goal, self.monitor_config, on_step=tick,
+                    safety=safety,
+                )  # fmt: skip
+        except GroundingError as err:
+            self.log.runs.append(SkillLog(goal.skill, "failed", err.reason, 0.0))
+            return SkillOutcome("failed", f"grounding: {err}")
+        if goal.skill != "look":
+            self.runner.run_for(self.settle_s)  # a released object comes to rest
         self.observer()
         self.log.runs.append(
             SkillLog(
@@ -206,35 +205,6 @@ class InProcessSkills:
         times, positions = look_trajectory(self.runner.physics.arm_qpos(), q_goal)
         self.runner.command_trajectory(ARM_JOINTS, times.tolist(), positions.tolist())
         self.runner.run_for(float(times[-1]) + hold_s)
-
-    def _look_point(self, goal: PolicyGoalMsg) -> np.ndarray:
-        if goal.target_position is not None:
-            return np.asarray(goal.target_position, dtype=float)
-        graph = self.memory.snapshot()
-        if goal.target:
-            place = next((p for p in graph.places if p.id == goal.target), None)
-            if place is not None:
-                return place_point(place)
-            if goal.target.lstrip("-").isdigit():
-                goal = goal.model_copy(update={"object_id": int(goal.target)})
-            else:
-                raise GroundingError("unknown target", f"no place {goal.target!r}")
-        obj = next((o for o in graph.objects if o.id == goal.object_id), None)
-        if obj is None:
-            raise GroundingError("unknown object", f"memory holds no object {goal.object_id}")
-        return np.asarray(obj.centroid, dtype=float)
-
-    def _look(self, goal: PolicyGoalMsg) -> SkillOutcome:
-        try:
-            point = self._look_point(goal)
-            q_goal = look_target(self.ik, self.runner.physics.arm_qpos(), point)
-        except GroundingError as err:
-            return SkillOutcome("failed", f"look: {err}")
-        except IKError as err:
-            return SkillOutcome("failed", f"look: IK: {err}")
-        self._move(q_goal)
-        self.observer()
-        return SkillOutcome("succeeded", "looked")
 
 
 __all__ = ["InProcessMemory", "InProcessSkills", "Observer", "SkillLog"]

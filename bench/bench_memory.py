@@ -34,7 +34,7 @@ from robot_memory.memory.object_node import MemoryObject
 from robot_memory.memory.relations import RelationState, relations_indexed
 from robot_memory.memory.spatial_index import ObjectIndex
 from robot_memory.memory.store import MemoryStore
-from robot_memory.observations import CameraView, ObjectObservation, ObservationFrame
+from robot_memory.perception.observations import CameraView, ObjectObservation, ObservationFrame
 from robot_memory.schemas import MemoryQuery
 
 COLOURS = ("red", "blue", "green", "yellow", "orange", "purple")

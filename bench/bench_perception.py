@@ -69,7 +69,7 @@ def render_frames(seeds: list[int]) -> list[dict]:
 
 def visible(frame: dict, position) -> bool:
     """Centre well inside the image and not hidden behind something nearer."""
-    from robot_memory.observations import quat_to_matrix
+    from robot_memory.perception.observations import quat_to_matrix
 
     cam = (np.asarray(position) - frame["position"]) @ quat_to_matrix(frame["quaternion"])
     if cam[2] <= 0.05:

@@ -41,7 +41,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # IK / FK: small matrices
 
 import numpy as np
 
-from robot_memory.ros_env import apply_to_current_process, random_domain_id
+from robot_memory.bringup.ros_env import apply_to_current_process, random_domain_id
 
 ECHO_NODE = """
 import rclpy
@@ -219,8 +219,8 @@ def bench_graph(ckpt: Path, args) -> dict:
     from sensor_msgs.msg import JointState
     from trajectory_msgs.msg import JointTrajectory
 
-    from robot_memory.launch_spec import policy_node, safety_node
-    from robot_memory.launcher import Launcher
+    from robot_memory.bringup.launch_spec import policy_node, safety_node
+    from robot_memory.bringup.launcher import Launcher
     from robot_memory.nodes.conversions import from_time
     from robot_memory.nodes.memory_conversions import scene_graph_to_msg
     from robot_memory.nodes.qos import COMMAND, LATCHED, STATUS

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_memory.ros_env import apply_to_current_process, random_domain_id
+from robot_memory.bringup.ros_env import apply_to_current_process, random_domain_id
 
 QUERY_TOPIC, ANSWER_TOPIC = "/bench/memory/query_json", "/bench/memory/answer_json"
 SERVICE = "/bench/memory/query"

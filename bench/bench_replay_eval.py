@@ -24,7 +24,7 @@ REQUIRED_FPS = 20.0  # 2 cameras x 10 Hz
 
 
 def record(bag_dir: Path, scenario: str) -> Path:
-    from robot_memory.replay.scenarios import main as scenarios_main
+    from robot_memory.apps.record_scenarios import main as scenarios_main
 
     bag = bag_dir / scenario
     if not bag.exists():

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_memory.ros_env import apply_to_current_process, random_domain_id
+from robot_memory.bringup.ros_env import apply_to_current_process, random_domain_id
 
 FLOOR_PUBLISHER = """
 import time, numpy as np, rclpy
@@ -92,8 +92,8 @@ def bench_latency(seconds: float) -> dict:
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Image
 
-    from robot_memory.launch_spec import stack
-    from robot_memory.launcher import Launcher
+    from robot_memory.bringup.launch_spec import stack
+    from robot_memory.bringup.launcher import Launcher
     from robot_memory.nodes.conversions import from_time
     from robot_memory.nodes.qos import SENSOR
 

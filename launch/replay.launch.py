@@ -1,4 +1,4 @@
-"""ros2 launch robot_memory replay.launch.py: the 'replay' stack of robot_memory.launch_spec."""
+"""ros2 launch robot_memory replay.launch.py: the replay stack of bringup/launch_spec."""
 
 import sys
 from pathlib import Path

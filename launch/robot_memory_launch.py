@@ -29,8 +29,8 @@ from launch.actions import (
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from robot_memory.launch_spec import NodeSpec, RestartBudget, parse_override, stack
-from robot_memory.ros_env import PARENT_PID_ENV, dds_environment
+from robot_memory.bringup.launch_spec import NodeSpec, RestartBudget, parse_override, stack
+from robot_memory.bringup.ros_env import PARENT_PID_ENV, dds_environment
 
 DDS_VARIABLES = ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE", "MUJOCO_GL")
 

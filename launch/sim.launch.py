@@ -1,4 +1,4 @@
-"""ros2 launch robot_memory sim.launch.py: the 'sim' stack of robot_memory.launch_spec."""
+"""ros2 launch robot_memory sim.launch.py: the 'sim' stack of robot_memory.bringup.launch_spec."""
 
 import sys
 from pathlib import Path

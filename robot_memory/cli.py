@@ -26,8 +26,8 @@ from pathlib import Path
 
 
 def _cmd_launch(args: argparse.Namespace) -> int:
-    from robot_memory.launch_spec import parse_override, stack
-    from robot_memory.launcher import run_stack
+    from robot_memory.bringup.launch_spec import parse_override, stack
+    from robot_memory.bringup.launcher import run_stack
 
     overrides: dict[str, dict] = {}
     try:
@@ -66,23 +66,23 @@ FORWARDED = {
         "(--camera NAME=PREFIX, --remap FROM=TO map other topic names)",
     ),
     "scenarios": (
-        "robot_memory.replay.scenarios",
+        "robot_memory.apps.record_scenarios",
         "record the scenario bags (covered, moved out of view, clutter) with the sim",
     ),
     "collect-demos": (
-        "robot_memory.policy.demonstrations",
+        "robot_memory.learning.demonstrations",
         "collect pick/place demonstrations with the scripted expert into an episode dataset",
     ),
     "bag-to-dataset": (
-        "robot_memory.policy.bag_to_dataset",
+        "robot_memory.learning.bag_to_dataset",
         "convert recorded bags (teleoperation, expert runs) into an episode dataset",
     ),
     "train-policy": (
-        "robot_memory.policy.training",
+        "robot_memory.learning.training",
         "train the diffusion policy on an episode dataset (seeded, resumable)",
     ),
     "eval-policy": (
-        "robot_memory.policy.evaluation",
+        "robot_memory.learning.evaluation",
         "closed-loop success of a policy checkpoint in the sim, with Wilson intervals",
     ),
     "eval-tasks": (
@@ -90,16 +90,16 @@ FORWARDED = {
         "end-to-end task suite in the sim: planner + memory + policy, with a memoryless ablation",
     ),
     "query": (
-        "robot_memory.nodes.query_cli",
+        "robot_memory.apps.query_cli",
         "ask the running memory node (/memory/query service): query find --text mug, "
         "query in --target bin, query history --object-id 3, ... [--json]",
     ),
     "topics": (
-        "robot_memory.nodes.topic_list",
+        "robot_memory.apps.topic_list",
         "list the nodes, topics, services and actions that are up, with their types [--all]",
     ),
     "say": (
-        "robot_memory.nodes.say",
+        "robot_memory.apps.say",
         'one instruction to the running planner, followed to its end: say "put the cube away"',
     ),
 }
@@ -116,7 +116,7 @@ def _cmd_forwarded(command: str, argv: list[str]) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from robot_memory.nodes.demo import DemoOptions, run_demo
+    from robot_memory.apps.demo import DemoOptions, run_demo
 
     return run_demo(
         DemoOptions(

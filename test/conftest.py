@@ -19,7 +19,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 import hashlib
 
-from robot_memory.ros_env import apply_to_current_process, random_domain_id
+from robot_memory.bringup.ros_env import apply_to_current_process, random_domain_id
 
 
 def _domain_id() -> int:

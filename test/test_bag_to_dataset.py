@@ -11,8 +11,8 @@ import pytest
 from robot_memory.bag.typedefs import typestore
 from robot_memory.bag.writer import BagWriter
 from robot_memory.cli import main as cli_main
-from robot_memory.policy.bag_to_dataset import ConversionError, Goal, Options, convert_bag
-from robot_memory.policy.dataset import load_episodes, read_meta
+from robot_memory.learning.bag_to_dataset import ConversionError, Goal, Options, convert_bag
+from robot_memory.learning.dataset import load_episodes, read_meta
 from robot_memory.policy.kinematics import ArmKinematics
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, FINGER_JOINTS, HOME_ARM
 

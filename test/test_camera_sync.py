@@ -3,7 +3,7 @@ image stamp through a TransformBuffer) by stamp (pure, no ROS)."""
 
 import pytest
 
-from robot_memory.camera_sync import CameraSync, SyncError
+from robot_memory.perception.camera_sync import CameraSync, SyncError
 from robot_memory.transforms.tf_buffer import TransformBuffer, TransformError
 
 

@@ -51,7 +51,7 @@ def test_a_bad_query_is_a_usage_error_before_any_ros(capsys):
 
 
 def test_query_tables_show_each_kind():
-    from robot_memory.nodes.query_cli import render
+    from robot_memory.apps.query_cli import render
     from robot_memory.schemas import MemoryAnswer
 
     summary = {"id": 3, "label": "red cube", "color": "red", "shape": "cube",
@@ -68,7 +68,7 @@ def test_query_tables_show_each_kind():
 
 
 def test_topics_sorts_actions_out_of_hidden_services():
-    from robot_memory.nodes.topic_list import classify, render
+    from robot_memory.apps.topic_list import classify, render
 
     graph = classify(
         ["/memory", "/planner"],

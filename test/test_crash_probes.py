@@ -46,7 +46,7 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.launch_spec import (
+from robot_memory.bringup.launch_spec import (
     expert_node,
     memory_node,
     perception_node,
@@ -54,7 +54,7 @@ from robot_memory.launch_spec import (
     policy_node,
     sim_node,
 )
-from robot_memory.launcher import Launcher
+from robot_memory.bringup.launcher import Launcher
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR, TF, TF_STATIC
 from ros_helpers import BackgroundSpin, Probe, rejected, wait_until
 

@@ -20,7 +20,7 @@ from robot_memory.evaluation import (
 )
 from robot_memory.evaluation.metrics import is_covered
 from robot_memory.evaluation.visibility import visible_fraction
-from robot_memory.observations import CameraView
+from robot_memory.perception.observations import CameraView
 from robot_memory.schemas import (
     GroundTruth,
     GroundTruthObject,

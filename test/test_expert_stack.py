@@ -11,8 +11,8 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from robot_memory_interfaces import msg as rmi
 
-from robot_memory.launch_spec import stack
-from robot_memory.launcher import Launcher
+from robot_memory.bringup.launch_spec import stack
+from robot_memory.bringup.launcher import Launcher
 from robot_memory.nodes.qos import COMMAND, LATCHED
 from robot_memory.nodes.sim_conversions import (
     expert_status_from_msg,

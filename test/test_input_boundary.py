@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from robot_memory.camera_sync import CameraSync
-from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.planner_node import parse_instruction
+from robot_memory.perception.camera_sync import CameraSync
 from robot_memory.planner.validation import PlanValidationError, parse_plan
 from robot_memory.schemas import (
     MemoryAnswer,

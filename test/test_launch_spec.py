@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from robot_memory.launch_spec import (
+from robot_memory.bringup.launch_spec import (
     SIM_PARAMETERS,
     NodeSpec,
     RestartBudget,
@@ -19,8 +19,8 @@ from robot_memory.launch_spec import (
     parse_override,
     stack,
 )
-from robot_memory.launcher import Launcher, NodeDiedError, node_command
-from robot_memory.ros_env import PARENT_PID_ENV
+from robot_memory.bringup.launcher import Launcher, NodeDiedError, node_command
+from robot_memory.bringup.ros_env import PARENT_PID_ENV
 
 
 def test_sim_stack_has_sim_expert_perception_memory_policy_safety_with_overrides_applied():

@@ -1,7 +1,7 @@
 """The cores are ROS-free: only the node layer touches rclpy and message types.
 
 Every module of ``robot_memory`` outside the node layer (``robot_memory/nodes``,
-the launchers, the CLI and the ROS environment helper) must import neither
+bring-up, the command-line apps and the CLI) must import neither
 rclpy nor any message package (``*_msgs``, ``*_srvs``, ``*_interfaces``):
 conversion between messages and the cores' own types lives in
 ``robot_memory/nodes/*_conversions.py``. Checked on the source (AST), so a
@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "robot_memory"
-#: the node layer and the process plumbing around it
-NODE_LAYER = ("nodes/", "launch_spec.py", "launcher.py", "cli.py", "ros_env.py")
-#: tools that write bags with rclpy's own serializer (not part of any deployed node)
-TOOLS_WITH_RCLPY = ("replay/scenarios.py",)
+#: the node layer, the process plumbing around it and the apps that talk ROS
+NODE_LAYER = ("nodes/", "bringup/", "apps/", "cli.py")
 ROS_PACKAGE_SUFFIXES = ("_msgs", "_srvs", "_interfaces")
 
 
@@ -44,7 +42,7 @@ def core_modules() -> list[Path]:
     out = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel.startswith(NODE_LAYER) or rel in TOOLS_WITH_RCLPY:
+        if rel.startswith(NODE_LAYER):
             continue
         out.append(path)
     return out

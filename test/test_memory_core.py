@@ -10,7 +10,7 @@ import pytest
 from robot_memory.memory import MemoryConfig, MemoryConfigError, MemoryInputError, SceneMemory
 from robot_memory.memory.association import assign, cost_matrix
 from robot_memory.memory.object_node import MemoryObject
-from robot_memory.observations import CameraView, ObjectObservation, ObservationFrame
+from robot_memory.perception.observations import CameraView, ObjectObservation, ObservationFrame
 
 TABLE = (np.array([-0.6, -0.5, -0.04]), np.array([0.6, 0.5, 0.0]))
 DOWN = np.array([0.0, 1.0, 0.0, 0.0])  # optical z along world -z, x along world x

@@ -12,7 +12,7 @@ from test_memory_core import frame, obs
 from robot_memory.memory import MemoryConfig, SceneMemory
 from robot_memory.memory.relations import ObjectArrays, relations_indexed, relations_of
 from robot_memory.memory.spatial_index import ObjectIndex
-from robot_memory.observations import CameraView, ObservationFrame
+from robot_memory.perception.observations import CameraView, ObservationFrame
 
 COLOURS = ("red", "green", "blue", "white", "yellow", "orange")
 DOWN = np.array([0.0, 1.0, 0.0, 0.0])

@@ -29,13 +29,13 @@ from robot_memory_interfaces.msg import SceneGraph
 from robot_memory_interfaces.srv import QueryMemory
 from std_srvs.srv import Trigger
 
-from robot_memory.launch_spec import memory_node, stack
-from robot_memory.launcher import Launcher
+from robot_memory.bringup.launch_spec import memory_node, stack
+from robot_memory.bringup.launcher import Launcher
 from robot_memory.nodes.memory_conversions import observation_frame_to_msg, scene_graph_from_msg
 from robot_memory.nodes.qos import COMMAND, LATCHED
 from robot_memory.nodes.query_conversions import answer_from_response, query_to_request
 from robot_memory.nodes.sim_conversions import ground_truth_from_msg
-from robot_memory.observations import (
+from robot_memory.perception.observations import (
     CameraView,
     ObjectObservation,
     ObservationFrame,

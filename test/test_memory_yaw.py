@@ -126,8 +126,8 @@ LOOK_OVER_HEIGHT = 0.32
 
 @pytest.fixture(scope="module")
 def sim():
-    from robot_memory.policy.perceived_goals import PerceivedGoalProvider
-    from robot_memory.policy.skill_tasks import SkillScenes
+    from robot_memory.learning.perceived_goals import PerceivedGoalProvider
+    from robot_memory.learning.skill_tasks import SkillScenes
     from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 
     runner = SimulationRunner(RunnerConfig(camera_rate=0.0, ground_truth_rate=0.0))
@@ -138,7 +138,7 @@ def sim():
 
 
 def test_memory_yaw_matches_the_expert_grasp_yaw_on_the_sim(sim):
-    from robot_memory.policy.skill_tasks import move_arm_to, object_truth
+    from robot_memory.learning.skill_tasks import move_arm_to, object_truth
     from robot_memory.robot.ik import top_down_rotation
 
     runner, scenes, eyes = sim

@@ -11,14 +11,14 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from robot_memory.policy.perceived_goals import (
+from robot_memory.learning.perceived_goals import (
     PerceivedGoalProvider,
     TargetLostError,
     run_ablation,
 )
+from robot_memory.learning.skill_tasks import SkillScenes, move_arm_to
 from robot_memory.policy.runtime import ActionChunk
 from robot_memory.policy.skill_monitor import MonitorConfig
-from robot_memory.policy.skill_tasks import SkillScenes, move_arm_to
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 
 #: Seed 8's pick: the red cube, in the wrist camera's view from the start pose.

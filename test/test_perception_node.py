@@ -19,8 +19,8 @@ from robot_memory_interfaces.msg import ObservationFrame
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
-from robot_memory.launch_spec import perception_node
-from robot_memory.launcher import Launcher
+from robot_memory.bringup.launch_spec import perception_node
+from robot_memory.bringup.launcher import Launcher
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.memory_conversions import observation_frame_from_msg
 from robot_memory.nodes.qos import COMMAND, SENSOR, TF, TF_STATIC

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import rclpy
 
-from robot_memory.launcher import Launcher
-from robot_memory.nodes.demo import DemoOptions, demo_specs
-from robot_memory.nodes.demo_session import StackDriver
+from robot_memory.apps.demo import DemoOptions, demo_specs
+from robot_memory.apps.demo_session import StackDriver
+from robot_memory.bringup.launcher import Launcher
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 #: Seed 11: an object out of every camera's view at home that the policy picks

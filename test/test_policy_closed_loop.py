@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from robot_memory.learning.evaluation import EVAL_SEED_START
+from robot_memory.learning.rollout import run_episode
+from robot_memory.learning.skill_tasks import SkillScenes
 from robot_memory.paths import model_path
-from robot_memory.policy.evaluation import EVAL_SEED_START
-from robot_memory.policy.rollout import run_episode
 from robot_memory.policy.runtime import PolicyRuntime
-from robot_memory.policy.skill_tasks import SkillScenes
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 
 pytestmark = pytest.mark.slow

@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 import torch
 
+from robot_memory.learning.dataset import DatasetError, load_episodes, read_meta, validate_steps
+from robot_memory.learning.demonstrations import collect
+from robot_memory.learning.evaluation import wilson_interval
+from robot_memory.learning.training import train
 from robot_memory.paths import model_path
 from robot_memory.policy.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from robot_memory.policy.configuration_diffusion import DiffusionConfig
-from robot_memory.policy.dataset import DatasetError, load_episodes, read_meta, validate_steps
-from robot_memory.policy.demonstrations import collect
-from robot_memory.policy.evaluation import wilson_interval
 from robot_memory.policy.kinematics import IKError
 from robot_memory.policy.modeling_diffusion import DiffusionPolicyModel
 from robot_memory.policy.processor_diffusion import Normalizer, NormalizerError
 from robot_memory.policy.runtime import PolicyRuntime, RobotState
 from robot_memory.policy.skill_goal import RELEASE_TCP_HEIGHT, SkillGoal
 from robot_memory.policy.skill_monitor import FAILED, RUNNING, SUCCEEDED, SkillMonitor
-from robot_memory.policy.training import train
 from robot_memory.robot.panda import HOME_ARM
 
 TINY = dict(down_dims=(16, 32), diffusion_step_embed_dim=16, n_groups=4, warmup_steps=5)

@@ -30,6 +30,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
+from robot_memory.learning.demonstrations import collect
+from robot_memory.learning.training import train
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.executors import PatientMultiThreadedExecutor
 from robot_memory.nodes.memory_conversions import scene_graph_to_msg
@@ -37,9 +39,7 @@ from robot_memory.nodes.policy_node import EXECUTOR_THREADS, PolicyNode
 from robot_memory.nodes.qos import COMMAND, LATCHED, STATUS
 from robot_memory.nodes.skill_conversions import policy_status_from_msg
 from robot_memory.policy.configuration_diffusion import DiffusionConfig
-from robot_memory.policy.demonstrations import collect
 from robot_memory.policy.runtime import observation_indices
-from robot_memory.policy.training import train
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, GRIPPER_WIDTH_JOINT
 from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg
 from ros_helpers import Probe, rejected, spin_for, spin_until

@@ -31,15 +31,15 @@ from robot_memory_interfaces.msg import PolicyStatus, SafetyStatus
 from robot_memory_interfaces.msg import SimReset as SimResetMsg
 from sensor_msgs.msg import JointState
 
+from robot_memory.bringup.launch_spec import stack
+from robot_memory.bringup.launcher import Launcher
 from robot_memory.expert.pick_place import PickPlacePlanner
-from robot_memory.launch_spec import stack
-from robot_memory.launcher import Launcher
+from robot_memory.learning.skill_tasks import object_truth
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.qos import COMMAND, LATCHED, STATUS
 from robot_memory.nodes.safety_conversions import safety_status_from_msg
 from robot_memory.nodes.sim_conversions import ground_truth_from_msg, sim_reset_to_msg
 from robot_memory.nodes.skill_conversions import policy_status_from_msg, skill_goal_to_msg
-from robot_memory.policy.skill_tasks import object_truth
 from robot_memory.robot.ik import PandaIK
 from robot_memory.schemas import GroundTruth, PolicyGoalMsg, SimReset
 from robot_memory.sim.scene import build_model

@@ -43,7 +43,7 @@ SIM_START_S = 1000
 
 PUBLISHER = textwrap.dedent(
     f"""
-    from robot_memory.ros_env import apply_to_current_process
+    from robot_memory.bringup.ros_env import apply_to_current_process
     apply_to_current_process()
     import numpy as np, rclpy
     from rclpy.node import Node

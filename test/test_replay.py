@@ -19,6 +19,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from tf2_msgs.msg import TFMessage
 
+from robot_memory.apps.scenario_scripts import look_at
+from robot_memory.apps.scenarios import ScenarioConfig, ScenarioSession
 from robot_memory.bag.reader import bag_summary, iter_messages
 from robot_memory.bag.writer import BagWriter, make_qos
 from robot_memory.nodes import conversions as conv
@@ -26,8 +28,6 @@ from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
 from robot_memory.replay.bag_images import decode_color, decode_depth
 from robot_memory.replay.replay_core import PauseClock, RateCap, ReplaySchedule, ReplayTiming
-from robot_memory.replay.scenario_scripts import look_at
-from robot_memory.replay.scenarios import ScenarioConfig, ScenarioSession
 from ros_helpers import Probe, spin_until
 
 W, H = 160, 120

@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from robot_memory.apps.record_scenarios import main, record_scenario
+from robot_memory.apps.scenarios import SCENARIOS, ScenarioConfig
 from robot_memory.bag.reader import bag_summary
 from robot_memory.replay.bag_frames import (
     CameraFrameEvent,
@@ -17,7 +19,6 @@ from robot_memory.replay.bag_frames import (
     iter_bag_events,
     project_point,
 )
-from robot_memory.replay.scenarios import SCENARIOS, ScenarioConfig, main, record_scenario
 from robot_memory.schemas import GroundTruth
 
 #: Scene colours (sim/cell/tabletop.xml), for counting an object's pixels.

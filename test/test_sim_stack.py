@@ -19,8 +19,8 @@ from std_msgs.msg import Float64MultiArray
 from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.launch_spec import stack
-from robot_memory.launcher import Launcher
+from robot_memory.bringup.launch_spec import stack
+from robot_memory.bringup.launcher import Launcher
 from robot_memory.nodes.conversions import from_time, image_to_numpy, to_time
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR, TF
 from robot_memory.robot.ik import PandaIK

@@ -29,8 +29,8 @@ from robot_memory_interfaces.msg import ObservationFrame
 from std_msgs.msg import String
 from test_memory_stack import feed_two_objects, graph_of, make_probe
 
-from robot_memory.launch_spec import NodeSpec, memory_node, stack
-from robot_memory.launcher import Launcher
+from robot_memory.bringup.launch_spec import NodeSpec, memory_node, stack
+from robot_memory.bringup.launcher import Launcher
 from robot_memory.nodes.qos import COMMAND
 from ros_helpers import Probe, rejected, spin_for, spin_until
 
@@ -245,7 +245,7 @@ FRAGILE_NODE = """
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.node_main import spin_node
 

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from robot_memory.learning.evaluation import wilson_interval
 from robot_memory.planner.plan import Plan
-from robot_memory.policy.evaluation import wilson_interval
 from robot_memory.policy.look_skill import LOOK_HEIGHT, look_target, look_trajectory
 from robot_memory.robot.panda import ARM_VELOCITY, HOME_ARM
 from robot_memory.schemas import GroundTruth, GroundTruthObject, SceneGraphMsg

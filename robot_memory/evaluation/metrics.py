@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from robot_memory.observations import quat_to_matrix
+from robot_memory.perception.observations import quat_to_matrix
 from robot_memory.schemas import (
     GroundTruth,
     GroundTruthObject,

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 
 from robot_memory.evaluation.metrics import FrameScore, match_objects
-from robot_memory.observations import quat_to_matrix
+from robot_memory.perception.observations import quat_to_matrix
 from robot_memory.schemas import GroundTruth, GroundTruthObject, SceneGraphMsg
 
 TARGETS = {

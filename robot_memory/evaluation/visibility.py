@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_memory.observations import CameraView, quat_to_matrix
+from robot_memory.perception.observations import CameraView, quat_to_matrix
 from robot_memory.schemas import GroundTruth, GroundTruthObject
 
 OCCLUSION_MARGIN = 0.02  # measured depth this much in front of the expected one: occluded [m]

@@ -9,7 +9,7 @@ from scipy.optimize import linear_sum_assignment
 
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.object_node import MemoryObject
-from robot_memory.observations import ObjectObservation
+from robot_memory.perception.observations import ObjectObservation
 
 GATED = 1e6
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from robot_memory.memory.colours import ACHROMATIC, SHADE, same_colour
 from robot_memory.memory.object_node import MemoryObject
-from robot_memory.observations import ObjectObservation
+from robot_memory.perception.observations import ObjectObservation
 
 
 def _inside_fraction(lo: np.ndarray, hi: np.ndarray, plo: np.ndarray, phi: np.ndarray) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 from robot_memory.memory.colours import same_colour
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.orientation import estimate_yaw
-from robot_memory.observations import ObjectObservation, ObservationFrame
+from robot_memory.perception.observations import ObjectObservation, ObservationFrame
 from robot_memory.schemas import MemoryObjectMsg
 
 CONTAINER_NOUNS = frozenset({"box", "cover", "lid", "bin"})

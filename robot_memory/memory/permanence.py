@@ -16,7 +16,7 @@ import numpy as np
 
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.object_node import MemoryObject
-from robot_memory.observations import CameraView
+from robot_memory.perception.observations import CameraView
 
 OUT_OF_VIEW = "out_of_view"
 FREE = "free"

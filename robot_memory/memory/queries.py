@@ -13,19 +13,12 @@ import networkx as nx
 import numpy as np
 
 from robot_memory.memory.object_node import MemoryObject, object_msg
+from robot_memory.memory.query_targets import QueryError, ranked, resolve_target
 from robot_memory.memory.relation_history import relation_history
-from robot_memory.memory.text_grounding import score_labels, words
 from robot_memory.schemas import MemoryAnswer, MemoryQuery, PlaceMsg, RelationMsg, SceneGraphMsg
 
 if TYPE_CHECKING:
     from robot_memory.memory.scene_graph import SceneMemory
-
-ABSENT_PENALTY = 0.2  # ranks gone objects below present ones in ``find``
-MIN_TARGET_SCORE = 0.45  # text naming an object as an on/in target must score this
-
-
-class QueryError(ValueError):
-    pass
 
 
 def _xyz(v) -> list[float]:
@@ -59,24 +52,6 @@ def _object(memory: SceneMemory, object_id: int | None) -> MemoryObject:
         return memory.get(object_id)
     except KeyError:
         raise QueryError(f"unknown object id {object_id}") from None
-
-
-def ranked(memory: SceneMemory, text: str) -> list[tuple[float, MemoryObject]]:
-    if not text.strip():
-        raise QueryError("empty text")
-    objects = memory.objects(include_absent=True)
-    if not objects:
-        return []
-    scores = score_labels(
-        memory.embedder,
-        text,
-        [o.label for o in objects],
-        [o.color for o in objects],
-        [o.shape for o in objects],
-    )
-    scores = scores - ABSENT_PENALTY * np.array([o.status == "absent" for o in objects])
-    order = np.argsort(-scores, kind="stable")
-    return [(float(scores[k]), objects[k]) for k in order]
 
 
 def _find(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
@@ -113,33 +88,6 @@ def _history(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
             "merged_into": obj.merged_into,
         }
     ]
-
-
-def resolve_target(memory: SceneMemory, target: str) -> list[int | str]:
-    """A place id, "table" (every table region), an object id, or text naming one."""
-    text = target.strip()
-    if not text:
-        raise QueryError("this query needs a target")
-    places = memory.cell.places
-    if any(p.id == text for p in places):
-        return [text]
-    if text.lstrip("-").isdigit():
-        oid = int(text)
-        if oid not in {o.id for o in memory.objects(include_absent=True)}:
-            raise QueryError(f"unknown object id {oid}")
-        return [oid]
-    qwords = set(words(text))
-    named = [
-        p.id for p in places if p.id in qwords or (p.label and p.label.lower() == text.lower())
-    ]
-    if named:
-        return named
-    if "table" in qwords:
-        return [p.id for p in places if p.kind == "table_region"]
-    hits = ranked(memory, text)
-    if hits and hits[0][0] >= MIN_TARGET_SCORE:
-        return [hits[0][1].id]
-    raise QueryError(f"unknown target {target!r}: not a place, an object id or a remembered object")
 
 
 def _relation(kind: str) -> Callable[[SceneMemory, MemoryQuery], list[dict]]:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from robot_memory.memory.query_targets import QueryError, resolve_target
 from robot_memory.memory.relations import NodeId, RelationKey, RelationState
 
 if TYPE_CHECKING:
@@ -131,8 +132,6 @@ def ended_relations(
 
 # -- the query ---------------------------------------------------------------------
 def _relation_filter(text: str, default: Iterable[str]) -> set[str]:
-    from robot_memory.memory.queries import QueryError
-
     names = {w for w in re.split(r"[\s,;]+", text.strip().lower()) if w}
     unknown = names - set(RELATION_NAMES)
     if unknown:
@@ -146,8 +145,6 @@ def _relation_filter(text: str, default: Iterable[str]) -> set[str]:
 def _targets(memory: SceneMemory, text: str, entries: list[EndedRelation]) -> set[NodeId]:
     """Like ``resolve_target``, but an object id or a label that only the history
     holds (the object has left memory since) is found too."""
-    from robot_memory.memory.queries import QueryError, resolve_target
-
     text = text.strip()
     if text.lstrip("-").isdigit():
         return {int(text)}

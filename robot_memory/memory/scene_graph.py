@@ -1,5 +1,5 @@
 """The memory core (ROS-free): a 3D scene graph of remembered objects and the
-cell's places, fed by :class:`~robot_memory.observations.ObservationFrame`.
+cell's places, fed by :class:`~robot_memory.perception.observations.ObservationFrame`.
 
 Per frame: validate; associate observations to objects one-to-one (Hungarian);
 re-identify objects seen moved; fold permanence evidence into the unmatched
@@ -46,7 +46,7 @@ from robot_memory.memory.relations import (
 )
 from robot_memory.memory.store import MemoryStore
 from robot_memory.memory.text_grounding import TextEmbedder
-from robot_memory.observations import ObjectObservation, ObservationFrame
+from robot_memory.perception.observations import ObjectObservation, ObservationFrame
 from robot_memory.schemas import MemoryAnswer, MemoryQuery, SceneGraphMsg
 
 FULL_PRUNE_EVERY = 20  # updates between sweeps over all objects for ghosts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
-from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.health.counters import HealthCounters
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
 

@@ -20,7 +20,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.bringup.launch_spec import EXPERT_PARAMETERS
 from robot_memory.expert.pick_place import (
     ArmMove,
     PickPlaceConfig,
@@ -28,7 +28,7 @@ from robot_memory.expert.pick_place import (
     Step,
     place_point_for,
 )
-from robot_memory.launch_spec import EXPERT_PARAMETERS
+from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.conversions import to_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary

@@ -5,7 +5,7 @@ callback through :meth:`InputBoundary.guard`). The callback still handles the
 rejections it knows (a ``PayloadError``'s reason, a refused goal) itself; the
 boundary catches **whatever escapes it** (decoding, validation, handling) and
 
-* counts it in the node's :class:`~robot_memory.diagnostics_core.HealthCounters`
+* counts it in the node's :class:`~robot_memory.health.counters.HealthCounters`
   (``rejected.<reason>`` on ``/diagnostics``): an exception with a short
   ``reason`` attribute (``PayloadError``, ``SyncError``, ``GroundingError``,
   ...) under ``<prefix><reason>``; anything else under
@@ -37,7 +37,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from rclpy.subscription import Subscription
 
-from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.health.counters import HealthCounters
 
 LOG_PERIOD_S = 1.0
 

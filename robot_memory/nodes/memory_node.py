@@ -32,9 +32,9 @@ from robot_memory_interfaces.srv import QueryMemory
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
+from robot_memory.bringup.launch_spec import MEMORY_PARAMETERS
 from robot_memory.cell import load_cell
-from robot_memory.diagnostics_core import HealthCounters
-from robot_memory.launch_spec import MEMORY_PARAMETERS
+from robot_memory.health.counters import HealthCounters
 from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
 from robot_memory.nodes.conversions import to_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
@@ -44,7 +44,7 @@ from robot_memory.nodes.memory_markers import scene_markers
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import LATCHED
 from robot_memory.nodes.query_conversions import answer_to_response, query_from_request
-from robot_memory.observations import FrameError, frame_from_payload
+from robot_memory.perception.observations import FrameError, frame_from_payload
 from robot_memory.schemas import PayloadError
 
 REFUSED = "remote reset refused"

@@ -41,9 +41,9 @@ from rclpy.executors import (
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.bringup.ros_env import PARENT_PID_ENV, RESTART_COUNT_ENV
+from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.executors import PatientMultiThreadedExecutor
-from robot_memory.ros_env import PARENT_PID_ENV, RESTART_COUNT_ENV
 
 SPIN_PERIOD_S = 0.1  # longest a signal or a dead parent waits to be noticed
 EXIT_DEADLINE_S = 1.8  # from the stop request to the process gone, whatever hangs

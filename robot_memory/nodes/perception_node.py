@@ -2,7 +2,8 @@
 
 Thin adapter over :class:`robot_memory.perception.PerceptionPipeline`. For each
 camera it subscribes to the realsense-style colour, aligned depth and
-camera_info topics and pairs them by stamp (:class:`robot_memory.camera_sync.CameraSync`).
+camera_info topics and pairs them by stamp
+(:class:`robot_memory.perception.camera_sync.CameraSync`).
 
 Camera extrinsics come from ``/tf`` and ``/tf_static`` (tf2_msgs/msg/TFMessage)
 kept in a :class:`robot_memory.transforms.tf_buffer.TransformBuffer`: the pose
@@ -37,10 +38,9 @@ from rclpy.node import Node
 from robot_memory_interfaces.msg import ObservationFrame
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
-from robot_memory.camera_sync import CameraSync, SyncedFrame, SyncError
+from robot_memory.bringup.launch_spec import PERCEPTION_PARAMETERS
 from robot_memory.cell import load_cell
-from robot_memory.diagnostics_core import HealthCounters
-from robot_memory.launch_spec import PERCEPTION_PARAMETERS
+from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
@@ -48,7 +48,6 @@ from robot_memory.nodes.memory_conversions import observation_frame_to_msg
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.qos import COMMAND, SENSOR
 from robot_memory.nodes.tf_listener import TfListener, parse_camera_frames
-from robot_memory.observations import frame_to_payload
 from robot_memory.perception import (
     PerceptionConfig,
     PerceptionInputError,
@@ -56,7 +55,9 @@ from robot_memory.perception import (
     decode_color,
     decode_depth,
 )
+from robot_memory.perception.camera_sync import CameraSync, SyncedFrame, SyncError
 from robot_memory.perception.image_decoding import check_image
+from robot_memory.perception.observations import frame_to_payload
 from robot_memory.transforms.tf_buffer import Transform
 
 

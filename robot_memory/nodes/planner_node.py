@@ -54,8 +54,8 @@ from robot_memory_interfaces.srv import QueryMemory
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from robot_memory.diagnostics_core import HealthCounters
-from robot_memory.launch_spec import PLANNER_PARAMETERS
+from robot_memory.bringup.launch_spec import PLANNER_PARAMETERS
+from robot_memory.health.counters import HealthCounters
 from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.nodes.conversions import image_to_numpy
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher

@@ -2,7 +2,7 @@
 
 Thin adapter over :class:`robot_memory.policy.skill_executor.SkillExecutor`,
 the one skill loop (the in-process suite and the closed-loop evaluation run
-the same one, :mod:`robot_memory.policy.rollout`): the node is its sink.
+the same one, :mod:`robot_memory.learning.rollout`): the node is its sink.
 
 * in: ``/joint_states`` (a short history: the window is the newest state and,
   per older step, the state nearest ``newest - k / fps``), the
@@ -55,8 +55,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
-from robot_memory.diagnostics_core import HealthCounters
-from robot_memory.launch_spec import POLICY_PARAMETERS
+from robot_memory.bringup.launch_spec import POLICY_PARAMETERS
+from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary

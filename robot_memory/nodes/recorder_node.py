@@ -43,7 +43,7 @@ from rclpy.subscription import Subscription
 
 from robot_memory.bag.queued_writer import MAX_QUEUE_BYTES, QueuedWriter
 from robot_memory.bag.writer import BagWriter, UnknownMessageTypeError
-from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.topic_tools import choose_qos, import_message_class, is_hidden, qos_to_bag
@@ -339,7 +339,7 @@ def record(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from robot_memory.ros_env import apply_to_current_process
+    from robot_memory.bringup.ros_env import apply_to_current_process
 
     args_in = sys.argv[1:] if argv is None else argv
     ros_args: list[str] = []

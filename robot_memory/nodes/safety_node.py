@@ -36,11 +36,11 @@ from sensor_msgs.msg import CameraInfo, JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from robot_memory.bringup.launch_spec import SAFETY_PARAMETERS
 from robot_memory.control.joint_state_guard import StateRejected
 from robot_memory.control.safety import STOP_REQUESTED, SafetyFilter
 from robot_memory.control.safety_config import ChunkRejected, SafeChunk, SafetyConfig
-from robot_memory.diagnostics_core import HealthCounters
-from robot_memory.launch_spec import SAFETY_PARAMETERS
+from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.conversions import from_time, to_duration
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
@@ -48,12 +48,12 @@ from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.nodes.safety_conversions import safety_status_to_msg
+from robot_memory.robot.arm_model import panda_arm_model
 from robot_memory.robot.panda import ARM_JOINTS
-from robot_memory.sim.scene import build_model
 
 LOG_THROTTLE_S = 1.0
 STATUS_PERIOD_S = 1.0
-#: Node parameters that are SafetyConfig fields (the rest: scene, rate).
+#: Node parameters that are SafetyConfig fields (the rest: the robot's base, rate).
 CONFIG_KEYS = tuple(f.name for f in fields(SafetyConfig))
 
 
@@ -72,7 +72,8 @@ class SafetyNode(Node):
         super().__init__("safety", parameter_overrides=parameter_overrides or [])
         p = declare_parameters(self, SAFETY_PARAMETERS)
         config = SafetyConfig(**{k: p[k] for k in CONFIG_KEYS})
-        self.filter = SafetyFilter(config, build_model(str(p["scene"]), "primitive"))
+        arm = panda_arm_model(p["robot_base_position"], p["robot_base_quaternion"])
+        self.filter = SafetyFilter(config, arm)
         self.health = HealthCounters("safety")
         self.traj_pub = self.create_publisher(
             JointTrajectory, "/arm_controller/joint_trajectory", COMMAND

@@ -12,15 +12,15 @@ import numpy as np
 import open3d as o3d
 
 from robot_memory.cell import CellConfig, load_cell
-from robot_memory.observations import (
+from robot_memory.perception.appearance import color_name, shape_features, shape_name
+from robot_memory.perception.config import PerceptionConfig
+from robot_memory.perception.image_decoding import PerceptionInputError
+from robot_memory.perception.observations import (
     CameraView,
     ObjectObservation,
     ObservationFrame,
     quat_to_matrix,
 )
-from robot_memory.perception.appearance import color_name, shape_features, shape_name
-from robot_memory.perception.config import PerceptionConfig
-from robot_memory.perception.image_decoding import PerceptionInputError
 from robot_memory.perception.robot_mask import RobotMask
 from robot_memory.perception.segmentation import (
     PointSet,

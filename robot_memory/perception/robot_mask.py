@@ -13,8 +13,8 @@ from collections.abc import Mapping
 import mujoco
 import numpy as np
 
-from robot_memory.observations import quat_to_matrix
 from robot_memory.paths import sim_path
+from robot_memory.perception.observations import quat_to_matrix
 
 _BOX = int(mujoco.mjtGeom.mjGEOM_BOX)
 _CYLINDER = int(mujoco.mjtGeom.mjGEOM_CYLINDER)

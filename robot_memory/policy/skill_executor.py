@@ -12,7 +12,7 @@ node holds its lock). What it decides goes out through a :class:`SkillSink`:
 * the policy node's sink publishes ``JointTrajectory`` chunks to the safety
   node, hands requests to its inference thread, reports on ``/policy/status``
   and the ``RunSkill`` action (:mod:`robot_memory.nodes.policy_node`);
-* the in-process sink (:mod:`robot_memory.policy.rollout`) predicts at once
+* the in-process sink (:mod:`robot_memory.learning.rollout`) predicts at once
   (sim time stands still while it does), checks the chunk with the same
   :class:`~robot_memory.control.safety.SafetyFilter` the safety node runs
   and commands the simulator.
@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.health.counters import HealthCounters
 from robot_memory.policy.kinematics import ArmKinematics
 from robot_memory.policy.look_skill import LookDriver, LookMotion
 from robot_memory.policy.runtime import ActionChunk, RobotState, observation_indices

@@ -3,7 +3,7 @@ goal the policy is conditioned on and the geometry every user of a skill
 shares (the release height, where on the table a place may go).
 
 The simulated tasks built on it (start states, ground-truth success, the
-scripted expert) are in :mod:`robot_memory.policy.skill_tasks`, apart from the
+scripted expert) are in :mod:`robot_memory.learning.skill_tasks`, apart from the
 deployable core.
 """
 

@@ -33,7 +33,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before mujoco l
 
 from tqdm import tqdm
 
-from robot_memory.policy.evaluation import wilson_interval
+from robot_memory.learning.evaluation import wilson_interval
 from robot_memory.tasks.suite import TASKS
 
 SEED_OFFSET = 20_000
@@ -84,7 +84,7 @@ class TaskStack:
         setup_wall = time.perf_counter() - wall0
         recorder = None
         if video is not None:
-            from robot_memory.policy.evaluation import VideoRecorder
+            from robot_memory.learning.evaluation import VideoRecorder
 
             recorder = VideoRecorder(self.runner, video, 1.0 / self.runtime.dt)
             self.skills.on_step = recorder

@@ -16,7 +16,7 @@ The same cores the ROS nodes call, in one process and one thread:
   latest snapshot (:func:`~robot_memory.policy.goal_grounding.ground_goal`, as
   the policy node does) and ``look`` (its look point over the snapshot), run
   from the current state by the policy node's own skill executor
-  (:func:`~robot_memory.policy.rollout.execute_skill`, every chunk checked by a
+  (:func:`~robot_memory.learning.rollout.execute_skill`, every chunk checked by a
   :class:`~robot_memory.control.safety.SafetyFilter`), observing every
   ``observe_every_s`` of sim time and once after the skill. Failures come back
   as ``SkillOutcome("failed", reason)``.
@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robot_memory.control.safety import SafetyFilter
+from robot_memory.learning.rollout import execute_skill
 from robot_memory.memory.scene_graph import SceneMemory
-from robot_memory.observations import ObservationFrame
+from robot_memory.perception.observations import ObservationFrame
 from robot_memory.perception.pipeline import PerceptionPipeline
 from robot_memory.planner.world import SkillOutcome
 from robot_memory.policy.goal_grounding import GroundingError, ground_goal
 from robot_memory.policy.look_skill import look_trajectory
-from robot_memory.policy.rollout import execute_skill
 from robot_memory.policy.runtime import PolicyRuntime
 from robot_memory.policy.skill_monitor import MonitorConfig
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM

@@ -27,9 +27,9 @@ import mujoco
 import numpy as np
 
 from robot_memory.expert.pick_place import PickPlacePlanner, place_point_for
+from robot_memory.learning.skill_tasks import EXPERT_CONFIG, execute_steps
 from robot_memory.policy.look_skill import LOOK_POINTS, look_target, look_trajectory
 from robot_memory.policy.skill_goal import TABLE_PLACE_X, TABLE_PLACE_Y
-from robot_memory.policy.skill_tasks import EXPERT_CONFIG, execute_steps
 from robot_memory.robot.ik import PandaIK
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.schemas import GroundTruth

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     except PayloadError as err:
         print(f"robot-memory query: {err.detail}", file=sys.stderr)
         return 2
-    from robot_memory.ros_env import apply_to_current_process
+    from robot_memory.bringup.ros_env import apply_to_current_process
 
     apply_to_current_process()
     answer = call(query, args.timeout)

@@ -37,15 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_memory.learning.rollout import run_episode
+from robot_memory.learning.skill_tasks import SkillScenes, move_arm_to, object_truth
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.scene_graph import SceneMemory
-from robot_memory.observations import ObservationFrame
 from robot_memory.perception.config import PerceptionConfig
+from robot_memory.perception.observations import ObservationFrame
 from robot_memory.perception.pipeline import PerceptionPipeline
-from robot_memory.policy.rollout import run_episode
 from robot_memory.policy.skill_goal import SkillGoal
 from robot_memory.policy.skill_monitor import MonitorConfig
-from robot_memory.policy.skill_tasks import SkillScenes, move_arm_to, object_truth
 from robot_memory.robot.ik import IKError, top_down_rotation
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner

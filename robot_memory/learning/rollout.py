@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from robot_memory.control.safety import ChunkRejected, SafetyFilter
-from robot_memory.diagnostics_core import HealthCounters
+from robot_memory.health.counters import HealthCounters
+from robot_memory.learning.skill_tasks import SkillScenes
 from robot_memory.policy.look_skill import LookDriver, LookMotion
 from robot_memory.policy.runtime import ActionChunk, PolicyInputError, PolicyRuntime, RobotState
 from robot_memory.policy.skill_executor import (
@@ -38,7 +39,6 @@ from robot_memory.policy.skill_executor import (
 )
 from robot_memory.policy.skill_goal import SkillGoal
 from robot_memory.policy.skill_monitor import RUNNING, MonitorConfig
-from robot_memory.policy.skill_tasks import SkillScenes
 from robot_memory.robot.ik import IKError
 from robot_memory.robot.panda import ARM_JOINTS, GRIPPER_WIDTH_JOINT
 from robot_memory.schemas import PolicyGoalMsg

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="include ROS infrastructure")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
-    from robot_memory.ros_env import apply_to_current_process
+    from robot_memory.bringup.ros_env import apply_to_current_process
 
     apply_to_current_process()
     graph = discover(args.wait, args.all)

@@ -26,9 +26,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from robot_memory.learning.dataset import Episode, load_episodes
 from robot_memory.policy.checkpoint import save_checkpoint
 from robot_memory.policy.configuration_diffusion import DiffusionConfig
-from robot_memory.policy.dataset import Episode, load_episodes
 from robot_memory.policy.modeling_diffusion import DiffusionPolicyModel, parameter_count
 from robot_memory.policy.processor_diffusion import (
     Normalizer,

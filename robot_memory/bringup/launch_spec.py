@@ -4,7 +4,7 @@ Two front ends read it:
 
 * ``launch/<stack>.launch.py`` builds launch_ros ``Node`` actions from it, for
   users with a system ROS 2 install (``ros2 launch robot_memory sim.launch.py``);
-* ``robot-memory launch <stack>`` (:mod:`robot_memory.launcher`) starts the same
+* ``robot-memory launch <stack>`` (:mod:`robot_memory.bringup.launcher`) starts the same
   nodes as processes in the pip-only world, where ``launch`` is missing.
 
 Parameters, remappings and supervision (which nodes respawn when they die,
@@ -32,7 +32,7 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     required: bool = True  # if it dies (and is not respawned), the whole stack goes down
     description: str = ""
-    # -- supervision (robot_memory.launcher; launch_ros Node(respawn=...)) --
+    # -- supervision (robot_memory.bringup.launcher; launch_ros Node(respawn=...)) --
     respawn: bool = False  # start it again when it exits, whatever its exit code
     respawn_delay_s: float = 1.0
     max_restarts: int = 5  # more restarts than this within restart_window_s: give up
@@ -106,7 +106,10 @@ MEMORY_PARAMETERS: dict[str, ParamValue] = {
 }
 
 SAFETY_PARAMETERS: dict[str, ParamValue] = {
-    "scene": "tabletop",  # the cell whose model gives TCP kinematics (world = table frame)
+    # where the arm's base sits in the world frame the workspace box is in (the
+    # tabletop cell's; world = the table frame): the TCP kinematics' mount
+    "robot_base_position": [-0.45, 0.0, 0.0],  # [m]
+    "robot_base_quaternion": [1.0, 0.0, 0.0, 0.0],  # w, x, y, z
     "position_margin": 0.0,  # [rad] kept clear of each joint limit
     "velocity_scale": 1.0,  # fraction of the Panda's joint velocity limits
     "acceleration_scale": 1.0,  # fraction of the Panda's joint acceleration limits

@@ -1,5 +1,5 @@
 """Turn recorded rosbags (teleoperation on hardware, sim + scripted expert) into
-the episode dataset of :mod:`robot_memory.policy.dataset`, ROS-free.
+the episode dataset of :mod:`robot_memory.learning.dataset`, ROS-free.
 
     robot-memory bag-to-dataset BAG [BAG...] --out DATASET \\
         (--skill pick|place --target X Y Z [--goal-yaw RAD] [--object-id ID]
@@ -32,14 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_memory.policy.bag_timeline import GRIPPER_TOLERANCE as GRIPPER_TOLERANCE
-from robot_memory.policy.bag_timeline import (
+from robot_memory.learning.bag_timeline import GRIPPER_TOLERANCE as GRIPPER_TOLERANCE
+from robot_memory.learning.bag_timeline import (
     ConversionError,
     Timeline,
     active_span,
     read_bag,
 )
-from robot_memory.policy.dataset import SKILLS, DatasetError, EpisodeInfo, EpisodeWriter
+from robot_memory.learning.dataset import SKILLS, DatasetError, EpisodeInfo, EpisodeWriter
 
 
 @dataclass
@@ -83,7 +83,7 @@ class BagResult:
 def parse_goal(text: str | dict, defaults: Goal | None = None) -> Goal:
     """A goal: a JSON payload (older bags' ``/policy/goal``; tolerant of ``kind``
     for ``skill``) or the fields of a typed RunSkill goal
-    (:func:`~robot_memory.policy.bag_timeline.goal_fields`). Yaw and ids it
+    (:func:`~robot_memory.learning.bag_timeline.goal_fields`). Yaw and ids it
     lacks come from ``defaults`` (the command line)."""
     dflt = defaults or Goal("pick", [0.0, 0.0, 0.0])
     try:

@@ -1,5 +1,5 @@
 """The time axis of a recorded bag, ROS-free: the reading and resampling half
-of :mod:`robot_memory.policy.bag_to_dataset`.
+of :mod:`robot_memory.learning.bag_to_dataset`.
 
 :func:`read_bag` makes one pass over a rosbag2 bag and collects ``/joint_states``
 (arm joints, gripper width = sum of the finger joints), arm trajectory commands,
@@ -36,7 +36,7 @@ from robot_memory.control.joint_trajectory import (
 from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, PANDA_ARM_LIMITS
 
 if TYPE_CHECKING:
-    from robot_memory.policy.bag_to_dataset import Options
+    from robot_memory.learning.bag_to_dataset import Options
 
 #: Smallest finger-opening change that counts as motion [m].
 GRIPPER_TOLERANCE = 2e-4

@@ -1,6 +1,6 @@
 """Start a stack's nodes as processes, for the pip-only world (no ``launch``).
 
-It gives every node the DDS environment (robot_memory.ros_env), prefixes their
+It gives every node the DDS environment (robot_memory.bringup.ros_env), prefixes their
 output with the node name, forwards Ctrl-C (and its own SIGTERM), shuts
 everything down cleanly (SIGINT, then SIGTERM, then SIGKILL) and supervises:
 a node whose spec says ``respawn`` is started again after ``respawn_delay_s``
@@ -28,8 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from robot_memory.launch_spec import NodeSpec, RestartBudget, format_ros_arg
-from robot_memory.ros_env import PARENT_PID_ENV, RESTART_COUNT_ENV, dds_environment
+from robot_memory.bringup.launch_spec import NodeSpec, RestartBudget, format_ros_arg
+from robot_memory.bringup.ros_env import PARENT_PID_ENV, RESTART_COUNT_ENV, dds_environment
 
 PR_SET_PDEATHSIG = 1
 

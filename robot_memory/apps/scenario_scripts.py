@@ -1,6 +1,6 @@
 """The scenario scripts: what the arm, the expert and the scripted person do.
 
-Each script takes a :class:`~robot_memory.replay.scenarios.ScenarioSession`
+Each script takes a :class:`~robot_memory.apps.scenarios.ScenarioSession`
 and drives it; every second of simulated time it spends is recorded. Objects
 are chosen from the seed's layout by geometry (what the static front camera
 can see, free table spots), so the scripts work for any seed and stay
@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from robot_memory.apps.scenarios import ScenarioSession
 from robot_memory.expert.pick_place import place_point_for, run_in_process
 from robot_memory.replay.bag_frames import in_image, project_point
-from robot_memory.replay.scenarios import ScenarioSession
 from robot_memory.robot.ik import IKError, top_down_rotation
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.sim.task import MIN_SEPARATION, REACH

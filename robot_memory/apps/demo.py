@@ -45,13 +45,13 @@ import numpy as np
 import rclpy
 from tqdm import tqdm
 
+from robot_memory.apps.demo_report import DemoRecord, write_report
+from robot_memory.apps.demo_session import StackDriver
+from robot_memory.bringup.launch_spec import stack
+from robot_memory.bringup.launcher import Launcher, NodeDiedError
+from robot_memory.bringup.ros_env import apply_to_current_process, random_domain_id
 from robot_memory.evaluation.scene_graph_plot import plot_scene_graph
-from robot_memory.launch_spec import stack
-from robot_memory.launcher import Launcher, NodeDiedError
-from robot_memory.nodes.demo_report import DemoRecord, write_report
-from robot_memory.nodes.demo_session import StackDriver
 from robot_memory.planner.plan import Plan, PlannerStatusMsg
-from robot_memory.ros_env import apply_to_current_process, random_domain_id
 from robot_memory.schemas import PolicyGoalMsg
 
 ACTIONS = ("/planner/execute", "/policy/run_skill")

@@ -11,7 +11,7 @@ frames on ``/tf`` (links, each tick before that tick's images) and ``/tf_static`
 first), and stamps every image ``header.frame_id = <cam>_color_optical_frame``.
 (This module builds rclpy messages: it stands in for the sim node and
 shares its node-layer conversions.) The scripts themselves (covered, moved out of view,
-clutter) are in :mod:`robot_memory.replay.scenario_scripts`.
+clutter) are in :mod:`robot_memory.apps.scenario_scripts`.
 
     robot-memory scenarios --out out/scenarios --scenario all [--small]
 
@@ -22,21 +22,16 @@ evaluators know what to check without reading the script.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rclpy.serialization import serialize_message
 from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
-from robot_memory.bag.writer import STORAGES, BagWriter, make_qos
+from robot_memory.bag.writer import BagWriter, make_qos
 from robot_memory.expert.pick_place import PickPlaceConfig, PickPlacePlanner
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.sim_conversions import ground_truth_to_msg
@@ -228,89 +223,3 @@ class ScenarioSession:
     def close(self) -> None:
         self.bag.close()
         self.rig.close()
-
-
-def record_scenario(
-    name: str, out_dir: str | Path, config: ScenarioConfig, progress: bool = False
-) -> ScenarioResult:
-    """Run scenario ``name`` and write its bag to ``out_dir/name`` (plus
-    ``out_dir/name.json``, the script's event log)."""
-    from robot_memory.replay.scenario_scripts import SCRIPTS
-
-    if name not in SCRIPTS:
-        raise ValueError(f"unknown scenario {name!r}; choose one of {sorted(SCRIPTS)}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    bag_path = out / name
-    wall0 = time.monotonic()
-    bar = tqdm(desc=name, unit="sim s", disable=not progress, file=sys.stderr)
-    session = ScenarioSession(bag_path, config, bar)
-    try:
-        SCRIPTS[name](session)
-    finally:
-        session.close()
-        bar.close()
-    result = ScenarioResult(
-        scenario=name,
-        bag=bag_path,
-        storage=config.storage,
-        seed=config.seed,
-        sim_duration_s=session.time,
-        wall_s=time.monotonic() - wall0,
-        bag_bytes=bag_size(bag_path),
-        counts=session.bag.counts,
-        events=session.events,
-    )
-    sidecar = {**asdict(result), "bag": str(bag_path), "config": asdict(config)}
-    (out / f"{name}.json").write_text(json.dumps(sidecar, indent=1, default=_jsonable))
-    return result
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray | np.generic):
-        return value.tolist()
-    return str(value)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="robot-memory scenarios",
-        description="Record scenario bags (sim + scripted expert, in-process, deterministic).",
-    )
-    p.add_argument("--out", required=True, type=Path, help="output folder (one bag per scenario)")
-    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
-    p.add_argument("--small", action="store_true", help="short 320x240 @ 5 Hz versions")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=None, help="default 640 (small: 320)")
-    p.add_argument("--height", type=int, default=None, help="default 480 (small: 240)")
-    p.add_argument("--camera-rate", type=float, default=None, help="Hz; default 10 (small: 5)")
-    p.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
-    p.add_argument("--depth-encoding", choices=["16UC1", "32FC1"], default="16UC1")
-    p.add_argument("--no-progress", action="store_true")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = ScenarioConfig.for_size(
-        args.small,
-        seed=args.seed,
-        width=args.width,
-        height=args.height,
-        camera_rate=args.camera_rate,
-        storage=args.storage,
-        depth_encoding=args.depth_encoding,
-    )
-    names = SCENARIOS if args.scenario == "all" else (args.scenario,)
-    for name in names:
-        if (args.out / name).exists():
-            print(f"error: {args.out / name} exists; bags are never overwritten", file=sys.stderr)
-            return 2
-    for name in names:
-        result = record_scenario(name, args.out, config, progress=not args.no_progress)
-        print(result.summary())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from robot_memory.policy.dataset import EpisodeInfo, EpisodeWriter
+from robot_memory.learning.dataset import EpisodeInfo, EpisodeWriter
+from robot_memory.learning.skill_tasks import SkillScenes, execute_steps
 from robot_memory.policy.kinematics import ArmKinematics
 from robot_memory.policy.skill_goal import SkillGoal
-from robot_memory.policy.skill_tasks import SkillScenes, execute_steps
 from robot_memory.robot.ik import IKError
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from robot_memory.policy.rollout import EpisodeResult, run_episode
+from robot_memory.learning.rollout import EpisodeResult, run_episode
+from robot_memory.learning.skill_tasks import SkillScenes
 from robot_memory.policy.runtime import PolicyRuntime
 from robot_memory.policy.skill_monitor import MonitorConfig
-from robot_memory.policy.skill_tasks import SkillScenes
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 
 EVAL_SEED_START = 10_000
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     if args.ablation:
-        from robot_memory.policy.perceived_goals import run_ablation
+        from robot_memory.learning.perceived_goals import run_ablation
 
         summary = run_ablation(runtime, args.episodes, args.seed_start, args.out)
         write_ablation_report(args.out, summary)

@@ -1,0 +1,2 @@
+"""Health counters every core and node keeps (rates, latencies, rejected inputs
+by reason); the nodes publish them on ``/diagnostics``. ROS-free."""

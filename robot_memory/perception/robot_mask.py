@@ -1,9 +1,11 @@
 """Remove the robot's own points: the Panda's collision primitives at the
 current joint positions, inflated by a margin (ROS-free).
 
-Loads ``sim/panda/panda.xml`` on its own (no scene, no visual meshes) and runs
-forward kinematics only, so it is the same on hardware as in simulation as long
-as the primitives cover the real links (they are deliberately fat).
+The arm is its one description, :func:`robot_memory.robot.arm_model.panda_arm_model`
+(``sim/panda/panda.xml`` alone at the cell's robot base: the same model the
+policy's IK and the safety filter use; no scene, no visual meshes), and only
+forward kinematics runs, so it is the same on hardware as in simulation as
+long as the primitives cover the real links (they are deliberately fat).
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from collections.abc import Mapping
 import mujoco
 import numpy as np
 
-from robot_memory.paths import sim_path
-from robot_memory.perception.observations import quat_to_matrix
+from robot_memory.robot.arm_model import panda_arm_model
 
 _BOX = int(mujoco.mjtGeom.mjGEOM_BOX)
 _CYLINDER = int(mujoco.mjtGeom.mjGEOM_CYLINDER)
@@ -34,18 +35,14 @@ class RobotMask:
     """
 
     def __init__(
-        self,
-        base_position: np.ndarray,
-        base_quaternion: np.ndarray,
-        margin: float = 0.02,
-        model_path: str | None = None,
+        self, base_position: np.ndarray, base_quaternion: np.ndarray, margin: float = 0.02
     ) -> None:
-        path = model_path or str(sim_path("panda/panda.xml"))
-        self.model = mujoco.MjModel.from_xml_path(path)
+        # the arm's one description (robot/arm_model.py), its base where the cell mounts it
+        self.model = panda_arm_model(
+            np.asarray(base_position, dtype=float), np.asarray(base_quaternion, dtype=float)
+        )
         self.data = mujoco.MjData(self.model)
         self.margin = float(margin)
-        self.base_position = np.asarray(base_position, dtype=float)
-        self.base_rotation = quat_to_matrix(np.asarray(base_quaternion, dtype=float))
         self._qpos_adr: dict[str, int] = {}
         for j in range(self.model.njnt):
             name = mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_JOINT, j)
@@ -76,8 +73,8 @@ class RobotMask:
         mujoco.mj_kinematics(self.model, self.data)
         poses = []
         for g in self._geoms:
-            rot = self.base_rotation @ self.data.geom_xmat[g].reshape(3, 3)
-            pos = self.base_rotation @ self.data.geom_xpos[g] + self.base_position
+            rot = self.data.geom_xmat[g].reshape(3, 3).copy()
+            pos = self.data.geom_xpos[g].copy()
             poses.append((int(self.model.geom_type[g]), self.model.geom_size[g].copy(), pos, rot))
         return poses
 

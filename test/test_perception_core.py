@@ -19,7 +19,7 @@ from robot_memory.perception import (
     decode_color,
     decode_depth,
 )
-from robot_memory.robot.ik import PandaIK, top_down_rotation
+from robot_memory.robot.ik import ArmIK, top_down_rotation
 from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
@@ -123,7 +123,7 @@ def test_cover_is_a_white_box_not_an_object(runner, rig, pipeline):
 
 def test_robot_hand_in_view_is_not_an_object(runner, rig, pipeline):
     runner.reset(SEEDS[1])
-    ik = PandaIK(runner.physics.model)
+    ik = ArmIK(runner.physics.model)
     target = np.array([0.0, -0.05, 0.16])
     q = ik.solve(runner.physics.arm_qpos(), target, top_down_rotation(0.3)).q
     runner.command_trajectory(ARM_JOINTS, [2.0], [q.tolist()])
@@ -154,7 +154,7 @@ def test_object_in_bin_rests_on_the_bin_floor(runner, rig, pipeline):
     runner.run_for(0.5)
     cube = np.array(next(g.position for g in runner.ground_truth().objects if g.id == "red_cube"))
     assert cube[2] > 0.03  # on the bin floor, not the table
-    look_down_at_bin = PandaIK(runner.physics.model).solve(
+    look_down_at_bin = ArmIK(runner.physics.model).solve(
         runner.physics.arm_qpos(), np.array([0.1, 0.25, 0.4]), top_down_rotation(0.0)
     )
     runner.command_trajectory(ARM_JOINTS, [2.0], [look_down_at_bin.q.tolist()])

@@ -415,10 +415,10 @@ def test_the_look_before_a_retry_opens_a_hand_that_closed_on_nothing() -> None:
     from robot_memory.nodes.policy_helpers import look_message
     from robot_memory.policy.look_skill import LookDriver
     from robot_memory.robot.arm_model import panda_arm_model
-    from robot_memory.robot.ik import PandaIK
+    from robot_memory.robot.ik import ArmIK
     from robot_memory.robot.panda import GRIPPER_WIDTH_JOINT, HOME_ARM, HOME_GRIPPER_WIDTH
 
-    driver = LookDriver(PandaIK(panda_arm_model()))
+    driver = LookDriver(ArmIK(panda_arm_model()))
     goal = PolicyGoalMsg(id="look", skill="look", target_position=(0.2, 0.05, 0.0))
     stamp = rclpy.time.Time(seconds=10).to_msg()
     for width, opened in ((0.001, True), (0.03, False), (0.08, False)):

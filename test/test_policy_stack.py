@@ -40,7 +40,7 @@ from robot_memory.nodes.qos import COMMAND, LATCHED, STATUS
 from robot_memory.nodes.safety_conversions import safety_status_from_msg
 from robot_memory.nodes.sim_conversions import ground_truth_from_msg, sim_reset_to_msg
 from robot_memory.nodes.skill_conversions import policy_status_from_msg, skill_goal_to_msg
-from robot_memory.robot.ik import PandaIK
+from robot_memory.robot.ik import ArmIK
 from robot_memory.schemas import GroundTruth, PolicyGoalMsg, SimReset
 from robot_memory.sim.scene import build_model
 from ros_helpers import Probe, spin_for, spin_until
@@ -68,7 +68,7 @@ class Stack:
 
     def pick(self) -> tuple[ClientGoal, float]:
         """Send the pick of the cube; (its handle, sim time it was sent)."""
-        yaw = PickPlacePlanner(PandaIK(build_model("tabletop", "primitive"))).grasp_yaw(self.cube)
+        yaw = PickPlacePlanner(ArmIK(build_model("tabletop", "primitive"))).grasp_yaw(self.cube)
         goal = PolicyGoalMsg(id="pick", skill="pick", target_position=self.cube.position,
                              goal_yaw=yaw)  # fmt: skip
         sent = ClientGoal(self, skill_goal_to_msg(goal))

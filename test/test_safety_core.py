@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from robot_memory.control.joint_trajectory import LIMIT_TOLERANCE
 from robot_memory.control.safety import SafetyFilter
 from robot_memory.control.safety_config import ChunkRejected, SafetyConfig
-from robot_memory.robot.ik import PandaIK
+from robot_memory.robot.ik import ArmIK
 from robot_memory.robot.panda import (
     ARM_ACCELERATION,
     ARM_JOINTS,
@@ -26,7 +26,7 @@ from robot_memory.robot.panda import (
 from robot_memory.sim.scene import build_model
 
 MODEL = build_model("tabletop", "primitive")
-ORACLE_FK = PandaIK(build_model("tabletop", "primitive"))  # mink, not the filter's MuJoCo FK
+ORACLE_FK = ArmIK(build_model("tabletop", "primitive"))  # mink, not the filter's MuJoCo FK
 CONFIG = SafetyConfig(position_margin=0.01, velocity_scale=0.8)
 LOWER, UPPER = ARM_LOWER + CONFIG.position_margin, ARM_UPPER - CONFIG.position_margin
 VMAX = ARM_VELOCITY * CONFIG.velocity_scale

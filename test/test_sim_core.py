@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from robot_memory.expert.pick_place import PickPlacePlanner, place_point_for, run_in_process
-from robot_memory.robot.ik import PandaIK
+from robot_memory.robot.ik import ArmIK
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.physics import CellPhysics
@@ -57,7 +57,7 @@ def test_same_seed_same_trajectory_different_seed_different_scene():
 
 def test_position_servo_brings_the_tcp_within_1cm_without_oscillating():
     r = runner()
-    ik = PandaIK(r.physics.model)
+    ik = ArmIK(r.physics.model)
     target_q = np.array(HOME_ARM) + np.array([0.5, 0.3, -0.3, 0.4, 0.3, -0.4, 0.5])
     target_pos, _ = ik.forward(target_q)
     r.command_trajectory(ARM_JOINTS, [2.0], [target_q.tolist()])
@@ -120,7 +120,7 @@ def test_cameras_render_colour_metric_depth_and_a_consistent_optical_frame():
 @pytest.mark.parametrize("object_id", ["red_cube", "blue_cylinder", "yellow_block"])
 def test_expert_in_process_puts_objects_in_the_bin(object_id):
     r = runner(1, camera_rate=0.0)
-    planner = PickPlacePlanner(PandaIK(build_model("tabletop", "primitive")))
+    planner = PickPlacePlanner(ArmIK(build_model("tabletop", "primitive")))
     truth = r.ground_truth()
     steps = planner.plan(
         r.physics.arm_qpos(), truth.get(object_id), place_point_for(truth.get("bin"))
@@ -181,7 +181,7 @@ def test_placements_are_reachable_off_the_bin_and_seed_dependent():
 
 def test_poses_are_current_after_a_step_and_commands_are_checked():
     r = runner(0)
-    ik = PandaIK(r.physics.model)
+    ik = ArmIK(r.physics.model)
     r.command_trajectory(ARM_JOINTS, [0.5], [(np.array(HOME_ARM) + 0.2).tolist()])
     r.run_for(0.25)  # moving
     pos, _ = r.physics.tcp_pose()

@@ -23,7 +23,7 @@ from robot_memory.bringup.launch_spec import stack
 from robot_memory.bringup.launcher import Launcher
 from robot_memory.nodes.conversions import from_time, image_to_numpy, to_time
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR, TF
-from robot_memory.robot.ik import PandaIK
+from robot_memory.robot.ik import ArmIK
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.physics import CellPhysics
@@ -121,7 +121,7 @@ def test_clock_advances(sim_stack):
 
 def test_trajectory_brings_the_end_effector_within_1cm(sim_stack):
     probe, launcher, traj_pub, *_ = sim_stack
-    ik = PandaIK(build_model("tabletop", panda_visual="primitive"))
+    ik = ArmIK(build_model("tabletop", panda_visual="primitive"))
     target_q = np.array(HOME_ARM) + np.array([0.4, 0.3, -0.2, 0.35, 0.2, -0.3, 0.3])
     target_pos, _ = ik.forward(target_q)
     traj_pub.publish(trajectory(target_q, t=2.0))

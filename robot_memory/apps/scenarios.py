@@ -35,7 +35,7 @@ from robot_memory.bag.writer import BagWriter, make_qos
 from robot_memory.expert.pick_place import PickPlaceConfig, PickPlacePlanner
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.sim_conversions import ground_truth_to_msg
-from robot_memory.robot.ik import PandaIK
+from robot_memory.robot.ik import ArmIK
 from robot_memory.robot.panda import ALL_JOINTS
 from robot_memory.schemas import GroundTruth
 from robot_memory.sim.cameras import CameraRig
@@ -134,7 +134,7 @@ class ScenarioSession:
         self.rig = CameraRig(model, config.width, config.height, config.cameras)
         self.frames = CellFrames(model, config.cameras, WORLD_FRAME)
         self._static_written = False
-        self.planner = PickPlacePlanner(PandaIK(model), config.expert())
+        self.planner = PickPlacePlanner(ArmIK(model), config.expert())
         self.events: list[dict[str, Any]] = []
         self.progress = progress
         self.bag = BagWriter(bag_path, storage=config.storage).open()

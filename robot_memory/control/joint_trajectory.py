@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_memory.robot.panda import GRIPPER_MAX_WIDTH, GRIPPER_MIN_WIDTH, JointLimits
+from robot_memory.robot.description import JointLimits
+from robot_memory.robot.panda import GRIPPER_MAX_WIDTH, GRIPPER_MIN_WIDTH
 
 #: Slack on position limits, so a point exactly on a limit after a float round
 #: trip is still accepted [rad].

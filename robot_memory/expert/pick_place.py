@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_memory.control.profiles import min_jerk
-from robot_memory.robot.ik import IKError, PandaIK, top_down_rotation
+from robot_memory.robot.ik import ArmIK, IKError, top_down_rotation
 from robot_memory.robot.panda import (
     ARM_JOINTS,
     ARM_VELOCITY,
@@ -88,7 +88,7 @@ def _wrap(angle: float) -> float:
 
 
 class PickPlacePlanner:
-    def __init__(self, ik: PandaIK, config: PickPlaceConfig | None = None) -> None:
+    def __init__(self, ik: ArmIK, config: PickPlaceConfig | None = None) -> None:
         self.ik = ik
         self.config = config or PickPlaceConfig()
         _, home_rot = ik.forward(HOME_ARM)

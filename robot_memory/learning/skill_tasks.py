@@ -33,7 +33,7 @@ from robot_memory.policy.skill_goal import (
     TABLE_PLACE_Y,
     SkillGoal,
 )
-from robot_memory.robot.ik import PandaIK
+from robot_memory.robot.ik import ArmIK
 from robot_memory.robot.panda import ARM_JOINTS, ARM_LOWER, ARM_UPPER, HOME_ARM
 from robot_memory.schemas import GroundTruth, GroundTruthObject
 from robot_memory.sim.runner import SimulationRunner
@@ -78,7 +78,7 @@ class SkillScenes:
 
     def __init__(self, runner: SimulationRunner, config: PickPlaceConfig = EXPERT_CONFIG):
         self.runner = runner
-        self.planner = PickPlacePlanner(PandaIK(runner.physics.model), config)
+        self.planner = PickPlacePlanner(ArmIK(runner.physics.model), config)
 
     def full_plan(
         self, object_id: str, place_target: np.ndarray

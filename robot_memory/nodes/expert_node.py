@@ -39,7 +39,7 @@ from robot_memory.nodes.sim_conversions import (
     expert_task_from_msg,
     ground_truth_from_msg,
 )
-from robot_memory.robot.ik import IKError, PandaIK
+from robot_memory.robot.ik import ArmIK, IKError
 from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.schemas import ExpertStatus, ExpertTask, GroundTruth, PayloadError
 from robot_memory.sim.scene import build_model
@@ -154,7 +154,7 @@ class ExpertNode(Node):
         except KeyError as err:
             return self.finish(False, f"unknown id {err} in the scene")
         if self.planner is None:
-            ik = PandaIK(build_model(truth.scene, panda_visual="primitive"))
+            ik = ArmIK(build_model(truth.scene, panda_visual="primitive"))
             self.planner = PickPlacePlanner(ik, PickPlaceConfig(joint_speed=self.speed))
         try:
             self.steps = self.planner.plan(self.q, obj, place_point_for(place))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from robot_memory.robot.arm_model import panda_arm_model
-from robot_memory.robot.ik import IKError, PandaIK, top_down_rotation
+from robot_memory.robot.ik import ArmIK, IKError, top_down_rotation
 
 
 def hand_yaw(rotation: np.ndarray) -> float:
@@ -26,7 +26,7 @@ class ArmKinematics:
     """FK/IK on the simulator's own model (base pose and kinematics identical)."""
 
     def __init__(self) -> None:
-        self.ik = PandaIK(panda_arm_model())
+        self.ik = ArmIK(panda_arm_model())
 
     def tcp_pose(self, q_arm: np.ndarray) -> tuple[np.ndarray, float]:
         """TCP position [m] and hand yaw [rad] for arm joints ``q_arm``."""

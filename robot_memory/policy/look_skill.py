@@ -46,7 +46,7 @@ from robot_memory.policy.goal_grounding import (
     top_centre,
 )
 from robot_memory.policy.skill_monitor import FAILED, RUNNING, SUCCEEDED, MonitorConfig
-from robot_memory.robot.ik import IKError, PandaIK, top_down_rotation
+from robot_memory.robot.ik import ArmIK, IKError, top_down_rotation
 from robot_memory.robot.panda import (
     ARM_LOWER,
     ARM_UPPER,
@@ -67,14 +67,14 @@ FALLBACK_POINT = (0.08, 0.0)
 LOOK_JOINT_SPEED = 0.4
 
 
-def home_yaw(ik: PandaIK) -> float:
+def home_yaw(ik: ArmIK) -> float:
     """The hand yaw at the home pose [rad]: looks keep it (no wrist twist)."""
     rot = ik.forward(HOME_ARM)[1]
     return float(np.arctan2(rot[1, 0], rot[0, 0]))
 
 
 def look_target(
-    ik: PandaIK,
+    ik: ArmIK,
     q_now: Sequence[float],
     point: Sequence[float],
     height: float = LOOK_HEIGHT,
@@ -193,7 +193,7 @@ def _look_point(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> np.ndarray:
 class LookDriver:
     """Plans a look and judges it (no clock of its own: every call gets ``now``)."""
 
-    def __init__(self, ik: PandaIK | None, config: LookConfig | None = None) -> None:
+    def __init__(self, ik: ArmIK | None, config: LookConfig | None = None) -> None:
         self.ik = ik  # None: a driver that only follows given motions (no planning)
         self.config = config or LookConfig()
 

@@ -1,4 +1,4 @@
-"""The Panda as a MuJoCo model on its own, placed where the cell mounts it:
+"""An arm as a MuJoCo model on its own, placed where the cell mounts it:
 what the deployed stack's kinematics (the policy's IK, the safety filter's FK)
 compile, without the simulator's scene (table, objects, cameras).
 
@@ -16,29 +16,49 @@ from functools import lru_cache
 import mujoco
 
 from robot_memory.paths import sim_path
+from robot_memory.robot.description import ArmDescription
+from robot_memory.robot.panda import PANDA
 
 #: The tabletop cell's robot_base (config/cell_tabletop.json, sim/cell/tabletop.xml).
 TABLETOP_BASE_POSITION = (-0.45, 0.0, 0.0)
 TABLETOP_BASE_QUATERNION = (1.0, 0.0, 0.0, 0.0)  # w, x, y, z
 
 
+def arm_model(
+    arm: ArmDescription,
+    base_position: Sequence[float] = TABLETOP_BASE_POSITION,
+    base_quaternion: Sequence[float] = TABLETOP_BASE_QUATERNION,
+) -> mujoco.MjModel:
+    """``arm``'s MJCF with its base body at ``base_position`` /
+    ``base_quaternion`` (w, x, y, z) in the world frame (compiled once per pose)."""
+    return _compile(arm, tuple(map(float, base_position)), tuple(map(float, base_quaternion)))
+
+
 def panda_arm_model(
     base_position: Sequence[float] = TABLETOP_BASE_POSITION,
     base_quaternion: Sequence[float] = TABLETOP_BASE_QUATERNION,
 ) -> mujoco.MjModel:
-    """The Panda (arm, hand, fingers, the ``tcp`` site) with its base at
-    ``base_position`` / ``base_quaternion`` (w, x, y, z) in the world frame."""
-    return _compile(tuple(map(float, base_position)), tuple(map(float, base_quaternion)))
+    """The Panda (arm, hand, fingers, the ``tcp`` site), the arm the cell simulates."""
+    return arm_model(PANDA, base_position, base_quaternion)
 
 
-@lru_cache(maxsize=4)
-def _compile(position: tuple[float, ...], quaternion: tuple[float, ...]) -> mujoco.MjModel:
-    spec = mujoco.MjSpec.from_file(str(sim_path("panda/panda.xml")))
-    base = spec.body("panda_link0")
+@lru_cache(maxsize=8)
+def _compile(
+    arm: ArmDescription, position: tuple[float, ...], quaternion: tuple[float, ...]
+) -> mujoco.MjModel:
+    spec = mujoco.MjSpec.from_file(str(sim_path(arm.mjcf)))
+    base = spec.body(arm.base_body)
+    if base is None:
+        raise ValueError(f"{arm.mjcf}: no body {arm.base_body!r}")
     if any(base.pos) or list(base.quat) != [1.0, 0.0, 0.0, 0.0]:
-        raise ValueError("panda.xml: panda_link0 must sit at its file's origin")
+        raise ValueError(f"{arm.mjcf}: {arm.base_body} must sit at its file's origin")
     base.pos, base.quat = list(position), list(quaternion)
-    return spec.compile()
+    model = spec.compile()
+    names = tuple(model.joint(j).name for j in range(model.njnt))
+    missing = [j for j in arm.joints if j not in names]
+    if missing:
+        raise ValueError(f"{arm.mjcf}: joints {missing} of {arm.name} are not in the model")
+    return model
 
 
-__all__ = ["TABLETOP_BASE_POSITION", "TABLETOP_BASE_QUATERNION", "panda_arm_model"]
+__all__ = ["TABLETOP_BASE_POSITION", "TABLETOP_BASE_QUATERNION", "arm_model", "panda_arm_model"]

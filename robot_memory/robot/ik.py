@@ -1,8 +1,11 @@
-"""Inverse kinematics for the Panda's TCP with mink (differential IK, QP-based).
+"""Inverse kinematics for an arm's TCP with mink (differential IK, QP-based).
 
-The solver works on the scene model itself so the base pose and kinematics are
-exactly the simulator's; every degree of freedom that is not an arm joint
-(objects' free joints, fingers) is frozen.
+The solver works on the MuJoCo model it is given: the arm's own
+(:func:`robot_memory.robot.arm_model.arm_model`) on a robot, or the
+simulator's scene, whose base pose and kinematics are the same; every degree
+of freedom that is not one of the arm's joints (objects' free joints, fingers)
+is frozen. The arm is an :class:`~robot_memory.robot.description.ArmDescription`
+(default the Panda).
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ import mink
 import mujoco
 import numpy as np
 
-from robot_memory.robot.panda import ARM_JOINTS, ARM_LOWER, ARM_UPPER
-
-TCP_SITE = "tcp"
+from robot_memory.robot.description import ArmDescription
+from robot_memory.robot.panda import PANDA
 
 
 class IKError(RuntimeError):
@@ -29,7 +31,7 @@ class IKError(RuntimeError):
 
 @dataclass(frozen=True)
 class IKResult:
-    q: np.ndarray  # arm joints 1..7
+    q: np.ndarray  # the arm's joints, in its description's order
     position_error: float  # [m]
     orientation_error: float  # [rad]
 
@@ -43,15 +45,15 @@ def top_down_rotation(yaw: float) -> np.ndarray:
     return rz @ rx_pi
 
 
-class PandaIK:
-    def __init__(self, model: mujoco.MjModel, tcp_site: str = TCP_SITE) -> None:
-        self.model = model
+class ArmIK:
+    def __init__(self, model: mujoco.MjModel, arm: ArmDescription = PANDA) -> None:
+        self.model, self.arm = model, arm
         self.configuration = mink.Configuration(model)
-        self._arm_qpos = np.array([model.jnt_qposadr[model.joint(n).id] for n in ARM_JOINTS])
-        arm_dofs = {int(model.jnt_dofadr[model.joint(n).id]) for n in ARM_JOINTS}
+        self._arm_qpos = np.array([model.jnt_qposadr[model.joint(n).id] for n in arm.joints])
+        arm_dofs = {int(model.jnt_dofadr[model.joint(n).id]) for n in arm.joints}
         frozen = [d for d in range(model.nv) if d not in arm_dofs]
         self.tcp_task = mink.FrameTask(
-            tcp_site, "site", position_cost=1.0, orientation_cost=0.5, lm_damping=1e-6
+            arm.tcp_site, "site", position_cost=1.0, orientation_cost=0.5, lm_damping=1e-6
         )
         self.posture_task = mink.PostureTask(model, cost=1e-3)
         self.constraints = [mink.DofFreezingTask(model, dof_indices=frozen)] if frozen else []
@@ -60,12 +62,12 @@ class PandaIK:
     def forward(self, q_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """TCP position and rotation matrix for arm joints ``q_arm``."""
         self._set_arm(q_arm)
-        pose = self.configuration.get_transform_frame_to_world(TCP_SITE, "site")
+        pose = self.configuration.get_transform_frame_to_world(self.arm.tcp_site, "site")
         return pose.translation(), pose.rotation().as_matrix()
 
     def _set_arm(self, q_arm: np.ndarray) -> None:
         q = self.configuration.q.copy()
-        q[self._arm_qpos] = np.clip(q_arm, ARM_LOWER + 1e-4, ARM_UPPER - 1e-4)
+        q[self._arm_qpos] = np.clip(q_arm, self.arm.lower + 1e-4, self.arm.upper - 1e-4)
         self.configuration.update(q)
 
     def solve(

@@ -8,9 +8,9 @@ node share exactly one copy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from robot_memory.robot.description import ArmDescription, JointLimits
 
 ARM_JOINTS: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
 FINGER_JOINTS: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")
@@ -38,17 +38,19 @@ HOME_ARM = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 1.9, 0.7854])
 HOME_GRIPPER_WIDTH = 0.08
 
 
-@dataclass(frozen=True)
-class JointLimits:
-    """Position and velocity limits for a named set of joints."""
-
-    names: tuple[str, ...]
-    lower: np.ndarray
-    upper: np.ndarray
-    velocity: np.ndarray
-
-    def index(self, name: str) -> int:
-        return self.names.index(name)
-
-
 PANDA_ARM_LIMITS = JointLimits(ARM_JOINTS, ARM_LOWER, ARM_UPPER, ARM_VELOCITY)
+
+#: The Panda as an :class:`ArmDescription` (the arm the cell simulates).
+PANDA = ArmDescription(
+    name="panda",
+    joints=ARM_JOINTS,
+    lower=ARM_LOWER,
+    upper=ARM_UPPER,
+    velocity=ARM_VELOCITY,
+    acceleration=ARM_ACCELERATION,
+    home=HOME_ARM,
+    mjcf="panda/panda.xml",
+    base_body="panda_link0",
+    tcp_site="tcp",
+    source="https://frankaemika.github.io/docs/control_parameters.html",
+)

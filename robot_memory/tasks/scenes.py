@@ -30,7 +30,7 @@ from robot_memory.expert.pick_place import PickPlacePlanner, place_point_for
 from robot_memory.learning.skill_tasks import EXPERT_CONFIG, execute_steps
 from robot_memory.policy.look_skill import LOOK_POINTS, look_target, look_trajectory
 from robot_memory.policy.skill_goal import TABLE_PLACE_X, TABLE_PLACE_Y
-from robot_memory.robot.ik import PandaIK
+from robot_memory.robot.ik import ArmIK
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.schemas import GroundTruth
 from robot_memory.sim.cameras import MJ_TO_OPTICAL, mj_camera_name
@@ -65,7 +65,7 @@ class TaskScenes:
         self.runner = runner
         self.observe = observe or (lambda: None)
         self.width, self.height, self.cameras = width, height, tuple(cameras)
-        self.ik = PandaIK(runner.physics.model)
+        self.ik = ArmIK(runner.physics.model)
         self.expert = PickPlacePlanner(self.ik, EXPERT_CONFIG)
         self._saved_rgba: dict[int, np.ndarray] = {}
         self.rng = np.random.default_rng(0)

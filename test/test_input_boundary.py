@@ -11,8 +11,8 @@ import pytest
 
 from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.input_boundary import InputBoundary
-from robot_memory.nodes.planner_node import parse_instruction
 from robot_memory.perception.camera_sync import CameraSync
+from robot_memory.planner.plan import checked_instruction
 from robot_memory.planner.validation import PlanValidationError, parse_plan
 from robot_memory.schemas import (
     MemoryAnswer,
@@ -64,13 +64,13 @@ def test_a_huge_integer_and_deep_nesting_are_malformed_json():
 
 def test_memoryless_instructions_are_refused_unless_allowed():
     text = "put the red cube in the bin"
-    assert parse_instruction(text, memoryless=True).memoryless
+    assert checked_instruction(text, memoryless=True).memoryless
     with pytest.raises(PayloadError) as err:
-        parse_instruction(text, memoryless=True, allow_memoryless=False)
+        checked_instruction(text, memoryless=True, allow_memoryless=False)
     assert err.value.reason == "memoryless refused"
     for bad, reason in (("  ", "empty instruction"), ("x" * 20_000, "instruction too long")):
         with pytest.raises(PayloadError) as err:
-            parse_instruction(bad)
+            checked_instruction(bad)
         assert err.value.reason == reason
 
 

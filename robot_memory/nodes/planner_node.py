@@ -17,23 +17,11 @@ executor runs in-process in the task evaluation):
   and ``/planner/status`` (``PlannerStatus``), both latched 10 deep, and
   ``/diagnostics``.
 
-**One instruction at a time**: a goal that arrives while one runs is
-**rejected** by the goal callback (counted as ``busy``, a ``rejected``
-status with reason ``busy``), not queued and not preempting: a queued command
-would run on a scene its sender has not seen, and a preempting one would drop
-an object mid-air. An empty or too long text, or ``memoryless`` when the
-parameter ``allow_memoryless`` is not set (it makes memory forget
-everything), is accepted and ends at once with state ``rejected`` and the
-reason. **Cancel** is accepted while an instruction runs: the running skill
-goal is cancelled on the policy (which stops; the safety node holds the arm),
-the planner takes no further step and does not replan, status ``canceled``,
-and the goal ends canceled.
-
-The instruction runs in the action's execute callback, which blocks on memory
-answers and skill results; the node therefore spins on a multi-threaded
-executor (:data:`EXECUTOR_THREADS`; the action server in its own reentrant
-callback group) so that other threads deliver those responses, a second goal
-and a cancel meanwhile.
+One instruction at a time (a second goal is refused ``busy``), cancel, and how
+the goal ends: :mod:`robot_memory.nodes.instruction_server`. An empty or too
+long text, or ``memoryless`` when ``allow_memoryless`` is not set, ends at once
+``rejected`` with the reason. The contract, with what was measured:
+docs/planner.md.
 """
 
 from __future__ import annotations
@@ -42,12 +30,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from pydantic import ValidationError
-from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from robot_memory_interfaces.action import ExecuteInstruction, RunSkill
+from robot_memory_interfaces.action import RunSkill
 from robot_memory_interfaces.msg import Plan as PlanMsg
 from robot_memory_interfaces.msg import PlannerStatus, SceneGraph
 from robot_memory_interfaces.srv import QueryMemory
@@ -60,11 +46,11 @@ from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.nodes.conversions import image_to_numpy
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
+from robot_memory.nodes.instruction_server import InstructionServer
 from robot_memory.nodes.memory_conversions import scene_graph_from_msg
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.planner_conversions import (
-    execute_result,
     feedback_from_status,
     plan_to_msg,
     planner_status_to_msg,
@@ -77,56 +63,15 @@ from robot_memory.nodes.planner_ports import (
     ServiceMemoryPort,
 )
 from robot_memory.nodes.qos import LATCHED, SENSOR, STATUS
+from robot_memory.planner.backend_factory import make_backend
 from robot_memory.planner.executor import ExecutorConfig, PlanExecutor
 from robot_memory.planner.experience import ExperienceMemory
-from robot_memory.planner.plan import TERMINAL_STATES, InstructionMsg, Plan, PlannerStatusMsg
-from robot_memory.planner.world import PlannerBackend
+from robot_memory.planner.plan import TERMINAL_STATES, Plan, PlannerStatusMsg, checked_instruction
 from robot_memory.schemas import PayloadError, PolicyGoalMsg
 
 #: Threads of the node's executor: the running instruction, the responses it
 #: waits on, a second goal or a cancel, the timers.
 EXECUTOR_THREADS = 4
-
-
-def make_backend(p: dict, embedder: TextEmbedder | None = None) -> PlannerBackend:
-    """The planning backend the parameters ask for (the VLM one falls back to offline)."""
-    from robot_memory.planner.offline_backend import OfflinePlanner
-
-    handover = tuple(float(v) for v in p["handover_position"])
-    offline = OfflinePlanner(embedder=embedder, handover_position=handover)  # type: ignore[arg-type]
-    if p["backend"] == "offline":
-        return offline
-    if p["backend"] != "vlm":
-        raise ValueError(f"backend must be offline or vlm, got {p['backend']!r}")
-    from robot_memory.planner.vlm_backend import VLMConfig, VLMPlanner
-
-    config = VLMConfig(
-        base_url=str(p["vlm.base_url"]),
-        model=str(p["vlm.model"]),
-        api_key_env=str(p["vlm.api_key_env"]),
-        timeout_s=float(p["vlm.timeout_s"]),
-        max_retries=int(p["vlm.max_retries"]),
-    )
-    return VLMPlanner(config, fallback=offline)
-
-
-def parse_instruction(
-    text: str, memoryless: bool = False, allow_memoryless: bool = True
-) -> InstructionMsg:
-    """An ``ExecuteInstruction`` goal's text and flag, checked; raises
-    PayloadError (reason for diagnostics): empty, too long, or ``memoryless``
-    when not ``allow_memoryless``."""
-    if not text.strip():
-        raise PayloadError("empty instruction")
-    try:
-        msg = InstructionMsg(text=text.strip(), memoryless=memoryless)
-    except ValidationError:
-        raise PayloadError("instruction too long", f"{len(text)} characters") from None
-    if msg.memoryless and not allow_memoryless:
-        raise PayloadError(
-            "memoryless refused", "it resets memory; this planner's allow_memoryless is false"
-        )
-    return msg
 
 
 class PlannerNode(Node):
@@ -159,7 +104,7 @@ class PlannerNode(Node):
             on_feedback=self.on_skill_feedback,
         )
         self.embedder = TextEmbedder()  # shared: grounding words, similar instructions
-        self.backend = make_backend(p, self.embedder)
+        self.backend = make_backend(p, self.embedder)  # the VLM one falls back to offline
         path = str(p["experience_path"]).strip()
         self.experiences = ExperienceMemory(
             Path(path).expanduser() if path else None, self.embedder
@@ -176,10 +121,6 @@ class PlannerNode(Node):
             clock=self.now,
         )
         self._image: Image | None = None
-        self._lock = threading.Lock()
-        self._busy = False
-        self._goal = None  # the running goal's ServerGoalHandle
-        self._cancel_before_start: set[bytes] = set()
         self._plan: Plan | None = None
         self._status: PlannerStatusMsg | None = None
         self._skill_phase = ""
@@ -188,15 +129,7 @@ class PlannerNode(Node):
         sub(SceneGraph, "/memory/scene_graph", self.on_scene_graph, LATCHED, prefix="scene graph ")
         if p["backend"] == "vlm" and p["image_topic"]:
             sub(Image, str(p["image_topic"]), self.on_image, SENSOR)
-        self.server = ActionServer(
-            self,
-            ExecuteInstruction,
-            "/planner/execute",
-            execute_callback=self.execute,
-            goal_callback=self.on_goal,
-            cancel_callback=self.on_cancel,
-            callback_group=ReentrantCallbackGroup(),
-        )
+        self.server = InstructionServer(self, self.scope, self._run, self._reject, self._crashed)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         threading.Thread(target=self._preload, name="embedder", daemon=True).start()
         self.health.set_value("state", "idle")
@@ -236,70 +169,20 @@ class PlannerNode(Node):
         except ValueError:
             return None
 
-    # -- the action ------------------------------------------------------------------------
-    def on_goal(self, goal: ExecuteInstruction.Goal) -> GoalResponse:
-        """One at a time: a goal while one runs is rejected ("busy")."""
-        try:
-            with self._lock:
-                if not self._busy:
-                    self._busy = True
-                    return GoalResponse.ACCEPT
-            refused = f"instruction refused while one runs: {goal.text[:200]!r}"
-            self._reject("busy", refused, goal.text)
-        except Exception as exc:  # noqa: BLE001 - nothing on the wire ends the node
-            self.inputs.reject("goal: internal error", repr(exc))
-        return GoalResponse.REJECT
-
-    def on_cancel(self, goal_handle) -> CancelResponse:
-        """Accepted while the instruction runs: the skill is cancelled, no further step."""
-        with self._lock:
-            if self._goal is not None and self._goal.goal_id == goal_handle.goal_id:
-                running = True
-            else:  # accepted, not started yet: it ends canceled at its start
-                self._cancel_before_start.add(bytes(goal_handle.goal_id.uuid))
-                running = False
-        self.get_logger().info("cancel requested: stopping the instruction and its skill")
-        if running:
-            self.scope.cancel()
-        return CancelResponse.ACCEPT
-
-    def execute(self, goal_handle) -> ExecuteInstruction.Result:
-        """Run one accepted instruction to its end (on an executor thread)."""
-        state, reason, plan = "failed", "internal error", None
-        try:
-            state, reason, plan = self._run(goal_handle)
-        except Exception as exc:  # noqa: BLE001 - one bad instruction must not end the node
-            self.inputs.reject("internal error", f"instruction crashed: {exc!r}")
-        finally:
-            with self._lock:
-                self._busy, self._goal = False, None
-        try:
-            if goal_handle.is_cancel_requested and state == "canceled":
-                goal_handle.canceled()
-            elif state in ("succeeded", "answered"):
-                goal_handle.succeed()
-            else:
-                goal_handle.abort()
-        except Exception as exc:  # noqa: BLE001 - e.g. shutting down
-            self.get_logger().warning(f"goal could not end {state}: {exc!r}")
-        return execute_result(state, reason, plan)
-
+    # -- the action (InstructionServer's execute thread) ----------------------------------
     def _run(self, goal_handle) -> tuple[str, str, Plan | None]:
         request = goal_handle.request
         try:
-            instruction = parse_instruction(request.text, request.memoryless, self.allow_memoryless)
+            instruction = checked_instruction(
+                request.text, request.memoryless, self.allow_memoryless
+            )
         except PayloadError as err:
             self._reject(err.reason, f"instruction refused: {err}", request.text)
             return "rejected", err.reason, None
-        with self._lock:
-            self._goal, self._plan, self._status = goal_handle, None, None
-            self.scope.reset()
-            early = bytes(goal_handle.goal_id.uuid) in self._cancel_before_start
-            self._cancel_before_start.discard(bytes(goal_handle.goal_id.uuid))
+        self._plan, self._status = None, None
+        self.server.start(goal_handle)  # cancelled before it started: the scope says so
         self.health.increment("instructions")
         self.get_logger().info(f"instruction: {instruction.text!r}")
-        if early or goal_handle.is_cancel_requested:
-            self.scope.cancel()
         try:
             result = self.executor_.run(instruction.text, instruction.memoryless or None)
             state, reason, plan = result.state, result.reason, result.plan
@@ -343,6 +226,9 @@ class PlannerNode(Node):
             )
         )
 
+    def _crashed(self, text: str) -> None:
+        self.inputs.reject("internal error", text)
+
     def _reject(self, reason: str, text: str, instruction: str) -> None:
         self.inputs.reject(reason, text)  # counted; logged at most once a second per reason
         status = PlannerStatusMsg(
@@ -381,7 +267,7 @@ class PlannerNode(Node):
         self._feedback(status.model_copy(update={"message": message[:1000]}))
 
     def _feedback(self, status: PlannerStatusMsg) -> None:
-        goal = self._goal
+        goal = self.server.goal
         if goal is None or not self.context.ok():
             return
         try:

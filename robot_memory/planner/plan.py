@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from robot_memory.schemas import Payload, Vec3
+from robot_memory.schemas import Payload, PayloadError, Vec3
 
 SKILLS: tuple[str, ...] = ("pick", "place", "look")
 SkillName = Literal["pick", "place", "look"]
@@ -123,6 +123,25 @@ class InstructionMsg(BaseModel):
     memoryless: bool = Field(default=False, description="ablation: clear memory before each step")
 
 
+def checked_instruction(
+    text: str, memoryless: bool = False, allow_memoryless: bool = True
+) -> InstructionMsg:
+    """An ``ExecuteInstruction`` goal's text and flag, checked; raises
+    PayloadError (reason for diagnostics): empty, too long, or ``memoryless``
+    when not ``allow_memoryless`` (it makes memory forget everything)."""
+    if not text.strip():
+        raise PayloadError("empty instruction")
+    try:
+        msg = InstructionMsg(text=text.strip(), memoryless=memoryless)
+    except ValidationError:
+        raise PayloadError("instruction too long", f"{len(text)} characters") from None
+    if msg.memoryless and not allow_memoryless:
+        raise PayloadError(
+            "memoryless refused", "it resets memory; this planner's allow_memoryless is false"
+        )
+    return msg
+
+
 class PlanningError(RuntimeError):
     """A backend could not make a plan; ``reason`` is short and stable (diagnostics)."""
 
@@ -133,6 +152,7 @@ class PlanningError(RuntimeError):
 
 
 __all__ = [
+    "checked_instruction",
     "MAX_STEPS",
     "SKILLS",
     "TERMINAL_STATES",

@@ -1,0 +1,38 @@
+"""The planning backend a planner's parameters ask for: the offline one, or the
+VLM one (an OpenAI-compatible server) that falls back to it when it fails."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from robot_memory.memory.text_grounding import TextEmbedder
+from robot_memory.planner.world import PlannerBackend
+
+BACKENDS = ("offline", "vlm")
+
+
+def make_backend(p: Mapping[str, object], embedder: TextEmbedder | None = None) -> PlannerBackend:
+    """``p``: the planner node's parameters (``backend``, ``handover_position``,
+    ``vlm.base_url``, ``vlm.model``, ``vlm.api_key_env``, ``vlm.timeout_s``,
+    ``vlm.max_retries``); raises ValueError for an unknown backend."""
+    from robot_memory.planner.offline_backend import OfflinePlanner
+
+    if p["backend"] not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {p['backend']!r}")
+    handover = tuple(float(v) for v in p["handover_position"])  # type: ignore[attr-defined]
+    offline = OfflinePlanner(embedder=embedder, handover_position=handover)  # type: ignore[arg-type]
+    if p["backend"] == "offline":
+        return offline
+    from robot_memory.planner.vlm_backend import VLMConfig, VLMPlanner
+
+    config = VLMConfig(
+        base_url=str(p["vlm.base_url"]),
+        model=str(p["vlm.model"]),
+        api_key_env=str(p["vlm.api_key_env"]),
+        timeout_s=float(p["vlm.timeout_s"]),  # type: ignore[arg-type]
+        max_retries=int(p["vlm.max_retries"]),  # type: ignore[call-overload]
+    )
+    return VLMPlanner(config, fallback=offline)
+
+
+__all__ = ["BACKENDS", "make_backend"]

@@ -15,29 +15,16 @@ the same one, :mod:`robot_memory.learning.rollout`): the node is its sink.
   feedback (phase, chunks) and result (success, state, reason, chunks).
 
 Goals (:mod:`robot_memory.nodes.skill_server`) are grounded once, on arrival
-(:mod:`robot_memory.policy.goal_grounding`). A new valid goal pre-empts the
-running one; a goal that does not convert or ground ends ``rejected`` at once
-with its reason, counted (``goal <reason>``), and the running skill goes on; a
-cancel publishes an empty ``JointTrajectory`` (the safety node holds the arm);
-the e-stop fails the running skill and rejects goals until released. Each
-callback has a mutually exclusive group of its own on a multi-threaded
-executor; the state they share is behind one lock. docs/policy.md has the
-contract (results, feedback phases, threads, measured cancel -> hold).
-
-Inference runs on a worker thread, one prediction at a time; when it starts,
-which chunk is dropped as stale, when the skill ends: the executor's schedule
-(its module doc). After the last chunk the safety node's watchdog holds the arm.
-
-A ``look`` goal is no diffusion: a scripted IK move of the wrist camera over a
-point (:class:`robot_memory.policy.look_skill.LookDriver`), sent as chunks
-through the safety node and done when the arm has settled at the look pose.
-
-A missing or unusable checkpoint is logged and every pick/place goal is
-rejected ("no policy checkpoint at ..."); the node (and the stack) keeps running.
-
-Runtime loading, joint-state checks, chunk messages:
-:mod:`robot_memory.nodes.policy_helpers`; the inference thread:
-:mod:`robot_memory.nodes.policy_inference`.
+(:mod:`robot_memory.policy.goal_grounding`; a ``look`` by
+:class:`robot_memory.policy.look_skill.LookDriver`): a goal that does not convert
+or ground ends ``rejected`` with its reason, counted, and the running skill
+goes on; a new valid goal pre-empts; a cancel publishes an empty trajectory
+(the safety node holds); the e-stop fails the running skill and refuses goals.
+Inference runs on a worker thread (:mod:`robot_memory.nodes.policy_inference`).
+Without a usable checkpoint every pick/place goal is rejected and the node runs
+on. Each callback has a mutually exclusive group of its own on a
+multi-threaded executor; the state they share is behind one lock.
+docs/policy.md has the contract (results, feedback, threads, measured cancel).
 """
 
 from __future__ import annotations

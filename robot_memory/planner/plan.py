@@ -152,7 +152,6 @@ class PlanningError(RuntimeError):
 
 
 __all__ = [
-    "checked_instruction",
     "MAX_STEPS",
     "SKILLS",
     "TERMINAL_STATES",
@@ -161,4 +160,5 @@ __all__ = [
     "PlanStep",
     "PlannerStatusMsg",
     "PlanningError",
+    "checked_instruction",
 ]

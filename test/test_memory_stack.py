@@ -42,7 +42,7 @@ from robot_memory.perception.observations import (
     frame_to_payload,
 )
 from robot_memory.schemas import MemoryAnswer, MemoryQuery, SceneGraphMsg
-from ros_helpers import Probe, rejected, spin_for, spin_until
+from ros_helpers import Probe, health_value, rejected, spin_for, spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -107,6 +107,14 @@ def test_sim_perception_memory_answer_a_query_over_dds(tmp_path):
         truth_pos = np.array(gt_by_label[target.label].position)
         assert np.linalg.norm(np.array(target.centroid) - truth_pos) < 0.03
 
+        # the text model loads in the background (seconds; minutes on a loaded machine)
+        spin_until(
+            probe,
+            lambda: health_value(probe, "memory", "embedder") == "ready",
+            timeout_s=120,
+            check=launcher.check,
+            what="memory's text embedder",
+        )
         found = ask(probe, client, launcher.check, kind="find", text=target.label)
         assert found.ok, found.error
         assert found.results[0]["id"] == target.id

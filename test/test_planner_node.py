@@ -45,7 +45,7 @@ from robot_memory.nodes.query_conversions import answer_to_response
 from robot_memory.nodes.skill_conversions import skill_goal_from_msg, skill_result
 from robot_memory.planner.plan import Plan, PlannerStatusMsg
 from robot_memory.schemas import MemoryAnswer, PolicyGoalMsg, SceneGraphMsg
-from ros_helpers import Probe, rejected
+from ros_helpers import TIMEOUT_SCALE, Probe, rejected, wait_until
 
 pytestmark = pytest.mark.ros
 CUBE = 7
@@ -55,11 +55,7 @@ TASK = "put the red cube in the bin"
 
 def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
     """Poll ``predicate`` (the nodes spin on their own threads) until it holds."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.02)
+    wait_until(predicate, timeout_s, what=what)
 
 
 class PolicyServerTestDouble:
@@ -122,7 +118,7 @@ class PolicyServerTestDouble:
         self.goals.append(goal)
         handle.publish_feedback(RunSkill.Feedback(phase="approach", chunks=1))
         if goal.skill in self.hold:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 30 * TIMEOUT_SCALE
             while not (handle.is_cancel_requested or self.release.is_set()):
                 assert time.monotonic() < deadline, "held skill never released"
                 time.sleep(0.01)

@@ -15,6 +15,7 @@ import rclpy
 from robot_memory.apps.demo import DemoOptions, demo_specs
 from robot_memory.apps.demo_session import StackDriver
 from robot_memory.bringup.launcher import Launcher
+from ros_helpers import TIMEOUT_SCALE
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 #: Seed 11: an object out of every camera's view at home that the policy picks
@@ -37,7 +38,7 @@ def test_the_stack_puts_an_object_out_of_view_in_the_bin(tmp_path: Path) -> None
     log = io.StringIO()
     rclpy.init()
     driver = StackDriver()
-    driver.deadline = time.monotonic() + 240
+    driver.deadline = time.monotonic() + 240 * TIMEOUT_SCALE  # a hang guard
     statuses = []
     try:
         with Launcher(specs, output=log) as launched:

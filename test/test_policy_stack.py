@@ -43,7 +43,7 @@ from robot_memory.nodes.skill_conversions import policy_status_from_msg, skill_g
 from robot_memory.robot.ik import ArmIK
 from robot_memory.schemas import GroundTruth, PolicyGoalMsg, SimReset
 from robot_memory.sim.scene import build_model
-from ros_helpers import Probe, spin_for, spin_until
+from ros_helpers import TIMEOUT_SCALE, Probe, spin_for, spin_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SEED, OBJECT = 3, "red_cube"
@@ -99,7 +99,7 @@ def wait_for_robot_state(rig: Stack, timeout_s: float = 30.0) -> None:
     away is refused "no robot state" before, "target out of workspace" after,
     and never moves the arm."""
     far = RunSkill.Goal(skill="pick", target_position=[Point(x=30.0, y=0.0, z=0.05)])
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s * TIMEOUT_SCALE
     while True:
         _, result = ClientGoal(rig, far).result(timeout_s=10)
         assert result.state == "rejected", result

@@ -31,6 +31,7 @@ from robot_memory.bag.reader import bag_summary, iter_messages
 from robot_memory.bag.writer import BagWriter, UnknownMessageTypeError, make_qos
 from robot_memory.nodes.recorder_node import record
 from robot_memory.nodes.topic_tools import choose_qos, import_message_class, qos_to_bag
+from ros_helpers import TIMEOUT_SCALE
 
 IMAGE = "/test/camera/color/image_raw"
 LATCHED = "/test/memory/scene_graph"
@@ -311,7 +312,7 @@ def record_until_seen(bag: Path, topics: list[str] | None, want: dict[str, int],
 
         watcher.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
         worker.start()
-        deadline = time.monotonic() + 60.0
+        deadline = time.monotonic() + 60.0 * TIMEOUT_SCALE
         reached = False
         while worker.is_alive() and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
@@ -450,7 +451,7 @@ def test_recorder_main_stops_cleanly_on_sigint(publisher, tmp_path: Path):
     reader.start()
     # Interrupt once the recorder says it has written messages (its progress
     # line), not after a fixed sleep: start-up time varies with the machine.
-    deadline = time.monotonic() + 60.0
+    deadline = time.monotonic() + 60.0 * TIMEOUT_SCALE
     while not any(re.search(r"\] [1-9]\d* msgs", line) for line in lines):
         assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
         time.sleep(0.2)

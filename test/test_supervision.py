@@ -32,7 +32,7 @@ from test_memory_stack import feed_two_objects, graph_of, make_probe
 from robot_memory.bringup.launch_spec import NodeSpec, memory_node, stack
 from robot_memory.bringup.launcher import Launcher
 from robot_memory.nodes.qos import COMMAND
-from ros_helpers import Probe, rejected, spin_for, spin_until
+from ros_helpers import TIMEOUT_SCALE, Probe, rejected, spin_for, spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -186,7 +186,7 @@ READY = {"perception": "perception on cameras", "memory": "memory ready"}  # end
 
 def _node_pids(proc: subprocess.Popen, lines: list[str]) -> dict[str, int]:
     """Wait until perception and memory are up (their last constructor line); their pids."""
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120 * TIMEOUT_SCALE
     while True:
         text = "\n".join(lines)
         pids = {m[1]: int(m[2]) for m in re.finditer(r"started (\w+) \(pid (\d+)\)", text)}

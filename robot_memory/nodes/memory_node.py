@@ -84,7 +84,9 @@ class MemoryNode(Node):
         self._dirty = True  # publish the (possibly restored) graph at once
         period = float(p("publish_period_s").value)
         self.create_timer(max(period, 0.01), self.publish_graph)
+        self.health.set_value("embedder", "not loaded")  # loaded by the first text query
         if bool(p("preload_embedder").value):
+            self.health.set_value("embedder", "loading")
             threading.Thread(target=self._preload, name="embedder", daemon=True).start()
         restored = len(self.memory.objects(include_absent=True))
         self.get_logger().info(
@@ -98,7 +100,9 @@ class MemoryNode(Node):
             self.embedder.encode(["warm up"])
         except Exception as exc:  # noqa: BLE001 - queries will report it; the node keeps running
             self.get_logger().error(f"text embedder failed to load: {exc}")
+            self.health.set_value("embedder", "failed")
             return
+        self.health.set_value("embedder", "ready")
         self.get_logger().info(f"text embedder ready in {time.monotonic() - t0:.1f} s")
 
     # -- inputs -------------------------------------------------------------------

@@ -190,8 +190,8 @@ class Rig:
 
     def close(self) -> None:
         self.node.shutdown()  # ends waiting goals
-        self.executor.shutdown(timeout_sec=1.0)
-        self.spinner.join(timeout=2.0)
+        self.executor.shutdown(timeout_sec=10.0)  # the spin thread ends before destroys
+        self.spinner.join(timeout=10.0)
         self.client.destroy()
         self.node.destroy_node()
         self.probe.destroy_node()

@@ -12,8 +12,10 @@ venv:
 demo: venv
 	$(PY) -m robot_memory.cli demo --output $(OUT)
 
+# The whole suite on two pytest-xdist workers; the tests that start whole
+# stacks share one xdist group and run one after the other (test/conftest.py).
 test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The inner loop: everything but the multi-process ROS stacks and the slow
 # closed-loop runs, on two workers (~1.5 min on 2 cores). CI runs `make test`.

@@ -12,6 +12,11 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
+from robot_memory.perception.image_decoding import (
+    PerceptionInputError,
+    decode_color,
+    decode_depth,
+)
 from robot_memory.schemas import PayloadError
 
 if TYPE_CHECKING:  # any object with parent, child, translation, rotation (w, x, y, z)
@@ -84,6 +89,25 @@ def image_to_numpy(msg: Image) -> np.ndarray:
         raise ValueError(f"image data has {arr.size} values, expected {expected}")
     shape = (msg.height, msg.width, channels) if channels > 1 else (msg.height, msg.width)
     return arr.reshape(shape)
+
+
+def decode_rgbd(
+    color: Image, depth: Image, info: CameraInfo
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rgb HxWx3 uint8, depth HxW metres, K 3x3) of a camera's paired colour,
+    aligned depth and camera_info; raises PerceptionInputError (unsupported
+    encoding, a buffer of the wrong size, camera_info of another size)."""
+    rgb = decode_color(color.encoding, color.height, color.width, color.step, color.data)
+    dep = decode_depth(
+        depth.encoding, depth.height, depth.width, depth.step, depth.data, bool(depth.is_bigendian)
+    )
+    size = (info.width, info.height)
+    if size != (0, 0) and size != (color.width, color.height):
+        raise PerceptionInputError(
+            "size mismatch",
+            f"camera_info is {info.width}x{info.height}, colour is {color.width}x{color.height}",
+        )
+    return rgb, dep, np.array(info.k, dtype=float).reshape(3, 3)
 
 
 def camera_info(

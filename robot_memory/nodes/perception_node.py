@@ -16,10 +16,10 @@ transform``; it is never processed with another instant's pose. Static
 transforms hold at every time. ``/tf`` going back in time by more than a
 second (a restarted sim, a looping bag) clears the dynamic transforms.
 
-The newest complete frame of each camera goes to a worker thread, so the
-executor never blocks on point-cloud work. A frame that arrives while the
-previous one of the same camera is still being processed replaces it (counted as
-``dropped_frames``): perception runs on the freshest data, never on a backlog.
+The newest complete frame of each camera goes to a worker thread
+(:class:`robot_memory.nodes.latest_frames.LatestFrameWorker`): a frame that
+arrives while the previous one of the same camera still waits replaces it
+(counted as ``dropped_frames``): perception runs on the freshest data.
 
 Output: ``/perception/observations`` (robot_memory_interfaces/msg/ObservationFrame).
 Every input it cannot use is logged with the reason and counted on
@@ -30,7 +30,6 @@ Every input it cannot use is logged with the reason and counted on
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -41,20 +40,16 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from robot_memory.bringup.launch_spec import PERCEPTION_PARAMETERS
 from robot_memory.cell import load_cell
 from robot_memory.health.counters import HealthCounters
-from robot_memory.nodes.conversions import from_time
+from robot_memory.nodes.conversions import decode_rgbd, from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
+from robot_memory.nodes.latest_frames import LatestFrameWorker
 from robot_memory.nodes.memory_conversions import observation_frame_to_msg
 from robot_memory.nodes.node_main import spin_node
+from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.qos import COMMAND, SENSOR
 from robot_memory.nodes.tf_listener import TfListener, parse_camera_frames
-from robot_memory.perception import (
-    PerceptionConfig,
-    PerceptionInputError,
-    PerceptionPipeline,
-    decode_color,
-    decode_depth,
-)
+from robot_memory.perception import PerceptionConfig, PerceptionInputError, PerceptionPipeline
 from robot_memory.perception.camera_sync import CameraSync, SyncedFrame, SyncError
 from robot_memory.perception.image_decoding import check_image
 from robot_memory.perception.observations import frame_to_payload
@@ -64,25 +59,18 @@ from robot_memory.transforms.tf_buffer import Transform
 class PerceptionNode(Node):
     def __init__(self) -> None:
         super().__init__("perception")
-        for name, default in PERCEPTION_PARAMETERS.items():
-            self.declare_parameter(name, default)
-        p = self.get_parameter
-        self.cameras = [str(c) for c in p("cameras").value]
-        self.use_robot_mask = bool(p("use_robot_mask").value)
-        config = PerceptionConfig(
-            stride=int(p("stride").value),
-            num_threads=int(p("num_threads").value),
-        )
-        cell_file = str(p("cell_file").value)
-        self.pipeline = PerceptionPipeline(config, load_cell(cell_file or None))
+        p = declare_parameters(self, PERCEPTION_PARAMETERS)
+        self.cameras = [str(c) for c in p["cameras"]]
+        self.use_robot_mask = bool(p["use_robot_mask"])
+        config = PerceptionConfig(stride=int(p["stride"]), num_threads=int(p["num_threads"]))
+        self.pipeline = PerceptionPipeline(config, load_cell(str(p["cell_file"]) or None))
         self.health = HealthCounters("perception")
         self.inputs = InputBoundary(self, self.health)
         self.out_pub = self.create_publisher(ObservationFrame, "/perception/observations", COMMAND)
-        self.world_frame = str(p("world_frame").value)
-        self.camera_frames = parse_camera_frames(str(p("camera_frames").value))
+        self.world_frame = str(p["world_frame"])
+        self.camera_frames = parse_camera_frames(str(p["camera_frames"]))
         self._tf_errors: dict[str, str] = {}  # the last lookup failure per camera
-        tolerance = float(p("sync_tolerance_s").value)
-        wait = float(p("transform_wait_s").value)
+        tolerance, wait = float(p["sync_tolerance_s"]), float(p["transform_wait_s"])
         self.syncs: dict[str, CameraSync] = {}
         for cam in self.cameras:
             self.syncs[cam] = CameraSync(
@@ -94,25 +82,21 @@ class PerceptionNode(Node):
             )
             base, sub = f"/camera/{cam}", self.inputs.subscribe
             sub(Image, f"{base}/color/image_raw", lambda m, c=cam: self.on_color(c, m), SENSOR)
-            sub(
-                Image,
-                f"{base}/aligned_depth_to_color/image_raw",
-                lambda m, c=cam: self.on_depth(c, m),
-                SENSOR,
-            )
-            sub(
-                CameraInfo, f"{base}/color/camera_info", lambda m, c=cam: self.on_info(c, m), SENSOR
-            )
-        self.tf = TfListener(self.inputs, float(p("tf_cache_s").value), self._on_tf)
+            depth_topic = f"{base}/aligned_depth_to_color/image_raw"
+            sub(Image, depth_topic, lambda m, c=cam: self.on_depth(c, m), SENSOR)
+            info_topic = f"{base}/color/camera_info"
+            sub(CameraInfo, info_topic, lambda m, c=cam: self.on_info(c, m), SENSOR)
+        self.tf = TfListener(self.inputs, float(p["tf_cache_s"]), self._on_tf)
         self.joints: dict[str, float] | None = None
         self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
-        self._pending: dict[str, SyncedFrame] = {}
-        self._wake = threading.Condition()
-        self._stop = False
-        self._worker = threading.Thread(target=self._work, name="perception", daemon=True)
-        self._worker.start()
+        self.worker: LatestFrameWorker[SyncedFrame] = LatestFrameWorker(
+            self._process,
+            self._failed,
+            lambda: self.health.increment("dropped_frames"),
+            name="perception",
+        )
         self.get_logger().info(
             f"perception on cameras {self.cameras}; robot mask "
             f"{'on' if self.use_robot_mask else 'off'}; extrinsics from /tf in "
@@ -165,64 +149,29 @@ class PerceptionNode(Node):
         except SyncError as err:
             self._reject(err.reason, str(err))
             return
-        if frame is None:
-            return
-        with self._wake:
-            if cam in self._pending:
-                self.health.increment("dropped_frames")
-            self._pending[cam] = frame
-            self._wake.notify()
+        if frame is not None:
+            self.worker.put(cam, frame)
 
     def _reject(self, reason: str, text: str) -> None:
         # counted; logged at most once a second per reason (also from the worker)
         self.inputs.reject(reason, f"rejected ({reason}): {text}")
 
     # -- worker thread --------------------------------------------------------
-    def _work(self) -> None:
-        while True:
-            with self._wake:
-                while not self._pending and not self._stop:
-                    self._wake.wait(0.5)
-                if self._stop:
-                    return
-                cam = next(iter(self._pending))
-                frame = self._pending.pop(cam)
-            try:
-                self._process(frame)
-            except Exception as exc:  # noqa: BLE001 - the node must outlive one bad frame
-                if not self.context.ok():
-                    return  # the context went away mid-frame at shutdown
-                where = f"{frame.camera} frame at {frame.stamp:.3f}"
-                self._reject("processing error", f"{where}: {exc!r}")
+    def _failed(self, frame: SyncedFrame, exc: Exception) -> None:
+        if self.context.ok():  # else the context went away mid-frame at shutdown
+            where = f"{frame.camera} frame at {frame.stamp:.3f}"
+            self._reject("processing error", f"{where}: {exc!r}")
 
     def _process(self, frame: SyncedFrame) -> None:
         t0 = time.monotonic()
-        color, depth, info, pose = frame.color, frame.depth, frame.info, frame.pose
         try:
-            rgb = decode_color(color.encoding, color.height, color.width, color.step, color.data)
-            dep = decode_depth(
-                depth.encoding,
-                depth.height,
-                depth.width,
-                depth.step,
-                depth.data,
-                bool(depth.is_bigendian),
-            )
-            if (info.width, info.height) != (0, 0) and (info.width, info.height) != (
-                color.width,
-                color.height,
-            ):
-                raise PerceptionInputError(
-                    "size mismatch",
-                    f"camera_info is {info.width}x{info.height}, "
-                    f"colour is {color.width}x{color.height}",
-                )
+            rgb, depth, k = decode_rgbd(frame.color, frame.depth, frame.info)
             result = self.pipeline.process(
                 rgb,
-                dep,
-                np.array(info.k, dtype=float).reshape(3, 3),
-                np.asarray(pose.translation, dtype=float),
-                np.asarray(pose.rotation, dtype=float),
+                depth,
+                k,
+                np.asarray(frame.pose.translation, dtype=float),
+                np.asarray(frame.pose.rotation, dtype=float),
                 frame.stamp,
                 frame.camera,
                 self.joints if self.use_robot_mask else None,
@@ -238,10 +187,7 @@ class PerceptionNode(Node):
         self.health.set_value(f"objects.{frame.camera}", len(result.objects))
 
     def shutdown(self) -> None:
-        with self._wake:
-            self._stop = True
-            self._wake.notify()
-        self._worker.join(timeout=1.0)  # spin_node exits 1.8 s after the signal anyway
+        self.worker.stop(timeout_s=1.0)  # spin_node exits 1.8 s after the signal anyway
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,6 +1,8 @@
-"""``/safety/status`` (robot_memory_interfaces/msg/SafetyStatus) <-> the safety
-filter's status dict (:meth:`robot_memory.control.safety.SafetyFilter.status`),
-node layer only. Counts by reason travel as ``diagnostic_msgs/KeyValue``
+"""The safety node's messages, node layer only: ``/safety/status``
+(robot_memory_interfaces/msg/SafetyStatus) <-> the safety filter's status dict
+(:meth:`robot_memory.control.safety.SafetyFilter.status`); a checked chunk or
+hold -> the controller's ``JointTrajectory``; a ``JointState`` -> the arm's
+positions. Counts by reason travel as ``diagnostic_msgs/KeyValue``
 (key: the reason, value: the count in decimal)."""
 
 from __future__ import annotations
@@ -8,15 +10,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from diagnostic_msgs.msg import KeyValue
 from robot_memory_interfaces.msg import SafetyStatus
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.nodes.conversions import from_time, to_time
+from robot_memory.control.safety_config import SafeChunk
+from robot_memory.nodes.conversions import from_time, to_duration, to_time
+from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.schemas import PayloadError
 
 #: The status keys that are plain counters.
 COUNTERS = ("accepted", "retimed", "rejected_total", "stale_points_dropped", "holds")
 STATES = ("ok", "holding", "estop")
+
+
+def trajectory_msg(chunk: SafeChunk) -> JointTrajectory:
+    """The chunk as a JointTrajectory that starts on receipt (stamp zero)."""
+    msg = JointTrajectory(joint_names=list(chunk.joint_names))
+    msg.points = [
+        JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=to_duration(t))
+        for t, q in zip(chunk.times, chunk.positions, strict=True)
+    ]
+    return msg
+
+
+def arm_positions(msg: JointState) -> np.ndarray | None:
+    """The 7 arm joints' positions in ``ARM_JOINTS`` order; None when one is missing."""
+    try:
+        idx = [list(msg.name).index(n) for n in ARM_JOINTS]
+        return np.array([msg.position[i] for i in idx], dtype=float)
+    except (ValueError, IndexError):
+        return None
 
 
 def counts_to_msg(counts: Mapping[str, int]) -> list[KeyValue]:
@@ -59,4 +85,4 @@ def safety_status_from_msg(msg: SafetyStatus) -> dict[str, Any]:
     return status
 
 
-__all__ = ["safety_status_from_msg", "safety_status_to_msg"]
+__all__ = ["arm_positions", "safety_status_from_msg", "safety_status_to_msg", "trajectory_msg"]

@@ -34,37 +34,30 @@ from rclpy.subscription import MessageInfo
 from robot_memory_interfaces.msg import SafetyStatus
 from sensor_msgs.msg import CameraInfo, JointState
 from std_msgs.msg import Bool, Float64MultiArray
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from robot_memory.bringup.launch_spec import SAFETY_PARAMETERS
 from robot_memory.control.joint_state_guard import StateRejected
 from robot_memory.control.safety import STOP_REQUESTED, SafetyFilter
-from robot_memory.control.safety_config import ChunkRejected, SafeChunk, SafetyConfig
+from robot_memory.control.safety_config import ChunkRejected, SafetyConfig
 from robot_memory.health.counters import HealthCounters
-from robot_memory.nodes.conversions import from_time, to_duration
+from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
-from robot_memory.nodes.safety_conversions import safety_status_to_msg
+from robot_memory.nodes.safety_conversions import (
+    arm_positions,
+    safety_status_to_msg,
+    trajectory_msg,
+)
 from robot_memory.robot.arm_model import panda_arm_model
-from robot_memory.robot.panda import ARM_JOINTS
 
 LOG_THROTTLE_S = 1.0
 STATUS_PERIOD_S = 1.0
 #: Node parameters that are SafetyConfig fields (the rest: the robot's base, rate).
 CONFIG_KEYS = tuple(f.name for f in fields(SafetyConfig))
-
-
-def trajectory_msg(chunk: SafeChunk) -> JointTrajectory:
-    """The chunk as a JointTrajectory that starts on receipt (stamp zero)."""
-    msg = JointTrajectory(joint_names=list(chunk.joint_names))
-    msg.points = [
-        JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=to_duration(t))
-        for t, q in zip(chunk.times, chunk.positions, strict=True)
-    ]
-    return msg
 
 
 class SafetyNode(Node):
@@ -107,10 +100,8 @@ class SafetyNode(Node):
 
     # -- inputs ---------------------------------------------------------------
     def on_joints(self, msg: JointState, info: MessageInfo) -> None:
-        try:
-            idx = [list(msg.name).index(n) for n in ARM_JOINTS]
-            q = np.array([msg.position[i] for i in idx], dtype=float)
-        except (ValueError, IndexError):
+        q = arm_positions(msg)
+        if q is None:
             self._reject_input(
                 "malformed joint_states", f"joint_states without arm joints: {msg.name[:9]}"
             )

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -22,7 +23,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from robot_memory.bringup.launch_spec import stack
 from robot_memory.bringup.launcher import Launcher
 from robot_memory.nodes.conversions import from_time, image_to_numpy, to_time
-from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR, TF
+from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
 from robot_memory.robot.ik import ArmIK
 from robot_memory.robot.panda import ALL_JOINTS, ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
@@ -31,6 +32,8 @@ from robot_memory.sim.scene import build_model
 from robot_memory.transforms.tf_buffer import TransformBuffer
 from ros_helpers import Probe, spin_for, spin_until
 
+#: Reliable and deep enough for every /tf and joint state of a test.
+DEEP = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE)
 pytestmark = pytest.mark.ros
 
 CAMERA_TOPICS = {
@@ -52,10 +55,12 @@ def sim_stack():
     probe = Probe()
     for topic, msg in CAMERA_TOPICS.items():
         probe.listen(msg, topic, SENSOR)
-    probe.listen(JointState, "/joint_states", COMMAND)
+    # deep queues: a probe slowed by a loaded machine must not lose /tf or joint
+    # states (keep-last would overwrite them) that the TF test pairs with images
+    probe.listen(JointState, "/joint_states", DEEP)
     probe.listen(Clock, "/clock", 10)
     probe.listen(DiagnosticArray, "/diagnostics", 10)
-    probe.listen(TFMessage, "/tf", TF)
+    probe.listen(TFMessage, "/tf", DEEP)
     probe.listen(TFMessage, "/tf_static", LATCHED)
     traj_pub = probe.create_publisher(JointTrajectory, "/arm_controller/joint_trajectory", COMMAND)
     grip_pub = probe.create_publisher(Float64MultiArray, "/gripper_controller/commands", COMMAND)

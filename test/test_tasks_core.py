@@ -40,7 +40,9 @@ def test_same_seed_same_scene(scenes: TaskScenes, task: str) -> None:
     colours = scenes.runner.physics.model.geom_rgba.copy()
     b = setup_task(scenes, task, 20003)
     assert a.as_dict() == b.as_dict()
-    np.testing.assert_allclose(_poses(scenes), pa, atol=1e-6)
+    # sim time runs on across episodes, so the second set-up computes with other
+    # float roundings of time, which settling contacts amplify to micrometres
+    np.testing.assert_allclose(_poses(scenes), pa, atol=1e-5)
     np.testing.assert_array_equal(scenes.runner.physics.model.geom_rgba, colours)
     assert a.instruction and a.roles
     # what the instruction is about is out of view at home (or only memory knows it)

@@ -32,7 +32,6 @@ class InferenceWorker:
         alive: Callable[[], bool],
     ) -> None:
         self.runtime, self._lock, self._done, self._alive = runtime, lock, done, alive
-        self.busy = False  # a request submitted and not yet done (read under the lock)
         self._request: PredictionRequest | None = None
         self._stop = False
         self._thread = threading.Thread(target=self._work, name="policy", daemon=True)
@@ -41,7 +40,6 @@ class InferenceWorker:
     def submit(self, request: PredictionRequest) -> None:
         """Predict for ``request`` next (call with the node's lock held)."""
         self._request = request
-        self.busy = True
         self._lock.notify()
 
     def stop(self, timeout_s: float = 1.0) -> None:
@@ -69,7 +67,6 @@ class InferenceWorker:
             if not self._alive():
                 return  # shutting down
             with self._lock:
-                self.busy = False
                 self._done(req, chunk, error)
 
 

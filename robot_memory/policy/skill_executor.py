@@ -31,7 +31,6 @@ follows it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -374,15 +373,11 @@ class SkillExecutor:
         self.sink.feedback(skill.handle, self.phase(now), skill.chunks)
 
 
-#: For callers that want a ready-made "run a request now" (in-process).
-Predictor = Callable[[PredictionRequest], ActionChunk]
-
 __all__ = [
     "CONTROL_PERIOD_S",
     "ExecutorConfig",
     "Observation",
     "PredictionRequest",
-    "Predictor",
     "RunningLook",
     "RunningSkill",
     "SkillExecutor",

@@ -136,15 +136,17 @@ class Rig:
         self.streaming = True
         self.probe.create_timer(0.02, self.publish_joints)  # 50 Hz
         pubs = (self.node.chunk_pub, self.joints, self.graph, self.estop)
+
+        def undiscovered() -> list[str]:
+            missing = [p.topic_name for p in pubs if not p.get_subscription_count()]
+            missing += [] if self.client.server_is_ready() else ["the run_skill server"]
+            return missing + ([] if self.statuses() else ["a status"])
+
         spin_until(
             self.probe,
-            lambda: (
-                all(p.get_subscription_count() > 0 for p in pubs)
-                and self.client.server_is_ready()
-                and self.statuses()
-            ),
+            lambda: not undiscovered(),
             timeout_s=10,
-            what="discovery",
+            what=lambda: f"discovery (missing: {', '.join(undiscovered())})",
         )
         self.graph.publish(scene_graph())
         spin_until(

@@ -20,6 +20,10 @@ A bag it cannot read, or with nothing it can replay, is refused with one
 ``robot-memory replay: error: ...`` line and exit status 2 (1 if the bag
 claimed messages and none could be read).
 
+``--wait-for-subscribers S`` holds the start until the graph's subscribers have
+matched; at the end, reliable subscribers get up to ``--drain S`` seconds to
+acknowledge the last messages.
+
     python -m robot_memory.nodes.replay_node BAG [--rate N | --fast] [--loop]
 """
 
@@ -36,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.publisher import Publisher
@@ -58,6 +63,7 @@ from robot_memory.replay.replay_core import (
 )
 
 PROGRESS_PERIOD_S = 2.0
+SETTLE_S = 0.3  # --wait-for-subscribers: discovery quiet this long before the start
 SENSOR_TYPES = (
     "sensor_msgs/msg/Image",
     "sensor_msgs/msg/CompressedImage",
@@ -153,15 +159,44 @@ class ReplayNode(Node):
         (self.pause_clock.pause if msg.data else self.pause_clock.resume)(now)
         self.get_logger().info("paused" if msg.data else "resumed")
 
-    def wait_for_subscribers(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` until some topic has a subscriber."""
+    def publishers(self) -> list[Publisher]:
+        return [*self.pubs.values(), *([self.clock_pub] if self.clock_pub else [])]
+
+    def wait_for_subscribers(self, timeout_s: float, settle_s: float = SETTLE_S) -> bool:
+        """Wait up to ``timeout_s`` until some topic has a subscriber, every
+        subscription the ROS graph lists on a replayed topic has matched, and
+        that held for ``settle_s``: a node's subscriptions are discovered one
+        by one, and starting at the first match would lose the first messages
+        of the others (best effort images never come again)."""
         deadline = time.monotonic() + timeout_s
+        ready_since: float | None = None
+        last: tuple[int, ...] = ()
         while time.monotonic() < deadline and not self.stop.is_set():
-            pubs = [*self.pubs.values(), *([self.clock_pub] if self.clock_pub else [])]
-            if any(p.get_subscription_count() for p in pubs):
+            pubs = self.publishers()
+            matched = tuple(p.get_subscription_count() for p in pubs)
+            listed = tuple(self.count_subscribers(p.topic_name) for p in pubs)
+            ready = any(matched) and all(m >= n for m, n in zip(matched, listed, strict=True))
+            now = time.monotonic()
+            if not ready:
+                ready_since = None
+            elif ready_since is None or matched != last:
+                ready_since = now
+            last = matched
+            if ready_since is not None and now - ready_since >= settle_s:
                 return True
             rclpy.spin_once(self, timeout_sec=0.05)
-        return False
+        return any(p.get_subscription_count() for p in self.publishers())
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until reliable subscribers acknowledged
+        every message (the process exiting right after the last publish would
+        drop what is still in flight, such as the last latched scene graph)."""
+        deadline = time.monotonic() + timeout_s
+        acked = True
+        for pub in self.publishers():
+            left = max(deadline - time.monotonic(), 0.0)
+            acked = pub.wait_for_all_acked(Duration(seconds=left)) and acked
+        return acked
 
     def _wait_until(self, due: float) -> None:
         while not self.stop.is_set():
@@ -274,7 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="S",
-        help="wait up to S seconds for a subscriber before starting",
+        help="wait up to S seconds for subscribers (all the graph lists) before starting",
+    )
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="at the end, wait up to S seconds for reliable subscribers to acknowledge",
     )
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -323,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.wait_for_subscribers > 0:
             node.wait_for_subscribers(args.wait_for_subscribers)
         stopped_by = node.run()
+        if stopped_by == "end" and args.drain > 0 and not node.drain(args.drain):
+            print(f"replay: some messages not acknowledged within {args.drain} s", flush=True)
         replayable = sum(node.bag_counts.get(t, 0) for t in node.pubs)
         if stopped_by == "end" and replayable and not sum(node.counts.values()):
             code = _error(f"read 0 of the {replayable} messages {args.bag} lists", 1)

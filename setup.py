@@ -43,7 +43,7 @@ setup(
             "expert_node = robot_memory.nodes.expert_node:main",
             "perception_node = robot_memory.nodes.perception_node:main",
             "memory_node = robot_memory.nodes.memory_node:main",
-            "replay_node = robot_memory.nodes.replay_node:main",
+            "replay_node = robot_memory.apps.replay_cli:main",
             "safety_node = robot_memory.nodes.safety_node:main",
             "policy_node = robot_memory.nodes.policy_node:main",
             "planner_node = robot_memory.nodes.planner_node:main",

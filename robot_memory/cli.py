@@ -56,7 +56,7 @@ FORWARDED = {
         "[--storage sqlite3] [--duration S] [--use-sim-time]",
     ),
     "replay": (
-        "robot_memory.nodes.replay_node",
+        "robot_memory.apps.replay_cli",
         "publish any rosbag2 bag's topics at recorded timing (--rate N, --fast) with /clock; "
         "says what it replayed and skipped",
     ),

@@ -139,7 +139,7 @@ def test_schedule_rates_clock_ticks_and_loop():
 
 
 def _replay(bag, *args: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "robot_memory.nodes.replay_node", str(bag), "--no-progress"]
+    cmd = [sys.executable, "-m", "robot_memory.apps.replay_cli", str(bag), "--no-progress"]
     return subprocess.Popen(
         [*cmd, "--wait-for-subscribers", "30", *args],
         stdout=subprocess.PIPE,

@@ -153,7 +153,7 @@ def test_replay_publishes_the_typed_topics(typed_bag):
     probe.listen(GroundTruth, "/sim/ground_truth", COMMAND)
     probe.listen(TFMessage, "/tf_static", LATCHED)
     probe.listen(SceneGraph, "/memory/scene_graph", LATCHED)
-    cmd = [sys.executable, "-m", "robot_memory.nodes.replay_node", str(typed_bag), "--fast",
+    cmd = [sys.executable, "-m", "robot_memory.apps.replay_cli", str(typed_bag), "--fast",
            "--no-progress", "--wait-for-subscribers", "30"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

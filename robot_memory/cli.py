@@ -51,7 +51,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 #: Commands whose whole command line belongs to one module's own ``main(argv)``.
 FORWARDED = {
     "record": (
-        "robot_memory.nodes.recorder_node",
+        "robot_memory.apps.record_cli",
         "record topics to a rosbag2 (MCAP by default); -o BAG [TOPIC ...] "
         "[--storage sqlite3] [--duration S] [--use-sim-time]",
     ),

@@ -26,10 +26,10 @@ from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image
 
+from robot_memory.apps.record_cli import record
 from robot_memory.bag.queued_writer import QueuedWriter
 from robot_memory.bag.reader import bag_summary, iter_messages
 from robot_memory.bag.writer import BagWriter, UnknownMessageTypeError, make_qos
-from robot_memory.nodes.recorder_node import record
 from robot_memory.nodes.topic_tools import choose_qos, import_message_class, qos_to_bag
 from ros_helpers import TIMEOUT_SCALE
 
@@ -440,7 +440,7 @@ def test_record_all_topics_sqlite3(publisher, tmp_path: Path):
 def test_recorder_main_stops_cleanly_on_sigint(publisher, tmp_path: Path):
     bag = tmp_path / "bag"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "robot_memory.nodes.recorder_node", "-o", str(bag), JOINTS],
+        [sys.executable, "-m", "robot_memory.apps.record_cli", "-o", str(bag), JOINTS],
         env=dict(os.environ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

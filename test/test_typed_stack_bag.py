@@ -22,12 +22,12 @@ from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 from tf2_msgs.msg import TFMessage
 
+from robot_memory.apps.record_cli import record
 from robot_memory.bag.reader import bag_summary
 from robot_memory.bringup.launch_spec import stack
 from robot_memory.bringup.launcher import Launcher
 from robot_memory.cli import main as cli_main
 from robot_memory.nodes.qos import COMMAND, LATCHED
-from robot_memory.nodes.recorder_node import record
 from robot_memory.replay.bag_frames import CameraFrameEvent, iter_bag_events
 from ros_helpers import Probe, spin_until
 

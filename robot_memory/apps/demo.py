@@ -183,7 +183,7 @@ def run_demo(opts: DemoOptions) -> int:
             driver.check = launched.check
             if opts.record:
                 recorder = subprocess.Popen(
-                    [sys.executable, "-m", "robot_memory.nodes.recorder_node"]
+                    [sys.executable, "-m", "robot_memory.apps.record_cli"]
                     + ["-o", str(run_dir / "bag"), "--no-progress", *RECORDED_TOPICS],
                     env=env,
                     stdout=log,

@@ -15,11 +15,13 @@ import mujoco
 import numpy as np
 import pytest
 
+from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.sim_node import SimNode
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.frames import CellFrames, optical_frame
+from robot_memory.sim.realtime_loop import SimLoop
 from robot_memory.sim.runner import DueOutputs, RunnerConfig, SimulationRunner
 from robot_memory.transforms.tf_buffer import TransformBuffer, quat_rotate
 
@@ -122,9 +124,6 @@ def test_node_sends_tf_before_the_images_of_the_same_instant(cell):
         for cam in CAMERAS
     }
     node = SimpleNamespace(
-        runner=r,
-        frames=CellFrames(r.physics.model, CAMERAS),
-        cameras=list(CAMERAS),
         width=64,
         height=48,
         depth_encoding="16UC1",
@@ -137,8 +136,12 @@ def test_node_sends_tf_before_the_images_of_the_same_instant(cell):
         health=SimpleNamespace(latency=lambda *a: None, tick=lambda *a: None),
     )
     node._publish_camera = lambda *a: SimNode._publish_camera(node, *a)
+    health = HealthCounters("sim")
+    loop = SimLoop(
+        r, CellFrames(r.physics.model, CAMERAS), list(CAMERAS), (64, 48), 0, health, print
+    )
     r.run_for(0.1)
-    SimNode._publish(node, DueOutputs(cameras=True), rig, r.time)
+    SimNode.emit(node, loop.outputs(DueOutputs(cameras=True), rig))
     topics = [topic for topic, _ in log]
     assert topics[0] == "/tf" and topics.count("/tf") == 1
     assert set(topics[1:]) == {f"{c}/{k}" for c in CAMERAS for k in ("rgb", "info", "depth")}
@@ -147,5 +150,5 @@ def test_node_sends_tf_before_the_images_of_the_same_instant(cell):
         assert msg.header.stamp == stamp
         assert msg.header.frame_id == optical_frame(topic.split("/")[0])
     log.clear()
-    SimNode._publish(node, DueOutputs(joint_states=True), rig, r.time)
+    SimNode.emit(node, loop.outputs(DueOutputs(joint_states=True), rig))
     assert [topic for topic, _ in log] == ["/tf", "/joint_states"]  # /tf at the joint-state rate

@@ -9,8 +9,8 @@ due. The same runner drives tests, benches and the in-process expert.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 
 import mujoco
 import numpy as np
@@ -50,6 +50,13 @@ class RunnerConfig:
                 raise ValueError(f"{name} must be >= 0 (0 disables), got {getattr(self, name)}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, object]) -> RunnerConfig:
+        """The config from a node's parameters (the fields it has; others ignored)."""
+        names = {f.name: f.type for f in fields(cls)}
+        cast = {"str": str, "int": int, "float": float}
+        return cls(**{k: cast[names[k]](v) for k, v in params.items() if k in names})
 
 
 @dataclass

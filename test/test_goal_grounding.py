@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from robot_memory.policy.goal_admission import GoalGate
 from robot_memory.policy.goal_grounding import (
     DEFAULT_PICK_YAW,
     GroundingError,
@@ -14,6 +15,8 @@ from robot_memory.policy.goal_grounding import (
     ground_goal_text,
     parse_goal,
 )
+from robot_memory.policy.look_skill import LookDriver, LookMotion
+from robot_memory.policy.runtime import RobotState
 from robot_memory.policy.skill_goal import TABLE_PLACE_Y
 from robot_memory.schemas import MemoryObjectMsg, PlaceMsg, PolicyGoalMsg, SceneGraphMsg
 
@@ -155,3 +158,41 @@ def test_a_valid_payload_round_trips():
     assert msg.schema_version == 1 and msg.target == "" and msg.target_position is None
     parsed, skill = ground_goal_text(text, GRAPH)
     assert parsed.id == "p1" and skill.skill == "pick"
+
+
+def _gate(unavailable: str | None = None) -> GoalGate:
+    from robot_memory.policy.kinematics import ArmKinematics
+
+    kin = ArmKinematics()
+    return GoalGate(0.5, LookDriver(kin.ik), lambda q: kin.tcp_pose(q)[1], unavailable)
+
+
+STATE = RobotState(np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]), 0.04, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("newest", "now", "estop", "unavailable", "reason"),
+    [
+        (STATE, 10.1, True, None, "estop active"),
+        (None, 10.1, False, None, "no robot state"),
+        (STATE, 10.6, False, None, "no robot state"),  # 0.6 s old, 0.5 s allowed
+        (STATE, 10.1, False, "no policy checkpoint at /x", "no checkpoint"),
+    ],
+)
+def test_the_gate_refuses_goals_that_cannot_start_now(newest, now, estop, unavailable, reason):
+    gate = _gate(unavailable)
+    with pytest.raises(GroundingError) as err:
+        gate.admit(goal(skill="pick", object_id=4), GRAPH, newest, now, estop)
+    assert err.value.reason == reason and err.value.goal_id == "g1"
+
+
+def test_the_gate_admits_a_pick_and_a_look_with_a_fresh_state():
+    gate = _gate()
+    pick = gate.admit(goal(skill="pick", object_id=4), GRAPH, STATE, 10.1, False)
+    np.testing.assert_allclose(pick.target_position, (0.1, -0.1, 0.02))
+    look = gate.admit(goal(skill="look", object_id=4), GRAPH, STATE, 10.1, False)
+    assert isinstance(look, LookMotion)
+    np.testing.assert_allclose(look.point, (0.1, -0.1, 0.02), atol=0.03)
+    with pytest.raises(GroundingError) as err:  # a look needs no checkpoint, but a target
+        _gate("none").admit(goal(skill="look", object_id=99), GRAPH, STATE, 10.1, False)
+    assert err.value.goal_id == "g1"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -46,6 +48,27 @@ class TextEmbedder:
         self._model = None
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+
+    def warm_up_in_background(
+        self,
+        on_error: Callable[[Exception], None],
+        on_ready: Callable[[float], None] | None = None,
+    ) -> None:
+        """Load the model on a thread now, not on the first use (about 10 s);
+        ``on_ready`` gets the seconds it took, ``on_error`` a failure (the
+        first real use reports it again)."""
+
+        def load() -> None:
+            t0 = time.monotonic()
+            try:
+                self.encode(["warm up"])
+            except Exception as exc:  # noqa: BLE001 - reported; the caller keeps running
+                on_error(exc)
+                return
+            if on_ready is not None:
+                on_ready(time.monotonic() - t0)
+
+        threading.Thread(target=load, name="embedder", daemon=True).start()
 
     def _load(self):
         with self._lock:

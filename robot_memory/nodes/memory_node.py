@@ -22,7 +22,6 @@ callback turns any exception into a counted error answer: no input ends the node
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -87,23 +86,12 @@ class MemoryNode(Node):
         self.health.set_value("embedder", "not loaded")  # loaded by the first text query
         if bool(p("preload_embedder").value):
             self.health.set_value("embedder", "loading")
-            threading.Thread(target=self._preload, name="embedder", daemon=True).start()
+            self.embedder.warm_up_in_background(self._embedder_failed, self._embedder_ready)
         restored = len(self.memory.objects(include_absent=True))
         self.get_logger().info(
             f"memory ready: {restored} objects restored from "
             f"{store_path if store_path else 'nowhere (in-memory only)'}"
         )
-
-    def _preload(self) -> None:
-        t0 = time.monotonic()
-        try:
-            self.embedder.encode(["warm up"])
-        except Exception as exc:  # noqa: BLE001 - queries will report it; the node keeps running
-            self.get_logger().error(f"text embedder failed to load: {exc}")
-            self.health.set_value("embedder", "failed")
-            return
-        self.health.set_value("embedder", "ready")
-        self.get_logger().info(f"text embedder ready in {time.monotonic() - t0:.1f} s")
 
     # -- inputs -------------------------------------------------------------------
     def on_observations(self, msg: ObservationFrame) -> None:
@@ -171,6 +159,14 @@ class MemoryNode(Node):
         self.inputs.reject(reason, text)  # counted; logged at most once a second per reason
 
     # -- outputs ------------------------------------------------------------------
+    def _embedder_failed(self, exc: Exception) -> None:  # queries will report it too
+        self.get_logger().error(f"text embedder failed to load: {exc}")
+        self.health.set_value("embedder", "failed")
+
+    def _embedder_ready(self, took_s: float) -> None:
+        self.health.set_value("embedder", "ready")
+        self.get_logger().info(f"text embedder ready in {took_s:.1f} s")
+
     def publish_graph(self) -> None:
         if not self._dirty:
             return

@@ -35,21 +35,14 @@ from typing import Any
 
 from rclpy.action import ActionClient
 from rclpy.client import Client
+from rclpy.node import Node
 from rclpy.task import Future
 from std_srvs.srv import Trigger
 
 from robot_memory.nodes.query_conversions import answer_from_response, query_to_request
 from robot_memory.nodes.skill_conversions import skill_goal_to_msg
-from robot_memory.planner.world import SkillOutcome
+from robot_memory.planner.world import InstructionCanceledError, MemoryResetError, SkillOutcome
 from robot_memory.schemas import MemoryAnswer, MemoryQuery, PolicyGoalMsg, SceneGraphMsg
-
-
-class InstructionCanceledError(Exception):
-    """The running instruction was cancelled (or the node stops): end it now."""
-
-
-class MemoryResetError(RuntimeError):
-    """``/memory/reset`` refused or did not answer (memoryless ablation)."""
 
 
 class CancelScope:
@@ -279,3 +272,30 @@ __all__ = [
     "MemoryResetError",
     "ServiceMemoryPort",
 ]
+
+
+def planner_ports(
+    node: Node,
+    scope: CancelScope,
+    p: dict,
+    on_feedback: Callable[[PolicyGoalMsg, str, int], None],
+) -> tuple[ServiceMemoryPort, ActionSkillPort]:
+    """The planner node's two ports, made from its parameters ``p``."""
+    from robot_memory_interfaces.action import RunSkill
+    from robot_memory_interfaces.srv import QueryMemory
+
+    memory = ServiceMemoryPort(
+        node.create_client(QueryMemory, "/memory/query"),
+        node.create_client(Trigger, "/memory/reset"),
+        lambda: node.get_clock().now().nanoseconds * 1e-9,
+        scope,
+        query_timeout_s=float(p["query_timeout_s"]),
+        refresh_timeout_s=float(p["refresh_timeout_s"]),
+    )
+    skills = ActionSkillPort(
+        ActionClient(node, RunSkill, "/policy/run_skill"),
+        scope,
+        timeout_s=float(p["skill_timeout_s"]),
+        on_feedback=on_feedback,
+    )
+    return memory, skills

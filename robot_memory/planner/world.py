@@ -35,6 +35,16 @@ IN_PLACE_MARGIN = 0.0
 AT_POSITION_TOLERANCE = 0.05
 
 
+class InstructionCanceledError(Exception):
+    """A port's answer to a cancel of the running instruction (or the node
+    stopping): end it now."""
+
+
+class MemoryResetError(RuntimeError):
+    """``MemoryPort.clear`` failed: memory refused or did not answer
+    (the memoryless ablation cannot run)."""
+
+
 @dataclass(frozen=True)
 class World:
     """One scene-graph snapshot, indexed."""

@@ -63,7 +63,8 @@ def serve(n_objects: int) -> int:
 
     from robot_memory.nodes.qos import COMMAND
     from robot_memory.nodes.query_conversions import answer_to_response, query_from_request
-    from robot_memory.schemas import MemoryQuery, dump_payload, parse_payload
+    from robot_memory.payload_codec import dump_payload, parse_payload
+    from robot_memory.schemas import MemoryQuery
 
     memory = build_memory(n_objects)
     rclpy.init()
@@ -124,7 +125,7 @@ class Client:
 
     def _on_answer(self, msg) -> None:
         # the old port: decode enough to match the id, keep the text for the asker
-        from robot_memory.schemas import payload_id
+        from robot_memory.payload_codec import payload_id
 
         with self._cond:
             self._answers[payload_id(msg.data, 50_000_000)] = msg.data
@@ -138,7 +139,8 @@ class Client:
         )
 
     def via_topics(self, query, timeout_s: float = 30.0):
-        from robot_memory.schemas import MemoryAnswer, dump_payload, parse_payload
+        from robot_memory.payload_codec import dump_payload, parse_payload
+        from robot_memory.schemas import MemoryAnswer
 
         qid = f"{query.id}-{uuid.uuid4().hex[:8]}"
         self.publisher.publish(self.String(data=dump_payload(query.model_copy(update={"id": qid}))))

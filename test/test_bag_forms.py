@@ -25,10 +25,10 @@ from robot_memory.bag.ground_truth import ground_truth_from_bag_msg
 from robot_memory.bag.reader import BagReader, bag_summary
 from robot_memory.bag.typedefs import typestore
 from robot_memory.cli import main
+from robot_memory.payload_codec import dump_payload
 from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
 from robot_memory.replay.bag_images import decode_depth, encode_compressed_depth
 from robot_memory.replay.bag_topics import TopicMap
-from robot_memory.schemas import dump_payload
 from robot_memory.transforms.tf_buffer import TransformBuffer, TransformError, slerp
 
 TS = typestore()  # the standard types and the project's (GroundTruth, TFMessage)

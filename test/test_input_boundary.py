@@ -11,6 +11,7 @@ import pytest
 
 from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.input_boundary import InputBoundary
+from robot_memory.payload_codec import parse_payload, payload_id
 from robot_memory.perception.camera_sync import CameraSync
 from robot_memory.planner.plan import checked_instruction
 from robot_memory.planner.validation import PlanValidationError, parse_plan
@@ -20,8 +21,6 @@ from robot_memory.schemas import (
     PayloadError,
     PolicyGoalMsg,
     SceneGraphMsg,
-    parse_payload,
-    payload_id,
 )
 
 HEAD = '{"schema_version": 1, "id": "probe", "seed": 1, "kind": "find", "x": '

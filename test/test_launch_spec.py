@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from robot_memory.bringup.launch_spec import (
-    SIM_PARAMETERS,
     NodeSpec,
     RestartBudget,
     format_ros_arg,
@@ -20,6 +19,7 @@ from robot_memory.bringup.launch_spec import (
     stack,
 )
 from robot_memory.bringup.launcher import Launcher, NodeDiedError, node_command
+from robot_memory.bringup.node_parameters import SIM_PARAMETERS
 from robot_memory.bringup.ros_env import PARENT_PID_ENV
 
 

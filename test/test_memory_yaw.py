@@ -19,7 +19,8 @@ from robot_memory.memory.orientation import (
     grasp_yaw,
     wrap_yaw,
 )
-from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg, dump_payload, parse_payload
+from robot_memory.payload_codec import dump_payload, parse_payload
+from robot_memory.schemas import MemoryObjectMsg, SceneGraphMsg
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 

@@ -26,7 +26,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from robot_memory.schemas import MemoryAnswer, MemoryQuery, PayloadError, validate_payload
+from robot_memory.payload_codec import validate_payload
+from robot_memory.schemas import MemoryAnswer, MemoryQuery, PayloadError
 
 SERVICE = "/memory/query"
 KINDS = ("find", "last_seen", "history", "on", "in", "changed_since", "relation_history", "graph")

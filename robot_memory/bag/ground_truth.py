@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from robot_memory.schemas import GroundTruth, PayloadError, parse_payload, validate_payload
+from robot_memory.payload_codec import parse_payload, validate_payload
+from robot_memory.schemas import GroundTruth, PayloadError
 
 TYPED = "robot_memory_interfaces/msg/GroundTruth"
 JSON_STRING = "std_msgs/msg/String"

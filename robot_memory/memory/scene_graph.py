@@ -24,14 +24,9 @@ from robot_memory.memory import permanence
 from robot_memory.memory.association import assign
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.identity import fragment_parent, reidentify
+from robot_memory.memory.input_checks import frame_problem, observation_problem
 from robot_memory.memory.journal import MemoryJournal
-from robot_memory.memory.object_node import (
-    MemoryObject,
-    find_duplicate,
-    frame_problem,
-    is_ghost,
-    observation_problem,
-)
+from robot_memory.memory.object_node import MemoryObject, find_duplicate, is_ghost
 from robot_memory.memory.relation_history import (
     EndedRelation,
     RelationHistory,

@@ -20,7 +20,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from robot_memory.bringup.launch_spec import EXPERT_PARAMETERS
+from robot_memory.bringup.node_parameters import EXPERT_PARAMETERS
 from robot_memory.expert.pick_place import ArmMove, PickPlaceConfig, PickPlacePlanner, Step
 from robot_memory.expert.task_runner import ExpertTaskRunner
 from robot_memory.health.counters import HealthCounters

@@ -26,6 +26,7 @@ from robot_memory_interfaces.msg import (
 )
 
 from robot_memory.nodes.conversions import from_time, header, to_time
+from robot_memory.payload_codec import validate_payload
 from robot_memory.schemas import (
     MemoryObjectMsg,
     NodeId,
@@ -34,7 +35,6 @@ from robot_memory.schemas import (
     PlaceMsg,
     RelationMsg,
     SceneGraphMsg,
-    validate_payload,
 )
 
 STATUS_CODES = {"visible": MemoryObject.VISIBLE, "remembered": MemoryObject.REMEMBERED}

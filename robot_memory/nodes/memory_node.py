@@ -31,7 +31,7 @@ from robot_memory_interfaces.srv import QueryMemory
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from robot_memory.bringup.launch_spec import MEMORY_PARAMETERS
+from robot_memory.bringup.node_parameters import MEMORY_PARAMETERS
 from robot_memory.cell import load_cell
 from robot_memory.health.counters import HealthCounters
 from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder

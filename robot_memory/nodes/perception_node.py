@@ -37,7 +37,7 @@ from rclpy.node import Node
 from robot_memory_interfaces.msg import ObservationFrame
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
-from robot_memory.bringup.launch_spec import PERCEPTION_PARAMETERS
+from robot_memory.bringup.node_parameters import PERCEPTION_PARAMETERS
 from robot_memory.cell import load_cell
 from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.conversions import decode_rgbd, from_time

@@ -20,9 +20,9 @@ from robot_memory_interfaces.msg import PlannerStatus, PlanStep
 
 from robot_memory.nodes.conversions import from_time, to_time
 from robot_memory.nodes.memory_conversions import optional, point, xyz
+from robot_memory.payload_codec import validate_payload
 from robot_memory.planner.plan import Plan, PlannerStatusMsg
 from robot_memory.planner.plan import PlanStep as CorePlanStep
-from robot_memory.schemas import validate_payload
 
 
 # -- plan steps ------------------------------------------------------------------

@@ -28,7 +28,7 @@ from rclpy.parameter import Parameter
 from robot_memory_interfaces.msg import SceneGraph
 from sensor_msgs.msg import Image
 
-from robot_memory.bringup.launch_spec import PLANNER_PARAMETERS
+from robot_memory.bringup.node_parameters import PLANNER_PARAMETERS
 from robot_memory.health.counters import HealthCounters
 from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.nodes.conversions import image_to_numpy

@@ -33,7 +33,7 @@ from robot_memory_interfaces.msg import SceneGraph
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 
-from robot_memory.bringup.launch_spec import POLICY_PARAMETERS
+from robot_memory.bringup.node_parameters import POLICY_PARAMETERS
 from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher

@@ -50,7 +50,8 @@ from robot_memory.nodes.memory_conversions import (
     scene_graph_to_msg,
     xyz,
 )
-from robot_memory.schemas import MemoryAnswer, MemoryQuery, SceneGraphMsg, validate_payload
+from robot_memory.payload_codec import validate_payload
+from robot_memory.schemas import MemoryAnswer, MemoryQuery, SceneGraphMsg
 
 OBJECT_KINDS = ("find", "last_seen", "on", "in")
 CHANGE_CODES = {

@@ -2,23 +2,18 @@
 
 Thin adapter over :class:`robot_memory.control.safety.SafetyFilter`:
 
-* in: ``/policy/action_chunk`` (JointTrajectory: the 7 arm joints, optionally
-  the ``gripper_width`` pseudo-joint; ``header.stamp`` = observation time; a
-  trajectory with NO points is "stop now", the ros2_control JTC convention: the
-  arm holds at once with the smooth stop, hold reason "stop requested", until
-  the next accepted chunk; nothing to stop, nothing sent),
-  ``/joint_states`` (the measured arm position; trusted only when plausible and
-  from the one publisher it trusts), ``/robot_memory/estop`` (Bool, latched;
-  True holds the arm and blocks every chunk until False), the watched cameras'
-  ``camera_info`` (heartbeats for the watchdog);
+* in: ``/policy/action_chunk`` (7 arm joints, optionally ``gripper_width``;
+  stamp = observation time; NO points = "stop now", the ros2_control JTC
+  convention: a smooth hold until the next accepted chunk), ``/joint_states``
+  (trusted only when plausible and from the one publisher it trusts),
+  ``/robot_memory/estop`` (latched; True holds and blocks every chunk), the
+  watched cameras' ``camera_info`` (watchdog heartbeats);
 * out: ``/arm_controller/joint_trajectory`` (the accepted chunk retimed to the
-  velocity and acceleration limits, starting now, ``header.stamp`` zero; or a
-  smooth stop), ``/gripper_controller/commands`` ([width]), ``/safety/status``
-  (``SafetyStatus``, latched: state ok|holding|estop, hold reason, counts,
-  rejections by reason, last reject reason, stamp), ``/diagnostics``.
+  limits, starting now; or a smooth stop), ``/gripper_controller/commands``,
+  ``/safety/status`` (latched), ``/diagnostics``.
 
-Every callback runs behind the node's input boundary: nothing it receives ends
-it. Nothing is ever sent before the first accepted chunk except an e-stop hold.
+Nothing it receives ends it (the input boundary); nothing is sent before the
+first accepted chunk except an e-stop hold. docs/policy.md has the contract.
 """
 
 from __future__ import annotations
@@ -36,7 +31,7 @@ from sensor_msgs.msg import CameraInfo, JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from robot_memory.bringup.launch_spec import SAFETY_PARAMETERS
+from robot_memory.bringup.node_parameters import SAFETY_PARAMETERS
 from robot_memory.control.joint_state_guard import StateRejected
 from robot_memory.control.safety import STOP_REQUESTED, SafetyFilter
 from robot_memory.control.safety_config import ChunkRejected, SafetyConfig

@@ -13,13 +13,8 @@ from robot_memory_interfaces import msg as rmi
 
 from robot_memory.nodes.conversions import from_time, header
 from robot_memory.nodes.memory_conversions import pose, quat_wxyz, xyz
-from robot_memory.schemas import (
-    ExpertStatus,
-    ExpertTask,
-    GroundTruth,
-    SimReset,
-    validate_payload,
-)
+from robot_memory.payload_codec import validate_payload
+from robot_memory.schemas import ExpertStatus, ExpertTask, GroundTruth, SimReset
 
 
 def ground_truth_to_msg(truth: GroundTruth, frame_id: str = "world") -> rmi.GroundTruth:

@@ -27,7 +27,7 @@ from std_msgs.msg import Float64MultiArray
 from tf2_msgs.msg import TFMessage
 from trajectory_msgs.msg import JointTrajectory
 
-from robot_memory.bringup.launch_spec import SIM_PARAMETERS
+from robot_memory.bringup.node_parameters import SIM_PARAMETERS
 from robot_memory.control.joint_trajectory import TrajectoryError
 from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes import conversions as conv

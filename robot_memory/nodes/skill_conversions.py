@@ -21,7 +21,8 @@ from robot_memory_interfaces.msg import PolicyStatus
 
 from robot_memory.nodes.conversions import from_time, to_time
 from robot_memory.nodes.memory_conversions import optional, point, xyz
-from robot_memory.schemas import PayloadError, PolicyGoalMsg, PolicyStatusMsg, validate_payload
+from robot_memory.payload_codec import validate_payload
+from robot_memory.schemas import PayloadError, PolicyGoalMsg, PolicyStatusMsg
 
 #: The result states of a RunSkill goal.
 SUCCEEDED, FAILED, CANCELED, REJECTED = "succeeded", "failed", "canceled", "rejected"

@@ -24,15 +24,10 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from robot_memory.payload_codec import decode_json, first_error, json_depth_exceeds
 from robot_memory.planner.plan import SKILLS, Plan, PlanStep
 from robot_memory.planner.world import World
-from robot_memory.schemas import (
-    MAX_JSON_DEPTH,
-    PayloadError,
-    decode_json,
-    first_error,
-    json_depth_exceeds,
-)
+from robot_memory.schemas import MAX_JSON_DEPTH, PayloadError
 
 #: Longest plan text accepted from a backend (a VLM answer) [characters].
 MAX_PLAN_CHARS = 256_000
@@ -61,7 +56,7 @@ class ValidationLimits:
 
 
 def decode_plan_json(text: str) -> Any:
-    """JSON text from a backend, through :func:`robot_memory.schemas.decode_json`
+    """JSON text from a backend, through :func:`robot_memory.payload_codec.decode_json`
     (size, nesting, huge integers); raises PlanValidationError "malformed json"."""
     try:
         return decode_json(text, MAX_PLAN_CHARS, MAX_JSON_DEPTH)

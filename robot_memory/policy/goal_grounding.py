@@ -36,6 +36,7 @@ from functools import lru_cache
 import numpy as np
 
 from robot_memory.cell import Box, load_cell
+from robot_memory.payload_codec import parse_payload, payload_id
 from robot_memory.policy.skill_goal import TABLE_PLACE_X, TABLE_PLACE_Y, SkillGoal
 from robot_memory.schemas import (
     MemoryObjectMsg,
@@ -43,8 +44,6 @@ from robot_memory.schemas import (
     PlaceMsg,
     PolicyGoalMsg,
     SceneGraphMsg,
-    parse_payload,
-    payload_id,
 )
 
 #: Grasp yaw used for a pick when the goal gives none [rad] (see module doc).

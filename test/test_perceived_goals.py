@@ -11,11 +11,8 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from robot_memory.learning.perceived_goals import (
-    PerceivedGoalProvider,
-    TargetLostError,
-    run_ablation,
-)
+from robot_memory.learning.memory_ablation import run_ablation
+from robot_memory.learning.perceived_goals import PerceivedGoalProvider, TargetLostError
 from robot_memory.learning.skill_tasks import SkillScenes, move_arm_to
 from robot_memory.policy.runtime import ActionChunk
 from robot_memory.policy.skill_monitor import MonitorConfig

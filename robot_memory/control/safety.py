@@ -57,7 +57,7 @@ from robot_memory.control.safety_config import (
     SafetyCounters,
 )
 from robot_memory.control.watchdog import Watchdog
-from robot_memory.robot.arm_model import panda_arm_model
+from robot_memory.robot.arm_model import TcpKinematics, panda_arm_model
 from robot_memory.robot.panda import (
     ARM_JOINTS,
     GRIPPER_MAX_WIDTH,
@@ -68,24 +68,6 @@ from robot_memory.robot.panda import (
 _AXES = "xyz"
 #: The hold reason of a stop request.
 STOP_REQUESTED = "stop requested"
-
-
-class TcpKinematics:
-    """TCP positions of the scene model for rows of arm joints (MuJoCo FK)."""
-
-    def __init__(self, model: mujoco.MjModel, site: str = "tcp") -> None:
-        self.model = model
-        self.data = mujoco.MjData(model)
-        self._qpos = np.array([model.jnt_qposadr[model.joint(n).id] for n in ARM_JOINTS])
-        self._site = model.site(site).id
-
-    def positions(self, q_arm: np.ndarray) -> np.ndarray:
-        out = np.empty((len(q_arm), 3))
-        for i, q in enumerate(q_arm):
-            self.data.qpos[self._qpos] = q
-            mujoco.mj_kinematics(self.model, self.data)
-            out[i] = self.data.site_xpos[self._site]
-        return out
 
 
 class SafetyFilter:

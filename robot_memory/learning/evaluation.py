@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     if args.ablation:
-        from robot_memory.learning.perceived_goals import run_ablation
+        from robot_memory.learning.memory_ablation import run_ablation
 
         summary = run_ablation(runtime, args.episodes, args.seed_start, args.out)
         write_ablation_report(args.out, summary)

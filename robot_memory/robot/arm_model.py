@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import mujoco
+import numpy as np
 
 from robot_memory.paths import sim_path
 from robot_memory.robot.description import ArmDescription
@@ -42,6 +43,24 @@ def panda_arm_model(
     return arm_model(PANDA, base_position, base_quaternion)
 
 
+class TcpKinematics:
+    """TCP positions of an arm model for rows of its joints (MuJoCo FK)."""
+
+    def __init__(self, model: mujoco.MjModel, arm: ArmDescription = PANDA) -> None:
+        self.model = model
+        self.data = mujoco.MjData(model)
+        self._qpos = np.array([model.jnt_qposadr[model.joint(n).id] for n in arm.joints])
+        self._site = model.site(arm.tcp_site).id
+
+    def positions(self, q_arm: np.ndarray) -> np.ndarray:
+        out = np.empty((len(q_arm), 3))
+        for i, q in enumerate(q_arm):
+            self.data.qpos[self._qpos] = q
+            mujoco.mj_kinematics(self.model, self.data)
+            out[i] = self.data.site_xpos[self._site]
+        return out
+
+
 @lru_cache(maxsize=8)
 def _compile(
     arm: ArmDescription, position: tuple[float, ...], quaternion: tuple[float, ...]
@@ -61,4 +80,10 @@ def _compile(
     return model
 
 
-__all__ = ["TABLETOP_BASE_POSITION", "TABLETOP_BASE_QUATERNION", "arm_model", "panda_arm_model"]
+__all__ = [
+    "TABLETOP_BASE_POSITION",
+    "TABLETOP_BASE_QUATERNION",
+    "TcpKinematics",
+    "arm_model",
+    "panda_arm_model",
+]

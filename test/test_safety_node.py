@@ -54,7 +54,8 @@ class Rig:
         self.estop = self.probe.create_publisher(Bool, "/robot_memory/estop", LATCHED)
         self.clock = self.probe.create_publisher(Clock, "/clock", 10)
         self.frames = self.probe.create_publisher(CameraInfo, FRONT_INFO, SENSOR)
-        pubs = [self.safety.traj_pub, self.safety.grip_pub, self.joints, self.chunks, self.estop]
+        out = self.safety.outputs
+        pubs = [out.traj_pub, out.grip_pub, self.joints, self.chunks, self.estop]
         if self.safety.get_parameter("watched_cameras").value == [FRONT_INFO]:
             pubs.append(self.frames)
         spin_until(

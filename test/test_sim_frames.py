@@ -17,7 +17,7 @@ import pytest
 
 from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes import conversions as conv
-from robot_memory.nodes.sim_node import SimNode
+from robot_memory.nodes.sim_outputs import SimPublishers
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.frames import CellFrames, optical_frame
@@ -119,36 +119,22 @@ class _Recorder:
 def test_node_sends_tf_before_the_images_of_the_same_instant(cell):
     r, rig = cell
     log: list = []
-    pubs = {
-        cam: tuple(_Recorder(log, f"{cam}/{k}") for k in ("rgb", "info", "depth"))
-        for cam in CAMERAS
-    }
-    node = SimpleNamespace(
-        width=64,
-        height=48,
-        depth_encoding="16UC1",
-        world_frame="world",
-        clock_pub=_Recorder(log, "/clock"),
-        joint_pub=_Recorder(log, "/joint_states"),
-        tf_pub=_Recorder(log, "/tf"),
-        gt_pub=_Recorder(log, "/sim/ground_truth"),
-        cam_pubs=pubs,
-        health=SimpleNamespace(latency=lambda *a: None, tick=lambda *a: None),
-    )
-    node._publish_camera = lambda *a: SimNode._publish_camera(node, *a)
+    node = SimpleNamespace(create_publisher=lambda _type, topic, _qos: _Recorder(log, topic))
     health = HealthCounters("sim")
+    out = SimPublishers(node, health, list(CAMERAS), (64, 48), "16UC1", "world")
     loop = SimLoop(
         r, CellFrames(r.physics.model, CAMERAS), list(CAMERAS), (64, 48), 0, health, print
     )
     r.run_for(0.1)
-    SimNode.emit(node, loop.outputs(DueOutputs(cameras=True), rig))
+    out.emit(loop.outputs(DueOutputs(cameras=True), rig))
     topics = [topic for topic, _ in log]
     assert topics[0] == "/tf" and topics.count("/tf") == 1
-    assert set(topics[1:]) == {f"{c}/{k}" for c in CAMERAS for k in ("rgb", "info", "depth")}
+    images = ("color/image_raw", "color/camera_info", "aligned_depth_to_color/image_raw")
+    assert set(topics[1:]) == {f"/camera/{c}/{k}" for c in CAMERAS for k in images}
     stamp = log[0][1].transforms[0].header.stamp
     for topic, msg in log[1:]:
         assert msg.header.stamp == stamp
-        assert msg.header.frame_id == optical_frame(topic.split("/")[0])
+        assert msg.header.frame_id == optical_frame(topic.split("/")[2])
     log.clear()
-    SimNode.emit(node, loop.outputs(DueOutputs(joint_states=True), rig))
+    out.emit(loop.outputs(DueOutputs(joint_states=True), rig))
     assert [topic for topic, _ in log] == ["/tf", "/joint_states"]  # /tf at the joint-state rate

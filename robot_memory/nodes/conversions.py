@@ -91,6 +91,16 @@ def image_to_numpy(msg: Image) -> np.ndarray:
     return arr.reshape(shape)
 
 
+def rgb_or_none(msg: Image | None) -> np.ndarray | None:
+    """An rgb8 image as an array; None for no image, another encoding or bad data."""
+    if msg is None or msg.encoding != "rgb8":
+        return None
+    try:
+        return image_to_numpy(msg)
+    except ValueError:
+        return None
+
+
 def decode_rgbd(
     color: Image, depth: Image, info: CameraInfo
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import InvalidHandle
 from rclpy.executors import (
     ConditionReachedException,
@@ -70,4 +71,10 @@ class PatientMultiThreadedExecutor(MultiThreadedExecutor):
                         raise
 
 
-__all__ = ["START_WAIT_S", "PatientMultiThreadedExecutor"]
+def own_group() -> MutuallyExclusiveCallbackGroup:
+    """A callback group for one callback alone (one group for all would make the
+    MultiThreadedExecutor spin hot on every collision)."""
+    return MutuallyExclusiveCallbackGroup()
+
+
+__all__ = ["START_WAIT_S", "PatientMultiThreadedExecutor", "own_group"]

@@ -1,21 +1,14 @@
 """Planner node: an instruction -> a plan of skills grounded in memory -> RunSkill goals.
 
-Thin adapter over :class:`robot_memory.planner.executor.PlanExecutor` (the same
-executor runs in-process in the task evaluation), through
-:func:`robot_memory.planner.instruction_run.run_instruction`:
-
-* action server ``/planner/execute`` (``ExecuteInstruction``; one at a time,
-  cancel: :mod:`robot_memory.nodes.instruction_server`);
-* in: ``/memory/scene_graph`` (latched) and, with the VLM backend, the latest
-  camera image (``image_topic``);
-* clients: ``/memory/query``, ``/memory/reset`` (memoryless ablation only) and
-  the ``/policy/run_skill`` action (:mod:`robot_memory.nodes.planner_ports`);
-* out: ``/planner/plan``, ``/planner/status``, the goal's feedback
-  (:mod:`robot_memory.nodes.planner_outputs`) and ``/diagnostics``.
-
-An empty or too long text, or ``memoryless`` when ``allow_memoryless`` is not
-set, ends at once ``rejected`` with the reason. The contract, with what was
-measured: docs/planner.md.
+Thin adapter over :class:`robot_memory.planner.executor.PlanExecutor` (the task
+evaluation runs the same one in-process), through
+:func:`robot_memory.planner.instruction_run.run_instruction`. Action server
+``/planner/execute`` (:mod:`robot_memory.nodes.instruction_server`); in:
+``/memory/scene_graph`` and, with the VLM backend, ``image_topic``; clients of
+``/memory/query``, ``/memory/reset`` and ``/policy/run_skill``
+(:mod:`robot_memory.nodes.planner_ports`); out: ``/planner/plan``,
+``/planner/status``, feedback (:mod:`robot_memory.nodes.planner_outputs`),
+``/diagnostics``. The contract, with what was measured: docs/planner.md.
 """
 
 from __future__ import annotations
@@ -31,7 +24,7 @@ from sensor_msgs.msg import Image
 from robot_memory.bringup.node_parameters import PLANNER_PARAMETERS
 from robot_memory.health.counters import HealthCounters
 from robot_memory.memory.text_grounding import TextEmbedder
-from robot_memory.nodes.conversions import image_to_numpy
+from robot_memory.nodes.conversions import rgb_or_none
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.instruction_server import InstructionServer
@@ -118,13 +111,7 @@ class PlannerNode(Node):
         self._image = msg  # decoded only when a backend asks for it
 
     def latest_image(self) -> np.ndarray | None:
-        msg = self._image
-        if msg is None:
-            return None
-        try:
-            return image_to_numpy(msg) if msg.encoding == "rgb8" else None
-        except ValueError:
-            return None
+        return rgb_or_none(self._image)
 
     # -- the action (InstructionServer's execute thread) ----------------------------------
     def _run(self, goal_handle) -> tuple[str, str, Plan | None]:

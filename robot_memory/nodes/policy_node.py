@@ -1,32 +1,21 @@
 """Policy node: a skill goal grounded in memory -> diffusion-policy action chunks.
 
 Thin adapter over :class:`robot_memory.policy.skill_executor.SkillExecutor`,
-the one skill loop (the in-process suite and the closed-loop evaluation run the
-same one, :mod:`robot_memory.learning.rollout`); its sink on ROS is
-:class:`robot_memory.nodes.policy_sink.PolicySink`.
-
-* in: ``/joint_states``, the ``/policy/run_skill`` action (``RunSkill``,
-  :mod:`robot_memory.nodes.skill_server`), ``/memory/scene_graph`` and
-  ``/robot_memory/estop`` (latched);
-* out: ``/policy/action_chunk`` (7 arm joints + ``gripper_width``; stamp = the
-  newest observation's; NO points = "stop now"), ``/policy/status`` (latched),
-  ``/diagnostics``; the goal's feedback and result.
-
-Goals are admitted once, on arrival (:mod:`robot_memory.policy.goal_admission`):
-one refused ends ``rejected`` with its reason, counted, and the running skill
-goes on; a new valid goal pre-empts; a cancel publishes an empty trajectory
-(the safety node holds); the e-stop fails the running skill and refuses goals.
-Inference runs on a worker thread (:mod:`robot_memory.nodes.policy_inference`).
-Each callback has a mutually exclusive group of its own on a multi-threaded
-executor; the state they share is behind one lock. docs/policy.md has the
-contract (results, feedback, threads, measured cancel).
+the one skill loop (the in-process suite and the closed-loop evaluation run it
+too, :mod:`robot_memory.learning.rollout`); its ROS sink is
+:class:`robot_memory.nodes.policy_sink.PolicySink`, goals arrive through the
+``/policy/run_skill`` action (:mod:`robot_memory.nodes.skill_server`) and are
+admitted once (:mod:`robot_memory.policy.goal_admission`). In: ``/joint_states``,
+``/memory/scene_graph``, ``/robot_memory/estop``. Out: ``/policy/action_chunk``
+(NO points = "stop now"), ``/policy/status`` (latched), ``/diagnostics``.
+Each callback has a callback group of its own on a multi-threaded executor; the
+state they share is behind one lock. docs/policy.md has the contract.
 """
 
 from __future__ import annotations
 
 import threading
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from robot_memory_interfaces.msg import SceneGraph
@@ -37,6 +26,7 @@ from robot_memory.bringup.node_parameters import POLICY_PARAMETERS
 from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
+from robot_memory.nodes.executors import own_group
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.memory_conversions import scene_graph_from_msg
 from robot_memory.nodes.node_main import spin_node
@@ -62,12 +52,6 @@ from robot_memory.schemas import PolicyGoalMsg, PolicyStatusMsg, SceneGraphMsg
 #: Executor threads: the node's callbacks, plus execute callbacks that wait
 #: (the running goal's and a pre-empting one's, while it takes over).
 EXECUTOR_THREADS = 4
-
-
-def own_group() -> MutuallyExclusiveCallbackGroup:
-    """A callback group for one callback alone (one for all would make the
-    MultiThreadedExecutor spin hot on every collision)."""
-    return MutuallyExclusiveCallbackGroup()
 
 
 class PolicyNode(Node):
@@ -114,9 +98,9 @@ class PolicyNode(Node):
     # -- inputs (executor threads) ----------------------------------------------------
     def on_joints(self, msg: JointState) -> None:
         q, self.width = arm_and_width(msg.name, msg.position, self.width)  # PayloadError: counted
-        stamp = msg.header.stamp
-        if stamp.sec == 0 and stamp.nanosec == 0:
-            stamp = self.get_clock().now().to_msg()
+        stamp = (
+            msg.header.stamp if from_time(msg.header.stamp) > 0 else self.get_clock().now().to_msg()
+        )
         state = RobotState(q, self.width, from_time(stamp))
         with self._lock:
             refused = self.skill_run.observe(state, stamp, self.now())

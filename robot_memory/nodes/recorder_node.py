@@ -1,26 +1,14 @@
 """Record topics to a rosbag2 bag (MCAP or sqlite3): the ``robot-memory record`` node.
 
-Raw subscriptions (serialized CDR, never deserialized) feed a bounded queue; a
-writer thread drains it into :class:`~robot_memory.bag.writer.BagWriter`, so a
-slow disk never stalls the executor. Topics are found on the ROS graph and
-subscribed with a QoS that matches their publishers (best effort if any
-publisher is, transient local if all are, so latched topics are captured).
-Messages are stamped with their receive time on the node clock (sim time when
-``use_sim_time`` is set). The node publishes its rates, queue and drop/failure
-counts on /diagnostics.
-
-Every topic's type definition goes into the bag (see
-:mod:`robot_memory.bag.writer`), the project's own types too
-(``robot_memory_interfaces``: /perception/observations, /memory/scene_graph,
-/planner/plan, /planner/status, /policy/status, /safety/status,
-/sim/ground_truth; ``tf2_msgs``: /tf, /tf_static), so Foxglove and rosbags
-decode the bag on a machine without the interface packages. Hidden topics
-(an action's ``.../_action/feedback`` and ``.../_action/status``) are recorded
-when named; "all topics" leaves them out, as ``ros2 bag record --all`` does.
-
-The data path (clock hold-back, queue, counts) is
-:class:`robot_memory.bag.recording.Recording`; the command line
-(``robot-memory record``) is :mod:`robot_memory.apps.record_cli`.
+Raw subscriptions (serialized CDR, never deserialized) found on the ROS graph,
+with a QoS that matches their publishers (latched topics captured), stamped
+with their receive time on the node clock, feed the data path
+:class:`robot_memory.bag.recording.Recording` (bounded queue, writer thread,
+counts on /diagnostics). Every topic's type definition goes into the bag, the
+project's own types too, so Foxglove and rosbags decode it without the
+interface packages; "all topics" leaves the hidden action topics out, as
+``ros2 bag record --all`` does. The command line is
+:mod:`robot_memory.apps.record_cli`; docs/evaluation.md has the details.
 """
 
 from __future__ import annotations

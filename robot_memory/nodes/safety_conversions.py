@@ -36,6 +36,16 @@ def trajectory_msg(chunk: SafeChunk) -> JointTrajectory:
     return msg
 
 
+def chunk_from_msg(
+    msg: JointTrajectory,
+) -> tuple[float, list[str], list[float], list[list[float]]]:
+    """A chunk's observation stamp, joint names, ``time_from_start`` of each
+    point and positions (one row per point), for ``SafetyFilter.check_chunk``."""
+    times = [from_time(pt.time_from_start) for pt in msg.points]
+    positions = [list(pt.positions) for pt in msg.points]
+    return from_time(msg.header.stamp), list(msg.joint_names), times, positions
+
+
 def arm_positions(msg: JointState) -> np.ndarray | None:
     """The 7 arm joints' positions in ``ARM_JOINTS`` order; None when one is missing."""
     try:
@@ -85,4 +95,10 @@ def safety_status_from_msg(msg: SafetyStatus) -> dict[str, Any]:
     return status
 
 
-__all__ = ["arm_positions", "safety_status_from_msg", "safety_status_to_msg", "trajectory_msg"]
+__all__ = [
+    "arm_positions",
+    "chunk_from_msg",
+    "safety_status_from_msg",
+    "safety_status_to_msg",
+    "trajectory_msg",
+]

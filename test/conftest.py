@@ -19,6 +19,8 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 import hashlib
 
+import pytest
+
 from robot_memory.bringup.ros_env import apply_to_current_process, random_domain_id
 
 
@@ -39,27 +41,31 @@ else:
     apply_to_current_process()
 
 
-#: Modules whose tests start whole stacks (many node processes) with the Launcher.
-STACK_MODULES = {
-    "test_crash_probes",
-    "test_expert_stack",
-    "test_memory_stack",
-    "test_planner_stack",
-    "test_policy_stack",
-    "test_sim_stack",
-    "test_supervision",
-    "test_typed_stack_bag",
+#: xdist groups of modules whose tests start several node processes with the
+#: Launcher. "stacks": whole stacks (4-7 nodes), one after the other on one
+#: worker; a module-scoped stack fixture keeps its tests on one worker too.
+#: (test_supervision marks its whole-stack test itself; its other tests start
+#: one or two nodes and go to either worker.)
+MODULE_GROUPS = {
+    "test_crash_probes": "stacks",
+    "test_expert_stack": "stacks",
+    "test_memory_stack": "stacks",
+    "test_planner_stack": "stacks",
+    "test_policy_stack": "stacks",
+    "test_sim_stack": "sim_node",
+    "test_typed_stack_bag": "typed_bag",
 }
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``) the tests
-    that start whole stacks run on one worker, one after the other: two stacks
-    at once on two cores only slow each other down (every test on either
-    worker: 10.8 min and two load failures, vs 8.9 min sequential). The other
-    worker takes the in-process tests and the single-node ROS tests."""
-    import pytest
-
-    for item in items:
-        if item.module.__name__.rpartition(".")[2] in STACK_MODULES:
-            item.add_marker(pytest.mark.xdist_group("stacks"))
+def pytest_itemcollected(item) -> None:
+    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``) every
+    module's tests run on one worker, so a module-scoped fixture (a recorded
+    bag, a trained checkpoint, a running node) is built once, not once per
+    worker; the modules of :data:`MODULE_GROUPS` "stacks" share a group and run
+    one after the other: two whole stacks at once on two cores only slow each
+    other down. (Marked as each item is collected: xdist reads the groups in
+    its own ``pytest_collection_modifyitems``, which runs before a conftest's.)"""
+    if item.get_closest_marker("xdist_group") is not None:
+        return
+    module = item.module.__name__.rpartition(".")[2]
+    item.add_marker(pytest.mark.xdist_group(MODULE_GROUPS.get(module, module)))

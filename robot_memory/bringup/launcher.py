@@ -224,19 +224,28 @@ class Launcher:
     def restarts(self) -> dict[str, int]:
         return {r.spec.name: r.budget.restarts for r in self._running}
 
-    def shutdown(self, first: signal.Signals = signal.SIGINT) -> dict[str, int | None]:
+    def shutdown(
+        self, first: signal.Signals | Mapping[str, signal.Signals] = signal.SIGINT
+    ) -> dict[str, int | None]:
         """Stop every node: ``first`` (SIGINT: a clean rclpy shutdown; SIGTERM
-        does the same), then SIGTERM, then SIGKILL, ``shutdown_timeout_s``
-        apart. Returns each node's exit code (of its last process);
-        :attr:`stop_s` says how long each took to exit after ``first``."""
+        does the same; or a signal per node name, SIGINT for the others), then
+        SIGTERM, then SIGKILL, ``shutdown_timeout_s`` apart. Returns each
+        node's exit code (of its last process); :attr:`stop_s` says how long
+        each took to exit after its first signal."""
         self._stopping = True
         alive = [r for r in self._running if r.proc is not None and r.proc.poll() is None]
+        per_node = dict(first) if isinstance(first, Mapping) else {}
+        default = signal.SIGINT if isinstance(first, Mapping) else first
+        firsts = {r.spec.name: per_node.get(r.spec.name, default) for r in alive}
         t0 = time.monotonic()
         self.stop_s = {}
-        for sig in dict.fromkeys((first, signal.SIGTERM, signal.SIGKILL)):
+        rounds = [None, signal.SIGTERM, signal.SIGKILL]  # None: each node's first signal
+        if set(firsts.values()) == {signal.SIGTERM}:
+            rounds.remove(signal.SIGTERM)
+        for sig in rounds:
             for r in alive:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(r.proc.pid, sig)
+                    os.killpg(r.proc.pid, sig or firsts[r.spec.name])
             deadline = time.monotonic() + self.shutdown_timeout_s
             while alive and time.monotonic() < deadline:
                 for r in alive:
@@ -246,7 +255,8 @@ class Launcher:
                 time.sleep(0.02)
             if not alive:
                 break
-            self._say(f"{[r.spec.name for r in alive]} ignored {sig.name}; escalating")
+            what = sig.name if sig else "their first signal"
+            self._say(f"{[r.spec.name for r in alive]} ignored {what}; escalating")
         codes: dict[str, int | None] = {}
         for r in self._running:
             codes[r.spec.name] = None if r.proc is None else r.proc.poll()

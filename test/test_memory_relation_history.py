@@ -200,7 +200,7 @@ def test_a_schema_1_store_opens_and_gains_the_history_table(tmp_path):
     cover_then_lift(memory)
     memory.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "2"
+        assert conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "3"
     assert SceneMemory(store_path=path).relation_history()
 
 

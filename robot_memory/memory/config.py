@@ -66,6 +66,10 @@ class MemoryConfig:
     visibility_gap: float = 1.0  # a longer gap between sightings starts a new interval
     relation_history_length: int = 500  # ended relations kept (oldest dropped first)
     relation_history_kinds: tuple[str, ...] = ("in", "on")  # relations whose end is recorded
+    # events (memory/events.py)
+    event_log_length: int = 20000  # events kept (oldest dropped first)
+    move_event_distance: float = 0.05  # [m] from where it settled: a "moved" event
+    move_merge_s: float = 10.0  # moves of one object this close in time: one event
     # persistence
     commit_policy: str = "every_update"  # or "interval": every commit_interval seconds
     commit_interval: float = 1.0
@@ -84,6 +88,7 @@ class MemoryConfig:
             "visibility_gap",
             "commit_interval",
             "move_threshold",
+            "move_event_distance",
         ]
         for name in positive:
             if getattr(self, name) <= 0:
@@ -100,6 +105,7 @@ class MemoryConfig:
             "ghost_max_age",
             "time_jump_tolerance",
             "absence_decay",
+            "move_merge_s",
         ]
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -128,6 +134,7 @@ class MemoryConfig:
             "max_objects",
             "history_length",
             "relation_history_length",
+            "event_log_length",
         ]
         for name in counts:
             if int(getattr(self, name)) < 1:

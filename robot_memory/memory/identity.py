@@ -18,11 +18,15 @@ black are one family: the same white cover reads as grey or black in shade.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from robot_memory.memory.colours import ACHROMATIC, SHADE, same_colour
-from robot_memory.memory.object_node import MemoryObject
+from robot_memory.memory.object_node import MemoryObject, find_duplicate
+
+if TYPE_CHECKING:
+    from robot_memory.memory.scene_graph import SceneMemory
 from robot_memory.perception.observations import ObjectObservation
 
 
@@ -78,3 +82,39 @@ def reidentify(obs: ObjectObservation, candidates: list[MemoryObject]) -> Memory
         return coloured[0]
     labelled = [o for o in coloured if o.label == obs.label]
     return labelled[0] if len(labelled) == 1 else None
+
+
+def merge_duplicates(memory: SceneMemory, changed: set[int]) -> list[int]:
+    """Merge each changed object of ``memory`` with an overlapping same-label one. Candidates
+    come from the spatial index (boxes can only overlap within the two reaches);
+    the merged-into object joins ``changed`` so its relations are refreshed."""
+    from robot_memory.memory.spatial_index import memory_index
+
+    index = memory_index(memory, changed)
+    removed: list[int] = []
+    for oid in sorted(changed):
+        obj = memory._objects.get(oid)
+        if obj is None or obj.status == "absent":
+            continue
+        if memory.config.merge_iou > 0 and oid in index and len(memory._objects) > 64:
+            radius = float(index.reach[index.slot_of[oid]]) + index.reach_max()
+            near = index.objects_near(obj, radius)
+            other = find_duplicate(obj, near, memory.config)
+            if other is not None and find_duplicate(
+                obj, [o for o in near if o is not other], memory.config
+            ):  # several: the first in memory order, as a full scan would pick
+                ids = {o.id for o in near}
+                ordered = [o for o in memory._objects.values() if o.id in ids]
+                other = find_duplicate(obj, ordered, memory.config)
+        else:
+            other = find_duplicate(obj, list(memory._objects.values()), memory.config)
+        if other is None:
+            continue
+        keep, gone = (obj, other) if obj.id < other.id else (other, obj)
+        memory._touch(keep).absorb(memory._touch(gone), memory.config)
+        gone.merged_into = keep.id
+        memory._remove(gone.id, merged=True)
+        removed.append(gone.id)
+        changed.add(keep.id)
+        index.sync(memory._objects, (keep.id, gone.id))
+    return removed

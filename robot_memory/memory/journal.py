@@ -14,6 +14,7 @@ when the memory starts (``_load``).
 from __future__ import annotations
 
 from robot_memory.memory.config import MemoryConfig
+from robot_memory.memory.events import EventLog, as_vec
 from robot_memory.memory.object_node import MemoryObject
 from robot_memory.memory.relation_history import RelationHistory, label_of
 from robot_memory.memory.relations import RelationTable
@@ -29,6 +30,7 @@ class MemoryJournal:
     _merged: dict[int, MemoryObject]
     _rel: RelationTable
     _history: RelationHistory
+    _events: EventLog
     _next_id: int
     _seq: int
     _stamp: float
@@ -58,6 +60,7 @@ class MemoryJournal:
             set(self._rel.dirty),
             set(self._rel.deleted),
             self._history.snapshot(),
+            self._events.snapshot(),
         )
 
     def _rollback(self, saved: tuple) -> None:
@@ -71,6 +74,7 @@ class MemoryJournal:
         self._dirty, self._deleted, self._last_commit = saved[5:8]
         self._rel.rollback(*saved[8:10])
         self._history.restore(saved[10])
+        self._events.restore(saved[11])
         self._version += 1
         self._begin()
 
@@ -100,11 +104,12 @@ class MemoryJournal:
             "seq": self._seq,
             "stamp": self._stamp,
             "camera_stamps": self._camera_stamps,
+            "session": self._events.session,
         }
 
     def _has_pending(self) -> bool:
         pending = self._dirty or self._deleted or self._rel.dirty or self._rel.deleted
-        return bool(pending or self._history.pending)
+        return bool(pending or self._history.pending or self._events.pending)
 
     def _pending(self) -> tuple:
         objects = [self._objects.get(i) or self._merged[i] for i in sorted(self._dirty)]
@@ -115,20 +120,31 @@ class MemoryJournal:
             {k: self._rel.edges[k] for k in self._rel.dirty},
             list(self._rel.deleted),
             (list(self._history.pending), self._history.oldest_kept()),
+            (
+                sorted(self._events.pending.values(), key=lambda e: e.seq),
+                self._events.oldest_kept(),
+            ),
         )
 
     def _maybe_commit(self, stamp: float) -> None:
-        if self._store is not None:
-            if (
-                self.config.commit_policy == "interval"
-                and stamp - self._last_commit < self.config.commit_interval
-            ):
-                return
+        interval = self.config.commit_policy == "interval"
+        if (
+            self._store is not None
+            and interval
+            and (stamp - self._last_commit < self.config.commit_interval)
+        ):
+            return
+        self._commit_now()
+        self._last_commit = stamp
+
+    def _commit_now(self) -> None:
+        """Write what is pending (if there is a store) and start afresh."""
+        if self._store is not None and self._has_pending():
             self._store.commit(*self._pending())
-            self._last_commit = stamp
         self._dirty, self._deleted = set(), set()
         self._rel.dirty, self._rel.deleted = set(), set()
         self._history.pending = []
+        self._events.pending = {}
 
     def _load(self) -> None:
         assert self._store is not None
@@ -139,6 +155,15 @@ class MemoryJournal:
             self._rel.set(key, state, journal=False)
         self._rel.dirty, self._rel.deleted = set(), set()
         self._history.load(self._store.load_relation_history())
+        confirmed = {
+            oid: as_vec(obj.centroid)
+            for oid, obj in self._objects.items()
+            if obj.observations >= self.config.ghost_min_observations
+        }
+        events = self._store.load_events()
+        resumed = bool(objects or events)
+        session = int(meta.get("session", 0)) + int(resumed)
+        self._events.load(events, session, confirmed, resumed)
         self._next_id = max([int(meta.get("next_id", 1)), *[i + 1 for i in objects]])
         self._seq = int(meta.get("seq", 0))
         self._stamp = float(meta.get("stamp", 0.0))

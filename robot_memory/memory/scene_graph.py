@@ -23,10 +23,12 @@ from robot_memory.cell import CellConfig, load_cell
 from robot_memory.memory import permanence
 from robot_memory.memory.association import assign
 from robot_memory.memory.config import MemoryConfig
-from robot_memory.memory.identity import fragment_parent, reidentify
+from robot_memory.memory.event_derivation import record_update_events
+from robot_memory.memory.events import EventLog, SkillSpan
+from robot_memory.memory.identity import fragment_parent, merge_duplicates, reidentify
 from robot_memory.memory.input_checks import frame_problem, observation_problem
 from robot_memory.memory.journal import MemoryJournal
-from robot_memory.memory.object_node import MemoryObject, find_duplicate, is_ghost
+from robot_memory.memory.object_node import MemoryObject, is_ghost
 from robot_memory.memory.relation_history import (
     EndedRelation,
     RelationHistory,
@@ -82,6 +84,8 @@ class SceneMemory(MemoryJournal):
         self._merged: dict[int, MemoryObject] = {}
         self._rel = RelationTable()
         self._history = RelationHistory(self.config.relation_history_length)
+        c = self.config
+        self._events = EventLog(c.event_log_length, c.move_event_distance, c.move_merge_s)
         self._next_id = 1
         self._seq = 0
         self._stamp = 0.0
@@ -127,6 +131,7 @@ class SceneMemory(MemoryJournal):
         self._merged.clear()
         self._rel.clear()
         self._history.clear()
+        self._events.clear()
         self._camera_stamps.clear()
         self._seq += 1
         self._version += 1
@@ -162,6 +167,15 @@ class SceneMemory(MemoryJournal):
     def relation_history(self) -> list[EndedRelation]:
         """Relations that ended (oldest first, bounded); see ``relation_history.py``."""
         return list(self._history.entries)
+
+    def events(self) -> EventLog:
+        """What happened, as perceived (bounded); see ``events.py``."""
+        return self._events
+
+    def note_skill(self, span: SkillSpan) -> None:
+        """The robot ran a skill on an object: what moved it then was the robot."""
+        self._events.note_skill(span)
+        self._commit_now()
 
     @property
     def stamp(self) -> float:
@@ -300,50 +314,19 @@ class SceneMemory(MemoryJournal):
                 changed.add(obj.id)
             elif obj.status == "visible":
                 self._touch(obj).status = "remembered"
-        removed = self._merge_duplicates(changed) + self._prune(changed, stamp)
+        removed = merge_duplicates(self, changed) + self._prune(changed, stamp)
         self._refresh_relations(changed - set(removed), set(removed), stamp)
         ended = ended_relations(self._rel.undo, self._rel.edges, cfg.relation_history_kinds)
         self._history.record(ended, stamp, self._label_of)
+        record_update_events(
+            self._events, self._objects, changed, result.absent, self._rel.undo,
+            self._rel.edges, stamp, self._label_of, cfg.ghost_min_observations,
+        )  # fmt: skip
         self._stamp = max(self._stamp, stamp)
         self._camera_stamps[frame.camera] = stamp
         if self._has_pending():
             self._seq += 1
             self._version += 1
-
-    def _merge_duplicates(self, changed: set[int]) -> list[int]:
-        """Merge each changed object with an overlapping same-label one. Candidates
-        come from the spatial index (boxes can only overlap within the two reaches);
-        the merged-into object joins ``changed`` so its relations are refreshed."""
-        from robot_memory.memory.spatial_index import memory_index
-
-        index = memory_index(self, changed)
-        removed: list[int] = []
-        for oid in sorted(changed):
-            obj = self._objects.get(oid)
-            if obj is None or obj.status == "absent":
-                continue
-            if self.config.merge_iou > 0 and oid in index and len(self._objects) > 64:
-                radius = float(index.reach[index.slot_of[oid]]) + index.reach_max()
-                near = index.objects_near(obj, radius)
-                other = find_duplicate(obj, near, self.config)
-                if other is not None and find_duplicate(
-                    obj, [o for o in near if o is not other], self.config
-                ):  # several: the first in memory order, as a full scan would pick
-                    ids = {o.id for o in near}
-                    ordered = [o for o in self._objects.values() if o.id in ids]
-                    other = find_duplicate(obj, ordered, self.config)
-            else:
-                other = find_duplicate(obj, list(self._objects.values()), self.config)
-            if other is None:
-                continue
-            keep, gone = (obj, other) if obj.id < other.id else (other, obj)
-            self._touch(keep).absorb(self._touch(gone), self.config)
-            gone.merged_into = keep.id
-            self._remove(gone.id, merged=True)
-            removed.append(gone.id)
-            changed.add(keep.id)
-            index.sync(self._objects, (keep.id, gone.id))
-        return removed
 
     def _prune(self, changed: set[int], stamp: float) -> list[int]:
         full = self._counters["updates"] % FULL_PRUNE_EVERY == 0

@@ -2,8 +2,9 @@
 writing only what changed, so a restarted process resumes with the same ids.
 
 Schema versions: "1" had no relation history; "2" adds the ``relation_history``
-table. A store with schema "1" is migrated in place when opened (the table is
-created, nothing else changes); a newer or unknown schema is refused."""
+table; "3" the ``events`` table (memory/events.py). A store with an older
+schema is migrated in place when opened (the tables are created, nothing else
+changes); a newer or unknown schema is refused."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_memory.memory.events import MemoryEvent
 from robot_memory.memory.object_node import MemoryObject
 from robot_memory.memory.relation_history import EndedRelation
 from robot_memory.memory.relations import RelationKey, RelationState
@@ -33,9 +35,49 @@ CREATE TABLE IF NOT EXISTS relation_history (
     target TEXT NOT NULL, confidence REAL NOT NULL, first_confirmed REAL NOT NULL,
     last_confirmed REAL NOT NULL, ended REAL NOT NULL,
     subject_label TEXT NOT NULL, target_label TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY, stamp REAL NOT NULL, kind TEXT NOT NULL, object_id INTEGER,
+    label TEXT NOT NULL, target TEXT, target_label TEXT NOT NULL, from_position TEXT,
+    to_position TEXT, cause TEXT NOT NULL, session INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_stamp ON events (stamp);
 """
-SCHEMA_VERSION = "2"
-MIGRATES_FROM = ("1",)  # these open too: the executed SCHEMA adds what they lack
+SCHEMA_VERSION = "3"
+MIGRATES_FROM = ("1", "2")  # these open too: the executed SCHEMA adds what they lack
+
+
+EVENT_COLUMNS = (
+    "seq, stamp, kind, object_id, label, target, target_label, from_position, "
+    "to_position, cause, session"
+)
+
+
+def _json_or_none(value) -> str | None:
+    return (
+        None
+        if value is None
+        else json.dumps(value if isinstance(value, int | str) else list(value))
+    )
+
+
+def _vec(text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    x, y, z = json.loads(text)
+    return (float(x), float(y), float(z))
+
+
+def _event_row(e: MemoryEvent) -> tuple:
+    target = _json_or_none(e.target)
+    frm, to = _json_or_none(e.from_position), _json_or_none(e.to_position)
+    return (e.seq, e.stamp, e.kind, e.object_id, e.label, target, e.target_label, frm, to,
+            e.cause, e.session)  # fmt: skip
+
+
+def _event_from_row(row: tuple) -> MemoryEvent:
+    seq, stamp, kind, oid, label, target, target_label, frm, to, cause, session = row
+    target = None if target is None else _node(target)
+    return MemoryEvent(seq, stamp, kind, oid, label, target, target_label, _vec(frm), _vec(to),
+                       cause, session)  # fmt: skip
 
 
 class StoreError(RuntimeError):
@@ -104,6 +146,11 @@ class MemoryStore:
             )
         ]
 
+    def load_events(self) -> list[MemoryEvent]:
+        """The events kept, oldest first."""
+        rows = self._conn.execute(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY seq")
+        return [_event_from_row(row) for row in rows]
+
     # -- writing -----------------------------------------------------------------
     def commit(
         self,
@@ -113,9 +160,11 @@ class MemoryStore:
         relations: dict[RelationKey, RelationState],
         deleted_relations: list[RelationKey],
         relation_history: tuple[list[EndedRelation], int] | None = None,
+        events: tuple[list[MemoryEvent], int] | None = None,
     ) -> None:
         """Write one transaction; on any error it is rolled back and re-raised.
-        ``relation_history``: (new ended relations, the oldest record number kept)."""
+        ``relation_history`` and ``events``: (new or changed records, the oldest
+        record number kept)."""
         c = self._conn
         before = dict(self._history_written)
         c.execute("BEGIN IMMEDIATE")
@@ -157,6 +206,8 @@ class MemoryStore:
             )
             if relation_history is not None:
                 self._write_relation_history(*relation_history)
+            if events is not None:
+                self._write_events(*events)
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -184,6 +235,13 @@ class MemoryStore:
         )
         self._conn.execute("DELETE FROM relation_history WHERE seq < ?", (oldest_kept,))
 
+    def _write_events(self, entries: list[MemoryEvent], oldest_kept: int) -> None:
+        self._conn.executemany(
+            f"INSERT OR REPLACE INTO events ({EVENT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+            [_event_row(e) for e in entries],
+        )
+        self._conn.execute("DELETE FROM events WHERE seq < ?", (oldest_kept,))
+
     def _write_history(self, obj: MemoryObject) -> None:
         """Append new pose rows only, and drop rows older than the kept window."""
         if not obj.pose_history:
@@ -202,7 +260,7 @@ class MemoryStore:
         c = self._conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            for table in ("objects", "pose_history", "relations", "relation_history"):
+            for table in ("objects", "pose_history", "relations", "relation_history", "events"):
                 c.execute(f"DELETE FROM {table}")
             c.execute("DELETE FROM meta WHERE key != 'schema'")
             c.execute("COMMIT")

@@ -222,7 +222,15 @@ class SceneGraphMsg(Payload):
 
 # -- memory queries: the /memory/query service (QueryMemory) -----------------------
 QueryKind = Literal[
-    "find", "last_seen", "history", "on", "in", "changed_since", "relation_history", "graph"
+    "find",
+    "last_seen",
+    "history",
+    "on",
+    "in",
+    "changed_since",
+    "relation_history",
+    "events",
+    "graph",
 ]
 
 
@@ -246,6 +254,12 @@ class MemoryQuery(Payload):
       result: ``subject``, ``relation``, ``target``, ``confidence``,
       ``first_confirmed``, ``last_confirmed``, ``ended``, ``subject_label``,
       ``target_label`` (labels as they were when it ended);
+    * ``events``: what happened, as memory perceived it (``memory/events.py``:
+      appeared, disappeared, moved, put_in, taken_out, covered, uncovered,
+      session_started), oldest first, the newest ``MAX_EVENT_RESULTS`` of those
+      matching every filter given: ``text`` = event kinds ("moved put_in");
+      ``object_id`` (the object, or the container of a put_in/covered);
+      ``target`` (resolved like ``on``/``in``); ``since`` / ``until`` [s];
     * ``graph``: the current scene graph.
     """
 
@@ -255,6 +269,7 @@ class MemoryQuery(Payload):
     object_id: int | None = None
     target: str = Field(default="", max_length=128)
     since: float | None = None
+    until: float | None = None
     top_k: int = Field(default=5, ge=1, le=100)
 
 

@@ -13,6 +13,7 @@ from test_memory_relation_history import COVER_AT, COVER_AWAY, cover
 from robot_memory.memory import MemoryConfig, SceneMemory
 from robot_memory.memory.events import EventLog, SkillSpan
 from robot_memory.memory.store import SCHEMA, MemoryStore
+from robot_memory.schemas import MemoryQuery
 
 
 def kinds(memory: SceneMemory, **filters) -> list[tuple]:
@@ -185,3 +186,28 @@ def test_a_schema_2_store_opens_and_gains_the_events_table(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0] == "3"
     assert kinds(SceneMemory(store_path=path)) == [("appeared", cube)]
+
+
+def test_the_events_query_filters_by_kind_object_target_and_time():
+    memory = SceneMemory()
+    cube = seen(memory, 0.0, (0.1, 0.1))
+    x, y, z = memory.cell.place("bin").center
+    for k in range(3):
+        memory.update(frame(5.0 + 0.1 * k, [obs("red cube", (x, y, z))]))
+
+    def ask(**fields) -> list[tuple]:
+        answer = memory.answer(MemoryQuery(id="q", kind="events", **fields))
+        assert answer.ok, answer.error
+        return [(r["kind"], r["object_id"], r["target"]) for r in answer.results]
+
+    assert ask() == [("appeared", cube, None), ("moved", cube, None), ("put_in", cube, "bin")]
+    assert ask(text="put_in") == [("put_in", cube, "bin")]
+    assert ask(target="bin") == [("put_in", cube, "bin")]
+    assert ask(object_id=cube, until=1.0) == [("appeared", cube, None)]
+    assert ask(since=4.0, text="moved put_in") == [("moved", cube, None), ("put_in", cube, "bin")]
+    for fields, error in (
+        ({"text": "teleported"}, "event kinds"),
+        ({"since": 5.0, "until": 1.0}, "before since"),
+    ):
+        answer = memory.answer(MemoryQuery(id="q", kind="events", **fields))
+        assert not answer.ok and error in answer.error

@@ -93,6 +93,8 @@ def ids(memory: SceneMemory) -> dict[str, int]:
         {"kind": "in", "target": "bin"},
         {"kind": "changed_since", "since": 1.0},
         {"kind": "relation_history"},
+        {"kind": "events"},
+        {"kind": "events", "text": "moved disappeared", "since": 1.0, "until": 9.0},
         {"kind": "graph"},
     ],
     ids=lambda f: "-".join(str(v) for v in f.values()),
@@ -118,6 +120,13 @@ def test_object_id_kinds_and_absent_and_yaw_fields_round_trip(memory):
     assert all(("from" in c) == (c["change"] == "moved") for c in changes)
     in_bin = round_trip(memory, kind="relation_history", text="in")[1].results
     assert any(r["target"] == "bin" for r in in_bin)
+    block = by_label["yellow block"]  # in the bin when first seen: it appeared, no put_in
+    events = round_trip(memory, kind="events", object_id=block)[1].results
+    assert [(e["kind"], e["object_id"], e["target"]) for e in events] == [("appeared", block, None)]
+    (moved,) = round_trip(memory, kind="events", object_id=by_label["red cube"], text="moved")[
+        1
+    ].results
+    assert moved["from_position"] is not None and moved["to_position"] is not None
 
 
 def test_ended_relations_round_trip(lifted):

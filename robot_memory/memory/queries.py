@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import networkx as nx
 import numpy as np
 
+from robot_memory.memory.event_queries import events_query
 from robot_memory.memory.object_node import MemoryObject, object_msg
 from robot_memory.memory.query_targets import QueryError, ranked, resolve_target
 from robot_memory.memory.relation_history import relation_history
@@ -192,6 +193,7 @@ HANDLERS: dict[str, Callable[[SceneMemory, MemoryQuery], list[dict]]] = {
     "in": _relation("in"),
     "changed_since": _changed_since,
     "relation_history": relation_history,
+    "events": events_query,
     "graph": _graph,
 }
 

@@ -12,6 +12,7 @@ On the wire each kind has its typed field:
 * ``history`` -> ``histories`` (``ObjectHistory``);
 * ``changed_since`` -> ``changes`` (``ObjectChange``);
 * ``relation_history`` -> ``relations`` (``RelationRecord``);
+* ``events`` -> ``events`` (``MemoryEvent``);
 * ``graph`` -> ``graph`` (``SceneGraph``).
 
 :func:`answer_from_response` rebuilds the dicts of exactly the core's shape
@@ -29,6 +30,7 @@ from typing import Any
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PointStamped
 from robot_memory_interfaces.msg import (
+    MemoryEvent,
     MemoryObject,
     ObjectChange,
     ObjectHistory,
@@ -86,6 +88,7 @@ def query_to_request(q: MemoryQuery) -> QueryMemory.Request:
         object_id=[] if q.object_id is None else [int(q.object_id)],
         target=q.target,
         since=_opt_time(q.since),
+        until=_opt_time(q.until),
         top_k=int(q.top_k),
     )
 
@@ -93,7 +96,7 @@ def query_to_request(q: MemoryQuery) -> QueryMemory.Request:
 def query_from_request(req: QueryMemory.Request, id: str) -> MemoryQuery:
     """The validated query (raises ``PayloadError`` ``invalid payload``: unknown
     kind, top_k over 100, text too long); ``top_k`` 0 means the default, 5."""
-    since = optional(req.since)
+    since, until = optional(req.since), optional(req.until)
     data: dict[str, Any] = {
         "id": id,
         "kind": req.kind,
@@ -101,6 +104,7 @@ def query_from_request(req: QueryMemory.Request, id: str) -> MemoryQuery:
         "object_id": optional(req.object_id),
         "target": req.target,
         "since": None if since is None else from_time(since),
+        "until": None if until is None else from_time(until),
     }
     if req.top_k:
         data["top_k"] = int(req.top_k)
@@ -257,12 +261,46 @@ def _record_from_msg(r: RelationRecord) -> dict:
     }
 
 
+# -- events --------------------------------------------------------------------------------
+def _event_to_msg(r: dict) -> MemoryEvent:
+    return MemoryEvent(
+        seq=int(r["seq"]),
+        stamp=to_time(r["stamp"]),
+        kind=r["kind"],
+        object_id=[] if r["object_id"] is None else [int(r["object_id"])],
+        label=r["label"],
+        target="" if r["target"] is None else node_ref(r["target"]),
+        target_label=r["target_label"],
+        from_position=[] if r["from_position"] is None else [point(r["from_position"])],
+        to_position=[] if r["to_position"] is None else [point(r["to_position"])],
+        cause=r["cause"],
+        session=int(r["session"]),
+    )
+
+
+def _event_from_msg(e: MemoryEvent) -> dict:
+    return {
+        "seq": int(e.seq),
+        "stamp": from_time(e.stamp),
+        "kind": e.kind,
+        "object_id": optional(e.object_id),
+        "label": e.label,
+        "target": node_id(e.target) if e.target else None,
+        "target_label": e.target_label,
+        "from_position": list(xyz(e.from_position[0])) if e.from_position else None,
+        "to_position": list(xyz(e.to_position[0])) if e.to_position else None,
+        "cause": e.cause,
+        "session": int(e.session),
+    }
+
+
 # -- response ------------------------------------------------------------------------------
 _TO_FIELD: dict[str, tuple[str, Callable[[dict], Any]]] = {
     **{kind: ("objects", _match_to_msg) for kind in OBJECT_KINDS},
     "history": ("histories", _history_to_msg),
     "changed_since": ("changes", _change_to_msg),
     "relation_history": ("relations", _record_to_msg),
+    "events": ("events", _event_to_msg),
 }
 
 
@@ -298,6 +336,8 @@ def answer_from_response(resp: QueryMemory.Response, query: MemoryQuery) -> Memo
             results = [_change_from_msg(c) for c in resp.changes]
         elif kind == "relation_history":
             results = [_record_from_msg(r) for r in resp.relations]
+        elif kind == "events":
+            results = [_event_from_msg(e) for e in resp.events]
         else:  # graph
             results = [scene_graph_from_msg(resp.graph).model_dump()]
     except Exception as exc:  # noqa: BLE001 - a bad response is an answer that is not ok

@@ -49,6 +49,18 @@ TOPICS = ["/clock", "/joint_states", *CAMERA_TOPICS, *TYPED]
 FRAMES = 12  # front camera frames to record (5 Hz of sim time)
 
 
+def recorder_written(probe: Probe, topic: str) -> int:
+    """How many ``topic`` messages the recorder says it wrote (its /diagnostics)."""
+    written = 0
+    for msg in probe.messages["/diagnostics"]:
+        for status in msg.status:
+            if status.name.endswith(": recorder"):
+                for kv in status.values:
+                    if kv.key == f"{topic}.written":
+                        written = int(kv.value)
+    return written
+
+
 @pytest.fixture(scope="module")
 def typed_bag(tmp_path_factory):
     """Sim (5 Hz cameras) + perception + memory, recorded until memory has
@@ -98,6 +110,17 @@ def typed_bag(tmp_path_factory):
             timeout_s=240,
             check=launcher.check,
             what="observations and a scene graph with objects",
+        )
+        # the recorder has its own subscription and reports at 1 Hz: on a loaded
+        # machine it may not have the graph yet; memory publishes one per update,
+        # and two written after this point came after a graph with objects
+        graphs = recorder_written(probe, "/memory/scene_graph")
+        spin_until(
+            probe,
+            lambda: recorder_written(probe, "/memory/scene_graph") >= graphs + 2,
+            timeout_s=120,
+            check=launcher.check,
+            what="the recorder writing a scene graph with objects",
         )
     finally:
         stop.set()

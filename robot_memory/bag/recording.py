@@ -137,6 +137,8 @@ class Recording:
         self.health.set_value("failed", self.failed)
         self.health.set_value("topics", subscribed)
         self.health.set_value("waiting_for", " ".join(self.waiting_for()))
+        for topic, count in self.writer.counts.items():
+            self.health.set_value(f"{topic}.written", count)
 
     def progress_line(self, elapsed_s: float) -> str:
         counts: Mapping[str, int] = self.writer.counts

@@ -5,7 +5,8 @@ Called by :class:`~robot_memory.memory.scene_graph.SceneMemory` at the end of
 each update, inside its journal (a failed update restores the log too). An
 object's ``appeared`` waits until it is confirmed (seen
 ``ghost_min_observations`` times; a one-frame ghost never appears), stamped
-with when it was first seen.
+with when it was first seen; its ``target`` is the container it was in then
+(first seen in the bin: it appeared there, nobody was seen putting it in).
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def record_update_events(
         if oid not in log.tracks:
             if obj.observations >= min_observations:
                 cause = log.cause_of(oid, obj.first_seen)
+                inside = next((t for s, r, t in edges_now if s == oid and r == "in"), None)
                 log.add(obj.first_seen, "appeared", object_id=oid, label=obj.label,
-                        to_position=position, cause=cause)  # fmt: skip
+                        to_position=position, cause=cause, target=inside,
+                        target_label="" if inside is None else label_of(inside))  # fmt: skip
                 log.tracks[oid] = ObjectTrack(position)
             continue
         log.moved(oid, obj.label, position, stamp)

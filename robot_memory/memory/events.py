@@ -9,7 +9,8 @@ Events are derived from what memory perceived, one update at a time
 * ``moved``: an object seen again ``move_event_distance`` or more from where it
   last settled (``from``, ``to``); the moves of one object within
   ``move_merge_s`` of each other are one event (a carried object is seen at
-  several places on its way);
+  several places on its way), stamped when the move was first seen, ending
+  where the object came to rest;
 * ``put_in`` / ``taken_out``: an ``in`` relation to a container begins / ends
   (``target``: the bin, a box);
 * ``covered`` / ``uncovered``: the same with a cover (a container object whose
@@ -160,8 +161,8 @@ class EventLog:
         cause = self.cause_of(obj_id, stamp)
         if stamp - track.moved_stamp <= self.move_merge_s:
             event = next((e for e in reversed(self.entries) if e.seq == track.moved_seq), None)
-            if event is not None:
-                self._replace(replace(event, stamp=stamp, to_position=position))
+            if event is not None:  # keeps its stamp (the move began): the log stays in order
+                self._replace(replace(event, to_position=position))
                 track.position, track.moved_stamp = position, stamp
                 return
         event = self.add(

@@ -32,8 +32,7 @@ def seen(memory: SceneMemory, t0: float, observations, n: int = 3) -> None:
         memory.update(frame(t0 + 0.1 * k, observations()))
 
 
-@pytest.fixture(scope="module")
-def day():
+def build_day() -> tuple[SceneMemory, dict[str, int]]:
     """A red cube and a green cube on the table; at 10 s someone puts the red
     cube in the bin, at 20 s the robot puts the green one in; at 30 s the white
     box goes over a blue cube; at 40 s it is lifted off; the box is lifted
@@ -55,6 +54,12 @@ def day():
     ids["white box"] = next(o.id for o in m.objects() if o.label == "white box")
     seen(m, 40.0, lambda: [*in_bin(), blue(), cover(COVER_AWAY)])
     seen(m, 60.0, lambda: [*in_bin(), blue(), cover((0.3, 0.3))])
+    return m, ids
+
+
+@pytest.fixture(scope="module")
+def day():
+    m, ids = build_day()
     yield m, ids, events_of(m)
     m.close()
 

@@ -122,7 +122,9 @@ def test_object_id_kinds_and_absent_and_yaw_fields_round_trip(memory):
     assert any(r["target"] == "bin" for r in in_bin)
     block = by_label["yellow block"]  # in the bin when first seen: it appeared, no put_in
     events = round_trip(memory, kind="events", object_id=block)[1].results
-    assert [(e["kind"], e["object_id"], e["target"]) for e in events] == [("appeared", block, "bin")]
+    assert [(e["kind"], e["object_id"], e["target"]) for e in events] == [
+        ("appeared", block, "bin")
+    ]
     (moved,) = round_trip(memory, kind="events", object_id=by_label["red cube"], text="moved")[
         1
     ].results

@@ -120,6 +120,10 @@ PLANNER_PARAMETERS: dict[str, ParamValue] = {
     "image_topic": "/camera/front/color/image_raw",  # latest frame goes to the VLM
     "experience_path": "~/.robot_memory/experience.json",  # empty: not persisted
     "handover_position": [0.0, -0.05, 0.0],  # where "give me X" puts it [m, table frame]
+    # questions about the past: how the clock maps to days ("yesterday", "on day 3");
+    # a robot: 86400 s from a midnight (epoch seconds); a simulated week compresses days
+    "day_length_s": 86400.0,
+    "day_origin_s": 0.0,
     "max_attempts": 2,  # per object: the first try and one replan
     "skill_timeout_s": 60.0,  # no RunSkill result this long: the goal is cancelled, failed
     "refresh_timeout_s": 5.0,  # wait this long for a scene graph newer than a look

@@ -13,14 +13,21 @@ BACKENDS = ("offline", "vlm")
 
 def make_backend(p: Mapping[str, object], embedder: TextEmbedder | None = None) -> PlannerBackend:
     """``p``: the planner node's parameters (``backend``, ``handover_position``,
+    ``day_length_s``, ``day_origin_s``,
     ``vlm.base_url``, ``vlm.model``, ``vlm.api_key_env``, ``vlm.timeout_s``,
     ``vlm.max_retries``); raises ValueError for an unknown backend."""
     from robot_memory.planner.offline_backend import OfflinePlanner
 
     if p["backend"] not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {p['backend']!r}")
+    from robot_memory.planner.time_words import CellClock
+
     handover = tuple(float(v) for v in p["handover_position"])  # type: ignore[attr-defined]
-    offline = OfflinePlanner(embedder=embedder, handover_position=handover)  # type: ignore[arg-type]
+    clock = CellClock(
+        float(p.get("day_length_s", 86400.0)),  # type: ignore[arg-type]
+        float(p.get("day_origin_s", 0.0)),  # type: ignore[arg-type]
+    )
+    offline = OfflinePlanner(embedder=embedder, handover_position=handover, clock=clock)  # type: ignore[arg-type]
     if p["backend"] == "offline":
         return offline
     from robot_memory.planner.vlm_backend import VLMConfig, VLMPlanner

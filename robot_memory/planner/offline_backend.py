@@ -19,6 +19,7 @@ importable from here.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 
 import numpy as np
@@ -32,9 +33,12 @@ from robot_memory.planner.container_spots import container_spot, region_spot
 from robot_memory.planner.experience_rules import apply_experience_rules
 from robot_memory.planner.grounding import Grounder, canonical_words
 from robot_memory.planner.language import Command, ObjectRef, parse_instruction
+from robot_memory.planner.past_answers import answer_past, events_from
+from robot_memory.planner.past_questions import PastQuestion, parse_past_question
 from robot_memory.planner.plan import MAX_STEPS, Plan, PlanningError, PlanStep
 from robot_memory.planner.plan_state import PlanState, Target, memory_rows, xy
 from robot_memory.planner.restore_plan import free_spot, restore_all
+from robot_memory.planner.time_words import CellClock, TimeWordsError
 from robot_memory.planner.validation import PLACE_X, PLACE_Y
 from robot_memory.planner.world import MemoryPort, PlanningContext, World
 from robot_memory.schemas import MemoryObjectMsg
@@ -66,6 +70,7 @@ class OfflinePlanner:
         spot_clearance: float = 0.06,
         table_height: float = 0.0,
         container_inset: float = 0.035,
+        clock: CellClock | None = None,
     ) -> None:
         hx, hy = handover_position[:2]
         if not (PLACE_X[0] <= hx <= PLACE_X[1] and PLACE_Y[0] <= hy <= PLACE_Y[1]):
@@ -76,12 +81,32 @@ class OfflinePlanner:
         self.spot_clearance = spot_clearance
         self.table_height = table_height
         self.container_inset = container_inset  # wall + half an object: slots stay inside
+        self.clock = clock or CellClock()
+
+    def _past_question(self, ctx: PlanningContext) -> PastQuestion | None:
+        """The instruction as a question about the past, or None. Restarts (for
+        "before the last restart") come from memory's events, asked only then."""
+        restarts: list[float] = []
+        if ctx.memory is not None and re.search(r"\b(?:restart|reboot)", ctx.instruction.lower()):
+            restarts = [e["stamp"] for e in events_from(ctx.memory, text="session_started")]
+        try:
+            return parse_past_question(ctx.instruction, ctx.world.stamp, self.clock, restarts)
+        except TimeWordsError as err:
+            raise PlanningError("unknown time", str(err)) from None
 
     # -- entry point -------------------------------------------------------------
     def plan(self, ctx: PlanningContext) -> Plan:
-        commands = parse_instruction(ctx.instruction)
         world = ctx.world
         pid = uuid.uuid4().hex
+        question = self._past_question(ctx)
+        if question is not None:
+            if ctx.memory is None:
+                raise PlanningError("memory unavailable", "questions about the past need memory")
+            fields = answer_past(question, world, ctx.memory)
+            notes = [f"question {question.kind} ({question.wording})", *fields.pop("notes")]  # type: ignore[misc]
+            return Plan(id=pid, instruction=ctx.instruction, backend=self.name, kind="answer",
+                        notes=notes, **fields)  # type: ignore[arg-type]  # fmt: skip
+        commands = parse_instruction(ctx.instruction)
         if any(c.kind == "where" for c in commands):
             if len(commands) > 1:
                 raise PlanningError("not understood", "ask a question on its own")

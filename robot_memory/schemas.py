@@ -326,6 +326,8 @@ class PolicyStatusMsg(Payload):
     state: Literal["idle", "running", "succeeded", "failed", "canceled"]
     reason: str = ""
     skill: str = ""
+    object_id: int | None = Field(default=None, description="the goal's memory object")
+    target: str = Field(default="", max_length=128, description="the goal's place or object")
     chunks: int = Field(default=0, ge=0, description="action chunks published for the goal")
     stamp: float = Field(default=0.0, description="node time of this status [s]")
 

@@ -11,7 +11,7 @@ from test_memory_core import cube_on_table, frame, obs
 from test_memory_relation_history import COVER_AT, COVER_AWAY, cover
 
 from robot_memory.memory import MemoryConfig, SceneMemory
-from robot_memory.memory.events import EventLog, SkillSpan
+from robot_memory.memory.events import EventLog, SkillSpan, SkillTracker
 from robot_memory.memory.store import SCHEMA, MemoryStore
 from robot_memory.schemas import MemoryQuery
 
@@ -211,3 +211,25 @@ def test_the_events_query_filters_by_kind_object_target_and_time():
     ):
         answer = memory.answer(MemoryQuery(id="q", kind="events", **fields))
         assert not answer.ok and error in answer.error
+
+
+def test_the_policy_status_stream_becomes_skill_spans():
+    tracker = SkillTracker()
+    assert tracker.on_status("g1", "running", "pick", 7, "", 10.0) is None
+    assert tracker.on_status("g1", "running", "pick", 7, "", 11.0) is None  # still the start
+    span = tracker.on_status("g1", "succeeded", "pick", 7, "", 14.0)
+    assert span == SkillSpan("pick", 7, "", 10.0, 14.0)
+    assert tracker.on_status("g1", "succeeded", "pick", 7, "", 15.0) is None  # latched again
+    assert tracker.on_status("g2", "running", "look", None, "bin", 16.0) is None
+    assert tracker.on_status("g2", "succeeded", "look", None, "bin", 17.0) is None  # moves nothing
+    assert tracker.on_status("g3", "failed", "place", None, "bin", 18.0) is None  # never ran
+
+
+def test_a_place_without_an_object_moves_what_the_last_pick_took():
+    memory = SceneMemory()
+    cube = seen(memory, 0.0, (-0.2, 0.2))
+    memory.note_skill(SkillSpan("pick", cube, "", 3.0, 4.0))
+    memory.note_skill(SkillSpan("place", None, "table_left", 4.0, 8.0))
+    memory.update(frame(6.0, [cube_on_table(0.3, -0.2)]))
+    (moved,) = memory.events().select(kinds=["moved"])
+    assert moved.cause == "robot"

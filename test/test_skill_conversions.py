@@ -67,6 +67,8 @@ def test_a_policy_status_round_trips_and_an_unknown_state_is_refused():
         stamp=12.5,
     )  # fmt: skip
     assert policy_status_from_msg(policy_status_to_msg(status)) == status
+    placing = status.model_copy(update={"skill": "place", "object_id": 7, "target": "bin"})
+    assert policy_status_from_msg(policy_status_to_msg(placing)) == placing
     with pytest.raises(PayloadError):
         policy_status_from_msg(PolicyStatus(state="exploded"))
 

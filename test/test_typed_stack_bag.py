@@ -115,12 +115,17 @@ def typed_bag(tmp_path_factory):
         # machine it may not have the graph yet; memory publishes one per update,
         # and two written after this point came after a graph with objects
         graphs = recorder_written(probe, "/memory/scene_graph")
+        front = [t for t in CAMERA_TOPICS if t.startswith("/camera/front/")]
         spin_until(
             probe,
-            lambda: recorder_written(probe, "/memory/scene_graph") >= graphs + 2,
+            lambda: (
+                recorder_written(probe, "/memory/scene_graph") >= graphs + 2
+                # and the front camera's frames (best effort: a loaded recorder loses some)
+                and all(recorder_written(probe, t) >= FRAMES for t in front)
+            ),
             timeout_s=120,
             check=launcher.check,
-            what="the recorder writing a scene graph with objects",
+            what=f"the recorder writing a scene graph with objects and {FRAMES} front frames",
         )
     finally:
         stop.set()

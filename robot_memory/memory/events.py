@@ -83,6 +83,31 @@ class SkillSpan:
 
 
 @dataclass
+class SkillTracker:
+    """The robot's skills from the policy's status stream: a goal that ran and
+    ended (succeeded, failed or canceled) becomes one :class:`SkillSpan` from
+    its first ``running`` status to its end. Pick and place only (a look moves
+    nothing)."""
+
+    started: dict[str, float] = field(default_factory=dict)  # goal id -> first running
+
+    def on_status(
+        self, goal_id: str, state: str, skill: str, object_id: int | None, target: str,
+        stamp: float,
+    ) -> SkillSpan | None:  # fmt: skip
+        if skill not in ("pick", "place") or not goal_id:
+            return None
+        if state == "running":
+            self.started.setdefault(goal_id, stamp)
+            if len(self.started) > 100:  # goals that never ended (a lost status)
+                del self.started[next(iter(self.started))]
+            return None
+        if state not in ("succeeded", "failed", "canceled") or goal_id not in self.started:
+            return None
+        return SkillSpan(skill, object_id, target, self.started.pop(goal_id), stamp)
+
+
+@dataclass
 class ObjectTrack:
     """Where an object last settled, for ``moved`` events."""
 
@@ -136,7 +161,11 @@ class EventLog:
         return "other"
 
     def note_skill(self, span: SkillSpan) -> None:
-        """The robot ran ``span.skill`` on ``span.object_id`` (kept: the newest 200)."""
+        """The robot ran ``span.skill`` on ``span.object_id`` (kept: the newest 200);
+        a place that names no object moves the one the last pick took."""
+        if span.object_id is None and span.skill == "place":
+            picked = next((s.object_id for s in reversed(self.skills) if s.skill == "pick"), None)
+            span = replace(span, object_id=picked)
         self.skills.append(span)
         del self.skills[:-200]
         self._recause(span)

@@ -1,7 +1,8 @@
 """Memory node: the 3D scene graph over ROS topics.
 
 Thin adapter over :class:`robot_memory.memory.SceneMemory`. In:
-``/perception/observations`` (ObservationFrame). Services: ``/memory/query``
+``/perception/observations`` (ObservationFrame), ``/policy/status`` (the
+robot's own pick and place, so the events say who moved what). Services: ``/memory/query``
 and ``/memory/reset`` (:mod:`robot_memory.nodes.memory_services`). Out:
 ``/memory/scene_graph`` (SceneGraph, reliable + transient local, with a
 sequence number), ``/memory/markers`` (MarkerArray), ``/diagnostics``.
@@ -18,13 +19,14 @@ import time
 from pathlib import Path
 
 from rclpy.node import Node
-from robot_memory_interfaces.msg import ObservationFrame, SceneGraph
+from robot_memory_interfaces.msg import ObservationFrame, PolicyStatus, SceneGraph
 from visualization_msgs.msg import MarkerArray
 
 from robot_memory.bringup.node_parameters import MEMORY_PARAMETERS
 from robot_memory.cell import load_cell
 from robot_memory.health.counters import HealthCounters
 from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
+from robot_memory.memory.events import SkillTracker
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.memory_conversions import observation_frame_from_msg, scene_graph_to_msg
@@ -33,6 +35,7 @@ from robot_memory.nodes.memory_services import MemoryServices
 from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.qos import LATCHED
+from robot_memory.nodes.skill_conversions import policy_status_from_msg
 from robot_memory.perception.observations import FrameError, frame_from_payload
 from robot_memory.schemas import PayloadError
 
@@ -61,6 +64,8 @@ class MemoryNode(Node):
         self.inputs.subscribe(
             ObservationFrame, "/perception/observations", self.on_observations, 50
         )
+        self.skills = SkillTracker()  # the robot's own moves, for the events' causes
+        self.inputs.subscribe(PolicyStatus, "/policy/status", self.on_policy_status, LATCHED)
         self.memory_services = MemoryServices(
             self.inputs, self.memory, bool(p["allow_remote_reset"]), self._changed
         )
@@ -95,6 +100,13 @@ class MemoryNode(Node):
         self._dirty = True
         self.health.latency("update", time.monotonic() - t0)
         self.health.tick("observations", self.get_clock().now().nanoseconds * 1e-9)
+
+    def on_policy_status(self, msg: PolicyStatus) -> None:
+        s = policy_status_from_msg(msg)  # PayloadError: counted by the input boundary
+        span = self.skills.on_status(s.goal_id, s.state, s.skill, s.object_id, s.target, s.stamp)
+        if span is not None:
+            self.memory.note_skill(span)
+            self.health.increment("robot_skills")
 
     def _changed(self) -> None:
         self._dirty = True

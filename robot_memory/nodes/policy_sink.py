@@ -59,7 +59,8 @@ class PolicySink:
 
     def report(self, handle: Any, report: SkillReport, done: bool) -> None:
         status = PolicyStatusMsg(goal_id=report.goal_id, state=report.state, reason=report.reason,
-                                 skill=report.skill, chunks=report.chunks)  # fmt: skip
+                                 skill=report.skill, chunks=report.chunks,
+                                 object_id=report.object_id, target=report.target)  # fmt: skip
         self.publish_status(status)
         if not done:
             return

@@ -61,6 +61,8 @@ def policy_status_to_msg(status: PolicyStatusMsg) -> PolicyStatus:
         state=status.state,
         reason=status.reason,
         skill=status.skill,
+        object_id=[] if status.object_id is None else [int(status.object_id)],
+        target=status.target,
         chunks=int(status.chunks),
         stamp=to_time(status.stamp),
     )
@@ -73,6 +75,8 @@ def policy_status_from_msg(msg: PolicyStatus) -> PolicyStatusMsg:
         "state": msg.state,
         "reason": msg.reason,
         "skill": msg.skill,
+        "object_id": int(msg.object_id[0]) if len(msg.object_id) else None,
+        "target": msg.target,
         "chunks": int(msg.chunks),
         "stamp": from_time(msg.stamp),
     }

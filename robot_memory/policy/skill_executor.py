@@ -75,6 +75,8 @@ class SkillReport:
     state: str
     reason: str = ""
     chunks: int = 0
+    object_id: int | None = None
+    target: str = ""
 
 
 @dataclass
@@ -221,7 +223,8 @@ class SkillExecutor:
         if skill is None:
             return
         self.health.increment(f"skills_{state}")
-        report = SkillReport(skill.goal.id, skill.goal.skill, state, reason, skill.chunks)
+        report = SkillReport(skill.goal.id, skill.goal.skill, state, reason, skill.chunks,
+                             skill.goal.object_id, skill.goal.target)  # fmt: skip
         self.sink.report(skill.handle, report, done=True)
 
     def republish(self, now: float) -> None:
@@ -368,7 +371,8 @@ class SkillExecutor:
     def _report_running(self, now: float) -> None:
         skill = self.skill
         assert skill is not None
-        report = SkillReport(skill.goal.id, skill.goal.skill, RUNNING, chunks=skill.chunks)
+        report = SkillReport(skill.goal.id, skill.goal.skill, RUNNING, chunks=skill.chunks,
+                             object_id=skill.goal.object_id, target=skill.goal.target)  # fmt: skip
         self.sink.report(skill.handle, report, done=False)
         self.sink.feedback(skill.handle, self.phase(now), skill.chunks)
 

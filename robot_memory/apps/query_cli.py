@@ -8,6 +8,7 @@ The pip-only world has no ``ros2 service call``; this is its stand-in::
     robot-memory query history --object-id 7
     robot-memory query in --target bin               (on / in: a place, "table", an id or words)
     robot-memory query changed_since --since 12.5
+    robot-memory query events --text "moved put_in" --since 100 --until 200
     robot-memory query relation_history [--object-id 7] [--target "white box"] [--text in]
     robot-memory query graph [--json]
 
@@ -30,7 +31,10 @@ from robot_memory.payload_codec import validate_payload
 from robot_memory.schemas import MemoryAnswer, MemoryQuery, PayloadError
 
 SERVICE = "/memory/query"
-KINDS = ("find", "last_seen", "history", "on", "in", "changed_since", "relation_history", "graph")
+KINDS = (
+    "find", "last_seen", "history", "on", "in", "changed_since", "relation_history", "events",
+    "graph",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--object-id", type=int, default=None, help="a memory object id")
     p.add_argument("--target", default="", help="on / in / relation_history: place, id or words")
     p.add_argument("--since", type=float, default=None, help="changed_since etc. [s, stamp time]")
+    p.add_argument("--until", type=float, default=None, help="events: up to [s, stamp time]")
     p.add_argument("--top-k", type=int, default=5, help="find: how many (1..100)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument(
@@ -170,6 +175,15 @@ def _graph(results: list[dict]) -> str:
     )
 
 
+def _events(results: list[dict]) -> str:
+    rows = [
+        [e["seq"], _f(e["stamp"]), e["kind"], e["object_id"] if e["object_id"] is not None else "",
+         e["label"], e["target_label"] or (e["target"] or ""), e["cause"], e["session"]]
+        for e in results
+    ]  # fmt: skip
+    return table(rows, ["seq", "stamp", "kind", "id", "label", "target", "cause", "session"])
+
+
 def render(answer: MemoryAnswer) -> str:
     """The human-readable form of an ``ok`` answer."""
     if not answer.results:
@@ -181,6 +195,8 @@ def render(answer: MemoryAnswer) -> str:
         return _changes(results)
     if kind == "relation_history":
         return _relations(results)
+    if kind == "events":
+        return _events(results)
     if kind == "graph":
         return _graph(results)
     return _objects(kind, results)
@@ -198,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 "object_id": args.object_id,
                 "target": args.target,
                 "since": args.since,
+                "until": args.until,
                 "top_k": args.top_k,
             },
         )

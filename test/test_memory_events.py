@@ -107,12 +107,18 @@ def test_covered_and_uncovered():
     assert kinds(memory, kinds=["put_in", "taken_out"]) == []  # a cover is not a bin
 
 
-def test_put_in_the_bin_by_someone():
-    memory = SceneMemory()
+def put_in_bin(memory: SceneMemory) -> int:
+    """A red cube seen on the table, then (at 5 s) in the bin."""
     cube = seen(memory, 0.0, (0.1, 0.1))
     x, y, z = memory.cell.place("bin").center
     for k in range(3):
         memory.update(frame(5.0 + 0.1 * k, [obs("red cube", (x, y, z))]))
+    return cube
+
+
+def test_put_in_the_bin_by_someone():
+    memory = SceneMemory()
+    cube = put_in_bin(memory)
     (put,) = memory.events().select(kinds=["put_in"])
     assert (put.object_id, put.target, put.target_label, put.cause) == (
         cube, "bin", memory.cell.place("bin").label or "bin", "other"
@@ -190,10 +196,7 @@ def test_a_schema_2_store_opens_and_gains_the_events_table(tmp_path):
 
 def test_the_events_query_filters_by_kind_object_target_and_time():
     memory = SceneMemory()
-    cube = seen(memory, 0.0, (0.1, 0.1))
-    x, y, z = memory.cell.place("bin").center
-    for k in range(3):
-        memory.update(frame(5.0 + 0.1 * k, [obs("red cube", (x, y, z))]))
+    cube = put_in_bin(memory)
 
     def ask(**fields) -> list[tuple]:
         answer = memory.answer(MemoryQuery(id="q", kind="events", **fields))

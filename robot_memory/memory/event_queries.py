@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from robot_memory.memory.events import EVENT_KINDS
-from robot_memory.memory.query_targets import QueryError, resolve_target
+from robot_memory.memory.query_targets import QueryError, resolve_target_or_known
 
 if TYPE_CHECKING:
     from robot_memory.memory.scene_graph import SceneMemory
@@ -25,25 +25,13 @@ def event_kinds(text: str) -> set[str]:
     return names
 
 
-def _targets(memory: SceneMemory, text: str) -> set[int | str]:
-    """A place, an object id or words; a label only the event log still knows too."""
-    text = text.strip()
-    if text.lstrip("-").isdigit():
-        return {int(text)}
-    try:
-        return set(resolve_target(memory, text))
-    except QueryError:
-        wanted = text.lower()
-        found = {e.target for e in memory.events().entries if e.target_label.lower() == wanted}
-        if found - {None}:
-            return found - {None}
-        raise
-
-
 def events_query(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
     if q.since is not None and q.until is not None and q.until < q.since:
         raise QueryError(f"events: until ({q.until}) is before since ({q.since})")
-    targets = _targets(memory, q.target) if q.target.strip() else None
+    targets = None
+    if q.target.strip():
+        known = [(e.target, e.target_label) for e in memory.events().entries]
+        targets = resolve_target_or_known(memory, q.target, known)
     rows = memory.events().select(
         event_kinds(q.text), q.object_id, targets, since=q.since, until=q.until
     )

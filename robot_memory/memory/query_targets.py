@@ -6,6 +6,7 @@ and the relation history's query (:mod:`robot_memory.memory.relation_history`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -70,3 +71,22 @@ def resolve_target(memory: SceneMemory, target: str) -> list[int | str]:
 
 
 __all__ = ["ABSENT_PENALTY", "MIN_TARGET_SCORE", "QueryError", "ranked", "resolve_target"]
+
+
+def resolve_target_or_known(
+    memory: SceneMemory, text: str, known: Iterable[tuple[int | str | None, str]]
+) -> set[int | str]:
+    """Like :func:`resolve_target`, and an object id, or a label that only a
+    history still holds (``known``: (node, its label then) pairs; the object
+    has left memory since), is found too."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return {int(text)}
+    try:
+        return set(resolve_target(memory, text))
+    except QueryError:
+        wanted = text.lower()
+        found = {node for node, label in known if node is not None and label.lower() == wanted}
+        if found:
+            return found
+        raise

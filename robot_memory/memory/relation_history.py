@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from robot_memory.memory.query_targets import QueryError, resolve_target
+from robot_memory.memory.query_targets import QueryError, resolve_target_or_known
 from robot_memory.memory.relations import NodeId, RelationKey, RelationState
 
 if TYPE_CHECKING:
@@ -142,23 +142,6 @@ def _relation_filter(text: str, default: Iterable[str]) -> set[str]:
     return names or set(default)
 
 
-def _targets(memory: SceneMemory, text: str, entries: list[EndedRelation]) -> set[NodeId]:
-    """Like ``resolve_target``, but an object id or a label that only the history
-    holds (the object has left memory since) is found too."""
-    text = text.strip()
-    if text.lstrip("-").isdigit():
-        return {int(text)}
-    try:
-        return set(resolve_target(memory, text))
-    except QueryError:
-        wanted = text.lower()
-        found = {e.target for e in entries if e.target_label.lower() == wanted}
-        found |= {e.subject for e in entries if e.subject_label.lower() == wanted}
-        if found:
-            return found
-        raise
-
-
 def label_of(memory: SceneMemory, node: NodeId) -> str:
     """The label of an object (live, merged or just removed) or place; "" if unknown."""
     if isinstance(node, str):
@@ -194,7 +177,9 @@ def relation_history(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
     if q.object_id is not None:
         rows = [e for e in rows if q.object_id in (e.subject, e.target)]
     if q.target.strip():
-        targets = _targets(memory, q.target, history)
+        known = [(e.target, e.target_label) for e in history]
+        known += [(e.subject, e.subject_label) for e in history]
+        targets = resolve_target_or_known(memory, q.target, known)
         rows = [e for e in rows if e.target in targets]
     if q.since is not None:
         rows = [e for e in rows if e.ended is None or e.ended >= q.since]

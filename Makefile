@@ -20,7 +20,7 @@ test: venv
 # The inner loop: everything but the multi-process ROS stacks and the slow
 # closed-loop runs, on two workers (~1.5 min on 2 cores). CI runs `make test`.
 test-fast: venv
-	$(PY) -m pytest -n 2 -m "not ros and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not ros and not slow" $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports --no-logo

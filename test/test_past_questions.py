@@ -119,6 +119,9 @@ def test_answers_are_right_and_cite_their_evidence(asked):
     assert ask("where was the red cube at 5").answer_position == pytest.approx(
         (-0.2, 0.2, 0.025), abs=2e-3
     )
+    assert "(by me)" in ask(WORDINGS["order"][0]).answer  # the robot put the green cube in
+    before = ask("what went into the bin before the green cube")
+    assert before.answer_object_id == ids["red cube"] and "(by someone else)" in before.answer
     for text in WORDINGS["count_contents"]:
         assert ask(text).answer.startswith("2 things"), text
     for text in WORDINGS["count_moves"]:

@@ -121,7 +121,8 @@ def answer_past(q: PastQuestion, world: World, memory: MemoryPort) -> dict[str, 
         side = "after" if q.after else "before"
         place = q.target.removeprefix("the ")
         if got.value is not None:
-            text = f"Right {side} {name(subject)}, {name(got.value)} went into the {place}"
+            who = "by me" if got.evidence[-1]["cause"] == "robot" else "by someone else"
+            text = f"Right {side} {name(subject)}, {name(got.value)} went into the {place} ({who})"
         else:
             text = f"Nothing went into the {place} right {side} {name(subject)}"
         return {**out, "answer_object_id": got.value, "answer_place": str(target),

@@ -54,7 +54,6 @@ MODULE_GROUPS = {
     "test_policy_stack": "stacks",
     "test_sim_stack": "sim_node",
     "test_typed_stack_bag": "typed_bag",
-    "test_past_over_ros": "stacks",
 }
 
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from robot_memory_interfaces.msg import GroundTruth
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
@@ -24,7 +25,7 @@ from robot_memory.apps.scenarios import ScenarioConfig, ScenarioSession
 from robot_memory.bag.reader import bag_summary, iter_messages
 from robot_memory.bag.writer import BagWriter, make_qos
 from robot_memory.nodes import conversions as conv
-from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR
+from robot_memory.nodes.qos import COMMAND, LATCHED
 from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
 from robot_memory.replay.bag_images import decode_color, decode_depth
 from robot_memory.replay.replay_core import PauseClock, RateCap, ReplaySchedule, ReplayTiming
@@ -153,10 +154,14 @@ def _summary(output: str) -> dict:
     return json.loads(line.removeprefix("replay summary: "))
 
 
+DEEP_SENSOR = QoSProfile(depth=200, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
 def _listen() -> Probe:
     probe = Probe("replay_probe")
-    probe.listen(Image, "/camera/front/color/image_raw", SENSOR)
-    probe.listen(Clock, "/clock", 10)
+    # deep reader queues: a probe on a loaded machine must not drop what arrived
+    probe.listen(Image, "/camera/front/color/image_raw", DEEP_SENSOR)
+    probe.listen(Clock, "/clock", 1000)
     probe.listen(GroundTruth, "/sim/ground_truth", COMMAND)
     probe.listen(TFMessage, "/tf_static", LATCHED)
     return probe

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from robot_memory.memory.colours import ACHROMATIC, SHADE, same_colour
-from robot_memory.memory.object_node import MemoryObject, find_duplicate
+from robot_memory.memory.object_node import MemoryObject, find_duplicate, is_container_label
+from robot_memory.memory.permanence import OUT_OF_VIEW
 
 if TYPE_CHECKING:
     from robot_memory.memory.scene_graph import SceneMemory
@@ -82,6 +83,30 @@ def reidentify(obs: ObjectObservation, candidates: list[MemoryObject]) -> Memory
         return coloured[0]
     labelled = [o for o in coloured if o.label == obs.label]
     return labelled[0] if len(labelled) == 1 else None
+
+
+def displaced_objects(
+    candidates: list[MemoryObject],
+    matched: set[int],
+    verdicts: dict[int, str],
+    observations: list[ObjectObservation],
+) -> set[int]:
+    """Unmatched objects in view whose place another object now takes (an
+    observation of another colour, not a container over it, covers their
+    centroid): they have left it, as if depth showed it free (two objects
+    swapped places, one put where another was)."""
+    takers = [o for o in observations if not is_container_label(o.label)]
+    out = set()
+    for obj in candidates:
+        if obj.id in matched or obj.status == "absent" or verdicts.get(obj.id) == OUT_OF_VIEW:
+            continue
+        xy = np.asarray(obj.centroid)[:2]
+        for obs in takers:
+            lo, hi = np.asarray(obs.bbox_min)[:2], np.asarray(obs.bbox_max)[:2]
+            if not same_colour(obs.color, obj.color) and np.all(xy >= lo) and np.all(xy <= hi):
+                out.add(obj.id)
+                break
+    return out
 
 
 def merge_duplicates(memory: SceneMemory, changed: set[int]) -> list[int]:

@@ -25,7 +25,12 @@ from robot_memory.memory.association import assign
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.event_derivation import record_update_events
 from robot_memory.memory.events import EventLog, SkillSpan
-from robot_memory.memory.identity import fragment_parent, merge_duplicates, reidentify
+from robot_memory.memory.identity import (
+    displaced_objects,
+    fragment_parent,
+    merge_duplicates,
+    reidentify,
+)
 from robot_memory.memory.input_checks import frame_problem, observation_problem
 from robot_memory.memory.journal import MemoryJournal
 from robot_memory.memory.object_node import MemoryObject, is_ghost
@@ -248,9 +253,11 @@ class SceneMemory(MemoryJournal):
                 changed.add(obj.id)
         taken = set(matched_ids)
         centroids = np.array([o.centroid for o in candidates]).reshape(-1, 3)
+        displaced = displaced_objects(candidates, matched_ids, verdicts, obs_list)
         unconfirmed_mask = np.array(
             [
                 o.status == "absent"
+                or o.id in displaced
                 or verdicts.get(o.id) in (permanence.OUT_OF_VIEW, permanence.FREE)
                 for o in candidates
             ],
@@ -285,7 +292,9 @@ class SceneMemory(MemoryJournal):
             # would be dropped, neither relocated nor created, and memory would
             # never learn where the object went (what it covered).
             left = same is not None and (
-                same.status == "absent" or verdicts.get(same.id) == permanence.FREE
+                same.status == "absent"
+                or same.id in displaced
+                or verdicts.get(same.id) == permanence.FREE
             )
             if far and not left and same.is_partial_view(obs, cfg, cfg.min_relocate_confidence):
                 result.weak.append(i)  # too little of it to move a remembered object

@@ -11,8 +11,10 @@ Waiting on a future from the thread that must deliver it would deadlock.
 
 * memory: ``scene_graph()`` is the latest ``/memory/scene_graph`` (fed by the
   node); ``query()`` calls ``/memory/query`` (``QueryMemory``; the request and
-  answer converted by :mod:`robot_memory.nodes.query_conversions`), an answer
-  with ``ok=False`` after ``query_timeout_s`` without one; ``refresh()`` waits
+  answer converted by :mod:`robot_memory.nodes.query_conversions`), resent
+  while unanswered (1 s, then doubling up to 4 s: a request sent while memory
+  restarts is lost), an answer with ``ok=False`` after ``query_timeout_s``
+  without one; ``refresh()`` waits
   for a graph whose ``stamp`` is newer than the call; ``clear()`` calls
   ``/memory/reset`` (``std_srvs/Trigger``) and waits for the emptied graph
   (:class:`MemoryResetError` when memory refuses or does not answer).
@@ -111,6 +113,8 @@ def wait_ready(is_ready: Callable[[], bool], scope: CancelScope, timeout_s: floa
 
 
 class ServiceMemoryPort:
+    QUERY_RESEND_S = 1.0  # first resend of an unanswered query; doubles up to 4 s
+
     def __init__(
         self,
         query_client: Client,
@@ -126,7 +130,9 @@ class ServiceMemoryPort:
         self.query_timeout_s = query_timeout_s
         self.refresh_timeout_s = refresh_timeout_s
         self._graph: SceneGraphMsg | None = None
-        self.counters: dict[str, int] = {"queries": 0, "query_timeouts": 0, "refresh_timeouts": 0}
+        self.counters: dict[str, int] = {
+            "queries": 0, "query_timeouts": 0, "query_resends": 0, "refresh_timeouts": 0
+        }  # fmt: skip
 
     def on_scene_graph(self, graph: SceneGraphMsg) -> None:
         """The node's subscription hands every scene graph here."""
@@ -143,13 +149,35 @@ class ServiceMemoryPort:
         self.scope.check()
         self.counters["queries"] += 1
         client = self.query_client
+        deadline = time.monotonic() + self.query_timeout_s
         if not wait_ready(client.service_is_ready, self.scope, self.query_timeout_s):
             return self._failed(query, "no /memory/query service")
-        future = client.call_async(query_to_request(query))
-        if not self.scope.wait_future(future, self.query_timeout_s):
-            client.remove_pending_request(future)
-            return self._failed(query, "timeout: no answer from /memory/query")
-        return answer_from_response(future.result(), query)
+        request = query_to_request(query)
+        futures: list[Future] = []
+        resend_s = self.QUERY_RESEND_S
+        try:
+            while True:
+                # A query is a read: send it again while unanswered. A request
+                # sent while memory restarts (the old server gone, the new one's
+                # reader not matched yet) is lost without an error; resending
+                # reaches the new server. The first answer wins.
+                future = client.call_async(request)
+                future.add_done_callback(self.scope.notify)
+                futures.append(future)
+                left = deadline - time.monotonic()
+                done = self.scope.wait_for(
+                    lambda: next((f for f in futures if f.done()), None), min(resend_s, left)
+                )
+                if done is not None:
+                    return answer_from_response(done.result(), query)
+                if time.monotonic() >= deadline:
+                    return self._failed(query, "timeout: no answer from /memory/query")
+                self.counters["query_resends"] += 1
+                resend_s = min(2.0 * resend_s, 4.0)
+        finally:
+            for future in futures:
+                if not future.done():
+                    client.remove_pending_request(future)
 
     def _failed(self, query: MemoryQuery, error: str) -> MemoryAnswer:
         self.counters["query_timeouts"] += 1

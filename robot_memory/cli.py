@@ -11,6 +11,7 @@
     robot-memory train-policy --data data/demos --out models/... [--resume]
     robot-memory eval-policy --episodes 50 [--checkpoint models/...]
     robot-memory eval-tasks --episodes 30 [--ablation] [--tasks under_box,put_back]
+    robot-memory eval-qa --seeds 100-104 [--per-kind 8] [--conditions full,memoryless]
     robot-memory say "put the red cube in the bin"      (to a running planner)
     robot-memory query find --text "red cube" [--json]  (the /memory/query service)
     robot-memory topics [--all]                         (nodes, topics, services, actions)
@@ -88,6 +89,10 @@ FORWARDED = {
     "eval-tasks": (
         "robot_memory.tasks.eval_tasks",
         "end-to-end task suite in the sim: planner + memory + policy, with a memoryless ablation",
+    ),
+    "eval-qa": (
+        "robot_memory.tasks.eval_qa",
+        "questions about the past over simulated weeks: accuracy per kind, with ablations",
     ),
     "query": (
         "robot_memory.apps.query_cli",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from robot_memory.memory.colours import ACHROMATIC, same_colour
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.object_node import MemoryObject
 from robot_memory.perception.observations import ObjectObservation
@@ -25,6 +26,18 @@ def appearance_dissimilarity(obs: ObjectObservation, obj: MemoryObject) -> float
         word = 1.0
     rgb = float(np.linalg.norm(np.asarray(obs.rgb, dtype=float) - np.asarray(obj.rgb)))
     return word + 0.25 * min(rgb / np.sqrt(3.0), 1.0)
+
+
+def other_colour(obs: ObjectObservation, obj: MemoryObject, gate_rgb: float) -> bool:
+    """Two different colour words, both chromatic, and rgb at least ``gate_rgb``
+    apart: another object, however close (a lighting shift that turns a red
+    into an orange keeps its rgb near and is not gated)."""
+    if gate_rgb <= 0 or not obs.color or not obj.color or same_colour(obs.color, obj.color):
+        return False
+    if obs.color in ACHROMATIC or obj.color in ACHROMATIC:
+        return False
+    rgb = float(np.linalg.norm(np.asarray(obs.rgb, dtype=float) - np.asarray(obj.rgb)))
+    return rgb >= gate_rgb
 
 
 def _iou_rows(lo: np.ndarray, hi: np.ndarray, los: np.ndarray, his: np.ndarray) -> np.ndarray:
@@ -60,8 +73,8 @@ def cost_matrix(
         for k, j in enumerate(candidates):
             obj = objects[j]
             app = appearance_dissimilarity(obs, obj)
-            if app >= 1.0:  # neither label, colour nor shape agree: another thing
-                continue
+            if app >= 1.0 or other_colour(obs, obj, config.colour_gate_rgb):
+                continue  # nothing agrees, or another colour: another thing
             c = (
                 config.weight_distance * dist[j] / config.gating_distance
                 + config.weight_iou * (1.0 - iou[k])

@@ -27,6 +27,8 @@ class MemoryConfig:
     weight_iou: float = 0.3  # x (1 - 3D IoU)
     weight_size: float = 0.3  # x relative size difference
     weight_appearance: float = 0.6  # x colour / shape / label dissimilarity
+    colour_gate_rgb: float = 0.5  # two different colour words this far apart in rgb never
+    # match (a green cube put where a red one was is not the red one); 0: no gate
     fragment_margin: float = (
         0.01  # a partial view inside a seen object's box (+ this) is part of it
     )
@@ -98,6 +100,7 @@ class MemoryConfig:
             "weight_iou",
             "weight_size",
             "weight_appearance",
+            "colour_gate_rgb",
             "on_tolerance",
             "table_tolerance",
             "container_margin",

@@ -6,8 +6,9 @@
   are not installed: they shut the context down from another thread while this
   one may be creating a wait set or a subscription (``RCLError: ... context is
   not valid``); here only this thread shuts it down, after spinning stops.
-* Bounded: a process still alive ``EXIT_DEADLINE_S`` after the signal (a hook
-  stuck in a join, a non-daemon thread) logs it and leaves with ``os._exit(0)``.
+* Bounded: a process still alive ``EXIT_DEADLINE_S`` (1.8 s; environment
+  ``ROBOT_MEMORY_EXIT_DEADLINE_S``, 0.5-4.5 s) after the signal (a hook stuck
+  in a join, a non-daemon thread) logs it and leaves with ``os._exit(0)``.
   The memory store commits every update, so nothing is lost by that.
 * Resilient: an exception out of a callback or out of the executor itself while
   the context is fine is logged (one line), counted as the rejected input
@@ -46,7 +47,20 @@ from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes.executors import PatientMultiThreadedExecutor
 
 SPIN_PERIOD_S = 0.1  # longest a signal or a dead parent waits to be noticed
-EXIT_DEADLINE_S = 1.8  # from the stop request to the process gone, whatever hangs
+EXIT_DEADLINE_ENV = "ROBOT_MEMORY_EXIT_DEADLINE_S"  # a slower machine may give more time
+
+
+def _exit_deadline_s() -> float:
+    """1.8 s, or the environment's value within 0.5..4.5 s (under the launcher's
+    5 s before SIGKILL)."""
+    try:
+        value = float(os.environ.get(EXIT_DEADLINE_ENV, "1.8"))
+    except ValueError:
+        value = 1.8
+    return min(max(value, 0.5), 4.5) if value == value else 1.8
+
+
+EXIT_DEADLINE_S = _exit_deadline_s()  # from the stop request to the process gone, whatever hangs
 PR_SET_PDEATHSIG = 1
 
 

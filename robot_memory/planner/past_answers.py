@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from robot_memory.memory.event_queries import MAX_EVENT_RESULTS
 from robot_memory.planner import past
 from robot_memory.planner.past_questions import PastQuestion
 from robot_memory.planner.plan import PlanningError
@@ -35,10 +36,25 @@ def matches(phrase: str, label: str) -> bool:
 
 
 def events_from(memory: MemoryPort, **filters) -> list[dict]:
-    answer = memory.query(MemoryQuery(id=uuid.uuid4().hex[:16], kind="events", **filters))
-    if not answer.ok:
-        raise PlanningError("memory unavailable", f"events query failed: {answer.error}")
-    return answer.results
+    """Every event that matches ``filters``, oldest first. One answer holds the
+    newest ``MAX_EVENT_RESULTS`` up to ``until``; older ones are fetched page
+    by page (``until`` = the oldest stamp so far; events seen twice dropped)."""
+    pages: list[list[dict]] = []
+    seen: set[int] = set()
+    until = filters.pop("until", None)
+    while True:
+        answer = memory.query(
+            MemoryQuery(id=uuid.uuid4().hex[:16], kind="events", until=until, **filters)
+        )
+        if not answer.ok:
+            raise PlanningError("memory unavailable", f"events query failed: {answer.error}")
+        new = [e for e in answer.results if e["seq"] not in seen]
+        seen.update(e["seq"] for e in new)
+        pages.append(new)
+        if len(answer.results) < MAX_EVENT_RESULTS or not new:
+            break
+        until = answer.results[0]["stamp"]
+    return [e for page in reversed(pages) for e in page]  # memory's order
 
 
 def object_ids(phrase: str, events: Sequence[dict], world: World) -> list[int]:

@@ -81,15 +81,21 @@ class WeekLog:
     truth: list[TruthEvent] = field(default_factory=list)
     objects: dict[int, TruthObject] = field(default_factory=dict)
     restarts: list[float] = field(default_factory=list)  # stamps of memory's first update after
-    end: float = 0.0
+    sightings: dict[int, float] = field(default_factory=dict)  # tid -> last stamp in view
+    end: float = 0.0  # the stamp of the week's last look
 
 
 def render_top_view(stamp: float, boxes: list[tuple[np.ndarray, np.ndarray]],
-                    table: tuple[np.ndarray, np.ndarray]) -> CameraView:  # fmt: skip
-    """A camera 1.2 m above the table looking down; depth ray-cast from the boxes."""
+                    table: tuple[np.ndarray, np.ndarray],
+                    depth: np.ndarray | None = None) -> CameraView:  # fmt: skip
+    """A camera 1.2 m above the table looking down; depth ray-cast from the
+    boxes (or ``depth`` as given: one already rendered of the same boxes)."""
     h, w, focal = 120, 160, 110.0
     k = np.array([[focal, 0, (w - 1) / 2], [0, focal, (h - 1) / 2], [0, 0, 1.0]])
     view = CameraView("top", stamp, k, np.array([0.0, 0.0, 1.2]), DOWN, np.zeros((h, w)))
+    if depth is not None:
+        view.depth = depth
+        return view
     v, u = np.mgrid[0:h, 0:w]
     rays = np.stack([(u - k[0, 2]) / focal, (v - k[1, 2]) / focal, np.ones_like(u)], axis=-1)
     dirs = rays.reshape(-1, 3) @ view.rotation().T
@@ -114,6 +120,7 @@ class WeekWorld:
         self.log = WeekLog(config)
         self.t = 0.0
         self._next_tid = 1
+        self._rendered: tuple[bytes, np.ndarray] | None = None  # (boxes, their depth)
 
     # -- the true world ------------------------------------------------------------
     @property
@@ -145,10 +152,16 @@ class WeekWorld:
                 return np.array([*xy, size[2] / 2])
         raise RuntimeError("no free spot on the table")
 
-    def _bin_spot(self, size: tuple[float, float, float]) -> np.ndarray:
+    def _bin_spot(self, size: tuple[float, float, float]) -> np.ndarray | None:
+        """A free spot in the bin (things in it lie side by side), or None: full."""
         place = self.cell.place("bin")
-        lo, hi = place.bbox_min[:2] + 0.04, place.bbox_max[:2] - 0.04
-        return np.array([*self.rng.uniform(lo, hi), size[2] / 2])
+        lo, hi = place.bbox_min[:2] + 0.035, place.bbox_max[:2] - 0.035
+        taken = [o.position[:2] for o in self.objects.values() if o.present and o.inside == "bin"]
+        for _ in range(100):
+            xy = self.rng.uniform(lo, hi)
+            if all(np.linalg.norm(xy - p) > 0.065 for p in taken):
+                return np.array([*xy, size[2] / 2])
+        return None
 
     def _event(self, actor: str, kind: str, o: TruthObject | None, frm=None, to=None, target=None):
         day = int(self.t // self.config.day_length_s)
@@ -185,9 +198,10 @@ class WeekWorld:
             self._move_to(o, self._spot(o.size), "person")
         elif kind in ("put_in", "robot") and table:
             o = pick(table)
-            self._move_to(
-                o, self._bin_spot(o.size), "robot" if kind == "robot" else "person", "bin"
-            )
+            spot = self._bin_spot(o.size)
+            if spot is None:
+                return False
+            self._move_to(o, spot, "robot" if kind == "robot" else "person", "bin")
         elif kind == "take_out" and in_bin:
             o = pick(in_bin)
             self._move_to(o, self._spot(o.size), "person")
@@ -252,12 +266,20 @@ class WeekWorld:
             color, shape = o.label.split()[0], o.label.split()[-1]
             seen.append(ObjectObservation(c, lo, hi, color, o.rgb, shape, o.label, 0.9, "top",
                                           stamp, top, len(top)))  # fmt: skip
-        return ObservationFrame(render_top_view(stamp, boxes, table), seen)
+            self.log.sightings[o.tid] = stamp
+        key = b"".join(a.tobytes() + b.tobytes() for a, b in boxes)
+        if self._rendered is None or self._rendered[0] != key:  # nothing moved: same depth
+            self._rendered = (key, render_top_view(stamp, boxes, table).depth)
+        view = render_top_view(stamp, [], table, depth=self._rendered[1])
+        return ObservationFrame(view, seen)
 
     # -- the week ------------------------------------------------------------------
-    def run(self, open_memory: Callable[[], SceneMemory], persist: bool = True) -> WeekLog:
+    def run(
+        self, open_memory: Callable[[], SceneMemory], persist: bool = True, close: bool = True
+    ) -> WeekLog:
         """The whole week; ``persist`` False: the restarted memory starts empty
-        (the ablation without persistence)."""
+        (the ablation without persistence). ``close`` False leaves the last
+        day's memory open as :attr:`memory` (to ask it questions "now")."""
         cfg = self.config
         for label, size, rgb in CATALOGUE[: cfg.first_objects]:
             self._add(label, size, rgb)
@@ -287,8 +309,12 @@ class WeekWorld:
                 done += 1
                 self.t += 1.5
                 self._looks(memory)
-        self.log.end = self.t + 1.0
-        memory.close()
+        self.log.end = self.t - 0.1  # the last look's last frame
+        self.memory: SceneMemory | None = None
+        if close:
+            memory.close()
+        else:
+            self.memory = memory
         return self.log
 
     def _looks(self, memory: SceneMemory) -> None:

@@ -1,0 +1,171 @@
+"""Questions about the past, over simulated weeks: accuracy per question kind.
+
+    robot-memory eval-qa --seeds 100-104                  # 5 held-out weeks
+    robot-memory eval-qa --seeds 100,101 --per-kind 4 --conditions full,memoryless
+
+For each seed a week runs in-process (:mod:`robot_memory.tasks.week_world`:
+5 days of 45 actions by people and the robot, memory restarted each night),
+questions of every kind are drawn from its ground truth
+(:mod:`robot_memory.tasks.week_questions`, the wordings in turn) and the
+offline planner answers them from memory (:mod:`robot_memory.tasks.week_qa`),
+beside the ablations: ``latest_graph`` (no event memory, the latest graph
+only), ``no_persistence`` (memory wiped at each restart) and ``memoryless``
+(the current view only). The weeks used to tune the question grammar and the
+memory were seeds 0-9; evaluate on others.
+
+Writes ``questions.jsonl`` (every question, answer and verdict), ``report.json``
+and ``report.md`` (accuracy per kind and condition with Wilson 95% intervals,
+accuracy per wording, the weeks' sizes, answer latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from robot_memory.learning.evaluation import wilson_interval
+from robot_memory.tasks.week_qa import CONDITIONS, Asked, WeekStats, run_seed
+from robot_memory.tasks.week_questions import HISTORY_KINDS, KINDS
+from robot_memory.tasks.week_world import WeekConfig
+
+
+def parse_seeds(text: str) -> list[int]:
+    """ "100-104" or "100,103,107" (or both mixed)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            lo, hi = (int(v) for v in part.split("-", 1))
+            if hi < lo:
+                raise ValueError(f"empty seed range {part!r}")
+            seeds += range(lo, hi + 1)
+        elif part:
+            seeds.append(int(part))
+    if not seeds:
+        raise ValueError("no seeds")
+    return seeds
+
+
+def _cell(rows: list[Asked]) -> dict:
+    k, n = sum(r.correct for r in rows), len(rows)
+    lo, hi = wilson_interval(k, n)
+    return {"correct": k, "n": n, "accuracy": k / n if n else 0.0, "wilson95": [lo, hi]}
+
+
+def summarize(stats: list[WeekStats], rows: list[Asked], conditions: list[str]) -> dict:
+    by: dict[tuple[str, str], list[Asked]] = defaultdict(list)
+    by_wording: dict[tuple[str, str], list[Asked]] = defaultdict(list)
+    for r in rows:
+        by[r.condition, r.kind].append(r)
+        by_wording[r.condition, r.wording].append(r)
+    full = [r for r in rows if r.condition == "full"]
+    latencies = np.array([r.latency_ms for r in full]) if full else np.zeros(1)
+    days = sum(s.days for s in stats)
+    return {
+        "conditions": conditions,
+        "per_kind": {c: {k: _cell(by[c, k]) for k in KINDS if by[c, k]} for c in conditions},
+        "overall": {c: _cell([r for r in rows if r.condition == c]) for c in conditions},
+        "per_wording": {
+            c: {w: _cell(v) for (cc, w), v in sorted(by_wording.items()) if cc == c}
+            for c in conditions
+        },
+        "weeks": [s.as_row() for s in stats],
+        "store_bytes_per_day": sum(s.store_bytes for s in stats) / max(days, 1),
+        "memory_events_per_day": sum(s.memory_events for s in stats) / max(days, 1),
+        "answer_ms_p50": float(np.percentile(latencies, 50)),
+        "answer_ms_p99": float(np.percentile(latencies, 99)),
+    }
+
+
+def _pct(cell: dict | None) -> str:
+    if not cell:
+        return "-"
+    lo, hi = (round(100 * v) for v in cell["wilson95"])
+    return f"{cell['correct']}/{cell['n']} ({100 * cell['accuracy']:.0f}%, {lo}-{hi})"
+
+
+def report_md(summary: dict, seeds: list[int]) -> str:
+    conds = summary["conditions"]
+    lines = [
+        f"# Questions about the past: seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} weeks)", "",
+        "Correct / asked (accuracy, Wilson 95% interval). Kinds marked * need history.", "",
+        "| kind | " + " | ".join(conds) + " |", "|---|" + "---|" * len(conds),
+    ]  # fmt: skip
+    for kind in KINDS:
+        mark = " *" if kind in HISTORY_KINDS else ""
+        cells = [_pct(summary["per_kind"][c].get(kind)) for c in conds]
+        lines.append(f"| {kind}{mark} | " + " | ".join(cells) + " |")
+    lines.append("| all | " + " | ".join(_pct(summary["overall"][c]) for c in conds) + " |")
+    lines += ["", "## Per wording (full memory)", "", "| wording | accuracy |", "|---|---|"]
+    for wording, cell in summary["per_wording"].get("full", {}).items():
+        lines.append(f"| {wording} | {_pct(cell)} |")
+    lines += ["", "## The weeks", "", "| seed | true events | memory events | objects | store |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for w in summary["weeks"]:
+        lines.append(f"| {w['seed']} | {w['truth_events']} | {w['memory_events']} | "
+                     f"{w['objects']} | {w['store_bytes'] / 1e3:.0f} kB |")  # fmt: skip
+    lines += ["", f"Store growth {summary['store_bytes_per_day'] / 1e3:.1f} kB and "
+              f"{summary['memory_events_per_day']:.0f} memory events per simulated day; "
+              f"answer latency (planner + memory, in-process) p50 "
+              f"{summary['answer_ms_p50']:.1f} ms, p99 {summary['answer_ms_p99']:.1f} ms.",
+              ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="robot-memory eval-qa", description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", default="100-104", help="weeks to generate: 100-104 or 100,105")
+    p.add_argument("--per-kind", type=int, default=8, help="questions of each kind per week")
+    p.add_argument("--conditions", default=",".join(CONDITIONS),
+                   help=f"comma-separated, of {', '.join(CONDITIONS)}")  # fmt: skip
+    p.add_argument("--days", type=int, default=5)
+    p.add_argument("--actions-per-day", type=int, default=45)
+    p.add_argument("--day-length", type=float, default=1000.0, help="a simulated day [s]")
+    p.add_argument("--output", type=Path, default=None, help="default out/eval_qa/<time>")
+    args = p.parse_args(argv)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as err:
+        p.error(f"--seeds: {err}")
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    unknown = set(conditions) - set(CONDITIONS)
+    if unknown or not conditions:
+        p.error(f"--conditions: unknown {sorted(unknown)}; choose from {', '.join(CONDITIONS)}")
+    if args.per_kind < 1 or args.days < 2 or args.actions_per_day < 1 or args.day_length <= 0:
+        p.error("--per-kind >= 1, --days >= 2, --actions-per-day >= 1, --day-length > 0")
+    out = args.output or Path("out/eval_qa") / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    stats: list[WeekStats] = []
+    rows: list[Asked] = []
+    with tempfile.TemporaryDirectory() as tmp, (out / "questions.jsonl").open("w") as f:
+        for seed in tqdm(seeds, desc="weeks", unit="week"):
+            config = WeekConfig(seed=seed, days=args.days, actions_per_day=args.actions_per_day,
+                                day_length_s=args.day_length)  # fmt: skip
+            week, asked = run_seed(seed, config, Path(tmp), args.per_kind, tuple(conditions))
+            stats.append(week)
+            rows += asked
+            for r in asked:
+                f.write(json.dumps(r.as_row()) + "\n")
+            f.flush()
+            full = [r.correct for r in asked if r.condition == "full"]
+            tqdm.write(f"seed {seed}: {week.truth_events} true events, {week.memory_events} "
+                       f"memory events; full memory {sum(full)}/{len(full)}")  # fmt: skip
+    summary = summarize(stats, rows, conditions)
+    (out / "report.json").write_text(json.dumps(summary, indent=2))
+    text = report_md(summary, seeds)
+    (out / "report.md").write_text(text)
+    print(text)
+    print(f"wrote {out}/report.md, report.json, questions.jsonl")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,9 +9,11 @@ the OpenAI request JSON returns a ``chat.completion`` object (``id``,
 
 It is scripted per test: a queue of :class:`ScriptedReply` behaviours (this
 content; garbage; sleep past the client's timeout; HTTP 500; ...), consumed
-one per request. Every request is recorded (:attr:`requests`) so tests can look
-at the messages, the image part and the ``response_format`` schema. It plans
-nothing and knows nothing of robots: what it answers is what the test scripted.
+one per request (a reply may call tools: ``tool_calls`` with ``finish_reason``
+"tool_calls", as a model with function calling does). Every request is
+recorded (:attr:`requests`) so tests can look at the messages, the image part
+and the ``response_format`` schema. It plans nothing and knows nothing of
+robots: what it answers is what the test scripted.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class ScriptedReply:
     delay_s: float = 0.0  # sleep before answering (longer than the client's timeout: a timeout)
     raw_body: bytes | None = None  # sent as is (a broken server)
     echo_auth_in_error: bool = False  # a misbehaving proxy that echoes the Authorization header
+    tool_calls: list[tuple[str, str]] | None = None  # (function name, arguments JSON text)
 
 
 @dataclass
@@ -122,6 +125,11 @@ class ChatCompletionsTestDouble:
     def push_status(self, status: int, echo_auth_in_error: bool = False) -> None:
         self.push(ScriptedReply(status=status, echo_auth_in_error=echo_auth_in_error))
 
+    def push_tool_calls(self, *calls: tuple[str, str | dict]) -> None:
+        """One reply that calls tools: (name, arguments as a dict or raw text)."""
+        text = [(n, a if isinstance(a, str) else json.dumps(a)) for n, a in calls]
+        self.push(ScriptedReply(tool_calls=text, finish_reason="tool_calls"))
+
     def push_sleep(self, delay_s: float, content: str | dict = "{}") -> None:
         text = content if isinstance(content, str) else json.dumps(content)
         self.push(ScriptedReply(content=text, delay_s=delay_s))
@@ -195,6 +203,13 @@ class ChatCompletionsTestDouble:
         """A ``chat.completion`` object as the OpenAI API returns it."""
         prompt_chars = len(json.dumps(request.get("messages", [])))
         completion_chars = len(reply.content or "")
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": f"call_{i}_{uuid.uuid4().hex[:8]}", "type": "function",
+                 "function": {"name": name, "arguments": arguments}}
+                for i, (name, arguments) in enumerate(reply.tool_calls)
+            ]  # fmt: skip
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -204,7 +219,7 @@ class ChatCompletionsTestDouble:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.content, "refusal": None},
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": reply.finish_reason,
                 }

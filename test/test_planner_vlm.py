@@ -13,7 +13,8 @@ from chat_completions_test_double import ChatCompletionsTestDouble, ScriptedRepl
 from robot_memory.planner.experience import Experience
 from robot_memory.planner.plan import Plan, PlanningError, PlanStep
 from robot_memory.planner.validation import validate_plan
-from robot_memory.planner.vlm_backend import VLMConfig, VLMConfigError, VLMPlanner
+from robot_memory.planner.vlm_backend import VLMPlanner
+from robot_memory.planner.vlm_config import VLMConfig, VLMConfigError
 from robot_memory.planner.world import PlanningContext, World
 from robot_memory.schemas import MemoryObjectMsg, PlaceMsg, RelationMsg, SceneGraphMsg
 

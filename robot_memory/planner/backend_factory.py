@@ -30,7 +30,8 @@ def make_backend(p: Mapping[str, object], embedder: TextEmbedder | None = None) 
     offline = OfflinePlanner(embedder=embedder, handover_position=handover, clock=clock)  # type: ignore[arg-type]
     if p["backend"] == "offline":
         return offline
-    from robot_memory.planner.vlm_backend import VLMConfig, VLMPlanner
+    from robot_memory.planner.vlm_backend import VLMPlanner
+    from robot_memory.planner.vlm_config import VLMConfig
 
     config = VLMConfig(
         base_url=str(p["vlm.base_url"]),

@@ -158,10 +158,7 @@ def answer_past(q: PastQuestion, world: World, memory: MemoryPort) -> dict[str, 
         if not per_object:
             text = f"Nothing changed since {since or 0:.1f} s"
         else:
-            parts = [
-                f"{name(oid)}: {', '.join(e['kind'] for e in rows)}"
-                for oid, rows in per_object.items()
-            ]
+            parts = [f"{name(oid)}: {_tally(rows)}" for oid, rows in per_object.items()]
             text = f"Since {since or 0:.1f} s: " + "; ".join(parts)
         return {**out, "answer": text[:990] + ".", "notes": _cite(got.evidence)}
     if q.kind == "ever_seen":
@@ -197,6 +194,14 @@ def answer_past(q: PastQuestion, world: World, memory: MemoryPort) -> dict[str, 
         out["answer_position"] = (x, y, z)
         text = f"{name(subject)} was at ({x:.2f}, {y:.2f}, {z:.2f}) {_when(t)}"
     return {**out, "answer": text + ".", "notes": _cite(got.evidence)}
+
+
+def _tally(rows: Sequence[dict]) -> str:
+    """ "moved x3, put_in, taken_out": each kind once, in the order first seen, with its count."""
+    counts: dict[str, int] = {}
+    for e in rows:
+        counts[e["kind"]] = counts.get(e["kind"], 0) + 1
+    return ", ".join(kind if n == 1 else f"{kind} x{n}" for kind, n in counts.items())
 
 
 def _one(phrase: str, events: Sequence[dict], world: World) -> int:

@@ -12,6 +12,12 @@ spent, or on an error a retry cannot fix (HTTP 401/400), the injected
 ``fallback`` backend (the offline planner) plans instead and its plan says so:
 ``backend="offline (vlm fallback: timeout)"``.
 
+With ``memory_tools`` the model gets no summary of the whole graph: it calls
+memory's queries as tools (:mod:`robot_memory.planner.vlm_tools`), each call
+validated like a plan (an unknown tool or bad arguments are answered with the
+reason and counted, nothing queried), for at most ``max_tool_rounds`` turns
+before it must answer ("tool loop" otherwise, and the fallback plans).
+
 The API key comes only from the environment variable named by
 ``VLMConfig.api_key_env``; it is never stored in the config and is redacted from
 every log line, exception and counter.
@@ -19,16 +25,15 @@ every log line, exception and counter.
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 import os
-import re
 import uuid
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from robot_memory.planner.plan import Plan, PlanningError
 from robot_memory.planner.validation import PlanValidationError, validate_plan
+from robot_memory.planner.vlm_config import NO_KEY, VLMConfig
 from robot_memory.planner.vlm_prompt import (
     build_messages,
     image_data_url,
@@ -36,128 +41,10 @@ from robot_memory.planner.vlm_prompt import (
     response_format,
     retry_message,
 )
+from robot_memory.planner.vlm_tools import ToolCallError, parse_call, run_call, tool_specs
 from robot_memory.planner.world import PlannerBackend, PlanningContext
 
 LOG = logging.getLogger(__name__)
-
-STRUCTURED_OUTPUT_MODES = ("json_schema", "json_object", "none")
-IMAGE_FORMATS = ("jpeg", "png")
-#: Sent when the key variable is unset: local servers (vLLM, Ollama, llama.cpp)
-#: accept any key unless started with one.
-NO_KEY = "EMPTY"
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-
-
-class VLMConfigError(ValueError):
-    """A VLM configuration that cannot work; the message says which field and why."""
-
-
-@dataclass(frozen=True)
-class VLMConfig:
-    """Where and how to ask the VLM. Holds the *name* of the key variable, never the key."""
-
-    base_url: str = "http://localhost:8000/v1"
-    model: str = ""
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 20.0
-    max_retries: int = 2
-    temperature: float = 0.0
-    send_image: bool = True
-    structured_output: str = "json_schema"  # json_schema | json_object | none
-    max_tokens: int = 1024
-    image_format: str = "jpeg"  # jpeg | png
-    image_max_side: int = 640
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not isinstance(self.base_url, str) or not re.match(r"^https?://[^\s/]+", self.base_url):
-            problems.append("base_url must be an http(s) URL, e.g. http://localhost:8000/v1")
-        if not isinstance(self.model, str) or not self.model.strip():
-            problems.append("model must name the served model, e.g. Qwen/Qwen2.5-VL-7B-Instruct")
-        if not isinstance(self.api_key_env, str) or not _ENV_NAME.match(self.api_key_env):
-            # The value is not echoed: a key pasted here by mistake must not reach a log.
-            problems.append(
-                "api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
-                "not the key itself"
-            )
-        if not _number(self.timeout_s) or not 0 < self.timeout_s <= 600:
-            problems.append(f"timeout_s must be in (0, 600] s, got {self.timeout_s!r}")
-        if not _int(self.max_retries) or not 0 <= self.max_retries <= 10:
-            problems.append(f"max_retries must be an integer in [0, 10], got {self.max_retries!r}")
-        if not _number(self.temperature) or not 0.0 <= self.temperature <= 2.0:
-            problems.append(f"temperature must be in [0, 2], got {self.temperature!r}")
-        if not isinstance(self.send_image, bool):
-            problems.append(f"send_image must be true or false, got {self.send_image!r}")
-        if self.structured_output not in STRUCTURED_OUTPUT_MODES:
-            problems.append(
-                f"structured_output must be one of {list(STRUCTURED_OUTPUT_MODES)}, "
-                f"got {self.structured_output!r}"
-            )
-        if not _int(self.max_tokens) or not 16 <= self.max_tokens <= 32768:
-            problems.append(
-                f"max_tokens must be an integer in [16, 32768], got {self.max_tokens!r}"
-            )
-        if self.image_format not in IMAGE_FORMATS:
-            problems.append(
-                f"image_format must be one of {list(IMAGE_FORMATS)}, got {self.image_format!r}"
-            )
-        if not _int(self.image_max_side) or not 32 <= self.image_max_side <= 4096:
-            problems.append(f"image_max_side must be in [32, 4096], got {self.image_max_side!r}")
-        if problems:
-            raise VLMConfigError("invalid VLM config: " + "; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VLMConfig:
-        """From a parameters / YAML dict; unknown keys and an inline key are refused."""
-        if not isinstance(data, dict):
-            raise VLMConfigError("a VLM config is a mapping of field -> value")
-        if "api_key" in data:
-            raise VLMConfigError(
-                "api_key is not a config field: put the key in the environment variable "
-                "named by api_key_env (default OPENAI_API_KEY)"
-            )
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in set(data) - known)
-        if unknown:
-            raise VLMConfigError(f"unknown VLM config field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
-
-    @classmethod
-    def from_env(cls, prefix: str = "ROBOT_MEMORY_VLM_", **overrides: Any) -> VLMConfig:
-        """From ``<prefix><FIELD>`` variables (``ROBOT_MEMORY_VLM_BASE_URL``, ``..._MODEL``,
-        ``..._TIMEOUT_S``, ...), then ``overrides``."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = os.environ.get(prefix + f.name.upper())
-            if raw is None:
-                continue
-            default = f.default
-            try:
-                if isinstance(default, bool):
-                    if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no"):
-                        raise ValueError("expected true or false")
-                    values[f.name] = raw.strip().lower() in ("1", "true", "yes")
-                elif isinstance(default, int):
-                    values[f.name] = int(raw)
-                elif isinstance(default, float):
-                    values[f.name] = float(raw)
-                else:
-                    values[f.name] = raw.strip()
-            except ValueError as exc:
-                raise VLMConfigError(f"{prefix}{f.name.upper()}: {exc}") from None
-        values.update(overrides)
-        return cls.from_dict(values)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 class _AttemptError(Exception):
@@ -207,6 +94,7 @@ class VLMPlanner:
             "fallbacks": 0,
             "images_sent": 0,
             "images_skipped": 0,
+            "tool_calls": 0,
         }
         self.rejected_by_reason: dict[str, int] = {}
         self.errors_by_reason: dict[str, int] = {}
@@ -230,14 +118,19 @@ class VLMPlanner:
         VLM failed and there is no fallback."""
         self.counters["calls"] += 1
         plan_id = f"vlm-{uuid.uuid4().hex[:12]}"
-        messages = build_messages(ctx, self._image(ctx))
+        tools = self.config.memory_tools and ctx.memory is not None
+        messages = build_messages(ctx, self._image(ctx), memory_tools=tools)
         fmt = response_format(ctx.world, self.config.structured_output)
         failure = _AttemptError("no attempt")
         for attempt in range(self.config.max_retries + 1):
             if attempt:
                 self.counters["retries"] += 1
             try:
-                content, finish = self._ask(messages, fmt)
+                if tools:
+                    content, finish = self._ask_with_tools(messages, fmt, ctx)
+                else:
+                    message, finish = self._ask(messages, fmt)
+                    content = message.content
             except _AttemptError as exc:
                 failure = exc
                 self._count(self.errors_by_reason, "errors", exc.reason)
@@ -296,9 +189,48 @@ class VLMPlanner:
             }
         )
 
+    # -- memory as tools -------------------------------------------------------
+    def _ask_with_tools(
+        self, messages: list[dict], fmt: dict | None, ctx: PlanningContext
+    ) -> tuple[str | None, str | None]:
+        """Turns of the model calling memory tools (``messages`` grows with them),
+        until it answers with content; a model still calling tools after
+        ``max_tool_rounds`` turns fails the attempt ("tool loop")."""
+        specs = tool_specs()
+        for _ in range(self.config.max_tool_rounds):
+            message, finish = self._ask(messages, fmt, specs)
+            calls = list(getattr(message, "tool_calls", None) or [])
+            if not calls:
+                return message.content, finish
+            messages.append({"role": "assistant", "content": message.content, "tool_calls": [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.function.name, "arguments": c.function.arguments}}
+                for c in calls
+            ]})  # fmt: skip
+            for call in calls:
+                messages.append({"role": "tool", "tool_call_id": call.id,
+                                 "content": self._run_tool(call, ctx)})  # fmt: skip
+        raise _AttemptError(
+            "tool loop", f"still calling tools after {self.config.max_tool_rounds} turns", False
+        )
+
+    def _run_tool(self, call: Any, ctx: PlanningContext) -> str:
+        name = getattr(call.function, "name", None)
+        try:
+            args = parse_call(name, getattr(call.function, "arguments", None))
+        except ToolCallError as exc:
+            self._count(self.rejected_by_reason, "rejected", f"tool: {exc.reason}")
+            LOG.warning("%s: tool call refused: %s", self.name, self._redact(str(exc))[:300])
+            return json.dumps({"ok": False, "error": str(exc)[:300]})
+        self.counters["tool_calls"] += 1
+        assert ctx.memory is not None
+        return run_call(args, ctx.memory)
+
     # -- one request ----------------------------------------------------------
-    def _ask(self, messages: list[dict], fmt: dict | None) -> tuple[str | None, str | None]:
-        """One chat.completions call -> (content, finish_reason); raise _AttemptError on failure."""
+    def _ask(
+        self, messages: list[dict], fmt: dict | None, tools: list[dict] | None = None
+    ) -> tuple[Any, str | None]:
+        """One chat.completions call -> (message, finish_reason); raise _AttemptError on failure."""
         import openai
 
         kwargs: dict[str, Any] = {
@@ -310,6 +242,8 @@ class VLMPlanner:
         }
         if fmt is not None:
             kwargs["response_format"] = fmt
+        if tools:
+            kwargs["tools"] = tools
         self.counters["requests"] += 1
         try:
             response = self._client.chat.completions.create(**kwargs)
@@ -333,7 +267,7 @@ class VLMPlanner:
         if not choices or getattr(choices[0], "message", None) is None:
             raise _AttemptError("bad response", "no choices in the completion")
         choice = choices[0]
-        return choice.message.content, choice.finish_reason
+        return choice.message, choice.finish_reason
 
     def _image(self, ctx: PlanningContext) -> str | None:
         if not self.config.send_image or ctx.image is None:
@@ -356,4 +290,4 @@ class VLMPlanner:
         return text.replace(self._secret, "***") if self._secret else text
 
 
-__all__ = ["STRUCTURED_OUTPUT_MODES", "VLMConfig", "VLMConfigError", "VLMPlanner"]
+__all__ = ["VLMPlanner"]

@@ -135,8 +135,9 @@ def image_data_url(image: np.ndarray, fmt: str = "jpeg", max_side: int = 640) ->
     return f"data:{mime};base64,{base64.b64encode(buf.tobytes()).decode('ascii')}"
 
 
-def scene_text(ctx: PlanningContext, max_objects: int = 40) -> str:
-    """The user message's text: instruction, hand, places, objects, experiences."""
+def scene_text(ctx: PlanningContext, max_objects: int = 40, brief: bool = False) -> str:
+    """The user message's text: instruction, hand, places, objects (``brief``:
+    only how many, and the time now), experiences."""
     world = ctx.world
     hand = "empty" if ctx.held is None else f"holding object {ctx.held}"
     places = [{"id": p.id, "kind": p.kind, "label": p.label} for p in world.graph.places]
@@ -144,9 +145,16 @@ def scene_text(ctx: PlanningContext, max_objects: int = 40) -> str:
         f"Instruction: {ctx.instruction}",
         f"Hand: {hand}",
         f"Places: {json.dumps(places, separators=(',', ':'))}",
-        "Objects in memory (id, label, status, container, position [m], last_seen [s], relations):",
-        json.dumps(world.summary(max_objects=max_objects), separators=(",", ":")),
     ]
+    if brief:
+        present = sum(o.status != "absent" for o in world.graph.objects)
+        lines.append(f"Memory holds {present} objects now; the time is {world.stamp:.1f} s.")
+    else:
+        lines += [
+            "Objects in memory (id, label, status, container, position [m], last_seen [s], "
+            "relations):",
+            json.dumps(world.summary(max_objects=max_objects), separators=(",", ":")),
+        ]
     if ctx.experiences:
         lines.append("Lessons from past failures (apply them where they fit):")
         for e in ctx.experiences:
@@ -156,9 +164,20 @@ def scene_text(ctx: PlanningContext, max_objects: int = 40) -> str:
     return "\n".join(lines)
 
 
-def build_messages(ctx: PlanningContext, image_url: str | None = None) -> list[dict]:
-    """System + user messages; the image (a data URL) as a content part when given."""
-    text = scene_text(ctx)
+TOOLS_PROMPT = """
+Memory tools: the scene below lists the places only. Call the tools (find_objects,
+objects_in, last_seen, object_history, memory_events, changed_since) to learn the
+objects' ids, where they are and what happened, then reply with the plan. Use only
+ids the tools returned. Times are seconds of the robot's clock; "now" is given.
+"""
+
+
+def build_messages(
+    ctx: PlanningContext, image_url: str | None = None, memory_tools: bool = False
+) -> list[dict]:
+    """System + user messages; the image (a data URL) as a content part when given.
+    ``memory_tools``: no object list (the model asks memory through tools)."""
+    text = scene_text(ctx, brief=memory_tools)
     if image_url is None:
         user: dict = {"role": "user", "content": text}
     else:
@@ -169,7 +188,8 @@ def build_messages(ctx: PlanningContext, image_url: str | None = None) -> list[d
                 {"type": "image_url", "image_url": {"url": image_url}},
             ],
         }
-    return [{"role": "system", "content": SYSTEM_PROMPT}, user]
+    system = SYSTEM_PROMPT + (TOOLS_PROMPT if memory_tools else "")
+    return [{"role": "system", "content": system}, user]
 
 
 def retry_message(reason: str) -> dict:

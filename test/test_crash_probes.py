@@ -187,8 +187,8 @@ BAD_QUERIES = {
 class Caller:
     """Service calls and action goals from the probe node, one at a time."""
 
-    def __init__(self, probe: Probe, check: Callable[[], None]) -> None:
-        self.probe, self.check = probe, check
+    def __init__(self, probe: Probe, check: Callable[[], None], log: io.StringIO) -> None:
+        self.probe, self.check, self.log = probe, check, log
         self.query = probe.create_client(QueryMemory, "/memory/query")
         self.reset = probe.create_client(Trigger, "/memory/reset")
         self.planner = ActionClient(probe, ExecuteInstruction, "/planner/execute")
@@ -206,7 +206,10 @@ class Caller:
         )
 
     def wait(self, future, what: str, timeout_s: float = 60.0):
-        wait_until(future.done, timeout_s, check=self.check, what=what)
+        def told() -> str:  # at the deadline: what the nodes said last
+            return f"{what}\n--- the nodes' output, last lines ---\n{self.log.getvalue()[-4000:]}"
+
+        wait_until(future.done, timeout_s, check=self.check, what=told)
         return future.result()
 
     def call(self, client, request, what: str):
@@ -255,7 +258,7 @@ def test_crash_probes_reject_counted_and_every_node_keeps_answering(tmp_path):
     pubs[(TFMessage, "/tf_static")] = probe.create_publisher(TFMessage, "/tf_static", TF_STATIC)
     launcher = Launcher(specs, output=log)
     launcher.start()
-    caller = Caller(probe, launcher.check)
+    caller = Caller(probe, launcher.check, log)
     spinner = BackgroundSpin(probe)
     try:
         # -- ready: every node reports on /diagnostics and listens to its inputs ----------

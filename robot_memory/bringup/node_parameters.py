@@ -117,6 +117,8 @@ PLANNER_PARAMETERS: dict[str, ParamValue] = {
     "vlm.api_key_env": "OPENAI_API_KEY",  # NAME of the variable holding the key
     "vlm.timeout_s": 20.0,
     "vlm.max_retries": 2,
+    "vlm.memory_tools": False,  # memory's queries as tools instead of a graph summary
+    "vlm.max_tool_rounds": 6,  # model turns that may call tools before it must plan
     "image_topic": "/camera/front/color/image_raw",  # latest frame goes to the VLM
     "experience_path": "~/.robot_memory/experience.json",  # empty: not persisted
     "handover_position": [0.0, -0.05, 0.0],  # where "give me X" puts it [m, table frame]

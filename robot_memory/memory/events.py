@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -64,11 +64,16 @@ class MemoryEvent:
     session: int = 0  # how many times memory was opened from its store before
 
     def as_result(self) -> dict:
-        out = asdict(self)
+        """A plain dict (what the ``events`` query returns); positions to 0.1 mm.
+        Built field by field: ``dataclasses.asdict`` deep-copies and was 10x slower."""
+        out = {name: getattr(self, name) for name in _EVENT_FIELDS}
         for key in ("from_position", "to_position"):
             if out[key] is not None:
                 out[key] = [round(float(v), 4) for v in out[key]]
         return out
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(MemoryEvent))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ def make_backend(p: Mapping[str, object], embedder: TextEmbedder | None = None) 
     """``p``: the planner node's parameters (``backend``, ``handover_position``,
     ``day_length_s``, ``day_origin_s``,
     ``vlm.base_url``, ``vlm.model``, ``vlm.api_key_env``, ``vlm.timeout_s``,
-    ``vlm.max_retries``); raises ValueError for an unknown backend."""
+    ``vlm.max_retries``, ``vlm.memory_tools``, ``vlm.max_tool_rounds``); raises
+    ValueError for an unknown backend."""
     from robot_memory.planner.offline_backend import OfflinePlanner
 
     if p["backend"] not in BACKENDS:
@@ -39,6 +40,8 @@ def make_backend(p: Mapping[str, object], embedder: TextEmbedder | None = None) 
         api_key_env=str(p["vlm.api_key_env"]),
         timeout_s=float(p["vlm.timeout_s"]),  # type: ignore[arg-type]
         max_retries=int(p["vlm.max_retries"]),  # type: ignore[call-overload]
+        memory_tools=bool(p.get("vlm.memory_tools", False)),
+        max_tool_rounds=int(p.get("vlm.max_tool_rounds", 6)),  # type: ignore[call-overload]
     )
     return VLMPlanner(config, fallback=offline)
 

@@ -30,7 +30,8 @@ import numpy as np
 from robot_memory.memory import SceneMemory
 from robot_memory.planner.time_words import CellClock
 from robot_memory.schemas import MemoryQuery
-from robot_memory.tasks.week_qa import SceneMemoryPort, ask, questions_for
+from robot_memory.tasks.memory_port import SceneMemoryPort
+from robot_memory.tasks.week_qa import ask, questions_for
 from robot_memory.tasks.week_world import WeekConfig, WeekWorld
 
 

@@ -45,6 +45,11 @@ def ros():
     rclpy.shutdown(context=context)
 
 
+def planner_port(planner: Node, timeout_s: float) -> ServiceMemoryPort:
+    client = planner.create_client(QueryMemory, "/memory/query")
+    return ServiceMemoryPort(client, None, lambda: 0.0, CancelScope(), query_timeout_s=timeout_s)
+
+
 def test_a_query_lost_by_a_dying_memory_is_resent_to_its_replacement(ros) -> None:
     never: Future = Future()  # the dead memory's answer
     swallowed = threading.Event()
@@ -68,14 +73,7 @@ def test_a_query_lost_by_a_dying_memory_is_resent_to_its_replacement(ros) -> Non
         ros("new_memory").create_service(QueryMemory, "/memory/query", new_memory)
 
     threading.Thread(target=replace_memory, daemon=True).start()
-    planner = ros("planner")
-    port = ServiceMemoryPort(
-        planner.create_client(QueryMemory, "/memory/query"),
-        None,
-        lambda: 0.0,
-        CancelScope(),
-        query_timeout_s=30.0 * TIMEOUT_SCALE,
-    )
+    port = planner_port(ros("planner"), 30.0 * TIMEOUT_SCALE)
     answer = port.query(MemoryQuery(id="q1", kind="find", text="red cube"))
 
     assert swallowed.is_set()
@@ -93,14 +91,7 @@ def test_a_query_nobody_answers_fails_after_its_timeout_with_a_reason(ros) -> No
         return response
 
     ros("old_memory").create_service(QueryMemory, "/memory/query", dead_memory)
-    planner = ros("planner")
-    port = ServiceMemoryPort(
-        planner.create_client(QueryMemory, "/memory/query"),
-        None,
-        lambda: 0.0,
-        CancelScope(),
-        query_timeout_s=2.5,
-    )
+    port = planner_port(ros("planner"), 2.5)
     answer = port.query(MemoryQuery(id="q2", kind="find", text="red cube"))
 
     assert not answer.ok

@@ -14,9 +14,9 @@ from robot_memory.memory import SceneMemory
 from robot_memory.planner.time_words import CellClock
 from robot_memory.tasks.eval_qa import main as eval_qa
 from robot_memory.tasks.eval_qa import parse_seeds
+from robot_memory.tasks.memory_port import SceneMemoryPort
 from robot_memory.tasks.week_qa import (
     LatestGraphOnlyMemory,
-    SceneMemoryPort,
     ask,
     questions_for,
     run_seed,

@@ -41,9 +41,10 @@ from robot_memory.policy.look_skill import look_trajectory
 from robot_memory.policy.runtime import PolicyRuntime
 from robot_memory.policy.skill_monitor import MonitorConfig
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
-from robot_memory.schemas import MemoryAnswer, MemoryQuery, PolicyGoalMsg, SceneGraphMsg
+from robot_memory.schemas import PolicyGoalMsg, SceneGraphMsg
 from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.runner import SimulationRunner
+from robot_memory.tasks.memory_port import SceneMemoryPort
 
 
 class Observer:
@@ -86,27 +87,17 @@ class Observer:
         self.rig.close()
 
 
-class InProcessMemory:
-    """``MemoryPort`` over a SceneMemory and an Observer."""
+class InProcessMemory(SceneMemoryPort):
+    """``MemoryPort`` over a SceneMemory and an Observer: a refresh renders and
+    perceives a frame first."""
 
     def __init__(self, memory: SceneMemory, observer: Observer) -> None:
-        self.memory, self.observer = memory, observer
-
-    def scene_graph(self) -> SceneGraphMsg | None:
-        return self.memory.snapshot()
-
-    def query(self, query: MemoryQuery) -> MemoryAnswer:
-        try:
-            return self.memory.answer(query)
-        except Exception as err:  # noqa: BLE001 (a port answers; it never raises)
-            return MemoryAnswer(id=query.id, kind=query.kind, ok=False, error=str(err)[:300])
+        super().__init__(memory)
+        self.observer = observer
 
     def refresh(self) -> SceneGraphMsg | None:
         self.observer()
         return self.memory.snapshot()
-
-    def clear(self) -> None:
-        self.memory.reset()
 
 
 @dataclass

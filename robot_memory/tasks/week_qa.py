@@ -28,34 +28,13 @@ from robot_memory.planner.offline_backend import OfflinePlanner
 from robot_memory.planner.plan import PlanningError
 from robot_memory.planner.time_words import CellClock
 from robot_memory.planner.world import PlanningContext, World
-from robot_memory.schemas import MemoryAnswer, MemoryQuery, SceneGraphMsg
+from robot_memory.schemas import MemoryAnswer, MemoryQuery
+from robot_memory.tasks.memory_port import SceneMemoryPort
 from robot_memory.tasks.week_questions import WeekQuestion, check, make_questions
 from robot_memory.tasks.week_truth import WeekTruth
 from robot_memory.tasks.week_world import WeekConfig, WeekLog, WeekWorld
 
 CONDITIONS = ("full", "latest_graph", "no_persistence", "memoryless")
-
-
-class SceneMemoryPort:
-    """``MemoryPort`` straight onto a SceneMemory (nothing to refresh)."""
-
-    def __init__(self, memory: SceneMemory) -> None:
-        self.memory = memory
-
-    def scene_graph(self) -> SceneGraphMsg | None:
-        return self.memory.snapshot()
-
-    def query(self, query: MemoryQuery) -> MemoryAnswer:
-        try:
-            return self.memory.answer(query)
-        except Exception as err:  # noqa: BLE001 (a port answers; it never raises)
-            return MemoryAnswer(id=query.id, kind=query.kind, ok=False, error=str(err)[:300])
-
-    def refresh(self) -> SceneGraphMsg | None:
-        return self.memory.snapshot()
-
-    def clear(self) -> None:
-        self.memory.reset()
 
 
 class LatestGraphOnlyMemory(SceneMemoryPort):

@@ -20,6 +20,7 @@ from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.sim_outputs import SimPublishers
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.depth_noise import DepthNoise
 from robot_memory.sim.frames import CellFrames, optical_frame
 from robot_memory.sim.realtime_loop import SimLoop
 from robot_memory.sim.runner import DueOutputs, RunnerConfig, SimulationRunner
@@ -138,3 +139,36 @@ def test_node_sends_tf_before_the_images_of_the_same_instant(cell):
     log.clear()
     out.emit(loop.outputs(DueOutputs(joint_states=True), rig))
     assert [topic for topic, _ in log] == ["/tf", "/joint_states"]  # /tf at the joint-state rate
+
+
+def test_a_calibration_error_moves_only_the_published_camera_mounts(cell):
+    r, _ = cell
+    true = {(t.parent, t.child): t for t in CellFrames(r.physics.model, CAMERAS).static(
+        r.physics.data)}  # fmt: skip
+    off = CellFrames(r.physics.model, CAMERAS, calibration_error=(4.0, 0.5), seed=1)
+    for t in off.static(r.physics.data):
+        ref = true[t.parent, t.child]
+        if t.child == "panda_link0":
+            assert_same_pose(t, ref.translation, ref.rotation)
+            continue
+        assert np.linalg.norm(t.translation - ref.translation) == pytest.approx(0.004)
+        dot = abs(float(np.dot(t.rotation, ref.rotation)))
+        assert np.degrees(2 * np.arccos(min(dot, 1.0))) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_the_rig_reports_realsense_like_depth_when_asked(cell):
+    r, perfect = cell
+    noisy = CameraRig(r.physics.model, 64, 48, ("front",), DepthNoise(), seed=3)
+    try:
+        _, clean = perfect.render(r.physics, "front")
+        _, depth = noisy.render(r.physics, "front")
+    finally:
+        noisy.close()
+    seen = (clean > 0) & (depth > 0)
+    assert 0 < (depth[clean > 0] == 0).mean() < 0.3  # some holes (edges, dark, random)
+    got = depth[seen].astype(np.float64)
+    assert np.allclose(got * 1000.0, np.round(got * 1000.0), atol=0.02)  # whole millimetres
+    flat = seen & (np.abs(clean - np.median(clean[seen])) < 0.3)
+    error = np.median(np.abs(depth[flat] - clean[flat]))
+    focal = float(perfect.intrinsics("front")[0, 0])
+    assert 0 < error < 3 * DepthNoise().sigma_z(float(np.median(clean[flat])), focal)

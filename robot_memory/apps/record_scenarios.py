@@ -27,6 +27,7 @@ from robot_memory.apps.scenarios import (
     bag_size,
 )
 from robot_memory.bag.writer import STORAGES
+from robot_memory.sim.depth_noise import DEPTH_NOISE_MODELS
 
 
 def record_scenario(
@@ -83,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera-rate", type=float, default=None, help="Hz; default 10 (small: 5)")
     p.add_argument("--storage", choices=sorted(STORAGES), default="mcap")
     p.add_argument("--depth-encoding", choices=["16UC1", "32FC1"], default="16UC1")
+    p.add_argument(
+        "--depth-noise",
+        choices=list(DEPTH_NOISE_MODELS),
+        default="none",
+        help="realsense: a D400-class camera's depth noise, holes and quantization",
+    )
+    p.add_argument(
+        "--extrinsic-error",
+        type=float,
+        nargs=2,
+        metavar=("MM", "DEG"),
+        default=(0.0, 0.0),
+        help="camera mounts in /tf_static off by this much",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -97,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         camera_rate=args.camera_rate,
         storage=args.storage,
         depth_encoding=args.depth_encoding,
+        depth_noise=args.depth_noise,
+        extrinsic_error=tuple(args.extrinsic_error),
     )
     names = SCENARIOS if args.scenario == "all" else (args.scenario,)
     for name in names:

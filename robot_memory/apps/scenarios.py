@@ -39,6 +39,7 @@ from robot_memory.robot.ik import ArmIK
 from robot_memory.robot.panda import ALL_JOINTS
 from robot_memory.schemas import GroundTruth
 from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.depth_noise import depth_noise_named
 from robot_memory.sim.frames import CellFrames, optical_frame
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 
@@ -61,6 +62,8 @@ class ScenarioConfig:
     storage: str = "mcap"
     panda_visual: str = "auto"
     cameras: tuple[str, ...] = CAMERAS
+    depth_noise: str = "none"  # none | realsense (robot_memory.sim.depth_noise)
+    extrinsic_error: tuple[float, float] = (0.0, 0.0)  # camera mounts off by (mm, degrees)
 
     @classmethod
     def for_size(cls, small: bool, **overrides: Any) -> ScenarioConfig:
@@ -131,8 +134,10 @@ class ScenarioSession:
             )
         )
         model = self.runner.physics.model
-        self.rig = CameraRig(model, config.width, config.height, config.cameras)
-        self.frames = CellFrames(model, config.cameras, WORLD_FRAME)
+        noise = depth_noise_named(config.depth_noise)
+        self.rig = CameraRig(model, config.width, config.height, config.cameras, noise, config.seed)
+        error = config.extrinsic_error
+        self.frames = CellFrames(model, config.cameras, WORLD_FRAME, "panda", error, config.seed)
         self._static_written = False
         self.planner = PickPlacePlanner(ArmIK(model), config.expert())
         self.events: list[dict[str, Any]] = []

@@ -19,6 +19,9 @@ SIM_PARAMETERS: dict[str, ParamValue] = {
     "image_height": 240,
     "camera_rate": 10.0,
     "depth_encoding": "16UC1",
+    "depth_noise": "none",  # none | realsense: a D400-class camera's noise, holes, quantization
+    "extrinsic_error_mm": 0.0,  # the published camera mounts off by this much (calibration)
+    "extrinsic_error_deg": 0.0,
     "joint_state_rate": 100.0,
     "ground_truth_rate": 5.0,
     "world_frame": "world",

@@ -32,6 +32,7 @@ from robot_memory.nodes.qos import COMMAND
 from robot_memory.nodes.sim_conversions import sim_reset_from_msg
 from robot_memory.nodes.sim_outputs import SimPublishers
 from robot_memory.schemas import PayloadError
+from robot_memory.sim.depth_noise import depth_noise_named
 from robot_memory.sim.frames import CellFrames
 from robot_memory.sim.realtime_loop import SimLoop
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
@@ -48,9 +49,9 @@ class SimNode(Node):
         size = (int(p["image_width"]), int(p["image_height"]))
         self.world_frame = str(p["world_frame"])
         self.runner = SimulationRunner(RunnerConfig.from_parameters(p))
-        self.frames = CellFrames(
-            self.runner.physics.model, self.cameras, self.world_frame, str(p["arm_id"])
-        )
+        error = (float(p["extrinsic_error_mm"]), float(p["extrinsic_error_deg"]))
+        self.frames = CellFrames(self.runner.physics.model, self.cameras, self.world_frame,
+                                 str(p["arm_id"]), error, int(p["seed"]))  # fmt: skip
         self.health = HealthCounters("sim")
         self.inputs = InputBoundary(self, self.health)  # no message ends the node
 
@@ -65,9 +66,9 @@ class SimNode(Node):
         self.inputs.subscribe(SimResetMsg, "/sim/reset", self.on_reset, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         rtf = float(p["real_time_factor"])
-        self.loop = SimLoop(
-            self.runner, self.frames, self.cameras, size, rtf, self.health, self.out.emit, rclpy.ok
-        )
+        noise = depth_noise_named(str(p["depth_noise"]))
+        self.loop = SimLoop(self.runner, self.frames, self.cameras, size, rtf, self.health,
+                            self.out.emit, rclpy.ok, noise)  # fmt: skip
         self.publish_static_if_changed()
         self.loop.start()
         self.get_logger().info(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
+from robot_memory.sim.depth_noise import DepthNoise
 from robot_memory.sim.physics import CellPhysics
 
 #: MuJoCo cameras look along -z with y up; optical frames look along +z with y down.
@@ -24,6 +25,9 @@ class CameraRig:
 
     Create it in the thread that renders: the GL context belongs to that thread.
     Shadows and reflections are off (they cost 3-5x and sensors need neither).
+    ``depth_noise``: what a RealSense-class camera would report instead of the
+    perfect rendered depth (:mod:`robot_memory.sim.depth_noise`), drawn from
+    ``seed``; None: perfect depth.
     """
 
     def __init__(
@@ -32,10 +36,13 @@ class CameraRig:
         width: int,
         height: int,
         cameras: Sequence[str] = ("front", "wrist"),
+        depth_noise: DepthNoise | None = None,
+        seed: int = 0,
     ) -> None:
         if width <= 0 or height <= 0:
             raise ValueError(f"image size must be positive, got {width}x{height}")
         self.model, self.width, self.height = model, width, height
+        self.depth_noise, self._noise_rng = depth_noise, np.random.default_rng(seed)
         self.ids: dict[str, int] = {}
         for cam in cameras:
             cam_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, mj_camera_name(cam))
@@ -64,6 +71,9 @@ class CameraRig:
         self._depth.update_scene(physics.data, camera=cam_id)
         depth = self._depth.render().astype(np.float32)
         depth[(depth >= MAX_DEPTH_M) | ~np.isfinite(depth)] = 0.0
+        if self.depth_noise is not None:
+            focal = float(self.intrinsics(cam)[0, 0])
+            depth = self.depth_noise.apply(depth, focal, self._noise_rng, rgb)
         return rgb, depth
 
     def intrinsics(self, cam: str) -> np.ndarray:

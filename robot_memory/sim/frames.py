@@ -30,6 +30,7 @@ import mujoco
 import numpy as np
 
 from robot_memory.sim.cameras import mj_camera_name
+from robot_memory.sim.depth_noise import miscalibrated_pose
 
 #: MJCF body of each published link, base first; each one's parent is the one before.
 MJCF_LINKS: tuple[str, ...] = tuple(f"panda_link{i}" for i in range(8)) + ("panda_hand",)
@@ -72,8 +73,25 @@ def _relative(
     return out_pos, out_quat
 
 
+def _miscalibrated(
+    position: np.ndarray, quat: np.ndarray, error_mm: float, error_deg: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    matrix = np.empty(9)
+    mujoco.mju_quat2Mat(matrix, quat / np.linalg.norm(quat))
+    pos, rot = miscalibrated_pose(position, matrix.reshape(3, 3), error_mm * 1e-3, error_deg, rng)
+    out = np.empty(4)
+    mujoco.mju_mat2Quat(out, rot.reshape(9))
+    return pos, out
+
+
 class CellFrames:
     """Frame names and transforms of the simulated cell for ``cameras``.
+
+    ``calibration_error`` (mm, degrees): the published camera mounts are off by
+    that much (a fixed translation and rotation per camera, drawn from
+    ``seed``), as a real cell's extrinsic calibration is; images are still
+    rendered from the true cameras.
 
     Raises ValueError when the model lacks a link or a camera, a camera moves
     relative to its body (MuJoCo tracking modes) or hangs on a body whose
@@ -86,6 +104,8 @@ class CellFrames:
         cameras: Sequence[str],
         world_frame: str = "world",
         arm_id: str = "panda",
+        calibration_error: tuple[float, float] = (0.0, 0.0),
+        seed: int = 0,
     ) -> None:
         if not world_frame or not arm_id:
             raise ValueError("world_frame and arm_id must not be empty")
@@ -104,6 +124,7 @@ class CellFrames:
         if model.body_weldid[self._bodies[0]] != 0:
             raise ValueError("the robot base moves: world -> base cannot be static")
         frame_of_body = {0: world_frame} | dict(zip(self._bodies, names, strict=True))
+        rng = np.random.default_rng(seed)
         self._cameras: list[FrameTransform] = []
         for cam in cameras:
             cam_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, mj_camera_name(cam))
@@ -116,11 +137,14 @@ class CellFrames:
                 raise ValueError(f"camera {cam!r} is mounted on unpublished body {body}")
             rotation = np.empty(4)
             mujoco.mju_mulQuat(rotation, model.cam_quat[cam_id].copy(), MJ_TO_OPTICAL_QUAT)
+            position = model.cam_pos[cam_id].copy()
+            if any(calibration_error):  # the mount the cell believes, off by a fixed error
+                position, rotation = _miscalibrated(position, rotation, *calibration_error, rng)
             self._cameras.append(
                 FrameTransform(
                     frame_of_body[body],
                     optical_frame(cam),
-                    model.cam_pos[cam_id].copy(),
+                    position,
                     rotation / np.linalg.norm(rotation),
                 )
             )

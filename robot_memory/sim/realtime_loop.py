@@ -21,6 +21,7 @@ import numpy as np
 from robot_memory.health.counters import HealthCounters
 from robot_memory.schemas import GroundTruth
 from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.depth_noise import DepthNoise
 from robot_memory.sim.frames import CellFrames, FrameTransform
 from robot_memory.sim.runner import DueOutputs, SimulationRunner
 
@@ -61,12 +62,14 @@ class SimLoop:
         health: HealthCounters,
         emit: Callable[[SimOutputs], None],
         keep_running: Callable[[], bool] = lambda: True,
+        depth_noise: DepthNoise | None = None,
     ) -> None:
         if real_time_factor < 0:
             raise ValueError(f"real_time_factor must be >= 0, got {real_time_factor}")
         self.runner, self.frames, self.cameras = runner, frames, cameras
         self.width, self.height = size
         self.rtf = real_time_factor
+        self.depth_noise = depth_noise
         self.health, self.emit, self.keep_running = health, emit, keep_running
         self.error: BaseException | None = None
         self.rig_ready = threading.Event()
@@ -101,7 +104,8 @@ class SimLoop:
 
     def _loop(self) -> None:
         try:
-            rig = CameraRig(self.runner.physics.model, self.width, self.height, self.cameras)
+            rig = CameraRig(self.runner.physics.model, self.width, self.height, self.cameras,
+                            self.depth_noise, self.runner.config.seed)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - surfaced by check(): the process exits loudly
             self.error = exc
             self.rig_ready.set()

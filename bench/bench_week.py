@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from robot_memory.memory import SceneMemory
-from robot_memory.planner.time_words import CellClock
 from robot_memory.schemas import MemoryQuery
 from robot_memory.tasks.memory_port import SceneMemoryPort
-from robot_memory.tasks.week_qa import ask, questions_for
+from robot_memory.tasks.week_qa import ask, questions_for, week_planner
 from robot_memory.tasks.week_world import WeekConfig, WeekWorld
 
 
@@ -117,8 +116,7 @@ def main() -> int:
     week_queries = time_queries(memory, log.end, args.repeats)
     peer = sqlite_peer(store, args.repeats)
     _, questions = questions_for(log, 8)
-    asked = ask(questions, memory, SceneMemoryPort(memory),
-                CellClock(day_length_s=config.day_length_s), args.seed, "full")  # fmt: skip
+    asked = ask(questions, memory, SceneMemoryPort(memory), week_planner(config), args.seed, "full")
     answer_ms = np.array([a.latency_ms for a in asked[1:]])  # the first loads the text model
 
     # the event log at its bound: the week's events again and again, later each time

@@ -11,7 +11,6 @@ import json
 import pytest
 
 from robot_memory.memory import SceneMemory
-from robot_memory.planner.time_words import CellClock
 from robot_memory.tasks.eval_qa import main as eval_qa
 from robot_memory.tasks.eval_qa import parse_seeds
 from robot_memory.tasks.memory_port import SceneMemoryPort
@@ -21,6 +20,7 @@ from robot_memory.tasks.week_qa import (
     questions_for,
     run_seed,
     run_week,
+    week_planner,
 )
 from robot_memory.tasks.week_questions import HISTORY_KINDS, KINDS, WORDINGS, WeekQuestion, check
 from robot_memory.tasks.week_truth import WeekTruth
@@ -86,7 +86,8 @@ def test_restarts_between_days_are_in_memory_and_in_the_truth(tmp_path):
             assert now.position[tid] == pytest.approx(tuple(world.objects[tid].position), abs=1e-3)
         before = SceneMemoryPort(memory)
         _, questions = questions_for(log, 2)
-        rows = ask(questions, memory, before, CellClock(day_length_s=1000.0), 2, "full")
+        planner = week_planner(WeekConfig(day_length_s=1000.0))
+        rows = ask(questions, memory, before, planner, 2, "full")
         assert sum(r.correct for r in rows) >= 0.8 * len(rows)
     finally:
         memory.close()

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from robot_memory.learning.evaluation import wilson_interval
-from robot_memory.tasks.week_qa import CONDITIONS, Asked, WeekStats, run_seed
+from robot_memory.tasks.week_qa import CONDITIONS, Asked, WeekStats, run_seed, week_planner
 from robot_memory.tasks.week_questions import HISTORY_KINDS, KINDS
 from robot_memory.tasks.week_world import WeekConfig
 
@@ -145,11 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stats: list[WeekStats] = []
     rows: list[Asked] = []
+    planner = None  # one for the run: its text model loads once
     with tempfile.TemporaryDirectory() as tmp, (out / "questions.jsonl").open("w") as f:
         for seed in tqdm(seeds, desc="weeks", unit="week"):
             config = WeekConfig(seed=seed, days=args.days, actions_per_day=args.actions_per_day,
                                 day_length_s=args.day_length)  # fmt: skip
-            week, asked = run_seed(seed, config, Path(tmp), args.per_kind, tuple(conditions))
+            planner = planner or week_planner(config)
+            week, asked = run_seed(seed, config, Path(tmp), args.per_kind, tuple(conditions),
+                                   planner)  # fmt: skip
             stats.append(week)
             rows += asked
             for r in asked:

@@ -108,11 +108,15 @@ def questions_for(log: WeekLog, per_kind: int) -> tuple[float, list[WeekQuestion
     return now, make_questions(WeekTruth(log), now, per_kind, seed=log.config.seed)
 
 
+def week_planner(config: WeekConfig) -> OfflinePlanner:
+    """The offline planner with the week's days (one per run: its text model loads once)."""
+    return OfflinePlanner(clock=CellClock(day_length_s=config.day_length_s))
+
+
 def ask(
     questions: list[WeekQuestion], memory: SceneMemory, port: SceneMemoryPort,
-    clock: CellClock, seed: int, condition: str,
+    planner: OfflinePlanner, seed: int, condition: str,
 ) -> list[Asked]:  # fmt: skip
-    planner = OfflinePlanner(clock=clock)
     out = []
     for q in questions:
         start = time.perf_counter()
@@ -147,12 +151,12 @@ class WeekStats:
 
 def run_seed(
     seed: int, config: WeekConfig, workdir: Path, per_kind: int,
-    conditions: tuple[str, ...] = CONDITIONS,
+    conditions: tuple[str, ...] = CONDITIONS, planner: OfflinePlanner | None = None,
 ) -> tuple[WeekStats, list[Asked]]:  # fmt: skip
     """One seed: its week (run again, wiped at each restart, only for
     ``no_persistence``), the questions of its truth, and the planner's answers
     under each condition."""
-    clock = CellClock(day_length_s=config.day_length_s)
+    planner = planner or week_planner(config)
     store = workdir / f"week_{seed}_{uuid.uuid4().hex[:6]}.sqlite"
     start = time.perf_counter()
     world, log = run_week(config, store)
@@ -170,12 +174,12 @@ def run_seed(
                 port = SceneMemoryPort(memory) if condition == "full" else LatestGraphOnlyMemory(
                     memory
                 )  # fmt: skip
-                rows += ask(questions, memory, port, clock, seed, condition)
+                rows += ask(questions, memory, port, planner, seed, condition)
         if "memoryless" in conditions:
             view = SceneMemory()  # what the robot sees now, nothing before
             for i in range(3):
                 view.update(world.look(now - 0.2 + 0.1 * i))
-            rows += ask(questions, view, SceneMemoryPort(view), clock, seed, "memoryless")
+            rows += ask(questions, view, SceneMemoryPort(view), planner, seed, "memoryless")
             view.close()
     finally:
         memory.close()
@@ -184,7 +188,7 @@ def run_seed(
         world, _ = run_week(config, wiped, persist=False)
         assert world.memory is not None
         try:
-            rows += ask(questions, world.memory, SceneMemoryPort(world.memory), clock, seed,
+            rows += ask(questions, world.memory, SceneMemoryPort(world.memory), planner, seed,
                         "no_persistence")  # fmt: skip
         finally:
             world.memory.close()

@@ -3,6 +3,7 @@ sentence-embedding model (loaded once for the module)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from test_memory_core import cube_on_table, frame, obs
 
@@ -121,3 +122,44 @@ def test_graph_answer_is_a_scene_graph(memory):
 def test_bad_queries_answer_not_ok(memory, kind, fields, error):
     answer = ask(memory, kind, **fields)
     assert not answer.ok and error in answer.error and answer.results == []
+
+
+def test_changed_since_skips_only_objects_with_nothing_to_report(tmp_path):
+    """The quick skip (newest pose older than since) gives what a full scan of
+    every object's history gives, at every time of a simulated day."""
+    from robot_memory.memory.queries import _xyz, changes_since
+    from robot_memory.tasks.week_world import WeekConfig, WeekWorld
+
+    world = WeekWorld(WeekConfig(seed=5, days=1, actions_per_day=25, day_length_s=500.0))
+    world.run(lambda: SceneMemory(store_path=tmp_path / "m.sqlite"), close=False)
+    memory = world.memory
+
+    def full_scan(since: float) -> list[dict]:
+        out = []
+        for obj in memory.objects(include_absent=True):
+            changes = []
+            if obj.first_seen > since:
+                changes.append({"change": "added", "stamp": obj.first_seen,
+                                "to": _xyz(obj.centroid)})  # fmt: skip
+            else:
+                before = [xyz for s, xyz in obj.pose_history if s <= since]
+                after = [(s, xyz) for s, xyz in obj.pose_history if s > since]
+                if before and after:
+                    start, (stamp, end) = np.array(before[-1]), after[-1]
+                    if np.linalg.norm(np.array(end) - start) > memory.config.move_threshold:
+                        changes.append({"change": "moved", "stamp": stamp, "from": _xyz(start),
+                                        "to": _xyz(end)})  # fmt: skip
+            if obj.status == "absent" and obj.absent_since is not None and obj.absent_since > since:
+                changes.append({"change": "absent", "stamp": obj.absent_since})
+            out += [{**c, "id": obj.id, "label": obj.label} for c in changes]
+        return sorted(out, key=lambda e: (e["stamp"], e["id"]))
+
+    try:
+        reported = 0
+        for since in np.linspace(0.0, 510.0, 60):
+            got = changes_since(memory, float(since))
+            assert got == full_scan(float(since)), since
+            reported += len(got)
+        assert reported > 50  # the day changed things
+    finally:
+        memory.close()

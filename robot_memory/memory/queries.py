@@ -114,7 +114,15 @@ def _relation(kind: str) -> Callable[[SceneMemory, MemoryQuery], list[dict]]:
 def changes_since(memory: SceneMemory, since: float) -> list[dict]:
     """Objects added, moved (from -> to) or gone absent after ``since``."""
     out: list[dict] = []
+    # Poses are appended in time order, give or take the frames memory accepts out of
+    # order (time_jump_tolerance): an object whose newest pose is older than ``since``
+    # by more than that, seen before it and not gone after it, has nothing to report.
+    settled = since - memory.config.time_jump_tolerance
     for obj in memory.objects(include_absent=True):
+        newest = obj.pose_history[-1][0] if obj.pose_history else -np.inf
+        gone = obj.status == "absent" and obj.absent_since is not None and obj.absent_since > since
+        if obj.first_seen <= since and newest < settled and not gone:
+            continue
         changes: list[dict] = []
         if obj.first_seen > since:
             changes.append({"change": "added", "stamp": obj.first_seen, "to": _xyz(obj.centroid)})

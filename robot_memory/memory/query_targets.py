@@ -31,14 +31,18 @@ def ranked(memory: SceneMemory, text: str) -> list[tuple[float, MemoryObject]]:
     objects = memory.objects(include_absent=True)
     if not objects:
         return []
-    scores = score_labels(
+    # score each distinct (label, colour, shape) once: many objects share one
+    kinds: dict[tuple[str, str, str], int] = {}
+    kind_of = np.array([kinds.setdefault((o.label, o.color, o.shape), len(kinds)) for o in objects])
+    distinct = list(kinds)
+    per_kind = score_labels(
         memory.embedder,
         text,
-        [o.label for o in objects],
-        [o.color for o in objects],
-        [o.shape for o in objects],
+        [k[0] for k in distinct],
+        [k[1] for k in distinct],
+        [k[2] for k in distinct],
     )
-    scores = scores - ABSENT_PENALTY * np.array([o.status == "absent" for o in objects])
+    scores = per_kind[kind_of] - ABSENT_PENALTY * np.array([o.status == "absent" for o in objects])
     order = np.argsort(-scores, kind="stable")
     return [(float(scores[k]), objects[k]) for k in order]
 

@@ -106,7 +106,10 @@ def wait_for_robot_state(rig: Stack, timeout_s: float = 30.0) -> None:
         if not result.reason.startswith("no robot state"):
             assert result.reason.startswith("target out of workspace"), result
             return
-        assert time.monotonic() < deadline, f"the policy never got recent joint states: {result}"
+        said = getattr(rig.launched.output, "getvalue", lambda: "")()[-3000:]
+        assert time.monotonic() < deadline, (
+            f"the policy never got recent joint states: {result}\nthe nodes said:\n{said}"
+        )
         spin_for(rig.probe, 0.5)
 
 

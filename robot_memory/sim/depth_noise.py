@@ -33,6 +33,7 @@ its camera has, off by a fixed translation and rotation drawn once per camera
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,7 +101,8 @@ class DepthNoise:
         pad = np.pad(z, 1, mode="edge")
         around = np.stack([pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:], z])
         known = np.where(around > 0, around, np.nan)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # a pixel with no depth around it: NaN, handled below
+            warnings.simplefilter("ignore", RuntimeWarning)
             near, far = np.nanmin(known, axis=0), np.nanmax(known, axis=0)
         jump = np.nan_to_num(far - near, nan=0.0) > self.edge_jump_m
         mixed = (z > 0) & np.any(around <= 0, axis=0)

@@ -48,6 +48,7 @@ CONTROL_PERIOD_S = 0.02  # the monitor and the schedule tick at this period
 HISTORY_S = 2.0  # joint states kept for the observation window
 LATENCY_WINDOW = 5  # recent inference latencies the schedule plans with
 FUTURE_STAMP_S = 0.5  # joint states stamped further ahead of now are refused
+TIME_JUMP_BACK_S = 1.0  # a state and the clock both this far behind the newest: time went back
 #: A commanded gripper width below this is "closed" (the skill monitor's rule).
 GRIPPER_CLOSED_BELOW_M = 0.04
 
@@ -179,7 +180,16 @@ class SkillExecutor:
         if t > now + FUTURE_STAMP_S:
             return "joint_states from the future", f"stamp {t:.3f} > now"
         if self.history and t <= self.history[-1].state.stamp:
-            return "old joint_states", f"joint_states at {t:.3f} not newer"
+            last = self.history[-1].state.stamp
+            if not (t < last - TIME_JUMP_BACK_S and now < last - TIME_JUMP_BACK_S):
+                return "old joint_states", f"joint_states at {t:.3f} not newer"
+            # the clock itself went back (a simulator restarted): the old timeline's
+            # states would make every new one "old"; start over, and end the skill
+            self.history.clear()
+            self.health.increment("clock_jumps_back")
+            self.sink.warn(f"the clock went back from {last:.3f} to {now:.3f} s: history cleared")
+            if self.running:
+                self.finish(FAILED, "the clock went back (a simulator restart?)")
         self.history.append(Observation(state, token))
         while self.history[0].state.stamp < t - self._history_s:
             self.history.popleft()

@@ -103,3 +103,33 @@ def test_a_shaded_side_reading_black_is_part_of_the_object(memory):
     # but a black thing beside the prism, not inside its box, is its own object
     beside = obs("black cube", (0.05, 0.2, 0.025), conf=1.0)
     assert memory.update(frame(t + 0.1, [prism, beside])).created != []
+
+
+def test_two_same_colour_objects_stay_two_through_a_swap_out_of_view():
+    """Two red cubes, seen; the camera looks away while someone swaps them
+    (and moves one a little); seen again: still two red cubes, at the two
+    places, neither merged nor duplicated. (Which is which cannot be known
+    from appearance; memory keeps the ids at the places.)"""
+    from test_memory_core import cube_on_table, frame
+
+    from robot_memory.memory import SceneMemory
+
+    m = SceneMemory()
+    try:
+        a, b = (-0.20, 0.05), (0.20, -0.05)
+        for k in range(3):
+            m.update(frame(0.1 * k, [cube_on_table(*a), cube_on_table(*b)]))
+        before = {o.id for o in m.objects() if o.label == "red cube"}
+        assert len(before) == 2
+        for k in range(3):  # looking away: a camera over the far corner of the cell
+            m.update(frame(5.0 + 0.1 * k, [], position=(2.0, 2.0, 1.0)))
+        b2 = (b[0] + 0.02, b[1])  # swapped, one nudged by 2 cm
+        for k in range(3):
+            m.update(frame(10.0 + 0.1 * k, [cube_on_table(*b2), cube_on_table(*a)]))
+        reds = [o for o in m.objects(include_absent=True) if o.label == "red cube"]
+        assert {o.id for o in reds} == before  # no third cube, none merged away
+        spots = np.array(sorted(tuple(o.centroid[:2]) for o in reds))
+        assert np.allclose(spots, sorted([a, b2]), atol=0.015)  # a 2 cm nudge: fused, not moved
+        assert all(o.status != "absent" for o in reds)
+    finally:
+        m.close()

@@ -1,6 +1,6 @@
 """Questions about a simulated week, asked of the planner in-process (ROS-free).
 
-:func:`run_condition` runs one seed's week (:mod:`robot_memory.tasks.week_world`)
+:func:`run_seed` runs one seed's week (:mod:`robot_memory.tasks.week_world`)
 and asks the offline planner the questions drawn from its ground truth
 (:mod:`robot_memory.tasks.week_questions`), the same planner code the ROS node
 runs, through a memory port. Conditions:

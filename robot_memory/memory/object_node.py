@@ -72,19 +72,30 @@ class MemoryObject:
     pose_history: list[tuple[float, tuple[float, float, float]]] = field(default_factory=list)
     merged_into: int | None = None
     _yaw: tuple[float | None] | None = field(default=None, repr=False, compare=False)  # cache
+    #: (label, colour, shape) from the votes, cached: queries read them for every
+    #: object; fuse() and absorb(), the only writers of the votes, clear it
+    _words: tuple[str, str, str] | None = field(default=None, repr=False, compare=False)
 
     # -- derived -----------------------------------------------------------------
     @property
+    def words(self) -> tuple[str, str, str]:
+        """(label, colour, shape): each the word with the most votes."""
+        if self._words is None:
+            self._words = (_best(self.label_votes), _best(self.color_votes),
+                           _best(self.shape_votes))  # fmt: skip
+        return self._words
+
+    @property
     def label(self) -> str:
-        return _best(self.label_votes)
+        return self.words[0]
 
     @property
     def color(self) -> str:
-        return _best(self.color_votes)
+        return self.words[1]
 
     @property
     def shape(self) -> str:
-        return _best(self.shape_votes)
+        return self.words[2]
 
     @property
     def container(self) -> bool:
@@ -197,6 +208,7 @@ class MemoryObject:
         self.mark_seen(obs.stamp, config)
         self.record_pose(obs.stamp, config)
         self._yaw = None  # points or shape votes changed
+        self._words = None
 
     def is_partial_view(
         self, obs: ObjectObservation, config: MemoryConfig, min_confidence: float | None = None
@@ -256,6 +268,7 @@ class MemoryObject:
         if other.status == "visible":
             self.status = "visible"
         self._yaw = None
+        self._words = None
 
     def to_record(self) -> dict:
         """JSON-able fields (points and pose history are stored separately)."""

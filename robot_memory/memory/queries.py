@@ -57,7 +57,8 @@ def _object(memory: SceneMemory, object_id: int | None) -> MemoryObject:
 
 def _find(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
     return [
-        {**summary(memory, obj), "score": score} for score, obj in ranked(memory, q.text)[: q.top_k]
+        {**summary(memory, obj), "score": score}
+        for score, obj in ranked(memory, q.text, limit=q.top_k)
     ]
 
 
@@ -65,7 +66,7 @@ def _last_seen(memory: SceneMemory, q: MemoryQuery) -> list[dict]:
     if q.object_id is not None:
         obj = _object(memory, q.object_id)
     elif q.text.strip():
-        hits = ranked(memory, q.text)
+        hits = ranked(memory, q.text, limit=1)
         if not hits:
             raise QueryError(f"nothing in memory matches {q.text!r}")
         obj = hits[0][1]

@@ -25,7 +25,10 @@ class QueryError(ValueError):
     pass
 
 
-def ranked(memory: SceneMemory, text: str) -> list[tuple[float, MemoryObject]]:
+def ranked(
+    memory: SceneMemory, text: str, limit: int | None = None
+) -> list[tuple[float, MemoryObject]]:
+    """(score, object) best first, the first ``limit`` (None: all)."""
     if not text.strip():
         raise QueryError("empty text")
     objects = memory.objects(include_absent=True)
@@ -33,7 +36,8 @@ def ranked(memory: SceneMemory, text: str) -> list[tuple[float, MemoryObject]]:
         return []
     # score each distinct (label, colour, shape) once: many objects share one
     kinds: dict[tuple[str, str, str], int] = {}
-    kind_of = np.array([kinds.setdefault((o.label, o.color, o.shape), len(kinds)) for o in objects])
+    kind_of = np.array([kinds.setdefault(o.words, len(kinds)) for o in objects])
+    absent = np.array([o.status == "absent" for o in objects])
     distinct = list(kinds)
     per_kind = score_labels(
         memory.embedder,
@@ -42,8 +46,8 @@ def ranked(memory: SceneMemory, text: str) -> list[tuple[float, MemoryObject]]:
         [k[1] for k in distinct],
         [k[2] for k in distinct],
     )
-    scores = per_kind[kind_of] - ABSENT_PENALTY * np.array([o.status == "absent" for o in objects])
-    order = np.argsort(-scores, kind="stable")
+    scores = per_kind[kind_of] - ABSENT_PENALTY * absent
+    order = np.argsort(-scores, kind="stable")[:limit]
     return [(float(scores[k]), objects[k]) for k in order]
 
 
@@ -68,7 +72,7 @@ def resolve_target(memory: SceneMemory, target: str) -> list[int | str]:
         return named
     if "table" in qwords:
         return [p.id for p in places if p.kind == "table_region"]
-    hits = ranked(memory, text)
+    hits = ranked(memory, text, limit=1)
     if hits and hits[0][0] >= MIN_TARGET_SCORE:
         return [hits[0][1].id]
     raise QueryError(f"unknown target {target!r}: not a place, an object id or a remembered object")

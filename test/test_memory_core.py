@@ -266,3 +266,18 @@ def test_memory_object_round_trips_its_record():
     o = MemoryObject.from_observation(7, cube_on_table(0.1, 0.2), MemoryConfig())
     back = MemoryObject.from_record(7, o.to_record(), o.points, o.pose_history)
     assert back.to_record() == o.to_record() and np.array_equal(back.points, o.points)
+
+
+def test_an_objects_words_follow_its_votes_after_fuse_and_absorb():
+    """label / colour / shape are cached; every change of the votes shows."""
+    cfg = MemoryConfig()
+    a = MemoryObject.from_observation(1, obs("red cube", (0.0, 0.0, 0.025)), cfg)
+    assert a.words == ("red cube", "red", "cube")  # read: cached
+    for _ in range(3):
+        a.fuse(obs("orange sphere", (0.0, 0.0, 0.025)), cfg)
+    assert (a.label, a.color, a.shape) == ("orange sphere", "orange", "sphere")
+    b = MemoryObject.from_observation(2, obs("green cube", (0.0, 0.0, 0.025)), cfg)
+    for _ in range(9):
+        b.fuse(obs("green cube", (0.0, 0.0, 0.025)), cfg)
+    a.absorb(b, cfg)
+    assert a.words == ("green cube", "green", "cube")

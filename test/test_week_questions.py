@@ -127,14 +127,19 @@ def test_seeds_parse_and_eval_qa_writes_its_report(tmp_path, capsys):
     with pytest.raises(ValueError):
         parse_seeds("5-3")
     out = tmp_path / "qa"
-    rc = eval_qa(["--seeds", "11", "--per-kind", "1", "--days", "2", "--actions-per-day", "20",
-                  "--conditions", "full,memoryless", "--output", str(out)])  # fmt: skip
+    rc = eval_qa(["--seeds", "11", "--per-kind", "1", "--unseen-per-kind", "1", "--days", "2",
+                  "--actions-per-day", "20", "--conditions", "full,memoryless",
+                  "--output", str(out)])  # fmt: skip
     assert rc == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["per_kind"]) == {"full", "memoryless"}
     assert set(report["per_kind"]["full"]) == set(KINDS)
+    assert all(cell["n"] == 1 for cell in report["per_kind"]["full"].values())  # unseen apart
+    assert set(report["unseen_per_kind"]) == set(KINDS)
     rows = [json.loads(line) for line in (out / "questions.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * len(KINDS) and all("answer" in r for r in rows)
-    assert "| where_was * |" in (out / "report.md").read_text()
+    assert len(rows) == 2 * 2 * len(KINDS) and all("answer" in r for r in rows)
+    assert sum(".u" in r["wording"] for r in rows) == 2 * len(KINDS)
+    text = (out / "report.md").read_text()
+    assert "| where_was * |" in text and "not written for" in text
     with pytest.raises(SystemExit):
         eval_qa(["--conditions", "telepathy"])

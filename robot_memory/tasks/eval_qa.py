@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from robot_memory.learning.evaluation import wilson_interval
 from robot_memory.tasks.week_qa import CONDITIONS, Asked, WeekStats, run_seed, week_planner
-from robot_memory.tasks.week_questions import HISTORY_KINDS, KINDS
+from robot_memory.tasks.week_questions import HISTORY_KINDS, KINDS, is_unseen
 from robot_memory.tasks.week_world import WeekConfig
 
 
@@ -63,16 +63,26 @@ def _cell(rows: list[Asked]) -> dict:
 def summarize(stats: list[WeekStats], rows: list[Asked], conditions: list[str]) -> dict:
     by: dict[tuple[str, str], list[Asked]] = defaultdict(list)
     by_wording: dict[tuple[str, str], list[Asked]] = defaultdict(list)
+    unseen: dict[str, list[Asked]] = defaultdict(list)  # full memory, paraphrases apart
     for r in rows:
-        by[r.condition, r.kind].append(r)
         by_wording[r.condition, r.wording].append(r)
+        if is_unseen(r.wording):
+            if r.condition == "full":
+                unseen[r.kind].append(r)
+            continue
+        by[r.condition, r.kind].append(r)
     full = [r for r in rows if r.condition == "full"]
     latencies = np.array([r.latency_ms for r in full]) if full else np.zeros(1)
     days = sum(s.days for s in stats)
     return {
         "conditions": conditions,
         "per_kind": {c: {k: _cell(by[c, k]) for k in KINDS if by[c, k]} for c in conditions},
-        "overall": {c: _cell([r for r in rows if r.condition == c]) for c in conditions},
+        "overall": {
+            c: _cell([r for r in rows if r.condition == c and not is_unseen(r.wording)])
+            for c in conditions
+        },
+        "unseen_per_kind": {k: _cell(unseen[k]) for k in KINDS if unseen[k]},
+        "unseen_overall": _cell([r for v in unseen.values() for r in v]),
         "per_wording": {
             c: {w: _cell(v) for (cc, w), v in sorted(by_wording.items()) if cc == c}
             for c in conditions
@@ -104,6 +114,12 @@ def report_md(summary: dict, seeds: list[int]) -> str:
         cells = [_pct(summary["per_kind"][c].get(kind)) for c in conds]
         lines.append(f"| {kind}{mark} | " + " | ".join(cells) + " |")
     lines.append("| all | " + " | ".join(_pct(summary["overall"][c]) for c in conds) + " |")
+    if summary["unseen_per_kind"]:
+        lines += ["", "## Paraphrases the grammar was not written for (full memory)", "",
+                  "| kind | accuracy |", "|---|---|"]  # fmt: skip
+        for kind, cell in summary["unseen_per_kind"].items():
+            lines.append(f"| {kind} | {_pct(cell)} |")
+        lines.append(f"| all | {_pct(summary['unseen_overall'])} |")
     lines += ["", "## Per wording (full memory)", "", "| wording | accuracy |", "|---|---|"]
     for wording, cell in summary["per_wording"].get("full", {}).items():
         lines.append(f"| {wording} | {_pct(cell)} |")
@@ -124,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="robot-memory eval-qa", description=__doc__.split("\n")[0])
     p.add_argument("--seeds", default="100-104", help="weeks to generate: 100-104 or 100,105")
     p.add_argument("--per-kind", type=int, default=8, help="questions of each kind per week")
+    p.add_argument("--unseen-per-kind", type=int, default=2,
+                   help="and this many in paraphrases the grammar was not written for")  # fmt: skip
     p.add_argument("--conditions", default=",".join(CONDITIONS),
                    help=f"comma-separated, of {', '.join(CONDITIONS)}")  # fmt: skip
     p.add_argument("--days", type=int, default=5)
@@ -139,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(conditions) - set(CONDITIONS)
     if unknown or not conditions:
         p.error(f"--conditions: unknown {sorted(unknown)}; choose from {', '.join(CONDITIONS)}")
+    if args.unseen_per_kind < 0:
+        p.error("--unseen-per-kind >= 0")
     if args.per_kind < 1 or args.days < 2 or args.actions_per_day < 1 or args.day_length <= 0:
         p.error("--per-kind >= 1, --days >= 2, --actions-per-day >= 1, --day-length > 0")
     out = args.output or Path("out/eval_qa") / time.strftime("%Y%m%d-%H%M%S")
@@ -152,13 +172,13 @@ def main(argv: list[str] | None = None) -> int:
                                 day_length_s=args.day_length)  # fmt: skip
             planner = planner or week_planner(config)
             week, asked = run_seed(seed, config, Path(tmp), args.per_kind, tuple(conditions),
-                                   planner)  # fmt: skip
+                                   planner, args.unseen_per_kind)  # fmt: skip
             stats.append(week)
             rows += asked
             for r in asked:
                 f.write(json.dumps(r.as_row()) + "\n")
             f.flush()
-            full = [r.correct for r in asked if r.condition == "full"]
+            full = [r.correct for r in asked if r.condition == "full" and not is_unseen(r.wording)]
             tqdm.write(f"seed {seed}: {week.truth_events} true events, {week.memory_events} "
                        f"memory events; full memory {sum(full)}/{len(full)}")  # fmt: skip
     summary = summarize(stats, rows, conditions)

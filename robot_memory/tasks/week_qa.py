@@ -103,9 +103,12 @@ def run_week(config: WeekConfig, store: Path, persist: bool = True) -> tuple[Wee
     return world, log
 
 
-def questions_for(log: WeekLog, per_kind: int) -> tuple[float, list[WeekQuestion]]:
+def questions_for(
+    log: WeekLog, per_kind: int, unseen_per_kind: int = 0
+) -> tuple[float, list[WeekQuestion]]:
     now = log.end
-    return now, make_questions(WeekTruth(log), now, per_kind, seed=log.config.seed)
+    seed = log.config.seed
+    return now, make_questions(WeekTruth(log), now, per_kind, seed, unseen_per_kind=unseen_per_kind)
 
 
 def week_planner(config: WeekConfig) -> OfflinePlanner:
@@ -152,6 +155,7 @@ class WeekStats:
 def run_seed(
     seed: int, config: WeekConfig, workdir: Path, per_kind: int,
     conditions: tuple[str, ...] = CONDITIONS, planner: OfflinePlanner | None = None,
+    unseen_per_kind: int = 0,
 ) -> tuple[WeekStats, list[Asked]]:  # fmt: skip
     """One seed: its week (run again, wiped at each restart, only for
     ``no_persistence``), the questions of its truth, and the planner's answers
@@ -165,7 +169,7 @@ def run_seed(
     assert memory is not None
     rows: list[Asked] = []
     try:
-        now, questions = questions_for(log, per_kind)
+        now, questions = questions_for(log, per_kind, unseen_per_kind)
         stats = WeekStats(seed, sum(e.kind != "restart" for e in log.truth),
                           len(memory.events().entries), len(memory.objects(include_absent=True)),
                           store.stat().st_size, config.days, week_s)  # fmt: skip

@@ -58,6 +58,24 @@ WORDINGS: dict[str, tuple[str, ...]] = {
                   "what shape was hidden under the box {t}"),
 }  # fmt: skip
 KINDS = tuple(WORDINGS)
+
+#: Paraphrases written without looking at the grammar (``planner/past_questions.py``,
+#: ``planner/language.py``): asked apart, as "<kind>.u<n>", to show how far the
+#: grammar carries beyond the wordings it was written for.
+UNSEEN_WORDINGS: dict[str, tuple[str, ...]] = {
+    "where_is": ("any idea where {x} ended up", "find {x} for me"),
+    "where_was": ("tell me where {x} was {t}", "{t}, where was {x} located"),
+    "last_seen": ("what time did you last spot {x}", "when did {x} last show up"),
+    "contents": ("list what was {rel} {y} {t}", "what sat {rel} {y} {t}"),
+    "order": ("which item went into the bin immediately {d} {x}",
+              "what got dropped in the bin right {d} {x}"),
+    "count_contents": ("how many objects sit in the bin", "tell me how many things the bin holds"),
+    "count_moves": ("how frequently was {x} moved {t}", "how many moves did {x} make {t}"),
+    "changes": ("anything new {t}", "what's changed {t}"),
+    "ever_seen": ("has {x} ever been here", "did {x} ever show up"),
+    "attribute": ("the thing under the box {t}, what colour was it",
+                  "what was the shape of whatever the box covered {t}"),
+}  # fmt: skip
 #: Kinds a scene graph as it is now cannot answer: they need the event log. (When an
 #: object was last seen and whether one was ever seen are kept by the graph itself,
 #: absent objects included; they need memory across restarts, not events.)
@@ -154,9 +172,12 @@ class QuestionMaker:
         return items[int(self.rng.integers(len(items)))]
 
     # -- one question of a kind ----------------------------------------------------
-    def make(self, kind: str, n: int) -> WeekQuestion | None:
-        template = WORDINGS[kind][n % len(WORDINGS[kind])]
-        wording = f"{kind}.{n % len(WORDINGS[kind]) + 1}"
+    def make(self, kind: str, n: int, unseen: bool = False) -> WeekQuestion | None:
+        """A question of ``kind`` in wording ``n`` (taken in turn) of WORDINGS, or
+        of UNSEEN_WORDINGS (wording "<kind>.u<n>")."""
+        wordings = (UNSEEN_WORDINGS if unseen else WORDINGS)[kind]
+        template = wordings[n % len(wordings)]
+        wording = f"{kind}.{'u' if unseen else ''}{n % len(wordings) + 1}"
         got = getattr(self, f"_{kind}")(template)
         if got is None:
             return None
@@ -260,20 +281,27 @@ class QuestionMaker:
 
 
 def make_questions(
-    truth: WeekTruth, now: float, per_kind: int, seed: int = 0, kinds=KINDS
-) -> list[WeekQuestion]:
-    """``per_kind`` questions of each kind, the wordings taken in turn."""
+    truth: WeekTruth, now: float, per_kind: int, seed: int = 0, kinds=KINDS,
+    unseen_per_kind: int = 0,
+) -> list[WeekQuestion]:  # fmt: skip
+    """``per_kind`` questions of each kind, the wordings taken in turn, then
+    ``unseen_per_kind`` in the paraphrases the grammar was not written for."""
     maker = QuestionMaker(truth, now, np.random.default_rng(seed))
     out: list[WeekQuestion] = []
-    for kind in kinds:
-        made, tries = 0, 0
-        while made < per_kind and tries < 20 * per_kind:
-            q = maker.make(kind, made + seed)
-            tries += 1
-            if q is not None:
-                out.append(q)
-                made += 1
+    for unseen, count in ((False, per_kind), (True, unseen_per_kind)):
+        for kind in kinds:
+            made, tries = 0, 0
+            while made < count and tries < 20 * count:
+                q = maker.make(kind, made + seed, unseen)
+                tries += 1
+                if q is not None:
+                    out.append(q)
+                    made += 1
     return out
+
+
+def is_unseen(wording: str) -> bool:
+    return ".u" in wording
 
 
 _NAMED = re.compile(r"the ([a-z]+(?: [a-z]+)*?) \(#\d+\)")

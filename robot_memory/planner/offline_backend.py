@@ -19,7 +19,6 @@ importable from here.
 from __future__ import annotations
 
 import math
-import re
 import uuid
 
 import numpy as np
@@ -33,12 +32,11 @@ from robot_memory.planner.container_spots import container_spot, region_spot
 from robot_memory.planner.experience_rules import apply_experience_rules
 from robot_memory.planner.grounding import Grounder, canonical_words
 from robot_memory.planner.language import Command, ObjectRef, parse_instruction
-from robot_memory.planner.past_answers import answer_past, events_from
-from robot_memory.planner.past_questions import PastQuestion, parse_past_question
+from robot_memory.planner.past_answers import answer_plan, past_question
 from robot_memory.planner.plan import MAX_STEPS, Plan, PlanningError, PlanStep
 from robot_memory.planner.plan_state import PlanState, Target, memory_rows, xy
 from robot_memory.planner.restore_plan import free_spot, restore_all
-from robot_memory.planner.time_words import CellClock, TimeWordsError
+from robot_memory.planner.time_words import CellClock
 from robot_memory.planner.validation import PLACE_X, PLACE_Y
 from robot_memory.planner.world import MemoryPort, PlanningContext, World
 from robot_memory.schemas import MemoryObjectMsg
@@ -83,34 +81,30 @@ class OfflinePlanner:
         self.container_inset = container_inset  # wall + half an object: slots stay inside
         self.clock = clock or CellClock()
 
-    def _past_question(self, ctx: PlanningContext) -> PastQuestion | None:
-        """The instruction as a question about the past, or None. Restarts (for
-        "before the last restart") come from memory's events, asked only then."""
-        restarts: list[float] = []
-        if ctx.memory is not None and re.search(r"\b(?:restart|reboot)", ctx.instruction.lower()):
-            restarts = [e["stamp"] for e in events_from(ctx.memory, text="session_started")]
-        try:
-            return parse_past_question(ctx.instruction, ctx.world.stamp, self.clock, restarts)
-        except TimeWordsError as err:
-            raise PlanningError("unknown time", str(err)) from None
-
     # -- entry point -------------------------------------------------------------
     def plan(self, ctx: PlanningContext) -> Plan:
         world = ctx.world
         pid = uuid.uuid4().hex
-        question = self._past_question(ctx)
+        question = past_question(ctx, self.clock)
         if question is not None:
-            if ctx.memory is None:
-                raise PlanningError("memory unavailable", "questions about the past need memory")
-            fields = answer_past(question, world, ctx.memory)
-            notes = [f"question {question.kind} ({question.wording})", *fields.pop("notes")]  # type: ignore[misc]
-            return Plan(id=pid, instruction=ctx.instruction, backend=self.name, kind="answer",
-                        notes=notes, **fields)  # type: ignore[arg-type]  # fmt: skip
-        commands = parse_instruction(ctx.instruction)
+            return answer_plan(ctx, question, pid, self.name)
+        try:
+            commands = parse_instruction(ctx.instruction)
+        except PlanningError:  # no command: perhaps a question in words no pattern knows
+            question = past_question(ctx, self.clock, guess=True)
+            if question is None:
+                raise
+            return answer_plan(ctx, question, pid, self.name)
         if any(c.kind == "where" for c in commands):
             if len(commands) > 1:
                 raise PlanningError("not understood", "ask a question on its own")
-            match, why = self.grounder.ground(commands[0].obj.text, world)  # type: ignore[union-attr]
+            try:
+                match, why = self.grounder.ground(commands[0].obj.text, world)  # type: ignore[union-attr]
+            except PlanningError:  # "where did the cube get to": the object is in the words
+                question = past_question(ctx, self.clock, guess=True)
+                if question is None:
+                    raise
+                return answer_plan(ctx, question, pid, self.name)
             fields = answer_where(world, match.obj, ctx.memory)
             return Plan(
                 id=pid,

@@ -10,14 +10,17 @@ then, so an object that has since left memory is still found.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 
 from robot_memory.memory.event_queries import MAX_EVENT_RESULTS
 from robot_memory.planner import past
-from robot_memory.planner.past_questions import PastQuestion
-from robot_memory.planner.plan import PlanningError
-from robot_memory.planner.world import MemoryPort, World
+from robot_memory.planner.past_questions import PastQuestion, parse_past_question
+from robot_memory.planner.plan import Plan, PlanningError
+from robot_memory.planner.question_intent import guess_past_question
+from robot_memory.planner.time_words import CellClock, TimeWordsError, find_time
+from robot_memory.planner.world import MemoryPort, PlanningContext, World
 from robot_memory.schemas import MemoryQuery
 
 FILLER = frozenset({"the", "a", "an", "any", "thing", "object", "one", "item", "that", "this"})
@@ -93,6 +96,37 @@ def _cite(rows: Sequence[dict]) -> list[str]:
 
 def _when(t: float | None) -> str:
     return "now" if t is None else f"at {t:.1f} s"
+
+
+def past_question(
+    ctx: PlanningContext, clock: CellClock, guess: bool = False
+) -> PastQuestion | None:
+    """The instruction as a question about the past, or None. Restarts (for
+    "before the last restart") come from memory's events, asked only then. A
+    question with a time that no pattern knows, or (``guess``) any question
+    nothing else understood, goes to the keyword fallback
+    (:mod:`robot_memory.planner.question_intent`)."""
+    restarts: list[float] = []
+    if ctx.memory is not None and re.search(r"\b(?:restart|reboot)", ctx.instruction.lower()):
+        restarts = [e["stamp"] for e in events_from(ctx.memory, text="session_started")]
+    now, text = ctx.world.stamp, ctx.instruction
+    try:
+        question = parse_past_question(text, now, clock, restarts)
+        if question is None and (guess or find_time(text, now, clock, restarts)[1] is not None):
+            question = guess_past_question(text, now, clock, restarts)
+        return question
+    except TimeWordsError as err:
+        raise PlanningError("unknown time", str(err)) from None
+
+
+def answer_plan(ctx: PlanningContext, question: PastQuestion, plan_id: str, backend: str) -> Plan:
+    """The answer plan of a question about the past, its evidence in ``notes``."""
+    if ctx.memory is None:
+        raise PlanningError("memory unavailable", "questions about the past need memory")
+    fields = answer_past(question, ctx.world, ctx.memory)
+    notes = [f"question {question.kind} ({question.wording})", *fields.pop("notes")]  # type: ignore[misc]
+    return Plan(id=plan_id, instruction=ctx.instruction, backend=backend, kind="answer",
+                notes=notes, **fields)  # type: ignore[arg-type]  # fmt: skip
 
 
 def answer_past(q: PastQuestion, world: World, memory: MemoryPort) -> dict[str, object]:

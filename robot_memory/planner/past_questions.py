@@ -119,6 +119,7 @@ _RELATION = {"inside": "in", "into": "in", "underneath": "under", "beneath": "un
              "below": "under", "covered by": "under"}  # fmt: skip
 _VERB_RELATION = {"cover": "under", "hide": "under", "contain": "in", "hold": "in"}
 NEEDS_TIME = ("where_was",)  # without a time: not a question about the past
+_TRAILING_STATE = re.compile(r"\s+(?:located|situated|placed|kept|lying|sitting|standing|stored)$")
 
 
 def _clean(text: str) -> str:
@@ -143,6 +144,8 @@ def parse_past_question(
         if kind in NEEDS_TIME and time is None:
             continue
         groups = m.groupdict()
+        if groups.get("x"):  # "where was the cube located": the thing, not its state
+            groups["x"] = _TRAILING_STATE.sub("", groups["x"])
         rel = groups.get("rel") or _VERB_RELATION.get(groups.get("verb") or "", "")
         q = PastQuestion(
             kind=kind,

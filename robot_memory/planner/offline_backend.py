@@ -81,6 +81,13 @@ class OfflinePlanner:
         self.container_inset = container_inset  # wall + half an object: slots stay inside
         self.clock = clock or CellClock()
 
+    def _guessed_question(self, ctx: PlanningContext, pid: str, err: PlanningError) -> Plan:
+        """The answer to the question the keyword fallback reads in the text, or ``err``."""
+        question = past_question(ctx, self.clock, guess=True)
+        if question is None:
+            raise err
+        return answer_plan(ctx, question, pid, self.name)
+
     # -- entry point -------------------------------------------------------------
     def plan(self, ctx: PlanningContext) -> Plan:
         world = ctx.world
@@ -90,21 +97,15 @@ class OfflinePlanner:
             return answer_plan(ctx, question, pid, self.name)
         try:
             commands = parse_instruction(ctx.instruction)
-        except PlanningError:  # no command: perhaps a question in words no pattern knows
-            question = past_question(ctx, self.clock, guess=True)
-            if question is None:
-                raise
-            return answer_plan(ctx, question, pid, self.name)
+        except PlanningError as err:  # no command: perhaps a question in words no pattern knows
+            return self._guessed_question(ctx, pid, err)
         if any(c.kind == "where" for c in commands):
             if len(commands) > 1:
                 raise PlanningError("not understood", "ask a question on its own")
             try:
                 match, why = self.grounder.ground(commands[0].obj.text, world)  # type: ignore[union-attr]
-            except PlanningError:  # "where did the cube get to": the object is in the words
-                question = past_question(ctx, self.clock, guess=True)
-                if question is None:
-                    raise
-                return answer_plan(ctx, question, pid, self.name)
+            except PlanningError as err:  # "where did the cube get to": the thing is in the words
+                return self._guessed_question(ctx, pid, err)
             fields = answer_where(world, match.obj, ctx.memory)
             return Plan(
                 id=pid,

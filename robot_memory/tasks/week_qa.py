@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robot_memory.memory import SceneMemory
-from robot_memory.memory.events import COVER_WORDS
+from robot_memory.memory.event_queries import event_kinds
+from robot_memory.memory.events import COVER_WORDS, EventLog
+from robot_memory.memory.query_targets import QueryError
 from robot_memory.planner.offline_backend import OfflinePlanner
 from robot_memory.planner.plan import PlanningError
 from robot_memory.planner.time_words import CellClock
@@ -49,33 +51,34 @@ class LatestGraphOnlyMemory(SceneMemoryPort):
                                 error="this memory keeps no history")  # fmt: skip
         if query.kind != "events":
             return super().query(query)
+        if query.target.strip():
+            return MemoryAnswer(id=query.id, kind="events", ok=False,
+                                error="events: this memory has no target filter")  # fmt: skip
         graph = self.memory.snapshot()
         labels = {o.id: o.label for o in graph.objects}
-        rows: list[dict] = []
+        made: list[tuple[float, str, dict]] = []
         for o in graph.objects:
-            if o.status == "absent":
-                continue
-            rows.append(_event(len(rows), o.first_seen, "appeared", o.id, o.label,
-                               to=list(o.centroid)))  # fmt: skip
+            if o.status != "absent":
+                seen = {"object_id": o.id, "label": o.label, "to_position": tuple(o.centroid)}
+                made.append((o.first_seen, "appeared", seen))
         for r in graph.relations:
             if r.relation != "in" or r.subject not in labels:
                 continue
             cover = isinstance(r.target, int) and any(
                 w in labels.get(r.target, "") for w in COVER_WORDS
             )
-            rows.append(_event(len(rows), r.first_confirmed, "covered" if cover else "put_in",
-                               r.subject, labels[r.subject], target=r.target))  # fmt: skip
-        wanted = set(query.text.split())
-        rows = [e for e in rows if (not wanted or e["kind"] in wanted)
-                and (query.until is None or e["stamp"] <= query.until)]  # fmt: skip
-        rows.sort(key=lambda e: e["stamp"])
-        return MemoryAnswer(id=query.id, kind="events", ok=True, results=rows)
-
-
-def _event(seq, stamp, kind, object_id, label, to=None, target=None) -> dict:
-    return {"seq": seq, "stamp": stamp, "kind": kind, "object_id": object_id, "label": label,
-            "target": target, "target_label": "", "from_position": None, "to_position": to,
-            "cause": "", "session": 0}  # fmt: skip
+            what = {"object_id": r.subject, "label": labels[r.subject], "target": r.target}
+            made.append((r.first_confirmed, "covered" if cover else "put_in", what))
+        log = EventLog()  # the core's records and selection, over what the graph holds now
+        for stamp, kind, fields in sorted(made, key=lambda m: m[0]):
+            log.add(stamp, kind, **fields)
+        try:
+            kinds = event_kinds(query.text)
+        except QueryError as err:
+            return MemoryAnswer(id=query.id, kind="events", ok=False, error=str(err)[:300])
+        rows = log.select(kinds, query.object_id, since=query.since, until=query.until)
+        return MemoryAnswer(id=query.id, kind="events", ok=True,
+                            results=[e.as_result() for e in rows])  # fmt: skip
 
 
 @dataclass

@@ -12,7 +12,11 @@ from typing import Any
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+#: A probe reader that keeps every message of a stream while the test thread
+#: is busy (keep-last 10 lost joint states and /tf when the probe lagged under load).
+DEEP = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE)
 
 #: Every wait's timeout is a hang guard, not a speed requirement (a wait ends on
 #: its event): scaled so that a machine loaded several times over still passes.

@@ -43,7 +43,7 @@ from robot_memory.nodes.skill_conversions import policy_status_from_msg, skill_g
 from robot_memory.robot.ik import ArmIK
 from robot_memory.schemas import GroundTruth, PolicyGoalMsg, SimReset
 from robot_memory.sim.scene import build_model
-from ros_helpers import TIMEOUT_SCALE, Probe, spin_for, spin_until
+from ros_helpers import DEEP, TIMEOUT_SCALE, Probe, spin_for, spin_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SEED, OBJECT = 3, "red_cube"
@@ -136,7 +136,7 @@ def policy_stack(log: io.StringIO):
     probe.listen(GroundTruthMsg, "/sim/ground_truth", COMMAND)
     probe.listen(PolicyStatus, "/policy/status", STATUS)
     probe.listen(SafetyStatus, "/safety/status", LATCHED)
-    probe.listen(JointState, "/joint_states", COMMAND)
+    probe.listen(JointState, "/joint_states", DEEP)  # every state: the hold is checked on them
     client = ActionClient(probe, RunSkill, "/policy/run_skill")
     reset_pub = probe.create_publisher(SimResetMsg, "/sim/reset", COMMAND)
     try:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -30,10 +29,9 @@ from robot_memory.sim.cameras import CameraRig
 from robot_memory.sim.physics import CellPhysics
 from robot_memory.sim.scene import build_model
 from robot_memory.transforms.tf_buffer import TransformBuffer
-from ros_helpers import Probe, spin_for, spin_until
+from ros_helpers import DEEP, Probe, spin_for, spin_until
 
 #: Reliable and deep enough for every /tf and joint state of a test.
-DEEP = QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE)
 pytestmark = pytest.mark.ros
 
 CAMERA_TOPICS = {

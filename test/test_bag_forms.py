@@ -380,6 +380,29 @@ def test_camera_poses_come_from_tf(legacy_bag, tmp_path):
     assert "no /tf path from 'map'" in no_world.missing
 
 
+def test_a_tf_written_late_by_a_lagging_recorder_still_poses_the_frames(legacy_bag, tmp_path):
+    """A recorder on a loaded machine writes /tf up to a second after the
+    images it belongs to (its own subscription lags): frames wait for it."""
+
+    def delayed(lag_ns: int):
+        state: dict = {}  # tf_only's own, fresh for each bag
+
+        def change(topic, msgtype, msg, ns):
+            return [(t, ty, m, n + lag_ns if t == "/tf" else n)
+                    for t, ty, m, n in tf_only(topic, msgtype, msg, ns, state)]  # fmt: skip
+
+        return change
+
+    on_time = frames_of(rewrite(legacy_bag, tmp_path / "tf", delayed(0)))["wrist"]
+    bag = rewrite(legacy_bag, tmp_path / "late", delayed(800_000_000))
+    late = frames_of(bag)["wrist"]
+    assert [f.missing for f in late] == [f.missing for f in on_time]
+    posed = sum(f.pose_source == "tf" for f in late)
+    assert posed >= len(late) - 1 >= 4  # every one, or all but one past the last sample
+    impatient = frames_of(bag, tf_wait_s=0.0)["wrist"]  # as before: 0.25 s of bag time
+    assert sum(f.pose_source == "tf" for f in impatient) < posed
+
+
 def test_cameras_under_other_names_are_mapped(legacy_bag, tmp_path, capsys):
     def rename(topic, msgtype, msg, ns):
         if topic == "/camera/wrist/pose":

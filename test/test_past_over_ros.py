@@ -98,7 +98,8 @@ def test_who_put_what_in_the_bin_is_answered_after_memory_was_killed(tmp_path):
         assert "answered" in done.stdout and "green cube" in done.stdout, done.stdout
         assert "(by me)" in done.stdout, done.stdout  # the robot's place, told on /policy/status
         done = say("how many things are in the bin")
-        assert done.returncode == 0 and "2 things" in done.stdout, done.stdout
+        assert done.returncode == 0, done.stdout + done.stderr + log.getvalue()[-2000:]
+        assert "2 things" in done.stdout, done.stdout
     finally:
         launcher.shutdown()
         probe.destroy_node()

@@ -147,6 +147,22 @@ def test_invalid_plan_is_rejected_and_nothing_moves() -> None:
     assert world.goals == []
 
 
+class SilentMemoryTestDouble(SymbolicWorldTestDouble):
+    """Memory that has published no scene graph (not started, or not matched)."""
+
+    def scene_graph(self):  # type: ignore[override]
+        return None
+
+
+def test_no_scene_graph_is_refused_as_memory_unavailable_not_unknown_object() -> None:
+    world = SilentMemoryTestDouble(scene().objects)
+    backend = FixedPlanBackendTestDouble(pick_place(1))
+    result = PlanExecutor(backend, world, world).run("put the red cube in the bin")
+    assert result.state == "rejected"
+    assert result.reason == "memory unavailable: no scene graph from memory yet", result.reason
+    assert world.goals == []
+
+
 def test_replan_after_an_injected_failure() -> None:
     world = scene()
     world.fail["pick"] = 1

@@ -12,13 +12,8 @@ import pytest
 from robot_memory.apps.record_scenarios import main, record_scenario
 from robot_memory.apps.scenarios import SCENARIOS, ScenarioConfig
 from robot_memory.bag.reader import bag_summary
-from robot_memory.replay.bag_frames import (
-    CameraFrameEvent,
-    GroundTruthEvent,
-    in_image,
-    iter_bag_events,
-    project_point,
-)
+from robot_memory.perception.projection import in_image, project_point
+from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
 from robot_memory.schemas import GroundTruth
 
 #: Scene colours (sim/cell/tabletop.xml), for counting an object's pixels.

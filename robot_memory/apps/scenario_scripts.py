@@ -26,7 +26,7 @@ import numpy as np
 
 from robot_memory.apps.scenarios import ScenarioSession
 from robot_memory.expert.pick_place import place_point_for, run_in_process
-from robot_memory.replay.bag_frames import in_image, project_point
+from robot_memory.perception.projection import in_image, project_point
 from robot_memory.robot.ik import IKError, top_down_rotation
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.sim.task import MIN_SEPARATION, REACH

@@ -10,14 +10,15 @@ on a multi-threaded executor: see :mod:`robot_memory.nodes.planner_node`).
 Waiting on a future from the thread that must deliver it would deadlock.
 
 * memory: ``scene_graph()`` is the latest ``/memory/scene_graph`` (fed by the
-  node); ``query()`` calls ``/memory/query`` (``QueryMemory``; the request and
-  answer converted by :mod:`robot_memory.nodes.query_conversions`), resent
-  while unanswered (1 s, then doubling up to 4 s: a request sent while memory
+  node; before the first one arrives, waited for up to ``query_timeout_s``);
+  ``query()`` calls ``/memory/query`` (``QueryMemory``; the request and answer
+  converted by :mod:`robot_memory.nodes.query_conversions`), resent while
+  unanswered (1 s, then doubling up to 4 s: a request sent while memory
   restarts is lost), an answer with ``ok=False`` after ``query_timeout_s``
-  without one; ``refresh()`` waits
-  for a graph whose ``stamp`` is newer than the call; ``clear()`` calls
-  ``/memory/reset`` (``std_srvs/Trigger``) and waits for the emptied graph
-  (:class:`MemoryResetError` when memory refuses or does not answer).
+  without one; ``refresh()`` waits for a graph whose ``stamp`` is newer than
+  the call; ``clear()`` calls ``/memory/reset`` (``std_srvs/Trigger``) and
+  waits for the emptied graph (:class:`MemoryResetError` when memory refuses
+  or does not answer).
 * skills: ``run(goal)`` sends a ``RunSkill`` goal to ``/policy/run_skill``
   and waits for its result: succeeded, or failed with the policy's reason
   (``timeout`` after ``timeout_s``, when the goal is then cancelled).
@@ -131,7 +132,8 @@ class ServiceMemoryPort:
         self.refresh_timeout_s = refresh_timeout_s
         self._graph: SceneGraphMsg | None = None
         self.counters: dict[str, int] = {
-            "queries": 0, "query_timeouts": 0, "query_resends": 0, "refresh_timeouts": 0
+            "queries": 0, "query_timeouts": 0, "query_resends": 0, "refresh_timeouts": 0,
+            "graph_timeouts": 0,
         }  # fmt: skip
 
     def on_scene_graph(self, graph: SceneGraphMsg) -> None:
@@ -142,8 +144,16 @@ class ServiceMemoryPort:
 
     # -- MemoryPort (the instruction's thread) ---------------------------------------
     def scene_graph(self) -> SceneGraphMsg | None:
+        """The latest graph. Before the first one (memory still starting, or
+        restarted, or discovery slow on a loaded host) it is waited for, as
+        long as a query would be (``query_timeout_s``); None after that."""
         with self.scope.cond:
-            return self._graph
+            if self._graph is not None:
+                return self._graph
+        graph = self.scope.wait_for(lambda: self._graph, self.query_timeout_s)
+        if graph is None:
+            self.counters["graph_timeouts"] += 1
+        return graph if isinstance(graph, SceneGraphMsg) else None
 
     def query(self, query: MemoryQuery) -> MemoryAnswer:
         self.scope.check()

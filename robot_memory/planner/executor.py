@@ -165,10 +165,16 @@ class PlanExecutor:
         memoryless = self.config.memoryless if memoryless is None else memoryless
         result = TaskResult(instruction, "failed")
         self._status(result, "planning", message=f"planning: {instruction}")
+        graph = None
         if memoryless:
             self.memory.clear()
-        world = self._world(refresh=memoryless)
+            world = self._world(refresh=True)
+        else:
+            graph = self.memory.scene_graph()
+            world = World(graph) if graph is not None else World.empty()
         try:
+            if graph is None and not memoryless:  # not "nothing called X": memory is silent
+                raise PlanningError("memory unavailable", "no scene graph from memory yet")
             plan = self._plan(instruction, world, None)
         except (PlanningError, PlanValidationError) as err:
             self._count(f"rejected:{err.reason}")

@@ -40,7 +40,6 @@ import numpy as np
 from robot_memory.bag import ground_truth as gt_msgs
 from robot_memory.bag.reader import BagError, BagReader, normalize_type
 from robot_memory.perception.image_decoding import PerceptionInputError
-from robot_memory.perception.observations import quat_to_matrix
 from robot_memory.replay.bag_images import decode_color, decode_depth, encoding_of
 from robot_memory.replay.bag_topics import (
     GROUND_TRUTH_TOPIC,
@@ -122,25 +121,6 @@ def stamp_of(msg: Any) -> float:
     return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
 
 
-def project_point(
-    point: np.ndarray, position: np.ndarray, quat_wxyz: np.ndarray, k: np.ndarray
-) -> tuple[float, float, float]:
-    """Pixel (u, v) and depth z of a world point in an optical frame (x right,
-    y down, z forward) at ``position`` / ``quat_wxyz``; z <= 0 is behind."""
-    rot = quat_to_matrix(np.asarray(quat_wxyz, dtype=float))
-    p = rot.T @ (np.asarray(point, dtype=float) - np.asarray(position, dtype=float))
-    if p[2] <= 1e-9:
-        return float("nan"), float("nan"), float(p[2])
-    uvw = np.asarray(k, dtype=float) @ p
-    return float(uvw[0] / uvw[2]), float(uvw[1] / uvw[2]), float(p[2])
-
-
-def in_image(uvz: tuple[float, float, float], width: int, height: int, margin: float = 0) -> bool:
-    """True if the projected point lies in the image, grown by ``margin`` pixels."""
-    u, v, z = uvz
-    return z > 0 and -margin <= u < width + margin and -margin <= v < height + margin
-
-
 def _nearest(items: Iterable[tuple[float, Any]], stamp: float) -> tuple[float, Any] | None:
     return min(items, key=lambda it: abs(it[0] - stamp), default=None)
 
@@ -210,6 +190,7 @@ def iter_bag_events(
     depth_tolerance_s: float = 0.02,
     pose_tolerance_s: float = 0.1,
     wait_s: float = 0.25,
+    tf_wait_s: float = 2.0,
     ground_truth: bool = True,
     camera_rate: float = 0.0,
 ) -> Iterator[BagEvent]:
@@ -217,7 +198,10 @@ def iter_bag_events(
 
     ``cameras`` limits the cameras (default: every one found). A colour frame
     is completed once the bag has advanced ``wait_s`` past it (so a depth,
-    info or pose written slightly later is still paired), then yielded. Raises
+    info or pose written slightly later is still paired), then yielded; one
+    whose ``/tf`` is not in the bag yet waits up to ``tf_wait_s`` (a recorder
+    on a loaded machine writes ``/tf`` late: its subscription lags the
+    images'). Raises
     :class:`BagError` (a ``ValueError``) for a missing or unreadable bag and
     when a named camera has no colour topic.
 
@@ -253,7 +237,8 @@ def iter_bag_events(
     )
     with BagReader(bag_path) as reader:
         conns = [c for c in reader.connections if c.topic in role]
-        yield from _events(reader, conns, role, cams, ctx, wait_s, camera_rate)
+        waits = (wait_s, max(wait_s, tf_wait_s))
+        yield from _events(reader, conns, role, cams, ctx, waits, camera_rate)
 
 
 def _events(
@@ -262,21 +247,29 @@ def _events(
     role: dict[str, tuple[str, str]],
     cams: dict[str, _Camera],
     ctx: _Context,
-    wait_s: float,
+    waits: tuple[float, float],
     camera_rate: float,
 ) -> Iterator[BagEvent]:
     out: list[tuple[float, int, BagEvent]] = []
     seq = itertools.count()
-    wait_ns = int(wait_s * 1e9)
+    wait_s, tf_wait_s = waits
+    wait_ns, tf_wait_ns = int(wait_s * 1e9), int(tf_wait_s * 1e9)
     period_ns = int(1e9 / camera_rate) if camera_rate > 0 else 0
     last_kept: dict[str, int] = {}
 
     def finish(cam: _Camera, stamp: float, log_ns: int, msg: Any) -> None:
         heapq.heappush(out, (stamp, next(seq), _frame(cam, stamp, log_ns, msg, ctx)))
 
+    def due(cam: _Camera, now_ns: int) -> bool:
+        stamp, log_ns, msg = cam.pending[0]
+        waited = now_ns - log_ns
+        if waited < wait_ns:
+            return False
+        return waited >= tf_wait_ns or _pose_known(cam, stamp, msg, ctx)
+
     def flush(now_ns: int | None) -> Iterator[BagEvent]:
         for cam in cams.values():
-            while cam.pending and (now_ns is None or now_ns - cam.pending[0][1] >= wait_ns):
+            while cam.pending and (now_ns is None or due(cam, now_ns)):
                 finish(cam, *cam.pending.popleft())
         if now_ns is None:
             watermark = float("inf")
@@ -320,19 +313,23 @@ def _events(
     yield from flush(None)
 
 
-def _pose(cam: _Camera, event: CameraFrameEvent, ctx: _Context) -> str | None:
-    """Fills the event's pose; returns why there is none, or None."""
-    stamp = event.stamp
+def _pose_known(cam: _Camera, stamp: float, msg: Any, ctx: _Context) -> bool:
+    """Whether a frame's pose can be had now, or never will be (only a pose
+    that /tf has not reached yet is worth waiting for)."""
+    found = _find_pose(cam, stamp, str(msg.header.frame_id), ctx)
+    return not isinstance(found, TransformError)
+
+
+def _find_pose(
+    cam: _Camera, stamp: float, frame_id: str, ctx: _Context
+) -> tuple[np.ndarray, np.ndarray, float, str] | str | TransformError:
+    """(position, quaternion wxyz, pose stamp, source), or why there is none
+    (a TransformError: not in /tf, perhaps not yet)."""
     pose = _nearest(cam.poses, stamp)
     if pose is not None and abs(pose[0] - stamp) <= ctx.pose_tol:
-        p = pose[1].pose
-        event.position = np.array([p.position.x, p.position.y, p.position.z])
-        o = p.orientation
-        event.quaternion = np.array([o.w, o.x, o.y, o.z])
-        event.pose_stamp, event.pose_source = pose[0], "pose topic"
-        return None
+        p, o = pose[1].pose.position, pose[1].pose.orientation
+        return np.array([p.x, p.y, p.z]), np.array([o.w, o.x, o.y, o.z]), pose[0], "pose topic"
     if ctx.has_tf:
-        frame_id = event.frame_id
         if not frame_id and cam.infos:
             frame_id = str(cam.infos[-1][1].header.frame_id)
         if not frame_id:
@@ -340,15 +337,24 @@ def _pose(cam: _Camera, event: CameraFrameEvent, ctx: _Context) -> str | None:
         try:
             found = ctx.tf.lookup(ctx.world_frame, frame_id, stamp)
         except TransformError as err:
-            return f"no pose: {err}"
-        event.position, event.quaternion = found.translation, found.rotation
-        event.pose_stamp, event.pose_source = stamp, "tf"
-        return None
+            return err
+        return found.translation, found.rotation, stamp, "tf"
     if pose is not None:
         return f"no pose within {ctx.pose_tol} s"
     if cam.topics.pose is None:
         return f"no pose (no /tf in the bag, nor an older bag's /camera/{cam.name}/pose)"
     return "no pose"
+
+
+def _pose(cam: _Camera, event: CameraFrameEvent, ctx: _Context) -> str | None:
+    """Fills the event's pose; returns why there is none, or None."""
+    found = _find_pose(cam, event.stamp, event.frame_id, ctx)
+    if isinstance(found, TransformError):
+        return f"no pose: {found}"
+    if isinstance(found, str):
+        return found
+    event.position, event.quaternion, event.pose_stamp, event.pose_source = found
+    return None
 
 
 def _frame(cam: _Camera, stamp: float, log_ns: int, msg: Any, ctx: _Context) -> CameraFrameEvent:

@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 from typing import Any
+from uuid import uuid4
 
 import rclpy
 from rclpy.action import ActionClient
@@ -31,11 +32,14 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 from robot_memory_interfaces.action import ExecuteInstruction
 from tqdm import tqdm
+from unique_identifier_msgs.msg import UUID
 
 from robot_memory.nodes.planner_conversions import plan_from_msg
 from robot_memory.planner.plan import Plan
 from robot_memory.schemas import PayloadError
 
+#: First resend of an unanswered goal request [s] (see :func:`send_goal`).
+RESEND_S = 2.0
 #: Longest wait for the cancel response and the canceled result after Ctrl-C.
 CANCEL_WAIT_S = 10.0
 ACTION = "/planner/execute"
@@ -106,12 +110,11 @@ def say(client: InstructionClient, text: str, memoryless: bool, timeout_s: float
     with tqdm(total=100, desc="sent", unit="%") as bar:
         progress = Progress(bar)
         goal = ExecuteInstruction.Goal(text=text, memoryless=memoryless)
-        sent: Future = client.client.send_goal_async(goal, feedback_callback=progress.feedback)
-        if not client.spin_until(sent.done, deadline, interruptible=False):
+        handle = send_goal(client, goal, progress, deadline)
+        if handle is None:
             print(f"[say] the planner did not answer the goal within {timeout_s:.0f} s")
             return 2
-        handle = sent.result()
-        if handle is None or not handle.accepted:
+        if not handle.accepted:
             tqdm.write("[say] rejected: the planner is busy with another instruction")
             return 1
         result: Future = handle.get_result_async()
@@ -122,6 +125,37 @@ def say(client: InstructionClient, text: str, memoryless: bool, timeout_s: float
         print(f"[say] no result within {timeout_s:.0f} s")
         return 2
     return report(result.result().result, progress)
+
+
+def send_goal(
+    client: InstructionClient, goal: Any, progress: Progress, deadline: float
+) -> Any | None:
+    """The goal's handle once the planner answers, None at the deadline.
+
+    A goal request can be lost without an error while DDS discovery between
+    this new process and the planner is still one-sided (seen on a loaded
+    host: the client sees the server, the server's reader has not matched the
+    client's writer yet). Unanswered, the request is sent again with the
+    **same goal id** (after 2 s, then doubling up to 8 s): the server executes
+    a goal id once and refuses a repeat, so the first acceptance is the answer."""
+    uuid = UUID(uuid=list(uuid4().bytes))
+    sent: list[Future] = []
+    resend_s, next_send = RESEND_S, time.monotonic()
+    while time.monotonic() < deadline:
+        if time.monotonic() >= next_send:
+            sent.append(client.client.send_goal_async(goal, progress.feedback, goal_uuid=uuid))
+            next_send, resend_s = time.monotonic() + resend_s, min(2 * resend_s, 8.0)
+        answered = [f.result() for f in sent if f.done() and f.result() is not None]
+        if any(h.accepted for h in answered):
+            return next(h for h in answered if h.accepted)
+        if answered and (len(answered) == len(sent) or time.monotonic() >= next_send):
+            return answered[0]  # refused (the first answer, and none accepted since)
+        done = sum(f.done() for f in sent)
+        until = min(next_send, deadline)
+        client.spin_until(
+            lambda n=done: sum(f.done() for f in sent) > n, until, interruptible=False
+        )
+    return None
 
 
 def cancel(client: InstructionClient, handle: Any, result: Future) -> int:

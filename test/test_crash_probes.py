@@ -231,7 +231,13 @@ class Caller:
                 sent.append(client.send_goal_async(goal, self.feedback.append, goal_uuid=uuid))
                 resend_at = time.monotonic() + 5.0
             time.sleep(0.02)
-        time.sleep(0.1)  # a copy answered first may be the refused duplicate
+        # a refusal may be a copy's (the id is held: the original was accepted);
+        # wait for every answer, or an acceptance, before reading a refusal
+        settle = time.monotonic() + 5.0 * TIMEOUT_SCALE
+        while time.monotonic() < settle and not all(f.done() for f in sent):
+            if any(f.done() and f.result().accepted for f in sent):
+                break
+            time.sleep(0.02)
         done = [f.result() for f in sent if f.done()]
         if not done:
             return self.wait(sent[0], what, 0.0)  # fails, with the nodes' output

@@ -99,7 +99,7 @@ class SimulationRunner:
         model = build_model(config.scene, config.panda_visual)
         model.opt.timestep = 1.0 / config.physics_rate
         self.physics = CellPhysics(model)
-        self.task = TabletopTask()
+        self.task = TabletopTask(scene=config.scene)
         self.lock = threading.RLock()
         self.counters = _Counters()
         self._trajectory: ActiveTrajectory | None = None

@@ -30,9 +30,12 @@ import mujoco
 import numpy as np
 
 from robot_memory.paths import sim_path
+from robot_memory.sim.household import HOUSEHOLD_OBJECTS, add_to_spec
 from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, HOME_ARM, HOME_GRIPPER_WIDTH
 
-SCENES = ("tabletop",)
+#: ``tabletop``: six coloured primitives (the easy setting); ``household``: the
+#: same cell with 14 household objects (:mod:`robot_memory.sim.household`).
+SCENES = ("tabletop", "household")
 PANDA_VISUALS = ("auto", "mesh", "lowpoly", "primitive")
 VISUAL_GROUP = 2  # the "visual" default class in sim/panda/panda.xml
 PANDA_LINKS = tuple(f"panda_link{i}" for i in range(8)) + ("panda_hand",)
@@ -68,6 +71,23 @@ PLACES: tuple[ItemInfo, ...] = (
     ItemInfo("table", "place", "table", "brown", (1.2, 1.0, 0.04)),
 )
 CATALOGUE = {item.id: item for item in OBJECTS + PLACES}
+HOUSEHOLD: tuple[ItemInfo, ...] = tuple(
+    ItemInfo(o.id, "object", o.category, o.color, o.parts()[2]) for o in HOUSEHOLD_OBJECTS
+)
+
+
+def scene_objects(scene: str) -> tuple[ItemInfo, ...]:
+    """The graspable objects of ``scene``."""
+    if scene == "household":
+        return HOUSEHOLD
+    if scene == "tabletop":
+        return OBJECTS
+    raise ValueError(f"unknown scene {scene!r}; scenes: {SCENES}")
+
+
+def scene_catalogue(scene: str) -> dict[str, ItemInfo]:
+    """Objects and places of ``scene`` by id."""
+    return {item.id: item for item in scene_objects(scene) + PLACES}
 
 
 def gymnasium_panda_meshes() -> Path | None:
@@ -102,11 +122,15 @@ def build_model(scene: str = "tabletop", panda_visual: str = "auto") -> mujoco.M
 def _xml(scene: str) -> str:
     if scene not in SCENES:
         raise ValueError(f"unknown scene {scene!r}; scenes: {SCENES}")
-    return sim_path(f"cell/{scene}.xml").read_text()
+    return sim_path("cell/tabletop.xml").read_text()
 
 
 def _build(scene: str, visual: str) -> mujoco.MjModel:
     spec = mujoco.MjSpec.from_string(_xml(scene))
+    if scene == "household":  # the same cell, the primitives swapped for household objects
+        for item in OBJECTS:
+            spec.delete(spec.body(item.id))
+        add_to_spec(spec)
     panda = mujoco.MjSpec.from_file(str(sim_path("panda/panda.xml")))
     _add_visuals(panda, visual)
     spec.attach(panda, frame=spec.frame("panda_base"), prefix=ATTACH_PREFIX)

@@ -7,7 +7,8 @@ import numpy as np
 
 from robot_memory.schemas import GroundTruth, GroundTruthObject
 from robot_memory.sim.physics import CellPhysics
-from robot_memory.sim.scene import CATALOGUE, OBJECTS, PLACES
+from robot_memory.sim.household_layout import HouseholdLayout
+from robot_memory.sim.scene import CATALOGUE, PLACES, scene_catalogue, scene_objects
 
 #: Where objects may be placed (world frame, on the table): this box, cut to
 #: where top-down grasps are comfortably reachable from the Panda's base.
@@ -23,24 +24,39 @@ YAW_SYMMETRIC = {"sphere"}
 
 
 class TabletopTask:
-    def __init__(self, settle_s: float = SETTLE_S) -> None:
+    """Episodes of ``scene``: ``tabletop`` (six primitives, spread apart) or
+    ``household`` (14 household objects, some touching, the lights varied;
+    :class:`~robot_memory.sim.household_layout.HouseholdLayout`)."""
+
+    def __init__(self, settle_s: float = SETTLE_S, scene: str = "tabletop") -> None:
         self.settle_s = settle_s
+        self.scene = scene
+        self.objects = scene_objects(scene)
+        self.catalogue = scene_catalogue(scene)
+        self._household = HouseholdLayout(self.objects) if scene == "household" else None
+        self._lights: tuple[np.ndarray, np.ndarray] | None = None
 
     def initialize_episode(self, physics: CellPhysics, seed: int) -> None:
-        """Arm at home; objects at random non-overlapping spots on the table;
-        everything settled. The same seed always gives the same episode."""
+        """Arm at home; objects at random spots on the table; everything
+        settled. The same seed always gives the same episode."""
         rng = np.random.default_rng(seed)
         physics.reset_to_keyframe("home")
         model, data = physics.model, physics.data
         keep_out = {
             name: physics.body_pose(name)[0][:2] for name in ("cover", "bin", "panda_link0")
         }
-        placed: list[np.ndarray] = []
-        for item in OBJECTS:
-            xy = self._sample_xy(rng, placed, keep_out)
-            placed.append(xy)
-            yaw = 0.0 if item.shape in YAW_SYMMETRIC else rng.uniform(-np.pi, np.pi)
-            adr = model.jnt_qposadr[model.joint(item.id).id]
+        if self._household is not None:
+            poses = self._household.sample(rng, keep_out)
+            self._vary_lights(model, rng)
+        else:
+            poses, placed = {}, []
+            for item in self.objects:
+                xy = self._sample_xy(rng, placed, keep_out)
+                placed.append(xy)
+                yaw = 0.0 if item.shape in YAW_SYMMETRIC else rng.uniform(-np.pi, np.pi)
+                poses[item.id] = (xy, yaw)
+        for object_id, (xy, yaw) in poses.items():
+            adr = model.jnt_qposadr[model.joint(object_id).id]
             z0 = data.qpos[adr + 2]  # keep the default resting height
             data.qpos[adr : adr + 3] = [xy[0], xy[1], z0]
             rest = data.qpos[adr + 3 : adr + 7].copy()
@@ -51,6 +67,17 @@ class TabletopTask:
         data.qvel[:] = 0.0
         physics.forward()
         physics.step(round(self.settle_s / physics.timestep))
+
+    def _vary_lights(self, model: mujoco.MjModel, rng: np.random.Generator) -> None:
+        """Each episode its own lighting: the lights' brightness scaled by
+        0.55-1.2 and their positions moved up to 0.3 m sideways."""
+        if self._lights is None:
+            self._lights = (model.light_diffuse.copy(), model.light_pos.copy())
+        diffuse, pos = self._lights
+        model.light_diffuse[:] = diffuse * rng.uniform(0.55, 1.2, size=(len(diffuse), 1))
+        model.light_pos[:] = pos + np.column_stack(
+            [rng.uniform(-0.3, 0.3, size=(len(pos), 2)), np.zeros(len(pos))]
+        )
 
     @staticmethod
     def _sample_xy(
@@ -124,7 +151,7 @@ class TabletopTask:
             name = model.body(other).name
             if name == "table":
                 return "table"
-            if name in CATALOGUE and physics.data.xpos[other][2] < z:
+            if name in self.catalogue and physics.data.xpos[other][2] < z:
                 below.append(name)
         return below[0] if below else None
 
@@ -135,7 +162,7 @@ class TabletopTask:
 
     def ground_truth(self, physics: CellPhysics, episode: int, seed: int) -> GroundTruth:
         items = []
-        for info in OBJECTS + PLACES:
+        for info in self.objects + PLACES:
             pos, quat = physics.body_pose(info.id)
             items.append(
                 GroundTruthObject(
@@ -152,5 +179,5 @@ class TabletopTask:
                 )
             )
         return GroundTruth(
-            stamp=physics.time, episode=episode, seed=seed, scene="tabletop", objects=items
+            stamp=physics.time, episode=episode, seed=seed, scene=self.scene, objects=items
         )

@@ -94,7 +94,6 @@ class HouseholdLayout:
         return pairs
 
     def _try(self, rng, keep_out) -> dict[str, tuple[np.ndarray, float]] | None:
-        cfg = self.config
         placed: dict[str, tuple[np.ndarray, float]] = {}
         polys: dict[str, np.ndarray] = {}
         pairs = self._pairs(rng)

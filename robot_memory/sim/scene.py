@@ -30,8 +30,8 @@ import mujoco
 import numpy as np
 
 from robot_memory.paths import sim_path
-from robot_memory.sim.household import HOUSEHOLD_OBJECTS, add_to_spec
 from robot_memory.robot.panda import ARM_JOINTS, FINGER_JOINTS, HOME_ARM, HOME_GRIPPER_WIDTH
+from robot_memory.sim.household import HOUSEHOLD_OBJECTS, add_to_spec
 
 #: ``tabletop``: six coloured primitives (the easy setting); ``household``: the
 #: same cell with 14 household objects (:mod:`robot_memory.sim.household`).

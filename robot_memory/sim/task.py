@@ -6,8 +6,8 @@ import mujoco
 import numpy as np
 
 from robot_memory.schemas import GroundTruth, GroundTruthObject
-from robot_memory.sim.physics import CellPhysics
 from robot_memory.sim.household_layout import HouseholdLayout
+from robot_memory.sim.physics import CellPhysics
 from robot_memory.sim.scene import CATALOGUE, PLACES, scene_catalogue, scene_objects
 
 #: Where objects may be placed (world frame, on the table): this box, cut to

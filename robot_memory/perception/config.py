@@ -33,6 +33,10 @@ class PerceptionConfig:
     min_object_size: float = 0.015  # largest extent of a cluster must reach this
     max_object_size: float = 0.3  # larger clusters are not objects (robot, clutter)
     max_points_per_object: int = 200
+    # touching objects (perception/instances.py): 0 turns splitting off
+    split_cell: float = 0.005  # footprint grid [m]; = cluster_voxel: one cell per voxel column
+    split_min_radius: float = 0.015  # a region's centre lies this deep inside its footprint [m]
+    split_neck_ratio: float = 0.85  # a neck narrower than this x the depth separates objects
     # colour naming (HSV, OpenCV ranges: hue 0-180, sat/val 0-255)
     min_saturation: int = 70
     min_value: int = 40
@@ -57,11 +61,17 @@ class PerceptionConfig:
             "min_object_size",
             "max_object_size",
             "quaternion_tolerance",
+            "split_cell",
         )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        non_negative = ("fixture_margin", "robot_mask_margin", "min_height_above_support")
+        non_negative = (
+            "fixture_margin",
+            "robot_mask_margin",
+            "min_height_above_support",
+            "split_min_radius",
+        )
         for name in non_negative:
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -89,6 +99,8 @@ class PerceptionConfig:
             raise ValueError(
                 f"plane_max_tilt_deg must be in (0, 90), got {self.plane_max_tilt_deg}"
             )
+        if not 0.0 < self.split_neck_ratio <= 1.0:
+            raise ValueError(f"split_neck_ratio must be in (0, 1], got {self.split_neck_ratio}")
         if self.min_object_size >= self.max_object_size:
             raise ValueError("min_object_size must be < max_object_size")
         if self.dbscan_eps < self.cluster_voxel:

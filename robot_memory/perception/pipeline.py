@@ -15,6 +15,7 @@ from robot_memory.cell import CellConfig, load_cell
 from robot_memory.perception.appearance import color_name, shape_features, shape_name
 from robot_memory.perception.config import PerceptionConfig
 from robot_memory.perception.image_decoding import PerceptionInputError
+from robot_memory.perception.instances import split_touching
 from robot_memory.perception.observations import (
     CameraView,
     ObjectObservation,
@@ -146,7 +147,7 @@ class PerceptionPipeline:
         if joints is not None and len(centroids):  # the mask works on 5 mm voxels
             keep = ~self.robot_mask.mask(centroids, joints)
         t0, timings["robot_mask"] = time.perf_counter(), time.perf_counter() - t1
-        voxel_labels = cluster_voxels(centroids, keep, cfg)
+        voxel_labels = split_touching(centroids, cluster_voxels(centroids, keep, cfg), cfg)
         labels = voxel_labels[voxel_of_point]
         voxels = np.column_stack([centroids, voxel_labels])
         t1, timings["cluster"] = time.perf_counter(), time.perf_counter() - t0

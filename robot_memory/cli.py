@@ -9,6 +9,7 @@
     robot-memory collect-demos --out data/demos [--episodes N]
     robot-memory bag-to-dataset BAG... --out DATASET --skill pick --target X Y Z
     robot-memory train-policy --data data/demos --out models/... [--resume]
+    robot-memory train-labeller --out models/object_labeller [--episodes 300]
     robot-memory eval-policy --episodes 50 [--checkpoint models/...]
     robot-memory eval-tasks --episodes 30 [--ablation] [--tasks under_box,put_back]
     robot-memory eval-qa --seeds 100-104 [--per-kind 8] [--conditions full,memoryless]
@@ -81,6 +82,10 @@ FORWARDED = {
     "train-policy": (
         "robot_memory.learning.training",
         "train the diffusion policy on an episode dataset (seeded, resumable)",
+    ),
+    "train-labeller": (
+        "robot_memory.learning.labeller_training",
+        "render the project's objects, train the default labeller (models/object_labeller)",
     ),
     "eval-policy": (
         "robot_memory.learning.evaluation",

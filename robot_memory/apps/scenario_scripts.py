@@ -39,20 +39,35 @@ LOOK_HEIGHT = 0.42
 #: The arm turned to face away from the table (joint 1 at 2.6 rad): the wrist
 #: camera looks at the floor behind the robot's base.
 LOOK_AWAY = np.array([2.6, *HOME_ARM[1:]])
-#: Shapes the cover (9 cm inside) fits over.
-COVERABLE = ("red_cube", "blue_cylinder", "green_sphere", "purple_prism")
+#: Objects the cover (9 cm inside) fits over, per scene.
+COVERABLE = {
+    "tabletop": ("red_cube", "blue_cylinder", "green_sphere", "purple_prism"),
+    "household": ("orange_box",),  # the bowls (7.2 cm) catch a wall on their rim
+}
 #: Where successive drops into the bin go (offsets from its centre, so objects
 #: land side by side instead of on top of each other) [m].
 BIN_SLOTS = ((-0.045, -0.045), (0.045, 0.045), (-0.045, 0.045), (0.045, -0.045), (0.0, 0.0))
-#: Objects in the order the clutter script moves them.
-CLUTTER_ORDER = (
-    "red_cube",
-    "blue_cylinder",
-    "yellow_block",
-    "purple_prism",
-    "green_sphere",
-    "orange_capsule",
-)
+#: Objects in the order the clutter script moves them, per scene.
+CLUTTER_ORDER = {
+    "tabletop": (
+        "red_cube",
+        "blue_cylinder",
+        "yellow_block",
+        "purple_prism",
+        "green_sphere",
+        "orange_capsule",
+    ),
+    "household": (
+        "red_mug_1",
+        "yellow_can_1",
+        "orange_box",
+        "red_mug_2",
+        "green_bowl",
+        "blue_box",
+        "red_can",
+        "blue_mug",
+    ),
+}
 
 
 # -- arm motions -------------------------------------------------------------
@@ -175,7 +190,7 @@ def covered(s: ScenarioSession) -> None:
         return visible(s, "front", gt.get(oid).position, _margin(s)), clearance(oid)
 
     # an object the static front camera sees, with the most room around it
-    target = max(COVERABLE, key=score)
+    target = max(COVERABLE[s.config.scene], key=score)
     s.log("cover_start", target=target, seen_by_front=bool(score(target)[0]))
     steps = s.planner.plan_cover(s.runner.physics.arm_qpos(), gt.get("cover"), gt.get(target))
     run_in_process(s, steps, settle_s=0.1 if s.config.small else 0.25)
@@ -251,7 +266,7 @@ def clutter(s: ScenarioSession) -> None:
     s.run_for(0.4)
     look_around(s)
     plan = ["bin", "bin"] if s.config.small else ["bin", "table", "bin", "table", "bin"]
-    order = iter(CLUTTER_ORDER)
+    order = iter(CLUTTER_ORDER[s.config.scene])
     for i, where in enumerate(plan):
         for oid in order:
             if where == "bin":

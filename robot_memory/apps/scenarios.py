@@ -52,6 +52,7 @@ WORLD_FRAME = "world"
 class ScenarioConfig:
     seed: int = 0
     small: bool = False
+    scene: str = "tabletop"  # tabletop (primitives) | household (robot_memory.sim.scene)
     width: int = 640
     height: int = 480
     camera_rate: float = 10.0
@@ -125,6 +126,7 @@ class ScenarioSession:
         self.config = config
         self.runner = SimulationRunner(
             RunnerConfig(
+                scene=config.scene,
                 seed=config.seed,
                 panda_visual=config.panda_visual,
                 joint_state_rate=config.joint_state_rate,

@@ -49,6 +49,14 @@ PERCEPTION_PARAMETERS: dict[str, ParamValue] = {
     "camera_frames": "",  # per-camera TF frame overrides: "front=my_optical_frame,wrist=..."
     "tf_cache_s": 10.0,  # dynamic transforms kept this long
     "transform_wait_s": 0.3,  # a frame waits this long (stream time) for its /tf, then dropped
+    # object categories (docs/perception.md, "Labelling"): features | rules | vlm | image_text
+    "labeller": "features",
+    "labeller_model_dir": "",  # features: its model folder (empty: shipped); image_text: required
+    "labeller_categories": "",  # vlm / image_text: comma-separated words (empty: the classifier's)
+    "labeller_vlm_base_url": "http://localhost:8000/v1",
+    "labeller_vlm_model": "",
+    "labeller_vlm_api_key_env": "OPENAI_API_KEY",  # the variable's NAME, never the key
+    "labeller_vlm_timeout_s": 10.0,
 }
 
 

@@ -37,6 +37,7 @@ from robot_memory.nodes.qos import COMMAND
 from robot_memory.nodes.tf_listener import parse_camera_frames
 from robot_memory.perception import PerceptionConfig, PerceptionInputError, PerceptionPipeline
 from robot_memory.perception.camera_sync import SyncedFrame
+from robot_memory.perception.labelling.factory import LabellerSettings, make_labeller
 from robot_memory.perception.observations import frame_to_payload
 
 
@@ -47,7 +48,19 @@ class PerceptionNode(Node):
         self.cameras = [str(c) for c in p["cameras"]]
         self.use_robot_mask = bool(p["use_robot_mask"])
         config = PerceptionConfig(stride=int(p["stride"]), num_threads=int(p["num_threads"]))
-        self.pipeline = PerceptionPipeline(config, load_cell(str(p["cell_file"]) or None))
+        labeller = make_labeller(
+            LabellerSettings(
+                name=str(p["labeller"]),
+                model_dir=str(p["labeller_model_dir"]),
+                categories=str(p["labeller_categories"]),
+                vlm_base_url=str(p["labeller_vlm_base_url"]),
+                vlm_model=str(p["labeller_vlm_model"]),
+                vlm_api_key_env=str(p["labeller_vlm_api_key_env"]),
+                vlm_timeout_s=float(p["labeller_vlm_timeout_s"]),
+            )
+        )
+        cell = load_cell(str(p["cell_file"]) or None)
+        self.pipeline = PerceptionPipeline(config, cell, labeller)
         self.health = HealthCounters("perception")
         self.inputs = InputBoundary(self, self.health)
         self.out_pub = self.create_publisher(ObservationFrame, "/perception/observations", COMMAND)
@@ -72,7 +85,7 @@ class PerceptionNode(Node):
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
         self.get_logger().info(
-            f"perception on cameras {self.cameras}; robot mask "
+            f"perception on cameras {self.cameras}; labeller {p['labeller']}; robot mask "
             f"{'on' if self.use_robot_mask else 'off'}; extrinsics from /tf in "
             f"{self.cameras_in.world_frame!r}; output /perception/observations"
         )
@@ -118,6 +131,7 @@ class PerceptionNode(Node):
         self.health.set_value(f"objects.{frame.camera}", len(result.objects))
 
     def shutdown(self) -> None:
+        self.pipeline.labeller.close()
         self.worker.stop(timeout_s=1.0)  # spin_node exits 1.8 s after the signal anyway
 
 

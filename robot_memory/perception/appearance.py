@@ -31,7 +31,9 @@ def color_name(rgb_pixels: np.ndarray, config: PerceptionConfig) -> tuple[str, n
     """Colour word and mean colour (0..1) of (N, 3) uint8 RGB pixels.
 
     Hue is the circular mean over saturated, lit pixels (shaded faces keep their
-    hue); with too few of those, the brightness picks white, grey or black.
+    hue) when at least ``min_colourful_fraction`` of the pixels are (a can's
+    colour shows on its side, not on its metal lid or white label band); with
+    fewer, the brightness picks white, grey or black.
     """
     px = np.asarray(rgb_pixels, dtype=np.uint8).reshape(-1, 1, 3)
     mean_rgb = px.reshape(-1, 3).mean(axis=0) / 255.0 if len(px) else np.zeros(3)
@@ -40,7 +42,7 @@ def color_name(rgb_pixels: np.ndarray, config: PerceptionConfig) -> tuple[str, n
     hsv = cv2.cvtColor(px, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.float64)
     hue, sat, val = hsv[:, 0], hsv[:, 1], hsv[:, 2]
     colourful = (sat >= config.min_saturation) & (val >= config.min_value)
-    if np.count_nonzero(colourful) >= 0.3 * len(px):
+    if np.count_nonzero(colourful) >= config.min_colourful_fraction * len(px):
         angle = hue[colourful] * (2.0 * np.pi / 180.0)
         mean_angle = np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())
         mean_hue = (np.degrees(mean_angle) / 2.0) % 180.0

@@ -39,6 +39,7 @@ class PerceptionConfig:
     split_neck_ratio: float = 0.85  # a neck narrower than this x the depth separates objects
     # colour naming (HSV, OpenCV ranges: hue 0-180, sat/val 0-255)
     min_saturation: int = 70
+    min_colourful_fraction: float = 0.15  # of an object's pixels, saturated: it has a hue
     min_value: int = 40
     white_value: int = 150
     grey_value: int = 70
@@ -98,6 +99,10 @@ class PerceptionConfig:
         if not 0.0 < self.plane_max_tilt_deg < 90.0:
             raise ValueError(
                 f"plane_max_tilt_deg must be in (0, 90), got {self.plane_max_tilt_deg}"
+            )
+        if not 0.0 < self.min_colourful_fraction <= 1.0:
+            raise ValueError(
+                f"min_colourful_fraction must be in (0, 1], got {self.min_colourful_fraction}"
             )
         if not 0.0 < self.split_neck_ratio <= 1.0:
             raise ValueError(f"split_neck_ratio must be in (0, 1], got {self.split_neck_ratio}")

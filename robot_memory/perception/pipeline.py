@@ -12,10 +12,12 @@ import numpy as np
 import open3d as o3d
 
 from robot_memory.cell import CellConfig, load_cell
-from robot_memory.perception.appearance import color_name, shape_features, shape_name
+from robot_memory.perception.appearance import color_name
 from robot_memory.perception.config import PerceptionConfig
 from robot_memory.perception.image_decoding import PerceptionInputError
 from robot_memory.perception.instances import split_touching
+from robot_memory.perception.labelling.base import UNKNOWN, Labeller, ObjectCrop, crop_image
+from robot_memory.perception.labelling.feature_labeller import FeatureLabeller
 from robot_memory.perception.observations import (
     CameraView,
     ObjectObservation,
@@ -51,9 +53,15 @@ class PerceptionPipeline:
     so pass joint positions whenever the arm may be in view.
     """
 
-    def __init__(self, config: PerceptionConfig | None = None, cell: CellConfig | None = None):
+    def __init__(
+        self,
+        config: PerceptionConfig | None = None,
+        cell: CellConfig | None = None,
+        labeller: Labeller | None = None,
+    ):
         self.config = config or PerceptionConfig()
         self.cell = cell or load_cell()
+        self.labeller = labeller if labeller is not None else FeatureLabeller()
         cv2.setNumThreads(self.config.num_threads)
         o3d.utility.set_max_threads(self.config.num_threads)
         o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)
@@ -67,6 +75,7 @@ class PerceptionPipeline:
             f for f in self.cell.fixtures if f.bbox_max[2] - f.bbox_min[2] <= FLOOR_MAX_THICKNESS
         )
         self.last_timings: dict[str, float] = {}
+        self.last_crops: list[ObjectCrop] = []  # what the labeller saw, one per object
 
     # -- validation -------------------------------------------------------------
     def _validate(self, rgb, depth, intrinsics, cam_position, cam_quaternion, joint_positions):
@@ -151,10 +160,11 @@ class PerceptionPipeline:
         labels = voxel_labels[voxel_of_point]
         voxels = np.column_stack([centroids, voxel_labels])
         t1, timings["cluster"] = time.perf_counter(), time.perf_counter() - t0
-        objects = []
+        objects, self.last_crops = [], []
         for label in range(int(labels.max()) + 1 if len(labels) else 0):
             members = labels == label
-            obj = self._describe(above.take(members), voxels[voxels[:, 3] == label, :3], rgb, plane)
+            cluster = above.take(members)
+            obj = self._describe(cluster, voxels[voxels[:, 3] == label, :3], rgb, plane, pos)
             if obj is not None:
                 obj.camera, obj.stamp = camera, float(stamp)
                 objects.append(obj)
@@ -185,7 +195,12 @@ class PerceptionPipeline:
         return best
 
     def _describe(
-        self, cluster: PointSet, voxels: np.ndarray, rgb: np.ndarray, plane: SupportPlane
+        self,
+        cluster: PointSet,
+        voxels: np.ndarray,
+        rgb: np.ndarray,
+        plane: SupportPlane,
+        camera_position: np.ndarray,
     ) -> ObjectObservation | None:
         cfg = self.config
         if len(voxels) < cfg.min_cluster_voxels:
@@ -202,9 +217,13 @@ class PerceptionPipeline:
         # so the box reaches down to it (the bottom is never seen).
         if lo[2] - support < RESTING_GAP:
             lo = np.array([lo[0], lo[1], support])
-        features = shape_features(pts, support)
-        shape = shape_name(features)
-        color, mean_rgb = color_name(rgb[cluster.rows, cluster.cols], cfg)
+        pixels = rgb[cluster.rows, cluster.cols]
+        color, mean_rgb = color_name(pixels, cfg)
+        image, mask = crop_image(rgb, cluster.rows, cluster.cols)
+        crop = ObjectCrop(pts, pixels, support, camera_position, image, mask, color)
+        verdict = self.labeller.label(crop)
+        self.last_crops.append(crop)
+        shape = verdict.category
         h, w = rgb.shape[:2]
         edge = 2 * cfg.stride
         touches_border = bool(
@@ -216,7 +235,7 @@ class PerceptionPipeline:
             )
         )
         confidence = min(1.0, len(voxels) / 60.0) * (0.5 if touches_border else 1.0)
-        if shape == "object":
+        if shape == UNKNOWN:
             confidence *= 0.7
         step = max(1, int(np.ceil(len(voxels) / cfg.max_points_per_object)))
         return ObjectObservation(

@@ -31,12 +31,12 @@ import os
 import uuid
 from typing import Any
 
+from robot_memory.image_encoding import image_data_url
 from robot_memory.planner.plan import Plan, PlanningError
 from robot_memory.planner.validation import PlanValidationError, validate_plan
 from robot_memory.planner.vlm_config import NO_KEY, VLMConfig
 from robot_memory.planner.vlm_prompt import (
     build_messages,
-    image_data_url,
     read_plan,
     response_format,
     retry_message,

@@ -1,0 +1,1 @@
+"""Object categories from pluggable labellers (see ``labelling/base.py``)."""

@@ -1,0 +1,136 @@
+"""Geometric and appearance features of one object crop (ROS-free, numpy + opencv).
+
+The default labeller classifies these; they are chosen to tell the project's
+categories apart from any viewpoint of the cell's cameras: size and footprint
+(a can is wider than a bottle, a screwdriver long and thin), the height profile
+(a bottle narrows to its cap), a dip in the middle of the top (an open mug or
+bowl shows its inside), and colour statistics (a can's label band, a
+screwdriver's metal shaft, a textured box). Every feature is scale-aware in
+metres or a ratio; none depends on the image resolution.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from robot_memory.perception.appearance import shape_features
+from robot_memory.perception.labelling.base import ObjectCrop
+
+HEIGHT_BINS = 5
+FEATURE_NAMES: tuple[str, ...] = (
+    "length",
+    "width",
+    "height",
+    "elongation",
+    "footprint_fill",
+    "top_fill",
+    "top_fraction",
+    "circularity",
+    *(f"height_profile_{i}" for i in range(HEIGHT_BINS)),
+    *(f"width_profile_{i}" for i in range(HEIGHT_BINS)),
+    "centre_dip",
+    "centre_spread",
+    "view_elevation",
+    "saturation_mean",
+    "value_mean",
+    "value_std",
+    "white_fraction",
+    "dark_fraction",
+    "colourful_fraction",
+    "hue_concentration",
+    "hue_std_local",
+    "texture",
+)
+
+
+def _rect_frame(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Centre, unit long axis, long and short side of the min-area rectangle."""
+    pts = (xy * 1000.0).astype(np.float32).reshape(-1, 1, 2)
+    (cx, cy), (a, b), angle = cv2.minAreaRect(pts)
+    theta = np.radians(angle) if a >= b else np.radians(angle + 90.0)
+    axis = np.array([np.cos(theta), np.sin(theta)])
+    return np.array([cx, cy]) * 1e-3, axis, max(a, b) * 1e-3, min(a, b) * 1e-3
+
+
+def crop_features(crop: ObjectCrop) -> np.ndarray:
+    """The feature vector (``FEATURE_NAMES`` order, float32) of ``crop``."""
+    pts = np.asarray(crop.points, dtype=np.float64)
+    out = np.zeros(len(FEATURE_NAMES), dtype=np.float32)
+    if len(pts) < 3:
+        return out
+    f = shape_features(pts, crop.support_z)
+    height = max(f.height, 1e-3)
+    centre, axis, long_side, short_side = _rect_frame(pts[:, :2])
+    rel = pts[:, :2] - centre
+    along = rel @ axis
+    across = rel @ np.array([-axis[1], axis[0]])
+    xy_hull = cv2.convexHull((pts[:, :2] * 1000.0).astype(np.float32).reshape(-1, 1, 2))
+    hull_area = float(cv2.contourArea(xy_hull)) * 1e-6
+    circle = np.pi * (max(long_side, 1e-3) / 2.0) ** 2
+    h = np.clip((pts[:, 2] - crop.support_z) / height, 0.0, 1.0)
+    hist = np.histogram(h, bins=HEIGHT_BINS, range=(0.0, 1.0))[0] / len(h)
+    widths = np.zeros(HEIGHT_BINS)
+    band = np.minimum((h * HEIGHT_BINS).astype(int), HEIGHT_BINS - 1)
+    for i in range(HEIGHT_BINS):  # spread across the long axis per height band
+        sel = band == i
+        if np.count_nonzero(sel) >= 3:
+            widths[i] = np.percentile(across[sel], 95) - np.percentile(across[sel], 5)
+    widths /= max(short_side, 1e-3)
+    radius = np.hypot(along / max(long_side / 2, 1e-3), across / max(short_side / 2, 1e-3))
+    inner, outer = radius < 0.45, radius > 0.7
+    centre_dip = 0.0
+    if np.count_nonzero(inner) >= 3 and np.count_nonzero(outer) >= 3:
+        centre_dip = float(np.median(h[outer]) - np.median(h[inner]))
+    centre_spread = float(np.std(h[inner])) if np.count_nonzero(inner) >= 3 else 0.0
+    to_camera = np.asarray(crop.camera_position, float) - pts.mean(axis=0)
+    elevation = float(to_camera[2] / max(np.linalg.norm(to_camera), 1e-6))
+    geometric = [
+        f.length,
+        f.width,
+        f.height,
+        long_side / max(short_side, 1e-3),
+        f.footprint_fill,
+        f.top_fill,
+        f.top_fraction,
+        hull_area / circle,
+        *hist,
+        *widths,
+        centre_dip,
+        centre_spread,
+        elevation,
+    ]
+    out[: len(geometric)] = geometric
+    out[len(geometric) :] = _appearance(crop)
+    return out
+
+
+def _appearance(crop: ObjectCrop) -> list[float]:
+    px = np.asarray(crop.pixels, dtype=np.uint8).reshape(-1, 1, 3)
+    hsv = cv2.cvtColor(px, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.float64)
+    hue, sat, val = hsv[:, 0] * (2 * np.pi / 180.0), hsv[:, 1] / 255.0, hsv[:, 2] / 255.0
+    colourful = (sat > 0.3) & (val > 0.15)
+    concentration = 0.0
+    if np.count_nonzero(colourful) >= 3:
+        a = hue[colourful]
+        concentration = float(np.hypot(np.cos(a).mean(), np.sin(a).mean()))
+    texture = hue_std_local = 0.0
+    if crop.image.size and crop.mask.any():
+        grey = cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        inner = cv2.erode(crop.mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        if inner.any():
+            lap = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))
+            texture = float(np.mean(lap[inner]))
+            img_hsv = cv2.cvtColor(crop.image, cv2.COLOR_RGB2HSV).astype(np.float32)
+            hue_std_local = float(np.std(img_hsv[..., 1][inner]) / 255.0)
+    return [
+        float(sat.mean()),
+        float(val.mean()),
+        float(val.std()),
+        float(np.mean((sat < 0.2) & (val > 0.7))),
+        float(np.mean(val < 0.2)),
+        float(np.mean(colourful)),
+        concentration,
+        hue_std_local,
+        texture,
+    ]

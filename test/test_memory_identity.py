@@ -133,3 +133,39 @@ def test_two_same_colour_objects_stay_two_through_a_swap_out_of_view():
         assert all(o.status != "absent" for o in reds)
     finally:
         m.close()
+
+
+def test_a_bottle_cap_seen_alone_is_part_of_the_bottle(memory):
+    """An achromatic piece inside a coloured object's box (a cap, a can's lid, a
+    screwdriver's metal shaft) is merged into it: the bottle keeps its id and words."""
+    bottle = obs("blue bottle", (0.1, 0.0, 0.06), size=(0.05, 0.05, 0.12), conf=1.0)
+    t = settle(memory, [bottle])
+    (before,) = memory.objects()
+    cap = obs("white bottle", (0.1, 0.0, 0.11), size=(0.02, 0.02, 0.02), conf=1.0)
+    for k in range(4):
+        memory.update(frame(t + 0.1 * k, [cap], scene=[(bottle.bbox_min, bottle.bbox_max)]))
+    (after,) = memory.objects()
+    assert after.id == before.id and after.label == "blue bottle"
+    np.testing.assert_allclose(after.bbox_max, before.bbox_max, atol=1e-9)
+
+
+def test_twins_side_by_side_are_not_parts_of_each_other(memory):
+    left = obs("red mug", (0.0, 0.0, 0.04), size=(0.065, 0.065, 0.08), conf=1.0)
+    right = obs("red mug", (0.066, 0.0, 0.04), size=(0.065, 0.065, 0.08), conf=1.0)
+    settle(memory, [left, right])
+    assert len(memory.objects()) == 2
+
+
+def test_a_view_of_two_touching_twins_as_one_does_not_reshape_either(memory):
+    left = obs("red mug", (0.0, 0.0, 0.04), size=(0.065, 0.065, 0.08), conf=1.0)
+    right = obs("red mug", (0.07, 0.0, 0.04), size=(0.065, 0.065, 0.08), conf=1.0)
+    t = settle(memory, [left, right])
+    boxes = {o.id: (o.bbox_min.copy(), o.bbox_max.copy()) for o in memory.objects()}
+    both = obs("red mug", (0.035, 0.0, 0.04), size=(0.135, 0.065, 0.08), conf=1.0)
+    for k in range(4):
+        memory.update(frame(t + 0.1 * k, [both], scene=[(both.bbox_min, both.bbox_max)]))
+    objects = memory.objects()
+    assert len(objects) == 2
+    for o in objects:
+        np.testing.assert_allclose(o.bbox_min, boxes[o.id][0], atol=1e-9)
+        np.testing.assert_allclose(o.bbox_max, boxes[o.id][1], atol=1e-9)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from robot_memory.perception.config import PerceptionConfig
-from robot_memory.perception.instances import footprint_regions, split_touching
+from robot_memory.perception.instances import footprint_regions, split_by_colour, split_touching
 
 CFG = PerceptionConfig()
 
@@ -66,3 +66,44 @@ def test_split_touching_relabels_only_the_merged_cluster():
     assert len(set(out[: len(twins)])) == 2 and set(out[len(twins) : -1]) == {1}
     off = split_touching(centroids, labels, PerceptionConfig(split_min_radius=0.0))
     np.testing.assert_array_equal(off, labels)
+
+
+def ring(rng, centre, radius, n=600):
+    """A mug or bowl seen from above: its rim and walls; the inside is cut low."""
+    a = rng.uniform(0, 2 * np.pi, n)
+    d = radius * rng.uniform(0.75, 1.0, n)
+    return np.column_stack([centre[0] + d * np.cos(a), centre[1] + d * np.sin(a)])
+
+
+def test_touching_rings_are_filled_and_split():
+    rng = np.random.default_rng(3)
+    assert regions(ring(rng, (0, 0), 0.032)) == 1
+    assert regions(np.concatenate([ring(rng, (0, 0), 0.032), ring(rng, (0.064, 0), 0.032)])) == 2
+
+
+def cluster_of(*parts):
+    """(voxel centroids, one cluster label each, hue codes) from (xy, hue) parts."""
+    xy = np.concatenate([p[0] for p in parts])
+    codes = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
+    centroids = np.column_stack([xy, np.full(len(xy), 0.03)])
+    return centroids, np.zeros(len(xy), dtype=int), codes
+
+
+def test_two_hues_in_places_of_their_own_split_by_colour():
+    rng = np.random.default_rng(4)
+    box = rect(rng, (0.0, 0.0), 0.058, 0.09, 0.0, 300)  # blue (4)
+    can_body = disc(rng, (0.065, 0.0), 0.03, 200)  # yellow (2) ...
+    can_band = disc(rng, (0.065, 0.0), 0.03, 100)  # ... with a white label band (-1)
+    centroids, labels, codes = cluster_of((box, 4), (can_body, 2), (can_band, -1))
+    out = split_by_colour(centroids, labels, codes, CFG)
+    assert len(set(out)) == 2
+    assert len(set(out[:300])) == 1 and len(set(out[300:])) == 1  # the band stays with the can
+    assert out[0] != out[300]
+
+
+def test_an_object_of_two_hues_mixed_in_one_place_stays_whole():
+    rng = np.random.default_rng(5)
+    blue = rect(rng, (0.0, 0.0), 0.058, 0.09, 0.0, 300)
+    red = rect(rng, (0.0, 0.0), 0.058, 0.09, 0.0, 300)  # a checkered box: hues interleaved
+    out = split_by_colour(*cluster_of((blue, 4), (red, 0)), CFG)
+    assert len(set(out)) == 1

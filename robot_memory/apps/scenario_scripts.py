@@ -117,27 +117,45 @@ def _margin(s: ScenarioSession) -> float:
     return 0.12 * s.config.width
 
 
+def _clearance(s: ScenarioSession, mover, other) -> float:
+    """How far a spot for ``mover`` keeps from ``other``'s centre: the primitives
+    keep the spawn separation; household objects (14 on the table) their
+    footprints' half diagonals and 2 cm, or no spot would be left."""
+    if s.config.scene == "tabletop" or mover is None:
+        return MIN_SEPARATION + 0.01
+    radius = lambda o: float(np.hypot(o.size[0], o.size[1])) / 2.0  # noqa: E731
+    return radius(mover) + radius(other) + 0.02
+
+
 def free_spots(
     s: ScenarioSession,
     ignore: str,
     accept: Callable[[np.ndarray], bool] = lambda xy: True,
 ) -> list[np.ndarray]:
-    """Table spots (xy) within reach, off the bin and the cover, at least
-    ``MIN_SEPARATION`` + 1 cm from every object but ``ignore``; nearest the
-    table centre first."""
+    """Table spots (xy) within reach, off the bin and the cover, clear of every
+    object but ``ignore`` (:func:`_clearance`); nearest the table centre first."""
     gt = s.ground_truth()
     base = np.array(s.runner.physics.body_pose("panda_link0")[0][:2])
-    others = [np.array(o.position[:2]) for o in gt.objects if o.kind == "object" and o.id != ignore]
+    mover = next((o for o in gt.objects if o.id == ignore), None)
+    others = [
+        (np.array(o.position[:2]), _clearance(s, mover, o))
+        for o in gt.objects
+        if o.kind == "object" and o.id != ignore
+    ]
     bin_xy, cover_xy = np.array(gt.get("bin").position[:2]), np.array(gt.get("cover").position[:2])
+    # (x range, y range, points): the household table is fuller, so a finer grid to its edges
+    grid = ((-0.12, 0.28, 9), (-0.3, 0.3, 13))
+    if s.config.scene != "tabletop":
+        grid = ((-0.15, 0.3, 19), (-0.36, 0.36, 25))
     spots = []
-    for x in np.linspace(-0.12, 0.28, 9):
-        for y in np.linspace(-0.3, 0.3, 13):
+    for x in np.linspace(*grid[0]):
+        for y in np.linspace(*grid[1]):
             xy = np.array([x, y])
             if not REACH[0] + 0.03 <= np.linalg.norm(xy - base) <= REACH[1] - 0.05:
                 continue
             if np.all(np.abs(xy - bin_xy) < 0.17) or np.linalg.norm(xy - cover_xy) < 0.14:
                 continue
-            if any(np.linalg.norm(xy - p) < MIN_SEPARATION + 0.01 for p in others):
+            if any(np.linalg.norm(xy - p) < gap for p, gap in others):
                 continue
             if accept(xy):
                 spots.append(xy)

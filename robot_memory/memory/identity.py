@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from robot_memory.memory.colours import ACHROMATIC, SHADE, same_colour
-from robot_memory.memory.object_node import MemoryObject, find_duplicate, is_container_label
+from robot_memory.memory.object_node import (
+    MemoryObject,
+    find_duplicate,
+    is_container_label,
+    part_of,
+)
 from robot_memory.memory.permanence import OUT_OF_VIEW
 
 if TYPE_CHECKING:
@@ -71,6 +76,24 @@ def fragment_parent(
         if volume > best_volume:
             best, best_volume = obj, volume
     return best
+
+
+def merged_view(obs: ObjectObservation, obj: MemoryObject, objects: list[MemoryObject]) -> bool:
+    """``obs``, matched to ``obj``, is ``obj`` and a neighbour seen as one
+    cluster (two touching twins): its box is much larger than ``obj``'s and
+    holds the centre of another live object of the same colour."""
+    lo, hi = np.asarray(obs.bbox_min), np.asarray(obs.bbox_max)
+    volume = float(np.prod(np.clip(hi - lo, 1e-4, None)))
+    if volume < 1.8 * float(np.prod(np.clip(obj.bbox_max - obj.bbox_min, 1e-4, None))):
+        return False
+    for other in objects:
+        if other.id == obj.id or other.status == "absent" or other.merged_into is not None:
+            continue
+        if same_colour(other.color, obs.color) and np.all(
+            (other.centroid >= lo) & (other.centroid <= hi)
+        ):
+            return True
+    return False
 
 
 def reidentify(obs: ObjectObservation, candidates: list[MemoryObject]) -> MemoryObject | None:
@@ -135,8 +158,15 @@ def merge_duplicates(memory: SceneMemory, changed: set[int]) -> list[int]:
             other = find_duplicate(obj, list(memory._objects.values()), memory.config)
         if other is None:
             continue
-        keep, gone = (obj, other) if obj.id < other.id else (other, obj)
-        memory._touch(keep).absorb(memory._touch(gone), memory.config)
+        margin = memory.config.fragment_margin
+        if part_of(obj, other, margin):  # the whole keeps its id, words and box
+            keep, gone, part = other, obj, True
+        elif part_of(other, obj, margin):
+            keep, gone, part = obj, other, True
+        else:
+            keep, gone = (obj, other) if obj.id < other.id else (other, obj)
+            part = False
+        memory._touch(keep).absorb(memory._touch(gone), memory.config, part)
         gone.merged_into = keep.id
         memory._remove(gone.id, merged=True)
         removed.append(gone.id)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robot_memory.memory.colours import same_colour
+from robot_memory.memory.colours import ACHROMATIC, same_colour
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.orientation import estimate_yaw
 from robot_memory.perception.observations import ObjectObservation
@@ -151,16 +151,24 @@ class MemoryObject:
         obj.pose_history.append((obs.stamp, _xyz(obj.centroid)))
         return obj
 
-    def fuse(self, obs: ObjectObservation, config: MemoryConfig, relocate: bool = False) -> None:
+    def fuse(
+        self,
+        obs: ObjectObservation,
+        config: MemoryConfig,
+        relocate: bool = False,
+        merged_view: bool = False,
+    ) -> None:
         """Fold one sighting in. A sighting beyond ``move_threshold`` from the
-        fused centroid (or a relocation) replaces the geometry: the object moved."""
+        fused centroid (or a relocation) replaces the geometry: the object moved.
+        A ``merged_view`` (this object and a neighbour seen as one) counts as a
+        partial view: it confirms the object, it does not reshape it."""
         w = max(float(obs.confidence), 1e-3)
         centroid = np.asarray(obs.centroid, dtype=float)
         # Words from a view that covers more of the object count more (up to 4x
         # a view the size of the fused box): a capsule cut in half by the image
         # edge looks like a sphere, the whole capsule does not.
         coverage = 1.0 if relocate else float(np.clip(_volume(obs) / _volume(self), 0.0, 4.0))
-        partial = not relocate and self.is_partial_view(obs, config)
+        partial = not relocate and (merged_view or self.is_partial_view(obs, config))
         if partial:
             w *= config.partial_view_weight  # its shape word and box are unreliable
         moved = (
@@ -242,8 +250,15 @@ class MemoryObject:
         del self.pose_history[: -config.history_length]
         return True
 
-    def absorb(self, other: MemoryObject, config: MemoryConfig) -> None:
-        """Merge a duplicate into this object (``other.merged_into`` is set by the caller)."""
+    def absorb(self, other: MemoryObject, config: MemoryConfig, part: bool = False) -> None:
+        """Merge a duplicate into this object (``other.merged_into`` is set by the
+        caller). A ``part`` (:func:`part_of`) adds its sightings, not its votes or box."""
+        if part:
+            self.observations += other.observations
+            self.first_seen = min(self.first_seen, other.first_seen)
+            if other.status == "visible":
+                self.status = "visible"
+            return
         for mine, theirs in (
             (self.label_votes, other.label_votes),
             (self.color_votes, other.color_votes),
@@ -343,16 +358,41 @@ def _volume(box: MemoryObject | ObjectObservation) -> float:
     return float(np.prod(np.clip(np.asarray(box.bbox_max) - box.bbox_min, 1e-3, None)))
 
 
+def part_of(part: MemoryObject, whole: MemoryObject, margin: float) -> bool:
+    """``part`` is a piece of ``whole`` seen on its own: its centre inside
+    ``whole``'s box grown by ``margin``, ``whole`` no container, and either
+    achromatic (white, grey, black) under half ``whole``'s volume with ``whole``
+    of a colour (a bottle's cap, a can's lid or label band, a screwdriver's
+    metal shaft), or of ``whole``'s colour under a quarter of its volume (a
+    mug's handle clustered apart). Two solid things cannot share that space."""
+    if whole.container:
+        return False
+    if part.color in ACHROMATIC and whole.color not in ACHROMATIC:
+        limit = 0.5
+    elif same_colour(part.color, whole.color):
+        limit = 0.25
+    else:
+        return False
+    if _volume(part) >= limit * _volume(whole):
+        return False
+    c = part.centroid
+    return bool(np.all((c >= whole.bbox_min - margin) & (c <= whole.bbox_max + margin)))
+
+
 def find_duplicate(
     obj: MemoryObject, others: list[MemoryObject], config: MemoryConfig
 ) -> MemoryObject | None:
     """Another live object that is the same thing: the same label and a strong
-    box overlap, or the same colour with one's centre inside the other's box."""
+    box overlap, the same colour with one's centre inside the other's box, or
+    one a part of the other (:func:`part_of`)."""
     if obj.status == "absent":
         return None
     for other in others:
         if other.id == obj.id or other.status == "absent" or other.merged_into is not None:
             continue
+        margin = config.fragment_margin
+        if part_of(obj, other, margin) or part_of(other, obj, margin):
+            return other
         if other.label == obj.label:
             iou = box_iou(obj.bbox_min, obj.bbox_max, other.bbox_min, other.bbox_max)
             if iou >= config.merge_iou:

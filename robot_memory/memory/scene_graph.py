@@ -29,6 +29,7 @@ from robot_memory.memory.identity import (
     displaced_objects,
     fragment_parent,
     merge_duplicates,
+    merged_view,
     reidentify,
 )
 from robot_memory.memory.input_checks import frame_problem, observation_problem
@@ -248,7 +249,7 @@ class SceneMemory(MemoryJournal):
         for k, (i, obs) in enumerate(valid):
             if k in pairs:
                 obj = self._touch(candidates[pairs[k]])
-                obj.fuse(obs, cfg)
+                obj.fuse(obs, cfg, merged_view=merged_view(obs, obj, candidates))
                 result.matched[i] = obj.id
                 changed.add(obj.id)
         taken = set(matched_ids)

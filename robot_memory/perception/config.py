@@ -37,6 +37,7 @@ class PerceptionConfig:
     split_cell: float = 0.005  # footprint grid [m]; = cluster_voxel: one cell per voxel column
     split_min_radius: float = 0.015  # a region's centre lies this deep inside its footprint [m]
     split_neck_ratio: float = 0.85  # a neck narrower than this x the depth separates objects
+    colour_split_fraction: float = 0.2  # a hue this much of a cluster, in a place of its own: split
     # colour naming (HSV, OpenCV ranges: hue 0-180, sat/val 0-255)
     min_saturation: int = 70
     min_colourful_fraction: float = 0.15  # of an object's pixels, saturated: it has a hue
@@ -103,6 +104,10 @@ class PerceptionConfig:
         if not 0.0 < self.min_colourful_fraction <= 1.0:
             raise ValueError(
                 f"min_colourful_fraction must be in (0, 1], got {self.min_colourful_fraction}"
+            )
+        if not 0.0 < self.colour_split_fraction <= 0.5:
+            raise ValueError(
+                f"colour_split_fraction must be in (0, 0.5], got {self.colour_split_fraction}"
             )
         if not 0.0 < self.split_neck_ratio <= 1.0:
             raise ValueError(f"split_neck_ratio must be in (0, 1], got {self.split_neck_ratio}")

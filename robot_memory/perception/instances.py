@@ -3,7 +3,8 @@
 Density clustering links objects that touch: two mugs side by side, a can
 against a box. Their union, seen from above, has a neck where they meet. Per
 cluster, the voxels' footprint on the table (an occupancy grid, closed over
-small holes) gets a distance transform; every local maximum at least
+small holes, enclosed areas filled: an open mug's inside is cut with the
+table) gets a distance transform; every local maximum at least
 ``split_min_radius`` deep seeds a watershed region, and neighbouring regions
 merge again unless the neck between them is narrower than
 ``split_neck_ratio`` of the smaller one's depth. A disc stays one object, a
@@ -53,12 +54,22 @@ def footprint_regions(xy: np.ndarray, config: PerceptionConfig) -> np.ndarray:
     grid = np.zeros(tuple(ij.max(axis=0) + 4), dtype=np.uint8)
     grid[ij[:, 0], ij[:, 1]] = 255
     grid = cv2.morphologyEx(grid, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # pinholes
+    grid = _fill_holes(grid)  # a mug or bowl seen from above: a ring, its inside cut low
     depth = cv2.distanceTransform(grid, cv2.DIST_L2, 5) * cell
     markers = _significant_peaks(depth, config.split_min_radius, config.split_neck_ratio)
     if markers.max() < 2:
         return np.zeros(len(xy), dtype=int)
     regions = _watershed(grid, depth, markers)
     return regions[ij[:, 0], ij[:, 1]] - 1  # regions 1..K -> 0..K-1
+
+
+def _fill_holes(grid: np.ndarray) -> np.ndarray:
+    """The footprint with every enclosed empty area filled (the grid has an
+    empty border, so the outside is what a flood from its corner reaches)."""
+    outside = grid.copy()
+    mask = np.zeros((grid.shape[0] + 2, grid.shape[1] + 2), np.uint8)
+    cv2.floodFill(outside, mask, (0, 0), 255)
+    return grid | cv2.bitwise_not(outside)
 
 
 def _significant_peaks(depth: np.ndarray, min_radius: float, neck_ratio: float) -> np.ndarray:
@@ -103,3 +114,60 @@ def _watershed(grid: np.ndarray, depth: np.ndarray, markers: np.ndarray) -> np.n
             regions[take] = grown[take]
     regions[inside & (regions == 0)] = 1
     return regions.astype(int)
+
+
+def voxel_hues(voxel_of_point: np.ndarray, pixels: np.ndarray, n_voxels: int, config) -> np.ndarray:
+    """Per voxel: its mean colour's hue bin (0..5: red, orange, yellow, green,
+    blue, purple) or -1 when it has no hue (white, grey, black, dark)."""
+    if n_voxels == 0:
+        return np.zeros(0, dtype=int)
+    counts = np.maximum(np.bincount(voxel_of_point, minlength=n_voxels), 1)
+    mean = np.stack(
+        [np.bincount(voxel_of_point, pixels[:, k], n_voxels) / counts for k in range(3)], axis=1
+    )
+    hsv = cv2.cvtColor(mean.astype(np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2HSV)
+    hue, sat, val = (hsv.reshape(-1, 3)[:, k].astype(float) for k in range(3))
+    bins = np.searchsorted(np.array([8.0, 20.0, 34.0, 85.0, 128.0, 165.0]), hue, side="right")
+    bins = np.where(bins == 6, 0, bins)  # hue past purple wraps to red
+    return np.where((sat >= config.min_saturation) & (val >= config.min_value), bins, -1)
+
+
+def split_by_colour(
+    centroids: np.ndarray, labels: np.ndarray, hues: np.ndarray, config: PerceptionConfig
+) -> np.ndarray:
+    """Voxel labels with each cluster that holds two or more hues, each a large
+    part of it in a place of its own (a blue box against a yellow can), split
+    by hue: every voxel goes to the hue group nearest it on the table, so a
+    can's white label band and silver lid stay with the can. A two-tone object
+    (hues mixed in one place) stays whole."""
+    out = labels.copy()
+    if len(labels) == 0 or config.split_min_radius <= 0:
+        return out
+    next_label = int(labels.max()) + 1
+    for label in range(int(labels.max()) + 1):
+        members = np.flatnonzero(labels == label)
+        codes = hues[members]
+        found, counts = np.unique(codes[codes >= 0], return_counts=True)
+        need = max(config.min_cluster_voxels, config.colour_split_fraction * len(members))
+        major = found[counts >= need]
+        if len(major) < 2:
+            continue
+        xy = centroids[members, :2]
+        centres = np.array([xy[codes == c].mean(axis=0) for c in major])
+        spread = max(np.linalg.norm(xy[codes == c] - centres[i], axis=1).mean()
+                     for i, c in enumerate(major))  # fmt: skip
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2)[
+            np.triu_indices(len(major), 1)
+        ]
+        if gaps.min() < max(2 * config.split_min_radius, spread):
+            continue  # the hues share one place: one object of several colours
+        nearest = np.full(len(members), np.inf)
+        group = np.zeros(len(members), dtype=int)
+        for i, c in enumerate(major):
+            d = np.min(np.linalg.norm(xy[:, None] - xy[codes == c][None], axis=2), axis=1)
+            closer = d < nearest
+            nearest[closer], group[closer] = d[closer], i
+        for i in range(1, len(major)):
+            out[members[group == i]] = next_label
+            next_label += 1
+    return out

@@ -15,7 +15,7 @@ from robot_memory.cell import CellConfig, load_cell
 from robot_memory.perception.appearance import color_name
 from robot_memory.perception.config import PerceptionConfig
 from robot_memory.perception.image_decoding import PerceptionInputError
-from robot_memory.perception.instances import split_touching
+from robot_memory.perception.instances import split_by_colour, split_touching, voxel_hues
 from robot_memory.perception.labelling.base import UNKNOWN, Labeller, ObjectCrop, crop_image
 from robot_memory.perception.labelling.feature_labeller import FeatureLabeller
 from robot_memory.perception.observations import (
@@ -157,6 +157,8 @@ class PerceptionPipeline:
             keep = ~self.robot_mask.mask(centroids, joints)
         t0, timings["robot_mask"] = time.perf_counter(), time.perf_counter() - t1
         voxel_labels = split_touching(centroids, cluster_voxels(centroids, keep, cfg), cfg)
+        hues = voxel_hues(voxel_of_point, rgb[above.rows, above.cols], len(centroids), cfg)
+        voxel_labels = split_by_colour(centroids, voxel_labels, hues, cfg)
         labels = voxel_labels[voxel_of_point]
         voxels = np.column_stack([centroids, voxel_labels])
         t1, timings["cluster"] = time.perf_counter(), time.perf_counter() - t0

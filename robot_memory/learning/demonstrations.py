@@ -26,6 +26,7 @@ from robot_memory.policy.kinematics import ArmKinematics
 from robot_memory.policy.skill_goal import SkillGoal
 from robot_memory.robot.ik import IKError
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
+from robot_memory.sim.scene import SCENES
 
 
 class StepRecorder:
@@ -70,12 +71,13 @@ def collect(
     fps: float = 10.0,
     overwrite: bool = False,
     progress: bool = True,
+    scene: str = "tabletop",
 ) -> dict[str, int]:
-    """Record ``episodes`` episodes of each skill; returns counts."""
-    runner = SimulationRunner(RunnerConfig(camera_rate=0.0, ground_truth_rate=0.0))
+    """Record ``episodes`` episodes of each skill in ``scene``; returns counts."""
+    runner = SimulationRunner(RunnerConfig(scene=scene, camera_rate=0.0, ground_truth_rate=0.0))
     scenes = SkillScenes(runner)
     kin = ArmKinematics()
-    writer = EpisodeWriter(out, fps, source="expert:in-process", overwrite=overwrite)
+    writer = EpisodeWriter(out, fps, source=f"expert:in-process:{scene}", overwrite=overwrite)
     counts = {"written": 0, "successful": 0, "failed": 0, "ik_errors": 0}
     jobs = [(skill, seed_start + i) for i in range(episodes) for skill in skills]
     bar = tqdm(jobs, desc="demonstrations", unit="ep", disable=not progress)
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed-start", type=int, default=0, help="first scene seed")
     p.add_argument("--fps", type=float, default=10.0, help="control rate recorded [Hz]")
     p.add_argument("--overwrite", action="store_true", help="start the dataset afresh")
+    p.add_argument("--scene", choices=SCENES, default="tabletop", help="household: realistic")
     args = p.parse_args(argv)
     skills = tuple(s.strip() for s in args.skills.split(",") if s.strip())
     if not skills or set(skills) - {"pick", "place"}:
@@ -137,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         print("collect-demos: --episodes must be >= 1 and --fps > 0", file=sys.stderr)
         return 2
     start = time.monotonic()
-    counts = collect(args.out, args.episodes, skills, args.seed_start, args.fps, args.overwrite)
+    counts = collect(
+        args.out, args.episodes, skills, args.seed_start, args.fps, args.overwrite, scene=args.scene
+    )
     print(
         f"collect-demos: {counts['successful']} successful, {counts['failed']} failed, "
         f"{counts['ik_errors']} skipped (IK) in {time.monotonic() - start:.0f} s -> {args.out}"

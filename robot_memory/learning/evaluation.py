@@ -29,6 +29,7 @@ from robot_memory.learning.skill_tasks import SkillScenes
 from robot_memory.policy.runtime import PolicyRuntime
 from robot_memory.policy.skill_monitor import MonitorConfig
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
+from robot_memory.sim.scene import SCENES, scene_objects
 
 EVAL_SEED_START = 10_000
 
@@ -64,6 +65,15 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "mean_sim_seconds": float(np.mean([r.sim_seconds for r in results])) if results else 0.0,
         "failures": reasons,
     }
+
+
+def by_category_summary(results: list[EpisodeResult], scene: str) -> dict[str, dict]:
+    """:func:`summarize` per object category (the scene's shape word of each object)."""
+    category = {item.id: item.shape for item in scene_objects(scene)}
+    groups: dict[str, list[EpisodeResult]] = {}
+    for r in results:
+        groups.setdefault(category.get(r.object_id, r.object_id), []).append(r)
+    return {c: summarize(rs) for c, rs in sorted(groups.items())}
 
 
 def _percentiles(x: np.ndarray) -> dict:
@@ -116,18 +126,32 @@ def evaluate(
     videos: int = 1,
     progress: bool = True,
     monitor_config: MonitorConfig | None = None,
+    scene: str = "tabletop",
+    by_category: bool = False,
 ) -> dict[str, list[EpisodeResult]]:
-    runner = SimulationRunner(RunnerConfig(camera_rate=0.0, ground_truth_rate=0.0))
+    """``episodes`` per skill, each on a random object of the scene; with
+    ``by_category``, ``episodes`` per skill and object category (a random
+    object of that category; the same scene seeds for every category)."""
+    runner = SimulationRunner(RunnerConfig(scene=scene, camera_rate=0.0, ground_truth_rate=0.0))
     scenes = SkillScenes(runner)
     results: dict[str, list[EpisodeResult]] = {s: [] for s in skills}
-    jobs = [(skill, seed_start + i) for skill in skills for i in range(episodes)]
+    jobs: list[tuple[str, int, str | None]] = []
+    for skill in skills:
+        if not by_category:
+            jobs += [(skill, seed_start + i, None) for i in range(episodes)]
+            continue
+        for ids in scenes.categories().values():
+            rng = np.random.default_rng(seed_start + len(ids))
+            jobs += [(skill, seed_start + i, str(rng.choice(ids))) for i in range(episodes)]
     bar = tqdm(jobs, desc="eval-policy", unit="ep", disable=not progress)
-    for skill, seed in bar:
+    for skill, seed, object_id in bar:
         recorder = None
         if out is not None and len(results[skill]) < videos:
             recorder = VideoRecorder(runner, out / f"rollout_{skill}_{seed}.mp4", 1.0 / runtime.dt)
         try:
-            result = run_episode(runtime, scenes, seed, skill, monitor_config, on_step=recorder)
+            result = run_episode(
+                runtime, scenes, seed, skill, monitor_config, on_step=recorder, object_id=object_id
+            )
         finally:
             if recorder is not None:
                 recorder.close()
@@ -228,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="memory ablation: goal from memory vs from the current frame only",
     )
+    p.add_argument("--scene", choices=SCENES, default="tabletop", help="household: realistic")
+    p.add_argument(
+        "--by-category",
+        action="store_true",
+        help="--episodes per object category (mug, bowl, ...) and skill, success per category",
+    )
     p.add_argument("--out", type=Path, default=Path("out/eval_policy"))
     args = p.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -256,8 +286,18 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_ablation(runtime, args.episodes, args.seed_start, args.out)
         write_ablation_report(args.out, summary)
         return 0
-    results = evaluate(runtime, skills, args.episodes, args.seed_start, args.out, args.videos)
+    results = evaluate(
+        runtime,
+        skills,
+        args.episodes,
+        args.seed_start,
+        args.out,
+        args.videos,
+        scene=args.scene,
+        by_category=args.by_category,
+    )
     summary = {
+        "scene": args.scene,
         "checkpoint": str(checkpoint),
         "sampler": runtime.sampler,
         "num_inference_steps": runtime.num_inference_steps,
@@ -266,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed_start": args.seed_start,
         "wall_seconds": round(time.monotonic() - start, 1),
         "skills": {s: summarize(r) for s, r in results.items()},
+        "categories": {s: by_category_summary(r, args.scene) for s, r in results.items()},
         "episodes": {
             s: [asdict(x) | {"chunk_latency_s": None, "sample_latency_s": None} for x in r]
             for s, r in results.items()
@@ -279,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
             f"({100 * s['success_rate']:.0f}%, Wilson 95% {100 * lo:.0f}-{100 * hi:.0f}%), "
             f"chunk p99 {s['chunk_latency_ms'].get('p99', 0):.1f} ms"
         )
+        for category, c in summary["categories"][skill].items():
+            lo, hi = c["wilson95"]
+            print(
+                f"eval-policy:   {skill} {category:12s} {c['successes']}/{c['episodes']} "
+                f"({100 * c['success_rate']:.0f}%, Wilson 95% {100 * lo:.0f}-{100 * hi:.0f}%)"
+            )
     print(f"eval-policy: report in {args.out}")
     return 0
 

@@ -37,7 +37,7 @@ from robot_memory.robot.ik import ArmIK
 from robot_memory.robot.panda import ARM_JOINTS, ARM_LOWER, ARM_UPPER, HOME_ARM
 from robot_memory.schemas import GroundTruth, GroundTruthObject
 from robot_memory.sim.runner import SimulationRunner
-from robot_memory.sim.scene import OBJECTS
+from robot_memory.sim.scene import scene_objects
 
 SKILL_PHASES = {
     "pick": ("open", "approach", "descend", "grasp", "lift"),
@@ -79,6 +79,14 @@ class SkillScenes:
     def __init__(self, runner: SimulationRunner, config: PickPlaceConfig = EXPERT_CONFIG):
         self.runner = runner
         self.planner = PickPlacePlanner(ArmIK(runner.physics.model), config)
+        self.objects = scene_objects(runner.task.scene)  # what an episode may pick
+
+    def categories(self) -> dict[str, list[str]]:
+        """Object ids by category (shape word): ``mug`` -> [red_mug_1, ...]."""
+        out: dict[str, list[str]] = {}
+        for item in self.objects:
+            out.setdefault(item.shape, []).append(item.id)
+        return out
 
     def full_plan(
         self, object_id: str, place_target: np.ndarray
@@ -104,7 +112,7 @@ class SkillScenes:
         rng = np.random.default_rng(seed + 7919)
         self.runner.reset(seed)
         move_arm_to(self.runner, random_start_pose(rng))
-        object_id = object_id or str(rng.choice([o.id for o in OBJECTS]))
+        object_id = object_id or str(rng.choice([o.id for o in self.objects]))
         truth = self.runner.ground_truth()
         target_id = place_target or ("bin" if rng.random() < 0.5 else "table")
         if target_id == "bin":

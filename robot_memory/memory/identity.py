@@ -78,6 +78,24 @@ def fragment_parent(
     return best
 
 
+def part_owner(
+    obs: ObjectObservation, objects: list[MemoryObject], margin: float
+) -> MemoryObject | None:
+    """The live object ``obs`` is a piece of (:func:`part_of`: a mug's handle
+    clustered apart, a bottle's cap), whichever object it would match: it
+    confirms nothing and moves nothing."""
+    if not objects:
+        return None
+    c = np.asarray(obs.centroid)
+    lo = np.array([o.bbox_min for o in objects]) - margin
+    hi = np.array([o.bbox_max for o in objects]) + margin
+    for j in np.flatnonzero(np.all((c >= lo) & (c <= hi), axis=1)):  # cheap test first
+        whole = objects[j]
+        if whole.status != "absent" and part_of(obs, whole, margin):  # type: ignore[arg-type]
+            return whole
+    return None
+
+
 def merged_view(obs: ObjectObservation, obj: MemoryObject, objects: list[MemoryObject]) -> bool:
     """``obs``, matched to ``obj``, is ``obj`` and a neighbour seen as one
     cluster (two touching twins): its box is much larger than ``obj``'s and

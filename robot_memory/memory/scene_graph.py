@@ -30,6 +30,7 @@ from robot_memory.memory.identity import (
     fragment_parent,
     merge_duplicates,
     merged_view,
+    part_owner,
     reidentify,
 )
 from robot_memory.memory.input_checks import frame_problem, observation_problem
@@ -240,6 +241,10 @@ class SceneMemory(MemoryJournal):
     ) -> None:
         cfg, stamp = self.config, frame.stamp
         candidates = [o for o in self._objects.values() if o.merged_into is None]
+        owners = [part_owner(obs, candidates, cfg.fragment_margin) for _, obs in valid]
+        pairs_owned = list(zip(valid, owners, strict=True))
+        result.fragments += [(i, o.id) for (i, _), o in pairs_owned if o is not None]
+        valid = [v for v, o in pairs_owned if o is None]  # a mug's handle is its mug's
         obs_list = [obs for _, obs in valid]
         pairs = assign(obs_list, candidates, cfg)
         matched_ids = {candidates[j].id for j in pairs.values()}

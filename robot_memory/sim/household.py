@@ -34,7 +34,7 @@ PALETTE = {
     "blue": (0.12, 0.3, 0.8, 1.0),
     "green": (0.15, 0.6, 0.2, 1.0),
     "yellow": (0.95, 0.8, 0.1, 1.0),
-    "orange": (0.95, 0.45, 0.08, 1.0),
+    "orange": (0.95, 0.36, 0.05, 1.0),  # hue 11 of 180: clear of yellow under warm light
     "white": (0.92, 0.92, 0.9, 1.0),
     "black": (0.06, 0.06, 0.07, 1.0),
 }
@@ -163,10 +163,16 @@ def _screwdriver(length: float, handle_r: float) -> tuple[trimesh.Trimesh, trime
     shaft = creation.cylinder(radius=0.0035, height=length - handle_len, sections=16)
     down = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
     handle.apply_transform(down)
-    shaft.apply_transform(down)
     x0 = -length / 2
     handle.apply_translation([x0 + handle_len / 2, 0, 0])
-    shaft.apply_translation([x0 + handle_len + (length - handle_len) / 2, 0, -handle_r + 0.0035])
+    # The shaft leaves the handle on its axis and slopes down to the tip, which
+    # rests on the table (a screwdriver lying down touches it at handle and tip).
+    shaft_len, shaft_r = length - handle_len, 0.0035
+    slope = np.arcsin((handle_r - shaft_r) / shaft_len)
+    shaft.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2 - slope, [0, 1, 0]))
+    shaft.apply_translation(
+        [x0 + handle_len + np.cos(slope) * shaft_len / 2, 0, -np.sin(slope) * shaft_len / 2]
+    )
     return handle, shaft
 
 

@@ -68,11 +68,14 @@ def test_split_touching_relabels_only_the_merged_cluster():
     np.testing.assert_array_equal(off, labels)
 
 
-def ring(rng, centre, radius, n=600):
-    """A mug or bowl seen from above: its rim and walls; the inside is cut low."""
-    a = rng.uniform(0, 2 * np.pi, n)
-    d = radius * rng.uniform(0.75, 1.0, n)
-    return np.column_stack([centre[0] + d * np.cos(a), centre[1] + d * np.sin(a)])
+def ring(rng, centre, radius, wall=0.008):
+    """A mug or bowl seen from above: its rim and walls on a 2.5 mm lattice (as
+    dense as voxel centroids are); the inside is cut with the table."""
+    g = np.arange(-radius, radius + 1e-9, 0.0025)
+    xy = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    r = np.linalg.norm(xy, axis=1)
+    xy = xy[(r <= radius) & (r >= radius - wall)] + rng.normal(0, 0.0005, (1, 2))
+    return xy + np.asarray(centre)
 
 
 def test_touching_rings_are_filled_and_split():

@@ -36,8 +36,10 @@ class PerceptionConfig:
     # touching objects (perception/instances.py): 0 turns splitting off
     split_cell: float = 0.005  # footprint grid [m]; = cluster_voxel: one cell per voxel column
     split_min_radius: float = 0.015  # a region's centre lies this deep inside its footprint [m]
-    split_neck_ratio: float = 0.85  # a neck narrower than this x the depth separates objects
+    split_neck_ratio: float = 0.8  # a neck narrower than this x the depth separates objects
     colour_split_fraction: float = 0.2  # a hue this much of a cluster, in a place of its own: split
+    split_white_value: int = 170  # unsaturated and at least this bright: white, for the split
+    split_black_value: int = 45  # darker than this: black, for the split (grey between: neither)
     # colour naming (HSV, OpenCV ranges: hue 0-180, sat/val 0-255)
     min_saturation: int = 70
     min_colourful_fraction: float = 0.15  # of an object's pixels, saturated: it has a hue
@@ -115,8 +117,11 @@ class PerceptionConfig:
             raise ValueError("min_object_size must be < max_object_size")
         if self.dbscan_eps < self.cluster_voxel:
             raise ValueError("dbscan_eps must be >= cluster_voxel (neighbouring voxels must link)")
-        for name in ("min_saturation", "min_value", "white_value", "grey_value"):
+        names = ("min_saturation", "min_value", "white_value", "grey_value")
+        for name in (*names, "split_white_value", "split_black_value"):
             if not 0 <= getattr(self, name) <= 255:
                 raise ValueError(f"{name} must be in [0, 255], got {getattr(self, name)}")
         if self.grey_value > self.white_value:
             raise ValueError("grey_value must be <= white_value")
+        if self.split_black_value >= self.split_white_value:
+            raise ValueError("split_black_value must be < split_white_value")

@@ -54,7 +54,10 @@ def footprint_regions(xy: np.ndarray, config: PerceptionConfig) -> np.ndarray:
     grid = np.zeros(tuple(ij.max(axis=0) + 4), dtype=np.uint8)
     grid[ij[:, 0], ij[:, 1]] = 255
     grid = cv2.morphologyEx(grid, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # pinholes
-    grid = _fill_holes(grid)  # a mug or bowl seen from above: a ring, its inside cut low
+    # a mug or bowl seen from above is a ring, its inside cut with the table: fill
+    # enclosed areas as large as an object's core (not the small gaps the closing
+    # encloses where two rings touch)
+    grid = _fill_holes(grid, np.pi * (config.split_min_radius / cell) ** 2)
     depth = cv2.distanceTransform(grid, cv2.DIST_L2, 5) * cell
     markers = _significant_peaks(depth, config.split_min_radius, config.split_neck_ratio)
     if markers.max() < 2:
@@ -63,13 +66,15 @@ def footprint_regions(xy: np.ndarray, config: PerceptionConfig) -> np.ndarray:
     return regions[ij[:, 0], ij[:, 1]] - 1  # regions 1..K -> 0..K-1
 
 
-def _fill_holes(grid: np.ndarray) -> np.ndarray:
-    """The footprint with every enclosed empty area filled (the grid has an
-    empty border, so the outside is what a flood from its corner reaches)."""
-    outside = grid.copy()
-    mask = np.zeros((grid.shape[0] + 2, grid.shape[1] + 2), np.uint8)
-    cv2.floodFill(outside, mask, (0, 0), 255)
-    return grid | cv2.bitwise_not(outside)
+def _fill_holes(grid: np.ndarray, min_area_cells: float) -> np.ndarray:
+    """The footprint with every enclosed empty area of at least ``min_area_cells``
+    filled (the grid has an empty border: the outside touches its corner)."""
+    n, holes = cv2.connectedComponents((grid == 0).astype(np.uint8), connectivity=4)
+    areas = np.bincount(holes.ravel(), minlength=n)
+    fill = areas >= min_area_cells
+    fill[0] = False  # unused: 0 is the footprint itself
+    fill[holes[0, 0]] = False  # the outside
+    return np.where(fill[holes] & (grid == 0), 255, grid).astype(np.uint8)
 
 
 def _significant_peaks(depth: np.ndarray, min_radius: float, neck_ratio: float) -> np.ndarray:
@@ -81,7 +86,7 @@ def _significant_peaks(depth: np.ndarray, min_radius: float, neck_ratio: float) 
     top = float(depth.max())
     if top < min_radius:
         return best
-    for t in np.arange(top, 0.0, -0.25 * min_radius / 2):
+    for t in np.arange(top, 0.0, -min_radius / 16):
         n, parts = cv2.connectedComponents((depth >= t).astype(np.uint8), connectivity=8)
         keep = []
         for k in range(1, n):
@@ -116,9 +121,12 @@ def _watershed(grid: np.ndarray, depth: np.ndarray, markers: np.ndarray) -> np.n
     return regions.astype(int)
 
 
-def voxel_hues(voxel_of_point: np.ndarray, pixels: np.ndarray, n_voxels: int, config) -> np.ndarray:
+def voxel_hues(
+    voxel_of_point: np.ndarray, pixels: np.ndarray, n_voxels: int, config: PerceptionConfig
+) -> np.ndarray:
     """Per voxel: its mean colour's hue bin (0..5: red, orange, yellow, green,
-    blue, purple) or -1 when it has no hue (white, grey, black, dark)."""
+    blue, purple), 6 for bright white, 7 for black, or -1 in between (grey,
+    shade: a white object's shaded side must not read as a second object)."""
     if n_voxels == 0:
         return np.zeros(0, dtype=int)
     counts = np.maximum(np.bincount(voxel_of_point, minlength=n_voxels), 1)
@@ -129,17 +137,21 @@ def voxel_hues(voxel_of_point: np.ndarray, pixels: np.ndarray, n_voxels: int, co
     hue, sat, val = (hsv.reshape(-1, 3)[:, k].astype(float) for k in range(3))
     bins = np.searchsorted(np.array([8.0, 20.0, 34.0, 85.0, 128.0, 165.0]), hue, side="right")
     bins = np.where(bins == 6, 0, bins)  # hue past purple wraps to red
-    return np.where((sat >= config.min_saturation) & (val >= config.min_value), bins, -1)
+    hued = (sat >= config.min_saturation) & (val >= config.min_value)
+    white = ~hued & (sat < config.min_saturation / 2) & (val >= config.split_white_value)
+    black = ~hued & (val < config.split_black_value)
+    return np.where(hued, bins, np.where(white, 6, np.where(black, 7, -1)))
 
 
 def split_by_colour(
     centroids: np.ndarray, labels: np.ndarray, hues: np.ndarray, config: PerceptionConfig
 ) -> np.ndarray:
-    """Voxel labels with each cluster that holds two or more hues, each a large
-    part of it in a place of its own (a blue box against a yellow can), split
-    by hue: every voxel goes to the hue group nearest it on the table, so a
-    can's white label band and silver lid stay with the can. A two-tone object
-    (hues mixed in one place) stays whole."""
+    """Voxel labels with each cluster that holds two or more hues (or bright
+    white and black), each a large part of it in a place of its own (a blue box
+    against a yellow can, a white bowl against a black screwdriver), split by
+    hue: every voxel goes to the hue group nearest it on the table, so a can's
+    label band and lid stay with the can. A two-tone object (hues mixed in one
+    place) stays whole."""
     out = labels.copy()
     if len(labels) == 0 or config.split_min_radius <= 0:
         return out

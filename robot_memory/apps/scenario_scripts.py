@@ -174,7 +174,9 @@ def pick_place(s: ScenarioSession, object_id: str, place_xy: np.ndarray | None) 
     else:
         point = np.array([*place_xy, 0.0])
     try:
-        steps = s.planner.plan(s.runner.physics.arm_qpos(), gt.get(object_id), point)
+        steps = s.planner.plan(
+            s.runner.physics.arm_qpos(), gt.get(object_id), point, neighbours=gt.objects
+        )
     except IKError as err:
         s.log("expert_move_skipped", object=object_id, to=target, reason=str(err))
         return False

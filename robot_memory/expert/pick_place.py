@@ -8,7 +8,7 @@ tests, demonstration collection).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +87,29 @@ def _wrap(angle: float) -> float:
     return float((angle + np.pi) % (2 * np.pi) - np.pi)
 
 
+#: Shapes a grasp may close across in any direction.
+ROUND_SHAPES = frozenset({"cylinder", "sphere", "can", "bottle", "bowl"})
+#: A neighbour whose footprint comes this close to a round object's is in a finger's way [m].
+FINGER_CLEARANCE = 0.03
+
+
+def _nearest_blocking(
+    obj: GroundTruthObject, neighbours: Sequence[GroundTruthObject]
+) -> GroundTruthObject | None:
+    """The nearest other object or the cover, whose footprint (its half
+    diagonal) comes within ``FINGER_CLEARANCE`` of ``obj``'s, or None."""
+    radius = lambda o: float(np.hypot(o.size[0], o.size[1])) / 2.0  # noqa: E731
+    best, best_gap = None, FINGER_CLEARANCE
+    for other in neighbours:
+        if other.id == obj.id or other.shape in ("table", "bin"):
+            continue  # the bin's walls are a place to reach into, not a neighbour
+        gap = float(np.linalg.norm(np.subtract(other.position[:2], obj.position[:2])))
+        gap -= max(obj.size[0], obj.size[1]) / 2.0 + radius(other)
+        if gap < best_gap:
+            best, best_gap = other, gap
+    return best
+
+
 class PickPlacePlanner:
     def __init__(self, ik: ArmIK, config: PickPlaceConfig | None = None) -> None:
         self.ik = ik
@@ -94,12 +117,29 @@ class PickPlacePlanner:
         _, home_rot = ik.forward(HOME_ARM)
         self.nominal_yaw = float(np.arctan2(home_rot[1, 0], home_rot[0, 0]))
 
-    def grasp_yaw(self, obj: GroundTruthObject) -> float:
+    def grasp_yaw(
+        self, obj: GroundTruthObject, neighbours: Sequence[GroundTruthObject] = ()
+    ) -> float:
         """Hand yaw that closes the fingers across the object's narrower side,
-        choosing among the symmetric options the one nearest the home yaw."""
+        choosing among the symmetric options the one nearest the home yaw. A
+        round object (a can, a mug's body) with a neighbour within a finger's
+        reach is grasped with the fingers closing across the line to it, so no
+        finger comes down on the neighbour (two cans side by side)."""
         sx, sy, _ = obj.size
         closing_axis = 0 if sx <= sy else 1
         closing_yaw = yaw_of(obj.quaternion, closing_axis)
+        square = abs(sx - sy) <= 0.1 * max(sx, sy)
+        blocking = _nearest_blocking(obj, neighbours) if square else None
+        if blocking is not None:
+            away = np.subtract(blocking.position[:2], obj.position[:2])
+            across = float(np.arctan2(away[1], away[0])) + np.pi / 2
+            if obj.shape in ROUND_SHAPES:
+                closing_yaw = across
+            else:  # a square footprint: the face pair more across the neighbour
+                closing_yaw = max(
+                    (closing_yaw, closing_yaw + np.pi / 2),
+                    key=lambda y: abs(np.cos(y - across)),
+                )
         base = closing_yaw - np.pi / 2  # fingers close along hand yaw + pi/2
         options = [base + k * np.pi for k in range(-2, 3)]
         return min(options, key=lambda y: abs(_wrap(y - self.nominal_yaw)))
@@ -134,16 +174,18 @@ class PickPlacePlanner:
         *,
         hold_height: float | None = None,
         release_clearance: float | None = None,
+        neighbours: Sequence[GroundTruthObject] = (),
     ) -> list[Step]:
         """Steps that move ``obj`` so its bottom centre lands on ``place_point``.
 
         The hand grasps ``obj``'s centre. ``hold_height`` is how far the grasp
         point sits above the bottom of what is carried (default: half the
         object's height); ``release_clearance`` overrides the config's drop
-        height. Raises IKError when a pose on the way is out of reach.
+        height; ``neighbours`` (the other objects) steer a round object's grasp
+        clear of them. Raises IKError when a pose on the way is out of reach.
         """
         c = self.config
-        rot = top_down_rotation(self.grasp_yaw(obj))
+        rot = top_down_rotation(self.grasp_yaw(obj, neighbours))
         center = np.array(obj.position)
         half_h = obj.size[2] / 2.0 if hold_height is None else float(hold_height)
         clearance = c.release_clearance if release_clearance is None else release_clearance

@@ -92,13 +92,15 @@ class SkillScenes:
         self, object_id: str, place_target: np.ndarray
     ) -> tuple[list[Step], list[Step], GroundTruthObject]:
         """Expert steps for pick and for place (split), from the current arm pose."""
-        obj = object_truth(self.runner.ground_truth(), object_id)
+        truth = self.runner.ground_truth()
+        obj = object_truth(truth, object_id)
         steps = self.planner.plan(
             self.runner.physics.arm_qpos(),
             obj,
             place_target,
             hold_height=0.0,
             release_clearance=RELEASE_TCP_HEIGHT,
+            neighbours=truth.objects,
         )
         pick = [s for s in steps if s.phase in SKILL_PHASES["pick"]]
         place = [s for s in steps if s.phase in SKILL_PHASES["place"]]

@@ -17,6 +17,8 @@ tell them apart, their footprints can.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -28,18 +30,31 @@ def split_touching(
 ) -> np.ndarray:
     """Voxel labels with each cluster split into its touching objects
     (new labels numbered after the existing ones; -1 stays -1)."""
+
+    def regions(members: np.ndarray) -> np.ndarray | None:
+        if len(members) < 2 * config.min_cluster_voxels:
+            return None
+        return footprint_regions(centroids[members, :2], config)
+
+    return _relabel(labels, config, regions)
+
+
+def _relabel(
+    labels: np.ndarray, config: PerceptionConfig, regions_of: Callable[[np.ndarray], object]
+) -> np.ndarray:
+    """Every cluster's voxels (``members``, indices) split by ``regions_of(members)``:
+    a region (0..K-1) per member, or None to keep the cluster whole. Region 0
+    keeps the cluster's label; the others get new ones after the existing."""
     out = labels.copy()
     if len(labels) == 0 or config.split_min_radius <= 0:
         return out
     next_label = int(labels.max()) + 1
     for label in range(int(labels.max()) + 1):
         members = np.flatnonzero(labels == label)
-        if len(members) < 2 * config.min_cluster_voxels:
+        parts = regions_of(members)
+        if parts is None:
             continue
-        parts = footprint_regions(centroids[members, :2], config)
-        if parts.max() <= 0:
-            continue
-        for part in range(1, int(parts.max()) + 1):
+        for part in range(1, int(np.max(parts)) + 1 if len(parts) else 1):
             out[members[parts == part]] = next_label
             next_label += 1
     return out
@@ -152,34 +167,27 @@ def split_by_colour(
     hue: every voxel goes to the hue group nearest it on the table, so a can's
     label band and lid stay with the can. A two-tone object (hues mixed in one
     place) stays whole."""
-    out = labels.copy()
-    if len(labels) == 0 or config.split_min_radius <= 0:
-        return out
-    next_label = int(labels.max()) + 1
-    for label in range(int(labels.max()) + 1):
-        members = np.flatnonzero(labels == label)
+
+    def groups(members: np.ndarray) -> np.ndarray | None:
         codes = hues[members]
         found, counts = np.unique(codes[codes >= 0], return_counts=True)
         need = max(config.min_cluster_voxels, config.colour_split_fraction * len(members))
         major = found[counts >= need]
         if len(major) < 2:
-            continue
+            return None
         xy = centroids[members, :2]
         centres = np.array([xy[codes == c].mean(axis=0) for c in major])
         spread = max(np.linalg.norm(xy[codes == c] - centres[i], axis=1).mean()
                      for i, c in enumerate(major))  # fmt: skip
-        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2)[
-            np.triu_indices(len(major), 1)
-        ]
-        if gaps.min() < max(2 * config.split_min_radius, spread):
-            continue  # the hues share one place: one object of several colours
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+        if gaps[np.triu_indices(len(major), 1)].min() < max(2 * config.split_min_radius, spread):
+            return None  # the hues share one place: one object of several colours
         nearest = np.full(len(members), np.inf)
         group = np.zeros(len(members), dtype=int)
         for i, c in enumerate(major):
             d = np.min(np.linalg.norm(xy[:, None] - xy[codes == c][None], axis=2), axis=1)
             closer = d < nearest
             nearest[closer], group[closer] = d[closer], i
-        for i in range(1, len(major)):
-            out[members[group == i]] = next_label
-            next_label += 1
-    return out
+        return group
+
+    return _relabel(labels, config, groups)

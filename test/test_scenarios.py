@@ -169,3 +169,27 @@ def test_cli_refuses_to_overwrite_and_rejects_unknown_scenarios(tmp_path, capsys
     assert "never overwritten" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--scenario", "nope"])
+
+
+def test_realistic_setting_records_household_objects_with_depth_noise(tmp_path):
+    """`--setting realistic`: the household cell, RealSense-class depth (holes,
+    quantized), mounts off by 3 mm / 0.3 degrees; the cover goes over the box."""
+    assert main(["--out", str(tmp_path), "--scenario", "covered", "--small", "--seed", "1",
+                 "--setting", "realistic", "--no-progress"]) == 0  # fmt: skip
+    sidecar = json.loads((tmp_path / "covered.json").read_text())
+    assert sidecar["config"]["scene"] == "household"
+    assert sidecar["config"]["depth_noise"] == "realsense"
+    assert sidecar["config"]["extrinsic_error"] == [3.0, 0.3]
+    assert event(sidecar, "cover_done")["ok"]
+    frames, truth = [], None
+    for ev in iter_bag_events(tmp_path / "covered"):
+        if isinstance(ev, CameraFrameEvent) and len(frames) < 10:
+            frames.append(ev)
+        elif isinstance(ev, GroundTruthEvent) and truth is None:
+            truth = ev.truth
+    assert truth is not None and truth.scene == "household"
+    assert {o.shape for o in truth.objects if o.kind == "object"} == {
+        "mug", "bowl", "bottle", "can", "box", "screwdriver",
+    }  # fmt: skip
+    depth = np.concatenate([f.depth[np.isfinite(f.depth)].ravel() for f in frames])
+    assert np.mean(depth == 0) > 0.001  # holes (rendered depth has none): edges, dark, dropout

@@ -140,8 +140,9 @@ def voxel_hues(
     voxel_of_point: np.ndarray, pixels: np.ndarray, n_voxels: int, config: PerceptionConfig
 ) -> np.ndarray:
     """Per voxel: its mean colour's hue bin (0..5: red, orange, yellow, green,
-    blue, purple), 6 for bright white, 7 for black, or -1 in between (grey,
-    shade: a white object's shaded side must not read as a second object)."""
+    blue, purple) or -1 without a hue; with ``split_white_black``, 6 for bright
+    white and 7 for black (grey between: neither). Off by default: the white
+    cover's shaded wall reads black and split off as a "black box" of its own."""
     if n_voxels == 0:
         return np.zeros(0, dtype=int)
     counts = np.maximum(np.bincount(voxel_of_point, minlength=n_voxels), 1)
@@ -153,6 +154,8 @@ def voxel_hues(
     bins = np.searchsorted(np.array([8.0, 20.0, 34.0, 85.0, 128.0, 165.0]), hue, side="right")
     bins = np.where(bins == 6, 0, bins)  # hue past purple wraps to red
     hued = (sat >= config.min_saturation) & (val >= config.min_value)
+    if not config.split_white_black:
+        return np.where(hued, bins, -1)
     white = ~hued & (sat < config.min_saturation / 2) & (val >= config.split_white_value)
     black = ~hued & (val < config.split_black_value)
     return np.where(hued, bins, np.where(white, 6, np.where(black, 7, -1)))
@@ -161,9 +164,9 @@ def voxel_hues(
 def split_by_colour(
     centroids: np.ndarray, labels: np.ndarray, hues: np.ndarray, config: PerceptionConfig
 ) -> np.ndarray:
-    """Voxel labels with each cluster that holds two or more hues (or bright
-    white and black), each a large part of it in a place of its own (a blue box
-    against a yellow can, a white bowl against a black screwdriver), split by
+    """Voxel labels with each cluster that holds two or more hues (with
+    ``split_white_black``, bright white and black count too), each a large part
+    of it in a place of its own (a blue box against a yellow can), split by
     hue: every voxel goes to the hue group nearest it on the table, so a can's
     label band and lid stay with the can. A two-tone object (hues mixed in one
     place) stays whole."""

@@ -237,8 +237,9 @@ class PerceptionPipeline:
             )
         )
         confidence = min(1.0, len(voxels) / 60.0) * (0.5 if touches_border else 1.0)
-        if shape == UNKNOWN:
-            confidence *= 0.7
+        sliver = float(np.min(hi[:2] - lo[:2])) < cfg.cluster_voxel  # all in one vertical plane
+        if shape == UNKNOWN or sliver:  # a sliver: a wall or an edge seen edge-on, not an object
+            confidence *= 0.5 if sliver else 0.7
         step = max(1, int(np.ceil(len(voxels) / cfg.max_points_per_object)))
         return ObjectObservation(
             centroid=(lo + hi) / 2.0,

@@ -169,3 +169,12 @@ def test_a_view_of_two_touching_twins_as_one_does_not_reshape_either(memory):
     for o in objects:
         np.testing.assert_allclose(o.bbox_min, boxes[o.id][0], atol=1e-9)
         np.testing.assert_allclose(o.bbox_max, boxes[o.id][1], atol=1e-9)
+
+
+def test_only_a_box_wide_enough_to_hold_something_is_a_container(memory):
+    cover = obs("white box", (0.0, -0.3, 0.05), size=(0.11, 0.11, 0.1), conf=1.0)
+    cube = obs("red box", (0.2, 0.0, 0.025), size=(0.05, 0.05, 0.05), conf=1.0)  # misnamed
+    carton = obs("blue box", (0.2, 0.2, 0.03), size=(0.058, 0.09, 0.06), conf=1.0)  # closed
+    settle(memory, [cover, cube, carton])
+    containers = {o.label: o.container for o in memory.objects()}
+    assert containers == {"white box": True, "red box": False, "blue box": False}

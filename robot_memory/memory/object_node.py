@@ -14,6 +14,8 @@ from robot_memory.perception.observations import ObjectObservation
 from robot_memory.schemas import MemoryObjectMsg
 
 CONTAINER_NOUNS = frozenset({"box", "cover", "lid", "bin"})
+#: A container's box is at least this wide on both sides: room for an object [m].
+MIN_CONTAINER_SIDE = 0.065
 STATUSES = ("visible", "remembered", "absent")
 
 
@@ -99,7 +101,10 @@ class MemoryObject:
 
     @property
     def container(self) -> bool:
-        return is_container_label(self.label) or self.shape in CONTAINER_NOUNS
+        """A box, cover, lid or bin wide enough to hold an object: a 5 cm cube
+        the labeller once calls a box, or a closed household box, is none."""
+        named = is_container_label(self.label) or self.shape in CONTAINER_NOUNS
+        return named and float(np.min(self.bbox_max[:2] - self.bbox_min[:2])) >= MIN_CONTAINER_SIDE
 
     @property
     def size(self) -> np.ndarray:

@@ -255,3 +255,11 @@ def test_image_text_labeller_from_a_local_folder(tiny_clip, monkeypatch):
 def test_image_text_needs_a_model_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="save_pretrained"):
         image_text_labeller(ImageTextConfig(str(tmp_path)), FixedLabeller())
+
+
+def test_settings_from_the_nodes_parameters():
+    from robot_memory.bringup.node_parameters import PERCEPTION_PARAMETERS
+
+    settings = LabellerSettings.from_parameters(PERCEPTION_PARAMETERS | {"labeller": "rules"})
+    assert settings.name == "rules" and settings.vlm_timeout_s == 10.0
+    assert type(make_labeller(settings)).__name__ == "ShapeRuleLabeller"

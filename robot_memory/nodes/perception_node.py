@@ -48,17 +48,7 @@ class PerceptionNode(Node):
         self.cameras = [str(c) for c in p["cameras"]]
         self.use_robot_mask = bool(p["use_robot_mask"])
         config = PerceptionConfig(stride=int(p["stride"]), num_threads=int(p["num_threads"]))
-        labeller = make_labeller(
-            LabellerSettings(
-                name=str(p["labeller"]),
-                model_dir=str(p["labeller_model_dir"]),
-                categories=str(p["labeller_categories"]),
-                vlm_base_url=str(p["labeller_vlm_base_url"]),
-                vlm_model=str(p["labeller_vlm_model"]),
-                vlm_api_key_env=str(p["labeller_vlm_api_key_env"]),
-                vlm_timeout_s=float(p["labeller_vlm_timeout_s"]),
-            )
-        )
+        labeller = make_labeller(LabellerSettings.from_parameters(p))
         cell = load_cell(str(p["cell_file"]) or None)
         self.pipeline = PerceptionPipeline(config, cell, labeller)
         self.health = HealthCounters("perception")

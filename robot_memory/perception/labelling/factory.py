@@ -37,6 +37,19 @@ class LabellerSettings:
     track_radius: float = 0.03
     retry_after_s: float = 5.0
 
+    @classmethod
+    def from_parameters(cls, p: dict) -> LabellerSettings:
+        """From the perception node's ``labeller*`` parameters."""
+        return cls(
+            name=str(p["labeller"]),
+            model_dir=str(p["labeller_model_dir"]),
+            categories=str(p["labeller_categories"]),
+            vlm_base_url=str(p["labeller_vlm_base_url"]),
+            vlm_model=str(p["labeller_vlm_model"]),
+            vlm_api_key_env=str(p["labeller_vlm_api_key_env"]),
+            vlm_timeout_s=float(p["labeller_vlm_timeout_s"]),
+        )
+
 
 def make_labeller(settings: LabellerSettings) -> Labeller:
     """Raises ValueError / FileNotFoundError with what to fix."""

@@ -61,6 +61,11 @@ class GroundTruthObject(BaseModel):
     position: Vec3 = Field(description="centre in the world frame [m]")
     quaternion: Quat
     size: Vec3 = Field(description="axis-aligned extent in the body frame [m]")
+    grasp_point: Vec3 | None = Field(
+        default=None,
+        description="where a top-down grasp closes, world frame [m] (a mug's cup axis, a "
+        "screwdriver's handle); None: the centre",
+    )
     support: str | None = Field(
         default=None, description="id of what it rests on or in ('table', 'bin', ...)"
     )
@@ -188,6 +193,12 @@ class MemoryObjectMsg(_Strict):
         description="hand yaw of a top-down grasp across the narrow side [rad], in "
         "[-pi/2, pi/2) (a cube: [-pi/4, pi/4)); None: unknown or round "
         "(robot_memory.memory.orientation.grasp_yaw gives 0.0 then)",
+    )
+    grasp_point: Vec3 | None = Field(
+        default=None,
+        description="where a top-down grasp closes [m], world frame: the thickest part of "
+        "the footprint (a mug's cup, a screwdriver's handle; "
+        "robot_memory.memory.grasp_point); None: the centroid",
     )
 
 

@@ -605,6 +605,39 @@ def test_ambiguous_lists_candidates(planner: OfflinePlanner) -> None:
     assert err.value.reason == "ambiguous" and "#1" in err.value.detail and "#8" in err.value.detail
 
 
+def test_a_household_kind_is_not_taken_for_another_of_the_same_colour(
+    planner: OfflinePlanner,
+) -> None:
+    """The blue bottle is in the bin, unseen: memory holds a blue mug and a blue
+    box. "The blue bottle" is neither (the colour alone used to pick the mug)."""
+    objects = [
+        obj(1, "blue mug", (0.10, 0.20, 0.04)),
+        obj(2, "blue box", (0.00, -0.20, 0.03)),
+        obj(3, "green bottle", (0.15, -0.10, 0.06)),
+    ]
+    with pytest.raises(PlanningError) as err:
+        run(planner, "put the blue bottle in the bin", scene(objects))
+    assert err.value.reason == "no such object"
+    steps = run(planner, "put the blue mug in the bin", scene(objects)).steps
+    assert [s.object_id for s in steps] == [1, 1]
+
+
+def test_a_primitive_cylinder_is_still_a_can(planner: OfflinePlanner) -> None:
+    steps = run(planner, "put the blue can in the bin", scene(base_objects())).steps
+    assert steps[0].object_id == next(o.id for o in base_objects() if o.label == "blue cylinder")
+
+
+def test_a_black_handle_seen_as_grey_is_the_black_one(planner: OfflinePlanner) -> None:
+    """Shading turns black grey on camera: a neighbouring colour costs a third
+    of a wrong one, so the grey screwdriver wins over the red one."""
+    objects = [
+        obj(1, "grey screwdriver", (0.10, 0.20, 0.015)),
+        obj(2, "red screwdriver", (0.00, -0.20, 0.015)),
+    ]
+    steps = run(planner, "put the black screwdriver in the bin", scene(objects)).steps
+    assert [s.object_id for s in steps] == [1, 1]
+
+
 def test_prefers_present_over_absent(planner: OfflinePlanner) -> None:
     objects = base_objects() + [obj(8, "red cube", (-0.10, -0.25, 0.025), status="absent")]
     assert [

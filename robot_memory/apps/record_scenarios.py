@@ -33,16 +33,7 @@ from robot_memory.apps.scenarios import (
 )
 from robot_memory.bag.writer import STORAGES
 from robot_memory.sim.depth_noise import DEPTH_NOISE_MODELS
-
-#: ``--setting``: the scene and the camera's imperfections of each.
-SETTINGS: dict[str, dict[str, Any]] = {
-    "primitives": {"scene": "tabletop", "depth_noise": "none", "extrinsic_error": (0.0, 0.0)},
-    "realistic": {
-        "scene": "household",
-        "depth_noise": "realsense",
-        "extrinsic_error": (3.0, 0.3),  # mm, degrees: a calibration a little off
-    },
-}
+from robot_memory.sim.settings import SETTINGS
 
 
 def record_scenario(
@@ -128,11 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setting = SETTINGS[args.setting]
-    noise = args.depth_noise or setting["depth_noise"]
-    error = tuple(args.extrinsic_error or setting["extrinsic_error"])
+    noise = args.depth_noise or setting.depth_noise
+    error = tuple(args.extrinsic_error or setting.extrinsic_error)
     config = ScenarioConfig.for_size(
         args.small,
-        scene=setting["scene"],
+        scene=setting.scene,
         seed=args.seed,
         width=args.width,
         height=args.height,

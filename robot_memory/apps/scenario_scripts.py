@@ -29,6 +29,7 @@ from robot_memory.expert.pick_place import place_point_for, run_in_process
 from robot_memory.perception.projection import in_image, project_point
 from robot_memory.robot.ik import IKError, top_down_rotation
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
+from robot_memory.sim.scene import COVERABLE
 from robot_memory.sim.task import MIN_SEPARATION, REACH
 
 #: Wrist-camera look points (TCP x, y over the table) and TCP height [m]. From
@@ -39,11 +40,6 @@ LOOK_HEIGHT = 0.42
 #: The arm turned to face away from the table (joint 1 at 2.6 rad): the wrist
 #: camera looks at the floor behind the robot's base.
 LOOK_AWAY = np.array([2.6, *HOME_ARM[1:]])
-#: Objects the cover (9 cm inside) fits over, per scene.
-COVERABLE = {
-    "tabletop": ("red_cube", "blue_cylinder", "green_sphere", "purple_prism"),
-    "household": ("orange_box",),  # the bowls (7.2 cm) catch a wall on their rim
-}
 #: Where successive drops into the bin go (offsets from its centre, so objects
 #: land side by side instead of on top of each other) [m].
 BIN_SLOTS = ((-0.045, -0.045), (0.045, 0.045), (-0.045, 0.045), (0.045, -0.045), (0.0, 0.0))

@@ -178,7 +178,8 @@ class PickPlacePlanner:
     ) -> list[Step]:
         """Steps that move ``obj`` so its bottom centre lands on ``place_point``.
 
-        The hand grasps ``obj``'s centre. ``hold_height`` is how far the grasp
+        The hand grasps ``obj``'s grasp point (its centre unless the cell
+        says otherwise: a mug's cup, a screwdriver's handle). ``hold_height`` is how far the grasp
         point sits above the bottom of what is carried (default: half the
         object's height); ``release_clearance`` overrides the config's drop
         height; ``neighbours`` (the other objects) steer a round object's grasp
@@ -186,7 +187,7 @@ class PickPlacePlanner:
         """
         c = self.config
         rot = top_down_rotation(self.grasp_yaw(obj, neighbours))
-        center = np.array(obj.position)
+        center = np.array(obj.grasp_point or obj.position)
         half_h = obj.size[2] / 2.0 if hold_height is None else float(hold_height)
         clearance = c.release_clearance if release_clearance is None else release_clearance
         grasp = center.copy()

@@ -125,7 +125,11 @@ class SkillScenes:
         grasp_yaw = hand_yaw(self.planner.ik.forward(pick[1].final)[1])
         if skill == "pick":
             goal = SkillGoal(
-                "pick", np.array(obj.position), grasp_yaw, object_id, object_rest_z=obj.position[2]
+                "pick",
+                np.array(obj.grasp_point or obj.position),
+                grasp_yaw,
+                object_id,
+                object_rest_z=obj.position[2],
             )
             return goal, pick
         execute_steps(self.runner, pick)

@@ -9,6 +9,7 @@ import numpy as np
 
 from robot_memory.memory.colours import ACHROMATIC, same_colour
 from robot_memory.memory.config import MemoryConfig
+from robot_memory.memory.grasp_point import estimate_grasp_point
 from robot_memory.memory.orientation import estimate_yaw
 from robot_memory.perception.observations import ObjectObservation
 from robot_memory.schemas import MemoryObjectMsg
@@ -74,6 +75,9 @@ class MemoryObject:
     pose_history: list[tuple[float, tuple[float, float, float]]] = field(default_factory=list)
     merged_into: int | None = None
     _yaw: tuple[float | None] | None = field(default=None, repr=False, compare=False)  # cache
+    _grasp: tuple[tuple[float, float, float] | None] | None = field(
+        default=None, repr=False, compare=False
+    )  # cache
     #: (label, colour, shape) from the votes, cached: queries read them for every
     #: object; fuse() and absorb(), the only writers of the votes, clear it
     _words: tuple[str, str, str] | None = field(default=None, repr=False, compare=False)
@@ -117,6 +121,14 @@ class MemoryObject:
         if self._yaw is None:
             self._yaw = (estimate_yaw(self.points, self.shape),)
         return self._yaw[0]
+
+    @property
+    def grasp_point(self) -> tuple[float, float, float] | None:
+        """Where a top-down grasp closes: the footprint's thickest part
+        (grasp_point.py), estimated when first read after a change; None: the centroid."""
+        if self._grasp is None:
+            self._grasp = (estimate_grasp_point(self.points, self.bbox_min, self.bbox_max),)
+        return self._grasp[0]
 
     def clone(self) -> MemoryObject:
         """A copy sharing nothing mutable (arrays are replaced, never written in place)."""
@@ -220,7 +232,7 @@ class MemoryObject:
         self.last_camera = obs.camera
         self.mark_seen(obs.stamp, config)
         self.record_pose(obs.stamp, config)
-        self._yaw = None  # points or shape votes changed
+        self._yaw = self._grasp = None  # points or shape votes changed
         self._words = None
 
     def is_partial_view(
@@ -287,7 +299,7 @@ class MemoryObject:
             self.last_seen, self.last_camera = other.last_seen, other.last_camera
         if other.status == "visible":
             self.status = "visible"
-        self._yaw = None
+        self._yaw = self._grasp = None
         self._words = None
 
     def to_record(self) -> dict:
@@ -431,6 +443,7 @@ def object_msg(o: MemoryObject) -> MemoryObjectMsg:
         status=o.status,  # type: ignore[arg-type]
         container=o.container,
         yaw=o.yaw,
+        grasp_point=o.grasp_point,
     )
 
 

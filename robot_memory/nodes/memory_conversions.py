@@ -165,6 +165,7 @@ def memory_object_to_msg(o: MemoryObjectMsg) -> MemoryObject:
         status=STATUS_CODES[o.status],
         container=o.container,
         yaw=array.array("d", [] if o.yaw is None else [float(o.yaw)]),
+        grasp_point=[] if o.grasp_point is None else [point(o.grasp_point)],
     )
 
 
@@ -189,6 +190,7 @@ def memory_object_from_msg(o: MemoryObject) -> dict[str, Any]:
         "status": STATUS_NAMES.get(o.status, f"unknown status {o.status}"),
         "container": o.container,
         "yaw": optional(o.yaw),
+        "grasp_point": xyz(o.grasp_point[0]) if len(o.grasp_point) else None,
     }
 
 

@@ -12,7 +12,7 @@ from geometry_msgs.msg import Vector3
 from robot_memory_interfaces import msg as rmi
 
 from robot_memory.nodes.conversions import from_time, header
-from robot_memory.nodes.memory_conversions import pose, quat_wxyz, xyz
+from robot_memory.nodes.memory_conversions import point, pose, quat_wxyz, xyz
 from robot_memory.payload_codec import validate_payload
 from robot_memory.schemas import ExpertStatus, ExpertTask, GroundTruth, SimReset
 
@@ -32,6 +32,7 @@ def ground_truth_to_msg(truth: GroundTruth, frame_id: str = "world") -> rmi.Grou
                 label=o.label,
                 pose=pose(o.position, o.quaternion),
                 size=Vector3(x=o.size[0], y=o.size[1], z=o.size[2]),
+                grasp_point=[] if o.grasp_point is None else [point(o.grasp_point)],
                 support=o.support or "",
                 grasped=o.grasped,
             )
@@ -56,6 +57,7 @@ def ground_truth_from_msg(msg: rmi.GroundTruth) -> GroundTruth:
                 "position": xyz(o.pose.position),
                 "quaternion": quat_wxyz(o.pose),
                 "size": (o.size.x, o.size.y, o.size.z),
+                "grasp_point": xyz(o.grasp_point[0]) if len(o.grasp_point) else None,
                 "support": o.support or None,
                 "grasped": o.grasped,
             }

@@ -4,7 +4,11 @@ Objects are ranked with :func:`~robot_memory.memory.text_grounding.score_labels`
 (the shipped MiniLM embedder plus exact colour/shape words) after a small
 synonym expansion ("ball" -> sphere, "can" -> cylinder: the embedder alone
 reads "can" as a verb). A colour the phrase names that the object does not
-have costs ``colour_penalty``; an object memory believes gone costs
+have costs ``colour_penalty`` (a neighbouring colour, ``NEAR_COLOURS``: a black
+handle a camera sees as grey, a third of it); a shape word the phrase names
+that no ``SHAPE_FAMILIES`` entry shares with the object's shape costs
+``shape_penalty`` ("the blue bottle" is not the blue mug, though a primitive
+"blue cylinder" may be the blue can); an object memory believes gone costs
 ``absent_penalty``. The best one must score ``min_score`` and beat the
 runner-up by ``margin``, else ``PlanningError("no such object" | "ambiguous")``
 with the candidates in the detail. Only ids of the World are ever returned.
@@ -42,6 +46,22 @@ SHAPE_SYNONYMS = {
     "triangle": "prism",
     "wedge": "prism",
 }
+#: Shape words that may name the same thing; an object's shape outside every
+#: family of the phrase's shape words is another kind of thing.
+SHAPE_FAMILIES: tuple[frozenset[str], ...] = (
+    frozenset({"cube", "box", "block", "cuboid", "brick", "bar", "dice", "die", "cover"}),
+    frozenset({"cylinder", "can", "tin", "tube"}),
+    frozenset({"cylinder", "bottle"}),
+    frozenset({"sphere", "ball", "orb", "marble"}),
+    frozenset({"capsule", "pill"}),
+    frozenset({"prism", "triangle", "wedge"}),
+    frozenset({"mug", "cup"}),
+    frozenset({"bowl"}),
+    frozenset({"screwdriver", "tool"}),
+)
+SHAPE_WORDS = frozenset().union(*SHAPE_FAMILIES)
+#: Colour words a camera confuses under shading: a mismatch costs a third.
+NEAR_COLOURS = frozenset({frozenset({"black", "grey"}), frozenset({"grey", "white"})})
 CONTAINER_WORDS = frozenset({"box", "cover", "lid", "container", "crate", "cup", "bowl", "case"})
 PLURALS = {"boxes": "box", "spheres": "sphere", "cubes": "cube", "prisms": "prism"}
 #: Words naming a side of the table -> the suffix of the table-region place id.
@@ -75,6 +95,15 @@ def canonical_words(text: str) -> list[str]:
     return out
 
 
+def same_kind(shape_words: set[str], shape: str) -> bool:
+    """Whether an object of ``shape`` may be what ``shape_words`` name: True
+    when the shape is no known shape word (unknown, "object") or a family of
+    one of the words holds it."""
+    if shape not in SHAPE_WORDS:
+        return True
+    return any(shape in f and shape_words & f for f in SHAPE_FAMILIES)
+
+
 def expand(text: str) -> str:
     """The phrase with its canonical words appended (for the embedder and word bonus)."""
     ws = words(text)
@@ -101,13 +130,15 @@ class Grounder:
         min_score: float = 0.42,
         margin: float = 0.08,
         absent_penalty: float = 0.2,
-        colour_penalty: float = 0.5,
+        colour_penalty: float = 0.7,
+        shape_penalty: float = 0.6,
     ) -> None:
         self.embedder = embedder or TextEmbedder()
         self.min_score = min_score
         self.margin = margin
         self.absent_penalty = absent_penalty
         self.colour_penalty = colour_penalty
+        self.shape_penalty = shape_penalty
 
     # -- objects ---------------------------------------------------------------
     def rank(self, text: str, objects: list[MemoryObjectMsg]) -> list[Match]:
@@ -115,6 +146,7 @@ class Grounder:
             return []
         query = expand(text)
         colours = {colour_word(w) for w in words(text)} & COLOURS
+        shapes = {w[:-1] if w[:-1] in SHAPE_WORDS else w for w in words(text)} & SHAPE_WORDS
         scores = score_labels(
             self.embedder,
             query,
@@ -125,8 +157,12 @@ class Grounder:
         out = []
         for o, s in zip(objects, scores, strict=True):
             s = float(s)
-            if colours and colour_word(o.color) not in colours:
-                s -= self.colour_penalty
+            colour = colour_word(o.color)
+            if colours and colour not in colours:
+                near = any(frozenset({colour, c}) in NEAR_COLOURS for c in colours)
+                s -= self.colour_penalty / 3 if near else self.colour_penalty
+            if shapes and not same_kind(shapes, o.shape):
+                s -= self.shape_penalty
             if o.status == "absent":
                 s -= self.absent_penalty
             out.append(Match(o, s))
@@ -182,6 +218,15 @@ class Grounder:
             return present[0], f"{text!r} -> #{present[0].id} {present[0].label} (the only cover)"
         best, why = self.ground(text, world, conts)
         return best.obj, why
+
+    def close_containers(self, text: str, world: World) -> list[MemoryObjectMsg]:
+        """The present containers ``text`` fits about as well as the best one
+        (within ``margin``, above ``min_score``): what "ambiguous" was between."""
+        present = [o for o in world.graph.objects if o.container and o.status != "absent"]
+        ranked = self.rank(text, present)
+        if not ranked or ranked[0].score < self.min_score:
+            return []
+        return [m.obj for m in ranked if ranked[0].score - m.score < self.margin]
 
     # -- places ----------------------------------------------------------------
     def place(self, text: str, world: World) -> str | None:

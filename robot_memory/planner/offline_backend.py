@@ -24,17 +24,17 @@ import uuid
 import numpy as np
 
 from robot_memory import schemas
-from robot_memory.memory.colours import SHADE, same_colour
 from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.planner.answers import answer_where
 from robot_memory.planner.container_spots import CONTAINER_SLOTS as CONTAINER_SLOTS
 from robot_memory.planner.container_spots import container_spot, region_spot
 from robot_memory.planner.experience_rules import apply_experience_rules
 from robot_memory.planner.grounding import Grounder, canonical_words
+from robot_memory.planner.hidden_objects import hidden_under
 from robot_memory.planner.language import Command, ObjectRef, parse_instruction
 from robot_memory.planner.past_answers import answer_plan, past_question
 from robot_memory.planner.plan import MAX_STEPS, Plan, PlanningError, PlanStep
-from robot_memory.planner.plan_state import PlanState, Target, memory_rows, xy
+from robot_memory.planner.plan_state import PlanState, Target, xy
 from robot_memory.planner.restore_plan import free_spot, restore_all
 from robot_memory.planner.time_words import CellClock
 from robot_memory.planner.validation import PLACE_X, PLACE_Y
@@ -305,91 +305,7 @@ class OfflinePlanner:
             match, why = self.grounder.ground(ref.text or "thing", world, pool)
             state.notes.append(why)
             return match.obj
-        cont, why = self.grounder.container(ref.hidden_in, world)
-        state.notes.append(why)
-        seen: dict[int, tuple[float, str]] = {}  # subject -> (last confirmed, source)
-        skipped: dict[int, str] = {}  # subject -> why it cannot be what was under it
-
-        def add(subject: object, stamp: float, source: str) -> None:
-            try:
-                sid = int(subject)  # type: ignore[call-overload]
-            except (TypeError, ValueError):
-                return
-            if sid == cont.id:
-                return
-            bad = self._not_hidden_thing(world, cont, sid)
-            if bad:
-                skipped[sid] = bad
-            elif stamp >= seen.get(sid, (-math.inf, ""))[0]:
-                seen[sid] = (stamp, source)
-
-        for r in world.graph.relations:
-            if r.relation == "in" and r.target == cont.id:
-                add(r.subject, r.last_confirmed, "memory: in it now")
-        for row in memory_rows(memory, kind="relation_history", target=str(cont.id)):
-            if row.get("relation") == "in" and str(row.get("target")) == str(cont.id):
-                add(row.get("subject"), float(row.get("last_confirmed", 0.0)), "relation history")
-        if not seen:
-            self._under_past_poses(cont, world, memory, add)
-        if skipped:
-            state.notes.append(
-                "not what was under it: "
-                + ", ".join(f"#{i} ({why})" for i, why in sorted(skipped.items()))
-            )
-        if not seen:
-            detail = f"memory recalls nothing under the {cont.label}"
-            if skipped:
-                detail += " that is still here"
-            raise PlanningError("no such object", detail)
-        ids = sorted(seen, key=lambda i: -seen[i][0])
-        if canonical_words(ref.text):  # "the red thing that was under the box"
-            pool = [world.objects[i] for i in ids]
-            match, _ = self.grounder.ground(ref.text, world, pool)
-            ids = [match.obj.id]
-        sid = ids[0]
-        obj = world.objects[sid]
-        others = ", ".join(f"#{i}" for i in ids[1:])
-        state.notes.append(
-            f"under the {cont.label}: #{obj.id} {obj.label} ({seen[sid][1]}, "
-            f"last {seen[sid][0]:.1f} s)" + (f"; earlier also {others}" if others else "")
-        )
-        if world.is_covered(obj.id):
-            raise PlanningError(
-                "object covered", f"the {obj.label} is still under the {cont.label}"
-            )
-        return obj
-
-    @staticmethod
-    def _not_hidden_thing(world: World, cont: MemoryObjectMsg, sid: int) -> str:
-        """Why memory object ``sid``, once ``in`` the container, cannot be the
-        thing that was under it ("" when it can): gone from memory (merged into
-        another object or pruned), believed gone, a container itself, or a piece
-        of the container seen on its own (a shaded wall reads black, the top a
-        white cylinder: the container's colour family, or black)."""
-        obj = world.objects.get(sid)
-        if obj is None:
-            return "no longer in memory"
-        if obj.status == "absent":
-            return "gone"
-        if obj.container:
-            return "a container"
-        if same_colour(obj.color, cont.color) or obj.color in SHADE:
-            return f"a {obj.color} piece of the {cont.label}"
-        return ""
-
-    def _under_past_poses(self, cont, world: World, memory: MemoryPort | None, add) -> None:
-        """Fallback: objects that stand where the container once stood, and that
-        memory knew before the container came there (not something put on that
-        spot after it left)."""
-        rows = memory_rows(memory, kind="history", object_id=cont.id)
-        half = (np.asarray(cont.bbox_max) - np.asarray(cont.bbox_min))[:2] / 2.0
-        for pose in rows[0].get("poses", []) if rows else []:
-            p, stamp = xy(pose["position"]), float(pose["stamp"])
-            if np.linalg.norm(p - xy(cont.centroid)) < 0.02:
-                continue  # where it is now: anything there is covered, not "was"
-            for o in world.present():
-                if o.first_seen < stamp and np.all(np.abs(xy(o.centroid) - p) <= half):
-                    add(o.id, stamp, "stood under its earlier position")
+        return hidden_under(self.grounder, ref, world, memory, state)
 
 
 __all__ = ["OfflinePlanner", "grasp_yaw"]

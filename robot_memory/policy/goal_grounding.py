@@ -4,8 +4,10 @@ The planner names things by their memory ids; the policy is conditioned on a
 position. This module turns one into the other over the latest
 :class:`~robot_memory.schemas.SceneGraphMsg`:
 
-* ``pick``: ``object_id`` -> that object's centroid. Refused when there is no
-  scene graph yet, the id is unknown, or memory holds the object as ``absent``.
+* ``pick``: ``object_id`` -> that object's grasp point (the thickest part of
+  its footprint, ``memory/grasp_point.py``; the centroid when memory has
+  none). Refused when there is no scene graph yet, the id is unknown, or
+  memory holds the object as ``absent``.
 * ``place``: ``target`` is a place id or a memory object id (as text):
 
   - a container place (the bin) or any non-table place: the top centre of its
@@ -139,7 +141,7 @@ def pick_target(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> tuple[np.nd
     if graph is None:
         raise GroundingError("no scene graph", "no /memory/scene_graph received yet")
     obj = _present(find_object(graph, goal.object_id))
-    return np.asarray(obj.centroid, dtype=float), object_text
+    return np.asarray(obj.grasp_point or obj.centroid, dtype=float), object_text
 
 
 def place_target(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> np.ndarray:

@@ -153,6 +153,12 @@ class CellFrames:
     def base_frame(self) -> str:
         return self.link_frames[0]
 
+    @property
+    def camera_mounts(self) -> tuple[FrameTransform, ...]:
+        """Each camera's optical frame under its body, as published (with the
+        calibration error, when there is one)."""
+        return tuple(self._cameras)
+
     def static(self, data: mujoco.MjData) -> list[FrameTransform]:
         """``world -> base`` and the camera mounts (kinematics must be current)."""
         pos, quat = self._pose(data, self._bodies[0])

@@ -39,6 +39,14 @@ PALETTE = {
     "black": (0.06, 0.06, 0.07, 1.0),
 }
 METAL = (0.62, 0.63, 0.66, 1.0)
+#: A mug's box centre lies this far from its cup axis, towards the handle [m].
+MUG_HANDLE_SHIFT = 0.0125
+#: A screwdriver's handle is this fraction of its length.
+HANDLE_FRACTION = 0.55
+
+
+def _screwdriver_length(variant: int) -> float:
+    return 0.16 if variant == 0 else 0.15
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,18 @@ class HouseholdObject:
 
     def parts(self) -> tuple[list[VisualPart], list[CollisionPart], tuple[float, float, float]]:
         return _object_parts(self.category, self.color, self.variant)
+
+    def grasp_offset(self) -> tuple[float, float, float]:
+        """Where a top-down grasp should close, in the body frame [m]: a mug's
+        cup axis (not the box centre, 1.25 cm towards the handle), the middle of
+        a screwdriver's handle (not the handle-shaft junction); the box centre
+        for the others."""
+        if self.category == "mug":
+            return (-MUG_HANDLE_SHIFT, 0.0, 0.0)
+        if self.category == "screwdriver":
+            length = _screwdriver_length(self.variant)
+            return (-length / 2 + HANDLE_FRACTION * length / 2, 0.0, 0.0)
+        return (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -158,7 +178,7 @@ def _can(radius: float, height: float) -> tuple[trimesh.Trimesh, trimesh.Trimesh
 
 
 def _screwdriver(length: float, handle_r: float) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
-    handle_len = 0.55 * length
+    handle_len = HANDLE_FRACTION * length
     handle = creation.capsule(height=handle_len - 2 * handle_r, radius=handle_r, count=[16, 16])
     shaft = creation.cylinder(radius=0.0035, height=length - handle_len, sections=16)
     down = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
@@ -194,8 +214,8 @@ def _object_parts(category: str, color: str, variant: int):
             CollisionPart("box", (0.011, 0.0055, 0.02), (r + 0.011, 0, 0.004), 0.02),
         ]
         size = (2 * r + 0.025, 2 * r, hgt)
-        offset = 0.0125  # the bbox centre lies between the cup's axis and the handle's tip
-        return _shift(visual, collision, size, offset)
+        # the bbox centre lies between the cup's axis and the handle's tip
+        return _shift(visual, collision, size, MUG_HANDLE_SHIFT)
     if category == "bowl":
         r, hgt = 0.036, 0.04
         visual = [_part("body", _bowl(r, hgt), rgba)]
@@ -227,10 +247,10 @@ def _object_parts(category: str, color: str, variant: int):
         collision = [CollisionPart("box", half, (0, 0, 0), 0.1)]
         return visual, collision, ext
     if category == "screwdriver":
-        length, hr = (0.16, 0.013) if variant == 0 else (0.15, 0.012)
+        length, hr = _screwdriver_length(variant), (0.013 if variant == 0 else 0.012)
         handle, shaft = _screwdriver(length, hr)
         visual = [_part("handle", handle, rgba), _part("shaft", shaft, METAL)]
-        handle_len = 0.55 * length
+        handle_len = HANDLE_FRACTION * length
         collision = [
             CollisionPart(
                 "box", (handle_len / 2, hr, hr), (-length / 2 + handle_len / 2, 0, 0), 0.05

@@ -205,6 +205,22 @@ class SimulationRunner:
         """Advance ``seconds`` of simulated time (tests and in-process use)."""
         self.advance(max(1, round(seconds / self.timestep)))
 
+    def take_away(self, object_id: str, slot: int = 0) -> None:
+        """A person takes ``object_id`` out of the cell: it rests on the floor
+        2 m away (in no camera's view, out of reach), in ``slot`` of a row."""
+        with self.lock:
+            model, data = self.physics.model, self.physics.data
+            joint = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, object_id)
+            if joint < 0 or model.jnt_type[joint] != mujoco.mjtJoint.mjJNT_FREE:
+                raise ValueError(f"{object_id!r} is not a free object in the scene")
+            adr, dof = model.jnt_qposadr[joint], model.jnt_dofadr[joint]
+            floor_z = model.geom_pos[model.geom("floor").id][2]
+            data.qpos[adr : adr + 3] = (2.0, -1.5 + 0.15 * slot, floor_z + 0.1)
+            data.qvel[dof : dof + 6] = 0.0
+            self.physics.forward()
+            self.counters.extra["taken_away"] = self.counters.extra.get("taken_away", 0) + 1
+        self.run_for(0.3)
+
     def move_object(self, object_id: str, xy: Sequence[float], settle_s: float = 0.3) -> np.ndarray:
         """Teleport ``object_id`` to ``xy`` on the table and let it settle.
 

@@ -51,6 +51,7 @@ class ItemInfo:
     shape: str
     color: str
     size: tuple[float, float, float]  # extent along the body axes [m]
+    grasp_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # grasp point, body frame [m]
 
     @property
     def label(self) -> str:
@@ -72,8 +73,16 @@ PLACES: tuple[ItemInfo, ...] = (
 )
 CATALOGUE = {item.id: item for item in OBJECTS + PLACES}
 HOUSEHOLD: tuple[ItemInfo, ...] = tuple(
-    ItemInfo(o.id, "object", o.category, o.color, o.parts()[2]) for o in HOUSEHOLD_OBJECTS
+    ItemInfo(o.id, "object", o.category, o.color, o.parts()[2], o.grasp_offset())
+    for o in HOUSEHOLD_OBJECTS
 )
+
+
+#: Objects the cover (9 cm inside) fits over, per scene.
+COVERABLE: dict[str, tuple[str, ...]] = {
+    "tabletop": ("red_cube", "blue_cylinder", "green_sphere", "purple_prism"),
+    "household": ("orange_box",),  # the bowls (7.2 cm) catch a wall on their rim
+}
 
 
 def scene_objects(scene: str) -> tuple[ItemInfo, ...]:

@@ -164,6 +164,10 @@ class TabletopTask:
         items = []
         for info in self.objects + PLACES:
             pos, quat = physics.body_pose(info.id)
+            grasp = None
+            if any(info.grasp_offset):
+                rot = physics.data.xmat[physics.model.body(info.id).id].reshape(3, 3)
+                grasp = tuple(float(v) for v in np.asarray(pos) + rot @ info.grasp_offset)
             items.append(
                 GroundTruthObject(
                     id=info.id,
@@ -174,6 +178,7 @@ class TabletopTask:
                     position=tuple(float(v) for v in pos),
                     quaternion=tuple(float(v) for v in quat),
                     size=info.size,
+                    grasp_point=grasp,
                     support=self._support(physics, info.id),
                     grasped=info.kind == "object" and self._grasped(physics, info.id),
                 )

@@ -3,12 +3,17 @@
     robot-memory eval-tasks --episodes 30                 # every task, full stack
     robot-memory eval-tasks --tasks bin_single,where_is --episodes 5 --ablation
     robot-memory eval-tasks --resume --output out/eval_tasks/<time>   # finish a run
+    robot-memory eval-tasks --setting realistic --ablation   # household cell, noisy depth
 
 One process runs the stack's cores (the same code the ROS nodes call):
 simulator, two RGB-D cameras at 320x240, perception, scene-graph memory, the
 offline planner and its executor, the shipped diffusion policy with the safety
 filter on every chunk. Scenes come from :mod:`robot_memory.tasks.suite`; seeds
 start at 20000 (the policy trained on 0-249 and was evaluated on 10000+).
+``--setting realistic`` runs the household cell (14 objects, same-colour twins
+as distractors, touching objects) with RealSense-class depth noise and camera
+mounts 3 mm / 0.3 degrees off (:mod:`robot_memory.sim.settings`) and, unless
+``--checkpoint`` says otherwise, the policy trained in both cells.
 ``--ablation`` also runs every seed memoryless (``PlanExecutor.run(...,
 memoryless=True)``: memory cleared before planning and before each step).
 
@@ -34,29 +39,50 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before mujoco l
 from tqdm import tqdm
 
 from robot_memory.learning.evaluation import wilson_interval
+from robot_memory.sim.settings import SETTINGS
 from robot_memory.tasks.suite import TASKS
 
 SEED_OFFSET = 20_000
+#: The policy each setting runs unless --checkpoint says otherwise (model_path's name).
+DEFAULT_CHECKPOINT = {"realistic": ("diffusion_pick_place_household",)}
 CONDITIONS = ("full", "memoryless")
 
 
 class TaskStack:
     """Everything one process needs to run task episodes."""
 
-    def __init__(self, checkpoint: str | Path, threads: int = 1, width: int = 320) -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        threads: int = 1,
+        width: int = 320,
+        setting: str = "primitives",
+    ) -> None:
         from robot_memory.memory.scene_graph import SceneMemory
         from robot_memory.planner.executor import PlanExecutor
         from robot_memory.planner.offline_backend import OfflinePlanner
         from robot_memory.policy.runtime import PolicyRuntime
+        from robot_memory.sim.depth_noise import depth_noise_named
         from robot_memory.sim.runner import RunnerConfig, SimulationRunner
+        from robot_memory.sim.settings import setting_named
         from robot_memory.tasks.inprocess import InProcessMemory, InProcessSkills, Observer
         from robot_memory.tasks.scenes import TaskScenes
 
         height = width * 3 // 4
         self.runtime = PolicyRuntime(checkpoint, device="cpu", threads=threads)
-        self.runner = SimulationRunner(RunnerConfig(camera_rate=0.0, ground_truth_rate=0.0))
+        cell = setting_named(setting)
+        self.runner = SimulationRunner(
+            RunnerConfig(scene=cell.scene, camera_rate=0.0, ground_truth_rate=0.0)
+        )
         self.memory = SceneMemory()
-        self.observer = Observer(self.runner, self.memory, width=width, height=height)
+        self.observer = Observer(
+            self.runner,
+            self.memory,
+            width=width,
+            height=height,
+            depth_noise=depth_noise_named(cell.depth_noise),
+            calibration_error=cell.extrinsic_error,
+        )
         self.port = InProcessMemory(self.memory, self.observer)
         self.scenes = TaskScenes(self.runner, self.observer, width, height)
         self.skills = InProcessSkills(self.runtime, self.runner, self.memory, self.observer)
@@ -189,6 +215,7 @@ def write_report(out: Path, summary: dict, meta: dict) -> None:
     lines = [
         "# Task evaluation (planner + memory + policy, in-process)",
         "",
+        f"setting {meta.get('setting', 'primitives')}, "
         f"seeds from {meta['seed_offset']}, {meta['episodes']} per task, "
         f"checkpoint `{meta['checkpoint']}`, {meta['threads']} torch thread(s)",
         "",
@@ -229,7 +256,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ablation", action="store_true", help="also run memoryless, same seeds")
     p.add_argument("--output", type=Path, default=None, help="default out/eval_tasks/<time>")
     p.add_argument("--resume", action="store_true", help="skip episodes already in --output")
-    p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
+    p.add_argument(
+        "--setting",
+        choices=sorted(SETTINGS),
+        default="primitives",
+        help="primitives: the coloured primitives, perfect depth; realistic: household "
+        "objects, RealSense depth noise, cameras 3 mm / 0.3 deg off",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="default: the shipped model (realistic: the one trained in both cells)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--video", action="store_true", help="MP4 of the first episode per task")
     args = p.parse_args(argv)
@@ -256,15 +295,16 @@ def main(argv: list[str] | None = None) -> int:
         for c in conditions
         if (t, args.seed_offset + i, c) not in done
     ]
-    checkpoint = args.checkpoint or model_path()
+    checkpoint = args.checkpoint or model_path(*DEFAULT_CHECKPOINT.get(args.setting, ()))
     meta = {
+        "setting": args.setting,
         "seed_offset": args.seed_offset,
         "episodes": args.episodes,
         "checkpoint": str(checkpoint),
         "threads": args.threads,
     }
     if jobs:
-        stack = TaskStack(checkpoint, threads=args.threads)
+        stack = TaskStack(checkpoint, threads=args.threads, setting=args.setting)
         bar = tqdm(jobs, desc="eval-tasks", unit="ep")
         videos: set[str] = set()
         for task, seed, cond in bar:

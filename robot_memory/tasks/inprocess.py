@@ -28,12 +28,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import mujoco
 import numpy as np
 
 from robot_memory.control.safety import SafetyFilter
 from robot_memory.learning.rollout import execute_skill
 from robot_memory.memory.scene_graph import SceneMemory
-from robot_memory.perception.observations import ObservationFrame
+from robot_memory.perception.observations import ObservationFrame, quat_to_matrix
 from robot_memory.perception.pipeline import PerceptionPipeline
 from robot_memory.planner.world import SkillOutcome
 from robot_memory.policy.goal_grounding import GroundingError, ground_goal
@@ -43,6 +44,8 @@ from robot_memory.policy.skill_monitor import MonitorConfig
 from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.schemas import PolicyGoalMsg, SceneGraphMsg
 from robot_memory.sim.cameras import CameraRig
+from robot_memory.sim.depth_noise import DepthNoise
+from robot_memory.sim.frames import CellFrames
 from robot_memory.sim.runner import SimulationRunner
 from robot_memory.tasks.memory_port import SceneMemoryPort
 
@@ -57,9 +60,14 @@ class Observer:
         cameras: Sequence[str] = ("front", "wrist"),
         width: int = 320,
         height: int = 240,
+        depth_noise: DepthNoise | None = None,
+        calibration_error: tuple[float, float] = (0.0, 0.0),
+        seed: int = 0,
     ) -> None:
         self.runner, self.memory, self.cameras = runner, memory, tuple(cameras)
-        self.rig = CameraRig(runner.physics.model, width, height, self.cameras)
+        model = runner.physics.model
+        self.rig = CameraRig(model, width, height, self.cameras, depth_noise, seed)
+        self._mount_error = mount_errors(model, self.cameras, calibration_error, seed)
         self.perception = PerceptionPipeline()
         self.observes = 0
         self.wall_s = 0.0
@@ -73,7 +81,7 @@ class Observer:
         frames = []
         for cam in self.cameras:
             rgb, depth = self.rig.render(physics, cam)
-            pos, quat = self.rig.optical_pose(physics, cam)
+            pos, quat = believed_pose(*self.rig.optical_pose(physics, cam), self._mount_error[cam])
             frame = self.perception.process(
                 rgb, depth, self.rig.intrinsics(cam), pos, quat, stamp, cam, joints
             )
@@ -85,6 +93,33 @@ class Observer:
 
     def close(self) -> None:
         self.rig.close()
+
+
+def mount_errors(
+    model, cameras: Sequence[str], error: tuple[float, float], seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per camera, (translation, rotation) taking the true optical frame to the
+    one the cell believes (``CellFrames``' calibration error), in the optical frame."""
+    true = CellFrames(model, cameras).camera_mounts
+    believed = CellFrames(model, cameras, calibration_error=error, seed=seed).camera_mounts
+    out = {}
+    for cam, t, b in zip(cameras, true, believed, strict=True):
+        rt, rb = quat_to_matrix(t.rotation), quat_to_matrix(b.rotation)
+        out[cam] = (rt.T @ (b.translation - t.translation), rt.T @ rb)
+    return out
+
+
+def believed_pose(
+    position: np.ndarray, quat_wxyz: np.ndarray, error: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The optical pose the cell believes, from the true one and the mount error."""
+    shift, turn = error
+    if not np.any(shift) and np.allclose(turn, np.eye(3)):
+        return position, quat_wxyz
+    rot = quat_to_matrix(quat_wxyz)
+    quat = np.empty(4)
+    mujoco.mju_mat2Quat(quat, (rot @ turn).reshape(-1))
+    return np.asarray(position) + rot @ shift, quat
 
 
 class InProcessMemory(SceneMemoryPort):

@@ -14,9 +14,14 @@ projects into either camera's image at the home pose (occlusion ignored, so
 camera y < ~0.05 m, so a hidden object stands in the far-left strip; the
 person moves one there when the seed has none.
 
-Objects the robot must pick are from ``GRASPABLE``: memory keeps no object
-orientation, so a pick uses hand yaw 0, and the 8 cm block and the 9 cm capsule
-only fit the gripper across their narrow side (docs/policy.md, Limits).
+Objects the robot must pick are from ``GRASPABLE`` (per scene): on the
+tabletop the four that fit the gripper at any yaw (the 8 cm block and the 9 cm
+capsule only across their narrow side; docs/policy.md, Limits); in the
+household cell every object whose words name it alone (the twins, two red mugs
+and two yellow cans, stay in the scene as distractors; "the red mug" would not
+say which). ``COLOUR_PAIRS``: household objects whose colour word only one
+other object shares (``bin_colour`` there uses the cell's own colours; the
+tabletop repaints one object instead).
 """
 
 from __future__ import annotations
@@ -35,17 +40,23 @@ from robot_memory.robot.panda import ARM_JOINTS, HOME_ARM
 from robot_memory.schemas import GroundTruth
 from robot_memory.sim.cameras import MJ_TO_OPTICAL, mj_camera_name
 from robot_memory.sim.runner import SimulationRunner
-from robot_memory.sim.scene import CATALOGUE
+from robot_memory.sim.scene import CATALOGUE, COVERABLE, scene_objects
 from robot_memory.sim.task import COVER_CLEARANCE, REACH
 
-#: Objects the policy can grasp with yaw 0 (see module doc).
-GRASPABLE = ("red_cube", "blue_cylinder", "green_sphere", "purple_prism")
+#: The household cell's same-colour, same-kind twins (their words name neither alone).
+HOUSEHOLD_TWINS = ("red_mug_1", "red_mug_2", "yellow_can_1", "yellow_can_2")
+#: Objects a task may ask the robot to pick, per scene (see module doc).
+GRASPABLE: dict[str, tuple[str, ...]] = {
+    "tabletop": ("red_cube", "blue_cylinder", "green_sphere", "purple_prism"),
+    "household": tuple(o.id for o in scene_objects("household") if o.id not in HOUSEHOLD_TWINS),
+}
 #: Where the planner's table regions put things (goal_grounding.place_point).
 REGION_POINTS = {"left": (0.0, 0.2), "right": (0.0, -0.3)}
 #: Free room kept around a spot something will be put on [m].
 SPOT_CLEARANCE = 0.12
 #: Around the cover's footprint (corners 7.8 cm out + 4.5 cm of a neighbour) [m].
 COVER_ROOM = 0.15
+MAX_TAKEN_AWAY = 4  # objects a person may take out of a crowded cell per episode
 HOLD_S = 0.3  # the arm settles this long at a look pose before observing
 
 
@@ -69,6 +80,11 @@ class TaskScenes:
         self.expert = PickPlacePlanner(self.ik, EXPERT_CONFIG)
         self._saved_rgba: dict[int, np.ndarray] = {}
         self.rng = np.random.default_rng(0)
+        self.scene = runner.task.scene
+        self.make_room = self.scene != "tabletop"  # a crowded cell: take objects away
+        self.taken_away: list[str] = []
+        self.graspable = GRASPABLE[self.scene]
+        self.coverable = COVERABLE[self.scene]
 
     # -- the arm ------------------------------------------------------------------
     def move_arm(self, q: np.ndarray, hold_s: float = HOLD_S) -> None:
@@ -172,8 +188,31 @@ class TaskScenes:
                     out.append(p)
         return out
 
-    def move_to_free_spot(self, object_id: str, **kw) -> np.ndarray:
-        spots = self.free_spots(ignore=(object_id, *kw.pop("ignore", ())), **kw)
+    def move_to_free_spot(self, object_id: str, keep: Sequence[str] = (), **kw) -> np.ndarray:
+        """Move ``object_id`` to a random free spot (``free_spots``' options). A
+        crowded cell (``make_room``): while there is none, the person takes away
+        the object nearest the middle of the search box that is not ``keep``,
+        ignored or moved itself (at most ``MAX_TAKEN_AWAY`` per episode)."""
+        ignore = (object_id, *kw.pop("ignore", ()))
+        spots = self.free_spots(ignore=ignore, **kw)
+        while not spots and self.make_room and len(self.taken_away) < MAX_TAKEN_AWAY:
+            box = kw.get("box", (TABLE_PLACE_X, TABLE_PLACE_Y))
+            middle = np.array([np.mean(box[0]), np.mean(box[1])])
+            spare = [
+                o
+                for o in self.truth().objects
+                if o.kind == "object"
+                and o.id not in (*ignore, *keep)
+                and o.id not in self.taken_away
+            ]
+            if not spare:
+                break
+            far = min(
+                spare, key=lambda o: float(np.linalg.norm(np.subtract(o.position[:2], middle)))
+            )
+            self.runner.take_away(far.id, slot=len(self.taken_away))
+            self.taken_away.append(far.id)
+            spots = self.free_spots(ignore=ignore, **kw)
         if not spots:
             raise SceneError(f"no free spot for {object_id}")
         xy = spots[int(self.rng.integers(len(spots)))]
@@ -186,11 +225,15 @@ class TaskScenes:
             if o.kind != "object" or o.id in keep:
                 continue
             if np.linalg.norm(np.subtract(o.position[:2], point[:2])) < radius:
-                self.move_to_free_spot(o.id, avoid=[point], clearance=max(radius, SPOT_CLEARANCE))
+                self.move_to_free_spot(
+                    o.id, keep=keep, avoid=[point], clearance=max(radius, SPOT_CLEARANCE)
+                )
 
-    def ensure_hidden(self, candidates: Sequence[str] = GRASPABLE) -> str:
-        """An object of ``candidates`` no camera sees at home: one already there
-        (chosen by the seed), else one the person moves to a hidden free spot."""
+    def ensure_hidden(self, candidates: Sequence[str] = ()) -> str:
+        """An object of ``candidates`` (default: the graspable ones) no camera
+        sees at home: one already there (chosen by the seed), else one the
+        person moves to a hidden free spot."""
+        candidates = tuple(candidates) or self.graspable
         hidden = [c for c in candidates if self.hidden_at_home(self.xy(c))]
         if hidden:
             return str(hidden[int(self.rng.integers(len(hidden)))])
@@ -240,6 +283,7 @@ class TaskScenes:
         """New scene for ``seed``; ``salt`` separates the tasks' random choices."""
         self.restore_colours()
         self.runner.reset(seed)
+        self.taken_away = []
         self.rng = np.random.default_rng([seed, salt])
 
 

@@ -31,10 +31,9 @@ import numpy as np
 
 from robot_memory.planner.plan import Plan
 from robot_memory.schemas import GroundTruth, SceneGraphMsg
-from robot_memory.sim.scene import CATALOGUE, OBJECTS
+from robot_memory.sim.scene import scene_catalogue, scene_objects
 from robot_memory.tasks.scenes import (
     COVER_ROOM,
-    GRASPABLE,
     REGION_POINTS,
     SPOT_CLEARANCE,
     SceneError,
@@ -78,8 +77,19 @@ def place_of(truth: GroundTruth, object_id: str) -> str:
     return "bin" if obj.support == "bin" else region_of(obj.position)
 
 
-def _label(object_id: str) -> str:
-    return CATALOGUE[object_id].label
+def _label(scenes: TaskScenes, object_id: str) -> str:
+    return scene_catalogue(scenes.scene)[object_id].label
+
+
+def colour_pairs(scene: str) -> dict[str, str]:
+    """Object id -> the one other object of its colour word, for the colours
+    exactly two objects of ``scene`` share (household: the green bowl and
+    bottle, the two yellow cans)."""
+    by_colour: dict[str, list[str]] = {}
+    for o in scene_objects(scene):
+        by_colour.setdefault(o.color, []).append(o.id)
+    pairs = [ids for ids in by_colour.values() if len(ids) == 2]
+    return {a: b for x, y in pairs for a, b in ((x, y), (y, x))}
 
 
 def _xy(truth: GroundTruth, object_id: str) -> np.ndarray:
@@ -97,25 +107,31 @@ def setup_task(
     scenes.reset(seed, TASKS.index(task) + 1)
     rng = scenes.rng
     inst = TaskInstance(task, seed, "", {}, handover=tuple(handover))  # type: ignore[arg-type]
+    catalogue = scene_catalogue(scenes.scene)
     if task == "bin_single":
         target = scenes.ensure_hidden()
         inst.roles = {"target": target}
-        inst.instruction = f"put the {_label(target)} in the bin"
+        inst.instruction = f"put the {_label(scenes, target)} in the bin"
         scenes.look_over_table()
     elif task == "bin_colour":
-        a = scenes.ensure_hidden()
-        others = [o for o in GRASPABLE if o != a]
-        b = str(others[int(rng.integers(len(others)))])
-        scenes.recolour(b, scenes.rgba(a))
+        pairs = colour_pairs(scenes.scene) if scenes.scene != "tabletop" else {}
+        if pairs:  # the cell's own colours: two objects share one
+            a = scenes.ensure_hidden(sorted(pairs))
+            b = pairs[a]
+        else:  # the primitives are one of each colour: paint a second one
+            a = scenes.ensure_hidden()
+            others = [o for o in scenes.graspable if o != a]
+            b = str(others[int(rng.integers(len(others)))])
+            scenes.recolour(b, scenes.rgba(a))
         inst.roles = {"a": a, "b": b}
-        inst.instruction = f"put all the {CATALOGUE[a].color} things in the bin"
+        inst.instruction = f"put all the {catalogue[a].color} things in the bin"
         scenes.look_over_table()
     elif task == "under_box":
         _setup_under_box(scenes, inst)
     elif task == "put_back":
         _setup_put_back(scenes, inst)
     elif task == "where_is":
-        target = str(GRASPABLE[int(rng.integers(len(GRASPABLE)))])
+        target = str(scenes.graspable[int(rng.integers(len(scenes.graspable)))])
         if seed % 2 == 0:
             inst.variant = "out of view"
             target = scenes.ensure_hidden()
@@ -126,10 +142,10 @@ def setup_task(
             scenes.go_home(observe=False)
         scenes.look_over_table()
         inst.roles, inst.question = {"target": target}, True
-        inst.instruction = f"where is the {_label(target)}?"
+        inst.instruction = f"where is the {_label(scenes, target)}?"
     else:  # two_step
         a = scenes.ensure_hidden()
-        others = [o for o in GRASPABLE if o != a]
+        others = [o for o in scenes.graspable if o != a]
         b = str(others[int(rng.integers(len(others)))])
         region = region_of(scenes.xy(b))
         side = {"table_left": "right", "table_right": "left"}.get(region) or str(
@@ -138,13 +154,16 @@ def setup_task(
         scenes.clear_around(REGION_POINTS[side], SPOT_CLEARANCE, keep=(a, b))
         inst.roles, inst.side = {"a": a, "b": b}, side
         inst.instruction = (
-            f"put the {_label(a)} in the bin and then put the {_label(b)} "
+            f"put the {_label(scenes, a)} in the bin and then put the {_label(scenes, b)} "
             f"on the {side} side of the table"
         )
         scenes.look_over_table()
     scenes.go_home()
     truth = scenes.truth()
-    inst.before = {o.id: [round(truth.get(o.id).position[i], 4) for i in (0, 1)] for o in OBJECTS}
+    inst.before = {
+        o.id: [round(truth.get(o.id).position[i], 4) for i in (0, 1)]
+        for o in scene_objects(scenes.scene)
+    }
     if inst.question:
         inst.true_place = place_of(truth, inst.roles["target"])
     return inst
@@ -152,7 +171,7 @@ def setup_task(
 
 def _setup_under_box(scenes: TaskScenes, inst: TaskInstance) -> None:
     rng = scenes.rng
-    coverable = [o for o in GRASPABLE]
+    coverable = scenes.coverable
     x = str(coverable[int(rng.integers(len(coverable)))])
     scenes.clear_around(inst.handover, SPOT_CLEARANCE, keep=())
     scenes.move_to_free_spot(x, clearance=COVER_ROOM, avoid=[inst.handover])
@@ -164,6 +183,7 @@ def _setup_under_box(scenes: TaskScenes, inst: TaskInstance) -> None:
     # lifted away while nobody watches: a free spot, away from the hand-over spot
     scenes.move_to_free_spot(
         "cover",
+        keep=(x,),
         ignore=("cover",),
         clearance=COVER_ROOM,
         box=((-0.12, 0.3), (-0.32, 0.32)),
@@ -178,18 +198,19 @@ def _setup_under_box(scenes: TaskScenes, inst: TaskInstance) -> None:
 
 def _setup_put_back(scenes: TaskScenes, inst: TaskInstance) -> None:
     rng = scenes.rng
-    chosen = [str(o) for o in rng.permutation(GRASPABLE)[:2]]
+    chosen = [str(o) for o in rng.permutation(scenes.graspable)[:2]]
     # where they start must be a spot the policy can put things back on
     for o in chosen:
         xy = scenes.xy(o)
         inside = (-0.08 <= xy[0] <= 0.26) and (-0.28 <= xy[1] <= 0.18)
         if not inside:
-            scenes.move_to_free_spot(o, box=((-0.08, 0.26), (-0.28, 0.18)))
+            scenes.move_to_free_spot(o, keep=chosen, box=((-0.08, 0.26), (-0.28, 0.18)))
     origins = {o: scenes.xy(o) for o in chosen}
     scenes.look_over_table()
     for o in chosen:
         scenes.move_to_free_spot(
             o,
+            keep=chosen,
             clearance=SPOT_CLEARANCE,
             avoid=list(origins.values()),
             accept=lambda p, o=o: np.linalg.norm(p - origins[o]) > MOVED_M,

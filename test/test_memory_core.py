@@ -170,6 +170,21 @@ def test_object_whose_place_is_seen_empty_becomes_absent():
     assert memory.objects() == [] and memory.objects(include_absent=True) == [cube]
 
 
+def test_a_flat_object_whose_place_is_seen_empty_becomes_absent_too():
+    """A screwdriver lying down stands 2.6 cm: the table behind its top is nearer
+    than the 3 cm depth margin, so only a margin scaled to its height (half of
+    it, at least min_depth_margin) sees the free space; an 8 mm thin slab stays
+    under the noise floor and is kept."""
+    for height, gone in ((0.026, True), (0.008, False)):
+        memory = SceneMemory(MemoryConfig(ghost_min_observations=0))
+        flat = obs("red screwdriver", (0.1, 0.1, height / 2), size=(0.16, 0.026, height))
+        memory.update(frame(0.0, [flat]))
+        (obj,) = memory.objects()
+        for k in range(1, 6):
+            memory.update(frame(0.5 * k, [], scene=[]))
+        assert (memory.get(obj.id).status == "absent") is gone, height
+
+
 def test_once_seen_object_that_vanishes_is_pruned_as_a_ghost(memory):
     result = memory.update(frame(0.0, [cube_on_table(0.1, 0.1)]))
     for k in range(1, 6):

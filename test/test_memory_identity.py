@@ -149,6 +149,34 @@ def test_a_bottle_cap_seen_alone_is_part_of_the_bottle(memory):
     np.testing.assert_allclose(after.bbox_max, before.bbox_max, atol=1e-9)
 
 
+def test_a_thin_shaft_beyond_a_black_handle_is_part_of_the_screwdriver(memory):
+    """A black screwdriver (an achromatic handle) whose grey metal shaft,
+    lying diagonally, is clustered apart: its centre is beyond the handle's
+    box, its axis-aligned box 5 cm square, but it is 7 mm across its own axis:
+    a thin piece touching the handle is part of it, not a "white screwdriver".
+    A white can standing as close is its own object."""
+    handle = obs("black screwdriver", (0.0, 0.0, 0.013), size=(0.088, 0.026, 0.026), conf=1.0)
+    t = settle(memory, [handle])
+    (before,) = memory.objects()
+    u = np.linspace(0.0, 0.07, 15)
+    axis = np.array([np.cos(0.8), np.sin(0.8)])
+    line = np.array([0.045, 0.0]) + u[:, None] * axis
+    pts = np.vstack([np.column_stack([line + off * axis[::-1] * [1, -1], np.full(15, 0.008)])
+                     for off in (-0.003, 0.0, 0.003)])  # fmt: skip
+    shaft = obs("white screwdriver", pts.mean(axis=0), conf=0.6)
+    shaft.bbox_min, shaft.bbox_max = pts.min(axis=0), pts.max(axis=0)
+    shaft.points, shaft.n_points = pts, len(pts)
+    scene = [(handle.bbox_min, handle.bbox_max), (shaft.bbox_min, shaft.bbox_max)]
+    for k in range(4):
+        result = memory.update(frame(t + 0.1 * k, [handle, shaft], scene=scene))
+        assert result.created == []
+    (after,) = memory.objects()
+    assert after.id == before.id and after.label == "black screwdriver"
+    can = obs("white can", (0.09, 0.04, 0.04), size=(0.06, 0.06, 0.08), conf=1.0)
+    result = memory.update(frame(t + 1.0, [handle, can]))
+    assert len(result.created) == 1
+
+
 def test_twins_side_by_side_are_not_parts_of_each_other(memory):
     left = obs("red mug", (0.0, 0.0, 0.04), size=(0.065, 0.065, 0.08), conf=1.0)
     right = obs("red mug", (0.066, 0.0, 0.04), size=(0.065, 0.065, 0.08), conf=1.0)

@@ -357,6 +357,28 @@ def test_bring_back_from_relation_history(planner: OfflinePlanner, text: str) ->
     assert any(q.kind == "relation_history" for q in memory.queries)
 
 
+def test_the_box_among_several_is_the_one_memory_recalls_something_under(
+    planner: OfflinePlanner,
+) -> None:
+    """A household cell: the cover (#7) and a large blue box (#8) both fit "the
+    box" (and the cover is held twice, #9, its duplicate); only under #7 does
+    memory recall anything, so that is the box meant."""
+    objects = [
+        *base_objects(),
+        obj(8, "blue box", (0.2, -0.2, 0.045), container=True, size=0.11),
+        obj(9, "white box", (-0.02, 0.05, 0.045), container=True, size=0.11),
+    ]
+    world = scene(objects, [rel(6, "in", "bin")])
+    memory = CannedMemoryPort(world, relations=[history_row(3, 7, 60.0, 61.0)])
+    plan = run(planner, "bring back the object that was under the box", world, memory=memory)
+    assert moves(plan) == [("pick", 3, None), ("place", 3, planner.handover_position)]
+    assert any("only #7 had something under it" in n for n in plan.notes)
+    memory = CannedMemoryPort(world, relations=[])
+    with pytest.raises(PlanningError) as err:
+        run(planner, "bring back the object that was under the box", world, memory=memory)
+    assert err.value.reason == "no such object" and "#8" in err.value.detail
+
+
 def test_bring_back_still_covered(planner: OfflinePlanner) -> None:
     world = scene(base_objects(), [rel(3, "in", 7)])
     memory = CannedMemoryPort(world, relations=[history_row(3, 7, NOW, None)])

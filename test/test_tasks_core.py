@@ -15,11 +15,18 @@ from robot_memory.policy.look_skill import LOOK_HEIGHT, look_target, look_trajec
 from robot_memory.robot.panda import ARM_VELOCITY, HOME_ARM
 from robot_memory.schemas import GroundTruth, GroundTruthObject, SceneGraphMsg
 from robot_memory.sim.runner import RunnerConfig, SimulationRunner
-from robot_memory.sim.scene import CATALOGUE, OBJECTS
+from robot_memory.sim.scene import CATALOGUE, OBJECTS, scene_catalogue, scene_objects
 from robot_memory.tasks.eval_tasks import main as eval_main
 from robot_memory.tasks.eval_tasks import summarize
-from robot_memory.tasks.scenes import TaskScenes
-from robot_memory.tasks.suite import TASKS, TaskInstance, check_success, region_of, setup_task
+from robot_memory.tasks.scenes import HOUSEHOLD_TWINS, MAX_TAKEN_AWAY, TaskScenes
+from robot_memory.tasks.suite import (
+    TASKS,
+    TaskInstance,
+    check_success,
+    colour_pairs,
+    region_of,
+    setup_task,
+)
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +206,48 @@ def test_look_skill(scenes: TaskScenes) -> None:
     assert np.all(speed <= ARM_VELOCITY * 0.5)
     with pytest.raises(ValueError):
         look_target(scenes.ik, HOME_ARM, (float("nan"), 0.0))
+
+
+# -- the realistic setting's scenes (household cell) ---------------------------------
+@pytest.fixture(scope="module")
+def household() -> TaskScenes:
+    runner = SimulationRunner(
+        RunnerConfig(scene="household", camera_rate=0.0, ground_truth_rate=0.0)
+    )
+    return TaskScenes(runner)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_household_tasks_name_one_object_and_keep_the_twins_as_distractors(
+    household: TaskScenes, task: str
+) -> None:
+    inst = setup_task(household, task, 20001)
+    labels = [o.label for o in scene_objects("household")]
+    named = [o for o in inst.roles.values() if o != "cover"]
+    for o in named:
+        assert o not in HOUSEHOLD_TWINS or task == "bin_colour", (task, inst.roles)
+        if task != "bin_colour":
+            assert labels.count(scene_catalogue("household")[o].label) == 1
+    if task == "bin_colour":  # the cell's own colours: nothing is repainted
+        a, b = inst.roles["a"], inst.roles["b"]
+        cat = scene_catalogue("household")
+        assert cat[a].color == cat[b].color and colour_pairs("household")[a] == b
+        assert [o.color for o in scene_objects("household")].count(cat[a].color) == 2
+        assert not household._saved_rgba
+    if task in ("bin_single", "bin_colour", "two_step") or inst.variant == "out of view":
+        key = "target" if "target" in inst.roles else "a"
+        assert household.hidden_at_home(household.xy(inst.roles[key]))
+    # whatever a person took away to make room is off the table, and not a role
+    gt = household.runner.ground_truth()
+    assert len(household.taken_away) <= MAX_TAKEN_AWAY
+    for o in household.taken_away:
+        assert o not in inst.roles.values() and gt.get(o).support != "table"
+    household.restore_colours()
+
+
+def test_household_crowded_table_makes_room_for_put_back(household: TaskScenes) -> None:
+    """14 objects leave no spot 12 cm clear: the person takes some away first."""
+    inst = setup_task(household, "put_back", 20001)
+    for o, origin in inst.origins.items():
+        assert np.linalg.norm(household.xy(o) - origin) > 0.12
+    assert household.taken_away, "the crowded cell needed no room made: test the other path"

@@ -47,6 +47,7 @@ class MemoryConfig:
     absence_decay: float = 0.25  # conf -= this per frame whose depth shows free space
     absence_threshold: float = 0.2  # below: status "absent"
     depth_margin: float = 0.03  # free space / occlusion margin on depth
+    min_depth_margin: float = 0.01  # free space margin for flat objects, at least (noise)
     permanence_sample_points: int = 24  # points per object checked against depth
     free_fraction: float = 0.5  # of the checked points with a return
     # relations
@@ -87,6 +88,7 @@ class MemoryConfig:
             "voxel_size",
             "near_distance",
             "depth_margin",
+            "min_depth_margin",
             "visibility_gap",
             "commit_interval",
             "move_threshold",

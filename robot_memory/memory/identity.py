@@ -86,10 +86,10 @@ def part_owner(
     confirms nothing and moves nothing."""
     if not objects:
         return None
-    c = np.asarray(obs.centroid)
     lo = np.array([o.bbox_min for o in objects]) - margin
     hi = np.array([o.bbox_max for o in objects]) + margin
-    for j in np.flatnonzero(np.all((c >= lo) & (c <= hi), axis=1)):  # cheap test first
+    touching = np.all((np.asarray(obs.bbox_max) >= lo) & (np.asarray(obs.bbox_min) <= hi), axis=1)
+    for j in np.flatnonzero(touching):  # cheap test first
         whole = objects[j]
         if whole.status != "absent" and part_of(obs, whole, margin):  # type: ignore[arg-type]
             return whole

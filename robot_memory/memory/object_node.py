@@ -10,7 +10,7 @@ import numpy as np
 from robot_memory.memory.colours import ACHROMATIC, same_colour
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.grasp_point import estimate_grasp_point
-from robot_memory.memory.orientation import estimate_yaw
+from robot_memory.memory.orientation import estimate_yaw, footprint
 from robot_memory.perception.observations import ObjectObservation
 from robot_memory.schemas import MemoryObjectMsg
 
@@ -375,25 +375,47 @@ def _volume(box: MemoryObject | ObjectObservation) -> float:
     return float(np.prod(np.clip(np.asarray(box.bbox_max) - box.bbox_min, 1e-3, None)))
 
 
+#: A piece this thin across (a screwdriver's shaft, 7 mm) is no object of its
+#: own where it touches one [m].
+THIN_PART = 0.012
+
+
+def _thin(obj: MemoryObject) -> bool:
+    """Under ``THIN_PART`` across its footprint's narrow side (a rectangle fitted
+    to its points: a shaft lying diagonally has a wide axis-aligned box)."""
+    fit = footprint(obj.points) if len(obj.points) else None
+    if fit is None:
+        return float(np.min(obj.bbox_max[:2] - obj.bbox_min[:2])) < THIN_PART
+    return fit[2] < THIN_PART
+
+
 def part_of(part: MemoryObject, whole: MemoryObject, margin: float) -> bool:
-    """``part`` is a piece of ``whole`` seen on its own: its centre inside
-    ``whole``'s box grown by ``margin``, ``whole`` no container, and either
-    achromatic (white, grey, black) under half ``whole``'s volume with ``whole``
-    of a colour (a bottle's cap, a can's lid or label band, a screwdriver's
-    metal shaft), or of ``whole``'s colour under a quarter of its volume (a
-    mug's handle clustered apart). Two solid things cannot share that space."""
+    """``part`` is a piece of ``whole`` seen on its own: ``whole`` no container,
+    and either achromatic (white, grey, black) under half ``whole``'s volume
+    with ``whole`` of a colour (a bottle's cap, a can's lid or label band), of
+    ``whole``'s colour under a quarter of its volume (a mug's handle clustered
+    apart), both with its centre inside ``whole``'s box grown by ``margin``; or
+    thin (under ``THIN_PART`` across: a screwdriver's metal shaft) under half
+    its volume, with its box touching ``whole``'s grown box (a shaft's centre
+    lies beyond the handle). Two solid things cannot share that space."""
     if whole.container:
         return False
+    thin = _thin(part)
     if part.color in ACHROMATIC and whole.color not in ACHROMATIC:
         limit = 0.5
     elif same_colour(part.color, whole.color):
         limit = 0.25
+    elif thin:
+        limit = 0.5
     else:
         return False
     if _volume(part) >= limit * _volume(whole):
         return False
+    lo, hi = whole.bbox_min - margin, whole.bbox_max + margin
+    if thin:
+        return bool(np.all((part.bbox_max >= lo) & (part.bbox_min <= hi)))
     c = part.centroid
-    return bool(np.all((c >= whole.bbox_min - margin) & (c <= whole.bbox_max + margin)))
+    return bool(np.all((c >= lo) & (c <= hi)))
 
 
 def find_duplicate(

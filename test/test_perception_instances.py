@@ -4,6 +4,8 @@ scene with two same-colour cans standing in contact."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,26 @@ def test_an_object_of_two_hues_mixed_in_one_place_stays_whole():
     red = rect(rng, (0.0, 0.0), 0.058, 0.09, 0.0, 300)  # a checkered box: hues interleaved
     out = split_by_colour(*cluster_of((blue, 4), (red, 0)), CFG)
     assert len(set(out)) == 1
+
+
+def test_white_and_black_split_unless_the_black_is_a_wall():
+    """A white bowl with a black screwdriver lying against it splits in two
+    (white 6, black 7); the white cover whose shaded side reads black is one
+    object: that black part stands as a wall (thin across, tall)."""
+    rng = np.random.default_rng(6)
+    bowl = disc(rng, (0.0, 0.0), 0.036, 400)
+    handle = rect(rng, (0.06, 0.045), 0.088, 0.026, 0.0, 250)
+    out = split_by_colour(*cluster_of((bowl, 6), (handle, 7)), CFG)
+    assert len(set(out)) == 2 and len(set(out[:400])) == 1 and out[0] != out[-1]
+    top = rect(rng, (0.0, 0.0), 0.11, 0.11, 0.0, 400)
+    cover = np.column_stack([top, np.full(len(top), 0.09)])
+    y = rng.uniform(-0.055, 0.055, 200)
+    x = rng.uniform(0.054, 0.058, 200)  # a wall 4 mm thick
+    wall = np.column_stack([x, y, rng.uniform(0.0, 0.09, 200)])
+    centroids = np.vstack([cover, wall])
+    codes = np.concatenate([np.full(400, 6), np.full(200, 7)])
+    out = split_by_colour(centroids, np.zeros(600, dtype=int), codes, CFG)
+    assert len(set(out)) == 1
+    # were walls not told apart, the shaded side would be an object of its own
+    thin = replace(CFG, wall_thickness=0.001)
+    assert len(set(split_by_colour(centroids, np.zeros(600, dtype=int), codes, thin))) == 2

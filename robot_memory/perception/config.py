@@ -38,7 +38,8 @@ class PerceptionConfig:
     split_min_radius: float = 0.015  # a region's centre lies this deep inside its footprint [m]
     split_neck_ratio: float = 0.8  # a neck narrower than this x the depth separates objects
     colour_split_fraction: float = 0.2  # a hue this much of a cluster, in a place of its own: split
-    split_white_black: bool = False  # also split bright white from black (see instances.py)
+    split_white_black: bool = True  # also split bright white from black (see instances.py)
+    wall_thickness: float = 0.012  # thinner across, and 3x as tall: a wall, never split off [m]
     split_white_value: int = 170  # unsaturated and at least this bright: white, for the split
     split_black_value: int = 45  # darker than this: black, for the split (grey between: neither)
     # colour naming (HSV, OpenCV ranges: hue 0-180, sat/val 0-255)
@@ -67,6 +68,7 @@ class PerceptionConfig:
             "max_object_size",
             "quaternion_tolerance",
             "split_cell",
+            "wall_thickness",
         )
         for name in positive:
             if not getattr(self, name) > 0:

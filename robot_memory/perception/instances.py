@@ -140,9 +140,11 @@ def voxel_hues(
     voxel_of_point: np.ndarray, pixels: np.ndarray, n_voxels: int, config: PerceptionConfig
 ) -> np.ndarray:
     """Per voxel: its mean colour's hue bin (0..5: red, orange, yellow, green,
-    blue, purple) or -1 without a hue; with ``split_white_black``, 6 for bright
-    white and 7 for black (grey between: neither). Off by default: the white
-    cover's shaded wall reads black and split off as a "black box" of its own."""
+    blue, purple) or -1 without a hue; with ``split_white_black`` (the
+    default), 6 for bright white and 7 for black (grey between: neither): a
+    white bowl against a black screwdriver. An achromatic part that stands as a
+    wall (:func:`is_wall`: the white cover's shaded side reads black) never
+    splits off."""
     if n_voxels == 0:
         return np.zeros(0, dtype=int)
     counts = np.maximum(np.bincount(voxel_of_point, minlength=n_voxels), 1)
@@ -161,6 +163,23 @@ def voxel_hues(
     return np.where(hued, bins, np.where(white, 6, np.where(black, 7, -1)))
 
 
+#: voxel_hues codes from here on are achromatic (6 white, 7 black).
+ACHROMATIC_CODES = 6
+
+
+def is_wall(points: np.ndarray, config: PerceptionConfig) -> bool:
+    """Voxels that stand in one vertical plane: thinner than ``wall_thickness``
+    across their footprint's narrow axis and taller than ``3 * wall_thickness``.
+    A shaded wall of the white cover reads black; a black screwdriver lying on
+    the table is as long but flat."""
+    if len(points) < 3:
+        return False
+    xy = points[:, :2] - points[:, :2].mean(axis=0)
+    minor = float(np.sqrt(max(np.linalg.eigvalsh(np.cov(xy.T))[0], 0.0)))
+    tall = float(np.ptp(points[:, 2])) > 3 * config.wall_thickness
+    return minor < config.wall_thickness / 3 and tall  # a uniform band 1.2 cm wide: 3.5 mm
+
+
 def split_by_colour(
     centroids: np.ndarray, labels: np.ndarray, hues: np.ndarray, config: PerceptionConfig
 ) -> np.ndarray:
@@ -175,7 +194,11 @@ def split_by_colour(
         codes = hues[members]
         found, counts = np.unique(codes[codes >= 0], return_counts=True)
         need = max(config.min_cluster_voxels, config.colour_split_fraction * len(members))
-        major = found[counts >= need]
+        major = [
+            c
+            for c in found[counts >= need]
+            if c < ACHROMATIC_CODES or not is_wall(centroids[members][codes == c], config)
+        ]
         if len(major) < 2:
             return None
         xy = centroids[members, :2]

@@ -291,8 +291,8 @@ class OutOfViewPicks(SkillScenes):
         seen = [i for i in hidden if nearest(clear, points[i], BIND_RADIUS_M)[0] >= 0]
         return seen[0] if seen else None
 
-    def setup(self, seed, skill, object_id=None, place_target=None):
-        goal, steps = super().setup(seed, skill, object_id, place_target)
+    def setup(self, seed, skill, object_id=None, place_target=None, expert_optional=False):
+        goal, steps = super().setup(seed, skill, object_id, place_target, expert_optional)
         q0 = self.look()
         if self.provider is not None:
             self.provider.start(goal)

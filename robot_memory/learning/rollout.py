@@ -270,7 +270,7 @@ def run_episode(
     """One seeded pick or place; with ``use_safety`` every chunk passes a fresh
     :class:`SafetyFilter`, as on the robot."""
     runner = scenes.runner
-    goal, _ = scenes.setup(seed, skill, object_id, place_target)
+    goal, _ = scenes.setup(seed, skill, object_id, place_target, expert_optional=True)
     start = runner.time
     # with a provider the goal comes only from it (never the simulator's truth)
     run = execute_skill(

@@ -33,7 +33,7 @@ from robot_memory.policy.skill_goal import (
     TABLE_PLACE_Y,
     SkillGoal,
 )
-from robot_memory.robot.ik import ArmIK
+from robot_memory.robot.ik import ArmIK, IKError
 from robot_memory.robot.panda import ARM_JOINTS, ARM_LOWER, ARM_UPPER, HOME_ARM
 from robot_memory.schemas import GroundTruth, GroundTruthObject
 from robot_memory.sim.runner import SimulationRunner
@@ -107,10 +107,18 @@ class SkillScenes:
         return pick, place, obj
 
     def setup(
-        self, seed: int, skill: str, object_id: str | None = None, place_target: str | None = None
+        self,
+        seed: int,
+        skill: str,
+        object_id: str | None = None,
+        place_target: str | None = None,
+        expert_optional: bool = False,
     ) -> tuple[SkillGoal, list[Step]]:
         """Reset to ``seed``'s scene; for place, have the expert pick first.
-        Returns the goal and the expert's steps for the skill itself."""
+        Returns the goal and the expert's steps for the skill itself; raises
+        IKError when the expert cannot reach a pose, unless ``expert_optional``
+        and the skill is a pick (an evaluation: no steps then, the goal's yaw
+        from ``grasp_yaw``)."""
         rng = np.random.default_rng(seed + 7919)
         self.runner.reset(seed)
         move_arm_to(self.runner, random_start_pose(rng))
@@ -121,7 +129,22 @@ class SkillScenes:
             target = place_point_for(object_truth(truth, "bin"))
         else:
             target = sample_table_target(rng, truth, object_id)
-        pick, place, obj = self.full_plan(object_id, target)
+        try:
+            pick, place, obj = self.full_plan(object_id, target)
+        except IKError:
+            if skill != "pick" or not expert_optional:
+                raise
+            # the expert cannot reach its grasp; the policy is still asked to try
+            obj = object_truth(truth, object_id)
+            yaw = self.planner.grasp_yaw(obj, truth.objects)
+            goal = SkillGoal(
+                "pick",
+                np.array(obj.grasp_point or obj.position),
+                yaw,
+                object_id,
+                object_rest_z=obj.position[2],
+            )
+            return goal, []
         grasp_yaw = hand_yaw(self.planner.ik.forward(pick[1].final)[1])
         if skill == "pick":
             goal = SkillGoal(

@@ -27,6 +27,7 @@ tabletop repaints one object instead).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -58,6 +59,14 @@ SPOT_CLEARANCE = 0.12
 COVER_ROOM = 0.15
 MAX_TAKEN_AWAY = 4  # objects a person may take out of a crowded cell per episode
 HOLD_S = 0.3  # the arm settles this long at a look pose before observing
+
+
+@dataclass(frozen=True)
+class SpareObject:
+    """An object on the table a person may take away, and where it stands."""
+
+    id: str
+    xy: np.ndarray
 
 
 class SceneError(RuntimeError):
@@ -198,26 +207,35 @@ class TaskScenes:
         while not spots and self.make_room and len(self.taken_away) < MAX_TAKEN_AWAY:
             box = kw.get("box", (TABLE_PLACE_X, TABLE_PLACE_Y))
             middle = np.array([np.mean(box[0]), np.mean(box[1])])
-            spare = [
-                o
-                for o in self.truth().objects
-                if o.kind == "object"
-                and o.id not in (*ignore, *keep)
-                and o.id not in self.taken_away
-            ]
+            spare = self._spare(keep=(*ignore, *keep))
             if not spare:
                 break
-            far = min(
-                spare, key=lambda o: float(np.linalg.norm(np.subtract(o.position[:2], middle)))
-            )
-            self.runner.take_away(far.id, slot=len(self.taken_away))
-            self.taken_away.append(far.id)
+            self._take_away(min(spare, key=lambda o: float(np.linalg.norm(o.xy - middle))))
             spots = self.free_spots(ignore=ignore, **kw)
         if not spots:
             raise SceneError(f"no free spot for {object_id}")
         xy = spots[int(self.rng.integers(len(spots)))]
         self.runner.move_object(object_id, xy)
         return xy
+
+    # -- making room on a crowded table ------------------------------------------------
+    def _object_ids(self) -> tuple[str, ...]:
+        return tuple(o.id for o in self.truth().objects if o.kind == "object")
+
+    def _spare(self, keep: Sequence[str]) -> list[SpareObject]:
+        """Objects on the table a person may take away: not ``keep``, not taken."""
+        return [
+            SpareObject(o.id, np.array(o.position[:2]))
+            for o in self.truth().objects
+            if o.kind == "object"
+            and o.id not in keep
+            and o.id not in self.taken_away
+            and o.support == "table"
+        ]
+
+    def _take_away(self, spare: SpareObject) -> None:
+        self.runner.take_away(spare.id, slot=len(self.taken_away))
+        self.taken_away.append(spare.id)
 
     def clear_around(self, point: Sequence[float], radius: float, keep: Sequence[str] = ()) -> None:
         """Move every object (but ``keep``) within ``radius`` of ``point`` elsewhere."""
@@ -244,6 +262,20 @@ class TaskScenes:
                 if o.kind == "object" and o.id != target and self.hidden_at_home(o.position[:2]):
                     self.move_to_free_spot(o.id, accept=lambda p: not self.hidden_at_home(p))
             spots = self.free_spots(ignore=(target,), clearance=0.11, accept=self.hidden_at_home)
+        if not spots and self.make_room:  # a crowded cell: clear the hidden strip
+            strip = self.free_spots(
+                ignore=self._object_ids(), clearance=0.0, accept=self.hidden_at_home
+            )
+            while not spots and strip and len(self.taken_away) < MAX_TAKEN_AWAY:
+                spare = self._spare(keep=(target,))
+                if not spare:
+                    break
+                self._take_away(
+                    min(spare, key=lambda o: min(np.linalg.norm(o.xy - p) for p in strip))
+                )
+                spots = self.free_spots(
+                    ignore=(target,), clearance=0.11, accept=self.hidden_at_home
+                )
         if not spots:
             raise SceneError("no free spot out of view at home")
         self.runner.move_object(target, spots[int(self.rng.integers(len(spots)))])

@@ -13,6 +13,7 @@ from robot_memory.planner.experience import ExperienceMemory
 from robot_memory.planner.plan import Plan, PlanStep
 from robot_memory.planner.validation import PlanValidationError, parse_plan, validate_plan
 from robot_memory.planner.world import RelationMsg, World
+from robot_memory.schemas import MemoryObjectMsg
 
 
 def scene() -> SymbolicWorldTestDouble:
@@ -321,3 +322,15 @@ def test_experience_changes_a_later_plan(tmp_path, embedder) -> None:
     other = PlanExecutor(planner, world, world, ExperienceMemory(path, embedder))
     cube = other.run("put the red cube in the bin").plans[0]
     assert [s.skill for s in cube.steps] == ["pick", "place"] and cube.experiences == []
+
+
+def test_an_object_seen_again_may_read_a_neighbouring_colour_or_shape_word() -> None:
+    from robot_memory.planner.recovery import same_kind
+
+    def o(label: str) -> MemoryObjectMsg:
+        return memory_object(1, label, (0.1, 0.1, 0.02))
+
+    assert same_kind(o("black screwdriver"), o("grey screwdriver"))  # shading
+    assert same_kind(o("red cube"), o("red box"))  # one shape family
+    assert not same_kind(o("red mug"), o("blue mug"))
+    assert not same_kind(o("red mug"), o("red can"))

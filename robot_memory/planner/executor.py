@@ -24,7 +24,7 @@ The checks and recoveries themselves (verification in memory, finding a failed
 object again and redoing its pick and place, following ids memory changed,
 memory's current grasp yaw, memoryless re-grounding) are plain functions in
 :mod:`robot_memory.planner.recovery`; the executor calls them and keeps the
-statuses, counters and task result. ``same_kind`` is still importable from here.
+statuses, counters and task result.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from robot_memory.planner.recovery import (
     retry_object,
     verify_place,
 )
-from robot_memory.planner.recovery import same_kind as same_kind
 from robot_memory.planner.validation import PlanValidationError, validate_plan
 from robot_memory.planner.world import (
     MemoryPort,

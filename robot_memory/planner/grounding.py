@@ -95,13 +95,18 @@ def canonical_words(text: str) -> list[str]:
     return out
 
 
-def same_kind(shape_words: set[str], shape: str) -> bool:
+def shape_fits(shape_words: set[str], shape: str) -> bool:
     """Whether an object of ``shape`` may be what ``shape_words`` name: True
     when the shape is no known shape word (unknown, "object") or a family of
     one of the words holds it."""
     if shape not in SHAPE_WORDS:
         return True
     return any(shape in f and shape_words & f for f in SHAPE_FAMILIES)
+
+
+def near_colours(a: str, b: str) -> bool:
+    """Colour words a camera confuses under shading (``NEAR_COLOURS``)."""
+    return frozenset({colour_word(a), colour_word(b)}) in NEAR_COLOURS
 
 
 def expand(text: str) -> str:
@@ -159,9 +164,9 @@ class Grounder:
             s = float(s)
             colour = colour_word(o.color)
             if colours and colour not in colours:
-                near = any(frozenset({colour, c}) in NEAR_COLOURS for c in colours)
+                near = any(near_colours(colour, c) for c in colours)
                 s -= self.colour_penalty / 3 if near else self.colour_penalty
-            if shapes and not same_kind(shapes, o.shape):
+            if shapes and not shape_fits(shapes, o.shape):
                 s -= self.shape_penalty
             if o.status == "absent":
                 s -= self.absent_penalty

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from robot_memory.planner.grounding import near_colours, shape_fits
 from robot_memory.planner.plan import Plan, PlanStep
 from robot_memory.planner.validation import PlanValidationError, validate_plan
 from robot_memory.planner.world import MemoryPort, SkillOutcome, World
@@ -30,7 +31,11 @@ LOG = logging.getLogger("robot_memory.planner.executor")  # the executor's log, 
 
 
 def same_kind(a: MemoryObjectMsg, b: MemoryObjectMsg) -> bool:
-    return a.shape == b.shape and a.color == b.color
+    """``a`` may be ``b`` seen again: the same or a neighbouring colour word (a
+    black handle reads grey in another light) and shape words of one family
+    (a cube the labeller calls a box)."""
+    colours = a.color == b.color or near_colours(a.color, b.color)
+    return colours and shape_fits({a.shape}, b.shape)
 
 
 # -- verification in memory -------------------------------------------------------

@@ -84,6 +84,21 @@ def test_moved_out_of_view_is_reidentified_by_unique_colour(memory):
     assert len(memory.objects()) == 2
 
 
+def test_a_clear_sighting_of_another_kind_is_not_the_object_moved(memory):
+    """A blue mug remembered, out of view; the first clear sighting of the blue
+    bottle (in the bin) is a new object, not the mug moved there; a partial
+    view reading the wrong shape still re-identifies (previous test)."""
+    t = settle(memory, [obs("blue mug", (0.1, 0.1, 0.04), size=(0.065, 0.065, 0.08))])
+    (mug,) = memory.objects()
+    far_view = {"position": (0.3, -0.3, 1.0)}
+    bottle = obs("blue bottle", (0.35, -0.3, 0.06), size=(0.05, 0.05, 0.12), conf=1.0)
+    result = memory.update(frame(t, [bottle], **far_view))
+    assert result.relocated == [] and len(result.created) == 1
+    assert np.allclose(memory.get(mug.id).centroid, (0.1, 0.1, 0.04))
+    # the same mug seen whole elsewhere is the mug
+    assert reidentify(obs("blue mug", (0.35, -0.3, 0.04), conf=1.0), [mug]) is mug
+
+
 def test_reidentify_refuses_when_ambiguous():
     a, b = cube_on_table(0.0, 0.0), cube_on_table(0.2, 0.0)
     m = SceneMemory()

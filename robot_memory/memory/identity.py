@@ -30,6 +30,7 @@ from robot_memory.memory.object_node import (
     part_of,
 )
 from robot_memory.memory.permanence import OUT_OF_VIEW
+from robot_memory.memory.shapes import shapes_agree
 
 if TYPE_CHECKING:
     from robot_memory.memory.scene_graph import SceneMemory
@@ -114,12 +115,27 @@ def merged_view(obs: ObjectObservation, obj: MemoryObject, objects: list[MemoryO
     return False
 
 
+#: A sighting at least this confident is whole: its shape word is trusted.
+SHAPE_VETO_CONFIDENCE = 0.9
+
+
 def reidentify(obs: ObjectObservation, candidates: list[MemoryObject]) -> MemoryObject | None:
     """The one remembered object ``obs`` can be, among ``candidates`` (objects
     not confirmed where memory had them). Unique colour first, then unique
-    label among those of that colour; ``None`` when ambiguous."""
+    label among those of that colour; ``None`` when ambiguous. When the
+    sighting is whole and clear (confidence >= ``SHAPE_VETO_CONFIDENCE``: not
+    cut by the image's edge, not a sliver), a candidate whose shape word
+    names another kind of thing is none (a blue bottle seen for the first
+    time is not the blue mug moved: ``shapes.shapes_agree``); a partial view
+    often reads the wrong shape (a cube cut by the edge: "prism"), so its
+    shape word does not count."""
     chromatic = obs.color not in ACHROMATIC
-    coloured = [o for o in candidates if same_colour(o.color, obs.color)]
+    clear = obs.confidence >= SHAPE_VETO_CONFIDENCE
+    coloured = [
+        o
+        for o in candidates
+        if same_colour(o.color, obs.color) and (not clear or shapes_agree(o.shape, obs.shape))
+    ]
     if chromatic and len(coloured) == 1:
         return coloured[0]
     labelled = [o for o in coloured if o.label == obs.label]

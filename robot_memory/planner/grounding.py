@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from robot_memory.memory.shapes import SHAPE_WORDS, shape_fits
 from robot_memory.memory.text_grounding import TextEmbedder, score_labels, words
 from robot_memory.planner.plan import PlanningError
 from robot_memory.planner.world import World
@@ -46,20 +47,6 @@ SHAPE_SYNONYMS = {
     "triangle": "prism",
     "wedge": "prism",
 }
-#: Shape words that may name the same thing; an object's shape outside every
-#: family of the phrase's shape words is another kind of thing.
-SHAPE_FAMILIES: tuple[frozenset[str], ...] = (
-    frozenset({"cube", "box", "block", "cuboid", "brick", "bar", "dice", "die", "cover"}),
-    frozenset({"cylinder", "can", "tin", "tube"}),
-    frozenset({"cylinder", "bottle"}),
-    frozenset({"sphere", "ball", "orb", "marble"}),
-    frozenset({"capsule", "pill"}),
-    frozenset({"prism", "triangle", "wedge"}),
-    frozenset({"mug", "cup"}),
-    frozenset({"bowl"}),
-    frozenset({"screwdriver", "tool"}),
-)
-SHAPE_WORDS = frozenset().union(*SHAPE_FAMILIES)
 #: Colour words a camera confuses under shading: a mismatch costs a third.
 NEAR_COLOURS = frozenset({frozenset({"black", "grey"}), frozenset({"grey", "white"})})
 CONTAINER_WORDS = frozenset({"box", "cover", "lid", "container", "crate", "cup", "bowl", "case"})
@@ -93,15 +80,6 @@ def canonical_words(text: str) -> list[str]:
         w = PLURALS.get(w, w[:-1] if w.endswith("s") and len(w) > 3 and w[-2] != "s" else w)
         out.append(SHAPE_SYNONYMS.get(colour_word(w), colour_word(w)))
     return out
-
-
-def shape_fits(shape_words: set[str], shape: str) -> bool:
-    """Whether an object of ``shape`` may be what ``shape_words`` name: True
-    when the shape is no known shape word (unknown, "object") or a family of
-    one of the words holds it."""
-    if shape not in SHAPE_WORDS:
-        return True
-    return any(shape in f and shape_words & f for f in SHAPE_FAMILIES)
 
 
 def near_colours(a: str, b: str) -> bool:

@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from robot_memory.planner.grounding import near_colours, shape_fits
+from robot_memory.memory.shapes import shape_fits
+from robot_memory.planner.grounding import near_colours
 from robot_memory.planner.plan import Plan, PlanStep
 from robot_memory.planner.validation import PlanValidationError, validate_plan
 from robot_memory.planner.world import MemoryPort, SkillOutcome, World

@@ -221,3 +221,27 @@ def test_only_a_box_wide_enough_to_hold_something_is_a_container(memory):
     settle(memory, [cover, cube, carton])
     containers = {o.label: o.container for o in memory.objects()}
     assert containers == {"white box": True, "red box": False, "blue box": False}
+
+
+def test_a_closed_box_turned_45_degrees_is_still_no_container(memory):
+    """Its axis-aligned box is 10.5 cm square; the rectangle fitted to its
+    points is 5.8 x 9 cm: too narrow to hold anything. The cover turned as
+    much still is one."""
+
+    def turned(label: str, centre, sx: float, sy: float, height: float):
+        u, v = np.meshgrid(np.linspace(-sx / 2, sx / 2, 12), np.linspace(-sy / 2, sy / 2, 18))
+        c, s = np.cos(np.pi / 4), np.sin(np.pi / 4)
+        xy = np.column_stack([u.ravel() * c - v.ravel() * s, u.ravel() * s + v.ravel() * c])
+        pts = np.column_stack([xy + centre[:2], np.full(len(xy), height)])
+        o = obs(label, (centre[0], centre[1], height / 2), conf=1.0)
+        o.bbox_min = np.array([*pts[:, :2].min(axis=0), 0.0])
+        o.bbox_max = np.array([*pts[:, :2].max(axis=0), height])
+        o.points, o.n_points = pts, len(pts)
+        return o
+
+    carton = turned("blue box", (0.2, 0.2), 0.058, 0.09, 0.06)
+    cover = turned("white box", (-0.1, -0.3), 0.11, 0.11, 0.09)
+    settle(memory, [carton, cover])
+    objects = {o.label: o for o in memory.objects()}
+    assert np.min(objects["blue box"].size[:2]) > 0.065  # the axis-aligned box alone would say yes
+    assert not objects["blue box"].container and objects["white box"].container

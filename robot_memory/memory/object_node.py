@@ -78,6 +78,7 @@ class MemoryObject:
     _grasp: tuple[tuple[float, float, float] | None] | None = field(
         default=None, repr=False, compare=False
     )  # cache
+    _narrow: float | None = field(default=None, repr=False, compare=False)  # cache
     #: (label, colour, shape) from the votes, cached: queries read them for every
     #: object; fuse() and absorb(), the only writers of the votes, clear it
     _words: tuple[str, str, str] | None = field(default=None, repr=False, compare=False)
@@ -105,10 +106,22 @@ class MemoryObject:
 
     @property
     def container(self) -> bool:
-        """A box, cover, lid or bin wide enough to hold an object: a 5 cm cube
-        the labeller once calls a box, or a closed household box, is none."""
+        """A box, cover, lid or bin wide enough to hold an object (its
+        footprint's narrow side, turned or not): a 5 cm cube the labeller once
+        calls a box, or a closed household box, is none."""
         named = is_container_label(self.label) or self.shape in CONTAINER_NOUNS
-        return named and float(np.min(self.bbox_max[:2] - self.bbox_min[:2])) >= MIN_CONTAINER_SIDE
+        return named and self.narrow_side >= MIN_CONTAINER_SIDE
+
+    @property
+    def narrow_side(self) -> float:
+        """The footprint's narrow side [m]: of the rectangle fitted to the
+        points' xy (a 5.8 x 9 cm box turned 45 degrees has a 10.5 cm square
+        axis-aligned box), else of the box."""
+        if self._narrow is None:
+            fit = footprint(self.points) if len(self.points) else None
+            box = float(np.min(self.bbox_max[:2] - self.bbox_min[:2]))
+            self._narrow = box if fit is None else float(fit[2])
+        return self._narrow
 
     @property
     def size(self) -> np.ndarray:
@@ -232,7 +245,7 @@ class MemoryObject:
         self.last_camera = obs.camera
         self.mark_seen(obs.stamp, config)
         self.record_pose(obs.stamp, config)
-        self._yaw = self._grasp = None  # points or shape votes changed
+        self._yaw = self._grasp = self._narrow = None  # points or shape votes changed
         self._words = None
 
     def is_partial_view(
@@ -299,7 +312,7 @@ class MemoryObject:
             self.last_seen, self.last_camera = other.last_seen, other.last_camera
         if other.status == "visible":
             self.status = "visible"
-        self._yaw = self._grasp = None
+        self._yaw = self._grasp = self._narrow = None
         self._words = None
 
     def to_record(self) -> dict:

@@ -245,3 +245,27 @@ def test_a_closed_box_turned_45_degrees_is_still_no_container(memory):
     objects = {o.label: o for o in memory.objects()}
     assert np.min(objects["blue box"].size[:2]) > 0.065  # the axis-aligned box alone would say yes
     assert not objects["blue box"].container and objects["white box"].container
+
+
+def test_a_same_label_box_inside_another_is_one_object_held_twice():
+    """Two "red can" entries, one the can seen whole, the other a view cut by
+    the image's edge (its box inside the first's, IoU 0.4): one can, merged.
+    Two red mugs standing together overlap far less and stay two."""
+    from robot_memory.memory.config import MemoryConfig
+    from robot_memory.memory.object_node import MemoryObject, find_duplicate
+
+    config = MemoryConfig()
+    whole = MemoryObject.from_observation(
+        1, obs("red can", (0.2, 0.1, 0.0425), size=(0.06, 0.06, 0.085), conf=1.0), config
+    )
+    cut = MemoryObject.from_observation(
+        2, obs("red can", (0.2, 0.085, 0.0425), size=(0.06, 0.03, 0.07), conf=1.0), config
+    )
+    assert find_duplicate(cut, [whole], config) is whole
+    left = MemoryObject.from_observation(
+        3, obs("red mug", (0.0, 0.0, 0.04), size=(0.09, 0.065, 0.08), conf=1.0), config
+    )
+    right = MemoryObject.from_observation(
+        4, obs("red mug", (0.066, 0.0, 0.04), size=(0.09, 0.065, 0.08), conf=1.0), config
+    )
+    assert find_duplicate(right, [left], config) is None

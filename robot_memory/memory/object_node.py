@@ -47,6 +47,18 @@ def box_iou(a_min: np.ndarray, a_max: np.ndarray, b_min: np.ndarray, b_max: np.n
     return vi / union if union > 0 else 0.0
 
 
+def box_inside(a: MemoryObject, b: MemoryObject) -> float:
+    """The fraction of the smaller of two boxes inside the other."""
+    inter = np.clip(
+        np.minimum(a.bbox_max, b.bbox_max) - np.maximum(a.bbox_min, b.bbox_min), 0, None
+    )
+    smaller = min(
+        float(np.prod(np.clip(a.bbox_max - a.bbox_min, 1e-9, None))),
+        float(np.prod(np.clip(b.bbox_max - b.bbox_min, 1e-9, None))),
+    )
+    return float(np.prod(inter)) / smaller
+
+
 def _best(votes: dict[str, float], default: str = "") -> str:
     return max(votes.items(), key=lambda kv: kv[1])[0] if votes else default
 
@@ -435,7 +447,9 @@ def find_duplicate(
     obj: MemoryObject, others: list[MemoryObject], config: MemoryConfig
 ) -> MemoryObject | None:
     """Another live object that is the same thing: the same label and a strong
-    box overlap, the same colour with one's centre inside the other's box, or
+    box overlap (IoU ``merge_iou``, or the smaller box ``merge_inside`` within
+    the larger: a view cut by the image's edge kept apart; two twins standing
+    together overlap far less), the same colour with one's centre inside the other's box, or
     one a part of the other (:func:`part_of`)."""
     if obj.status == "absent":
         return None
@@ -447,7 +461,7 @@ def find_duplicate(
             return other
         if other.label == obj.label:
             iou = box_iou(obj.bbox_min, obj.bbox_max, other.bbox_min, other.bbox_max)
-            if iou >= config.merge_iou:
+            if iou >= config.merge_iou or box_inside(obj, other) >= config.merge_inside:
                 return other
         elif same_colour(other.color, obj.color) and (
             _contains(other, obj.centroid) or _contains(obj, other.centroid)

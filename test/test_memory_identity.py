@@ -262,6 +262,14 @@ def test_a_same_label_box_inside_another_is_one_object_held_twice():
         2, obs("red can", (0.2, 0.085, 0.0425), size=(0.06, 0.03, 0.07), conf=1.0), config
     )
     assert find_duplicate(cut, [whole], config) is whole
+    # a bowl's far wall seen alone: a third of the bowl's box, its centre inside it
+    bowl = MemoryObject.from_observation(
+        5, obs("green bowl", (0.0, 0.3, 0.022), size=(0.067, 0.067, 0.043), conf=1.0), config
+    )
+    wall = MemoryObject.from_observation(
+        6, obs("green bowl", (0.027, 0.3, 0.022), size=(0.026, 0.058, 0.042), conf=0.8), config
+    )
+    assert find_duplicate(wall, [bowl], config) is bowl
     left = MemoryObject.from_observation(
         3, obs("red mug", (0.0, 0.0, 0.04), size=(0.09, 0.065, 0.08), conf=1.0), config
     )

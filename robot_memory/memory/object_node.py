@@ -449,7 +449,8 @@ def find_duplicate(
     """Another live object that is the same thing: the same label and a strong
     box overlap (IoU ``merge_iou``, or the smaller box ``merge_inside`` within
     the larger: a view cut by the image's edge kept apart; two twins standing
-    together overlap far less), the same colour with one's centre inside the other's box, or
+    together overlap far less) or a partial view of it (under half its volume,
+    centre inside its box), the same colour with one's centre inside the other's box, or
     one a part of the other (:func:`part_of`)."""
     if obj.status == "absent":
         return None
@@ -463,11 +464,20 @@ def find_duplicate(
             iou = box_iou(obj.bbox_min, obj.bbox_max, other.bbox_min, other.bbox_max)
             if iou >= config.merge_iou or box_inside(obj, other) >= config.merge_inside:
                 return other
+            if _partial_of(obj, other) or _partial_of(other, obj):
+                return other
         elif same_colour(other.color, obj.color) and (
             _contains(other, obj.centroid) or _contains(obj, other.centroid)
         ):
             return other  # one thing seen twice under two shape words
     return None
+
+
+def _partial_of(part: MemoryObject, whole: MemoryObject) -> bool:
+    """``part`` (the same label) is a partial view of ``whole``: under half its
+    volume with its centre inside ``whole``'s box (a bowl's far wall seen
+    alone). Twins are each other's size and stay apart."""
+    return _volume(part) < 0.5 * _volume(whole) and _contains(whole, part.centroid)
 
 
 def _contains(obj: MemoryObject, point: np.ndarray) -> bool:

@@ -277,3 +277,25 @@ def test_a_same_label_box_inside_another_is_one_object_held_twice():
         4, obs("red mug", (0.066, 0.0, 0.04), size=(0.09, 0.065, 0.08), conf=1.0), config
     )
     assert find_duplicate(right, [left], config) is None
+
+
+def test_a_neutral_white_or_black_sighting_is_not_a_coloured_object():
+    """The white cover put over the orange box (its mean colour greyed by
+    shade), or its neutral shaded wall, is not the box however close; the
+    box's own dark side keeps its hue and may still be it."""
+    from robot_memory.memory.association import other_colour
+    from robot_memory.memory.config import MemoryConfig
+    from robot_memory.memory.object_node import MemoryObject
+
+    config = MemoryConfig()
+    box = MemoryObject.from_observation(1, obs("orange box", (0.2, 0.0, 0.0225)), config)
+    box.rgb = (0.81, 0.38, 0.14)
+    cover = obs("white box", (0.2, 0.0, 0.045), size=(0.11, 0.11, 0.09))
+    cover.rgb = (0.52, 0.52, 0.49)  # 0.48 from the box's rgb: under the chromatic gate
+    wall = obs("black box", (0.25, 0.0, 0.045), size=(0.005, 0.11, 0.09))
+    wall.rgb = (0.1, 0.1, 0.11)
+    dark_side = obs("black box", (0.22, 0.0, 0.02))
+    dark_side.rgb = (0.16, 0.07, 0.02)  # orange in shade
+    assert other_colour(cover, box, config.colour_gate_rgb)
+    assert other_colour(wall, box, config.colour_gate_rgb)
+    assert not other_colour(dark_side, box, config.colour_gate_rgb)

@@ -28,14 +28,28 @@ def appearance_dissimilarity(obs: ObjectObservation, obj: MemoryObject) -> float
     return word + 0.25 * min(rgb / np.sqrt(3.0), 1.0)
 
 
+def neutral(rgb, spread: float = 0.08) -> bool:
+    """An rgb whose chromaticity (r, g, b over their sum) is nearly grey."""
+    c = np.asarray(rgb, dtype=float)
+    total = float(c.sum())
+    if total <= 1e-6:
+        return True
+    chroma = c / total
+    return float(chroma.max() - chroma.min()) < spread
+
+
 def other_colour(obs: ObjectObservation, obj: MemoryObject, gate_rgb: float) -> bool:
-    """Two different colour words, both chromatic, and rgb at least ``gate_rgb``
-    apart: another object, however close (a lighting shift that turns a red
-    into an orange keeps its rgb near and is not gated)."""
+    """Another object, however close: two different chromatic colour words
+    with rgb at least ``gate_rgb`` apart (a lighting shift that turns a red into
+    an orange keeps its rgb near and is not gated), or a neutral white, grey or
+    black against a coloured one (the white cover put over the orange box, or
+    its shaded wall, is not the box; shade darkens a colour but keeps its hue,
+    so a coloured object's own dark side is not neutral)."""
     if gate_rgb <= 0 or not obs.color or not obj.color or same_colour(obs.color, obj.color):
         return False
     if obs.color in ACHROMATIC or obj.color in ACHROMATIC:
-        return False
+        grey, coloured = (obs, obj) if obs.color in ACHROMATIC else (obj, obs)
+        return neutral(grey.rgb) and not neutral(coloured.rgb)
     rgb = float(np.linalg.norm(np.asarray(obs.rgb, dtype=float) - np.asarray(obj.rgb)))
     return rgb >= gate_rgb
 

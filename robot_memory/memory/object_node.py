@@ -17,6 +17,10 @@ from robot_memory.schemas import MemoryObjectMsg
 CONTAINER_NOUNS = frozenset({"box", "cover", "lid", "bin"})
 #: A container's box is at least this wide on both sides: room for an object [m].
 MIN_CONTAINER_SIDE = 0.065
+#: ... and at least this tall (room for an object under it): the 9 cm cover
+#: is; the household's closed boxes (4.5 and 6 cm) are not, even when a view
+#: of the cover's wall beside one widens its footprint [m].
+MIN_CONTAINER_HEIGHT = 0.07
 STATUSES = ("visible", "remembered", "absent")
 
 
@@ -122,7 +126,8 @@ class MemoryObject:
         footprint's narrow side, turned or not): a 5 cm cube the labeller once
         calls a box, or a closed household box, is none."""
         named = is_container_label(self.label) or self.shape in CONTAINER_NOUNS
-        return named and self.narrow_side >= MIN_CONTAINER_SIDE
+        tall = float(self.bbox_max[2] - self.bbox_min[2]) >= MIN_CONTAINER_HEIGHT
+        return named and tall and self.narrow_side >= MIN_CONTAINER_SIDE
 
     @property
     def narrow_side(self) -> float:

@@ -136,25 +136,9 @@ class SkillScenes:
                 raise
             # the expert cannot reach its grasp; the policy is still asked to try
             obj = object_truth(truth, object_id)
-            yaw = self.planner.grasp_yaw(obj, truth.objects)
-            goal = SkillGoal(
-                "pick",
-                np.array(obj.grasp_point or obj.position),
-                yaw,
-                object_id,
-                object_rest_z=obj.position[2],
-            )
-            return goal, []
-        grasp_yaw = hand_yaw(self.planner.ik.forward(pick[1].final)[1])
+            return pick_goal(obj, self.planner.grasp_yaw(obj, truth.objects)), []
         if skill == "pick":
-            goal = SkillGoal(
-                "pick",
-                np.array(obj.grasp_point or obj.position),
-                grasp_yaw,
-                object_id,
-                object_rest_z=obj.position[2],
-            )
-            return goal, pick
+            return pick_goal(obj, hand_yaw(self.planner.ik.forward(pick[1].final)[1])), pick
         execute_steps(self.runner, pick)
         q = self.runner.physics.arm_qpos()
         yaw = hand_yaw(self.planner.ik.forward(q)[1])
@@ -176,6 +160,17 @@ class SkillScenes:
             return task.in_bin(physics, goal.object_id)
         close = np.linalg.norm(pos[:2] - goal.target_position[:2]) <= PLACE_TABLE_TOLERANCE_M
         return bool(close and task._support(physics, goal.object_id) == "table")
+
+
+def pick_goal(obj: GroundTruthObject, yaw: float) -> SkillGoal:
+    """The pick goal for ``obj``: its grasp point (else its centre) at ``yaw``."""
+    return SkillGoal(
+        "pick",
+        np.array(obj.grasp_point or obj.position),
+        yaw,
+        obj.id,
+        object_rest_z=obj.position[2],
+    )
 
 
 def execute_steps(

@@ -410,9 +410,12 @@ def _volume(box: MemoryObject | ObjectObservation) -> float:
 THIN_PART = 0.012
 
 
-def _thin(obj: MemoryObject) -> bool:
+def _thin(obj: MemoryObject | ObjectObservation) -> bool:
     """Under ``THIN_PART`` across its footprint's narrow side (a rectangle fitted
-    to its points: a shaft lying diagonally has a wide axis-aligned box)."""
+    to its points: a shaft lying diagonally has a wide axis-aligned box). A
+    remembered object's narrow side is cached; a sighting's is fitted here."""
+    if isinstance(obj, MemoryObject):
+        return obj.narrow_side < THIN_PART
     fit = footprint(obj.points) if len(obj.points) else None
     if fit is None:
         return float(np.min(obj.bbox_max[:2] - obj.bbox_min[:2])) < THIN_PART
@@ -427,9 +430,13 @@ def part_of(part: MemoryObject, whole: MemoryObject, margin: float) -> bool:
     apart), both with its centre inside ``whole``'s box grown by ``margin``; or
     thin (under ``THIN_PART`` across: a screwdriver's metal shaft) under half
     its volume, with its box touching ``whole``'s grown box (a shaft's centre
-    lies beyond the handle). Two solid things cannot share that space."""
-    if whole.container:
+    lies beyond the handle). Two solid things cannot share that space. The
+    cheap tests (volume, boxes touching) come before the rectangle fit."""
+    if whole.container or _volume(part) >= 0.5 * _volume(whole):
         return False
+    lo, hi = whole.bbox_min - margin, whole.bbox_max + margin
+    if not np.all((part.bbox_max >= lo) & (part.bbox_min <= hi)):
+        return False  # not even touching
     thin = _thin(part)
     if part.color in ACHROMATIC and whole.color not in ACHROMATIC:
         limit = 0.5
@@ -441,9 +448,8 @@ def part_of(part: MemoryObject, whole: MemoryObject, margin: float) -> bool:
         return False
     if _volume(part) >= limit * _volume(whole):
         return False
-    lo, hi = whole.bbox_min - margin, whole.bbox_max + margin
     if thin:
-        return bool(np.all((part.bbox_max >= lo) & (part.bbox_min <= hi)))
+        return True  # touching, checked above
     c = part.centroid
     return bool(np.all((c >= lo) & (c <= hi)))
 

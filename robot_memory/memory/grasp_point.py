@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from robot_memory.memory.orientation import MIN_POINTS, footprint
+from robot_memory.perception.instances import fill_holes
 
 #: Raster cell [m], finer than memory's 5 mm fusion grid so depths are smooth.
 CELL = 0.002
@@ -54,11 +55,7 @@ def estimate_grasp_point(
     kernel = cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (2 * CLOSE_CELLS + 1, 2 * CLOSE_CELLS + 1)
     )
-    grid = cv2.morphologyEx(grid, cv2.MORPH_CLOSE, kernel)
-    flood = grid.copy()
-    mask = np.zeros((grid.shape[0] + 2, grid.shape[1] + 2), np.uint8)
-    cv2.floodFill(flood, mask, (0, 0), 255)  # the outside; what stays 0 is a hole
-    grid = grid | cv2.bitwise_not(flood)
+    grid = fill_holes(cv2.morphologyEx(grid, cv2.MORPH_CLOSE, kernel), min_area_cells=1)
     depth = cv2.distanceTransform(grid, cv2.DIST_L2, 5) * CELL
     deepest = float(depth.max())
     if deepest < SOLID_FRACTION * short_side / 2:

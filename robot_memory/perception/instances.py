@@ -72,7 +72,7 @@ def footprint_regions(xy: np.ndarray, config: PerceptionConfig) -> np.ndarray:
     # a mug or bowl seen from above is a ring, its inside cut with the table: fill
     # enclosed areas as large as an object's core (not the small gaps the closing
     # encloses where two rings touch)
-    grid = _fill_holes(grid, np.pi * (config.split_min_radius / cell) ** 2)
+    grid = fill_holes(grid, np.pi * (config.split_min_radius / cell) ** 2)
     depth = cv2.distanceTransform(grid, cv2.DIST_L2, 5) * cell
     markers = _significant_peaks(depth, config.split_min_radius, config.split_neck_ratio)
     if markers.max() < 2:
@@ -81,7 +81,7 @@ def footprint_regions(xy: np.ndarray, config: PerceptionConfig) -> np.ndarray:
     return regions[ij[:, 0], ij[:, 1]] - 1  # regions 1..K -> 0..K-1
 
 
-def _fill_holes(grid: np.ndarray, min_area_cells: float) -> np.ndarray:
+def fill_holes(grid: np.ndarray, min_area_cells: float) -> np.ndarray:
     """The footprint with every enclosed empty area of at least ``min_area_cells``
     filled (the grid has an empty border: the outside touches its corner)."""
     n, holes = cv2.connectedComponents((grid == 0).astype(np.uint8), connectivity=4)

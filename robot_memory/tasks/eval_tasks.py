@@ -39,12 +39,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before mujoco l
 from tqdm import tqdm
 
 from robot_memory.learning.evaluation import wilson_interval
+from robot_memory.paths import DEFAULT_POLICY
 from robot_memory.sim.settings import SETTINGS
 from robot_memory.tasks.suite import TASKS
 
 SEED_OFFSET = 20_000
 #: The policy each setting runs unless --checkpoint says otherwise (model_path's name).
-DEFAULT_CHECKPOINT = {"realistic": ("diffusion_pick_place_household",)}
+DEFAULT_CHECKPOINT = {"primitives": DEFAULT_POLICY, "realistic": "diffusion_pick_place_household"}
 CONDITIONS = ("full", "memoryless")
 
 
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in conditions
         if (t, args.seed_offset + i, c) not in done
     ]
-    checkpoint = args.checkpoint or model_path(*DEFAULT_CHECKPOINT.get(args.setting, ()))
+    checkpoint = args.checkpoint or model_path(DEFAULT_CHECKPOINT[args.setting])
     meta = {
         "setting": args.setting,
         "seed_offset": args.seed_offset,

@@ -114,7 +114,7 @@ def setup_task(
         inst.instruction = f"put the {_label(scenes, target)} in the bin"
         scenes.look_over_table()
     elif task == "bin_colour":
-        pairs = colour_pairs(scenes.scene) if scenes.scene != "tabletop" else {}
+        pairs = colour_pairs(scenes.scene)
         if pairs:  # the cell's own colours: two objects share one
             a = scenes.ensure_hidden(sorted(pairs))
             b = pairs[a]

@@ -15,6 +15,7 @@ from robot_memory.planner.experience import Experience
 from robot_memory.planner.language import parse_instruction
 from robot_memory.planner.offline_backend import OfflinePlanner
 from robot_memory.planner.plan import Plan, PlanningError
+from robot_memory.planner.restore_plan import settled_origin
 from robot_memory.planner.validation import validate_plan
 from robot_memory.planner.world import PlanningContext, World
 from robot_memory.schemas import (
@@ -549,7 +550,7 @@ def test_everything_back_follows_an_object_seen_again_under_a_new_id(
     entry where it stands now (#12, history from there): the same colour and
     shape, seen later, so it goes back to #2's first pose."""
     objects = [o for o in base_objects() if o.id != 2]
-    objects.append(obj(2, "blue cylinder", (0.20, 0.05, 0.035), status="absent"))
+    objects.append(obj(2, "blue cylinder", (0.20, 0.05, 0.035), status="absent", last_seen=30.0))
     new = obj(12, "blue cylinder", (-0.05, 0.15, 0.035)).model_copy(update={"first_seen": 60.0})
     objects.append(new)
     world = scene(objects, [rel(6, "in", "bin")])
@@ -562,6 +563,98 @@ def test_everything_back_follows_an_object_seen_again_under_a_new_id(
     )
     assert [(s.skill, s.object_id) for s in plan.steps] == [("pick", 12), ("place", 12)]
     assert plan.steps[1].target_position == pytest.approx((0.20, 0.05, 0.0))
+
+
+def test_everything_back_joins_pieces_of_one_place_in_a_neighbouring_colour(
+    planner: OfflinePlanner,
+) -> None:
+    """A white bowl memory saw as two grey pieces (shade) before it was moved
+    unseen: both pieces are absent, the bowl stands elsewhere as a new white
+    entry. Pieces within ONE_PLACE_M are one place, grey neighbours white, so
+    the bowl goes back to the middle of the pieces."""
+    objects = [o for o in base_objects() if o.id != 2]
+    for oid, x in ((2, 0.19), (13, 0.22)):
+        objects.append(obj(oid, "grey bowl", (x, 0.05, 0.03), status="absent", last_seen=30.0))
+    new = obj(12, "white bowl", (-0.05, 0.15, 0.03)).model_copy(update={"first_seen": 60.0})
+    objects.append(new)
+    world = scene(objects, [rel(6, "in", "bin")])
+    hist = {
+        2: [(1.0, (0.19, 0.05, 0.03))],
+        13: [(1.5, (0.22, 0.05, 0.03))],
+        12: [(60.0, (-0.05, 0.15, 0.03))],
+    }
+    plan = run(
+        planner, "put everything back where it was", world, memory=CannedMemoryPort(world, hist)
+    )
+    assert [(s.skill, s.object_id) for s in plan.steps] == [("pick", 12), ("place", 12)]
+    assert plan.steps[1].target_position == pytest.approx((0.205, 0.05, 0.0))
+
+
+def test_everything_back_two_absent_places_of_one_kind_are_ambiguous(
+    planner: OfflinePlanner,
+) -> None:
+    """Two blue cylinders gone from two places and one seen anew: which one it
+    is cannot be told, so nothing is guessed."""
+    objects = [o for o in base_objects() if o.id != 2]
+    for oid, x in ((2, 0.20), (13, -0.05)):
+        objects.append(obj(oid, "blue cylinder", (x, 0.05, 0.035), status="absent", last_seen=30.0))
+    new = obj(12, "blue cylinder", (-0.05, 0.15, 0.035)).model_copy(update={"first_seen": 60.0})
+    objects.append(new)
+    world = scene(objects, [rel(6, "in", "bin")])
+    hist = {2: [(1.0, (0.20, 0.05, 0.035))], 13: [(1.0, (-0.05, 0.05, 0.035))]}
+    hist[12] = [(60.0, (-0.05, 0.15, 0.035))]
+    with pytest.raises(PlanningError):
+        run(planner, "put everything back", world, memory=CannedMemoryPort(world, hist))
+
+
+def test_everything_back_next_to_a_neighbour_that_was_there_all_along(
+    planner: OfflinePlanner,
+) -> None:
+    """The cube stood 4 cm from the can (touching) and was moved unseen; the
+    can never moved. The can is a neighbour, not something that took the
+    cube's spot; an object put there after the cube left would be."""
+    objects = base_objects()
+    objects[0] = obj(1, "red cube", (0.0, 0.10, 0.025))
+    objects[1] = obj(2, "blue cylinder", (0.24, 0.05, 0.035))
+    world = scene(objects, [rel(6, "in", "bin")])
+    hist = {
+        1: [(1.0, (0.20, 0.05, 0.025)), (50.0, (0.0, 0.10, 0.025))],
+        2: [(1.0, (0.24, 0.05, 0.035))],
+    }
+    plan = run(
+        planner, "put everything back where it was", world, memory=CannedMemoryPort(world, hist)
+    )
+    assert [(s.skill, s.object_id) for s in plan.steps] == [("pick", 1), ("place", 1)]
+    assert plan.steps[1].target_position == pytest.approx((0.20, 0.05, 0.0))
+    # the same can, first seen after the cube left: it took the spot
+    late = objects[1].model_copy(update={"first_seen": 55.0})
+    world = scene([late if o.id == 2 else o for o in objects], [rel(6, "in", "bin")])
+    hist[2] = [(55.0, (0.24, 0.05, 0.035))]
+    with pytest.raises(PlanningError):
+        run(planner, "put everything back", world, memory=CannedMemoryPort(world, hist))
+
+
+def test_settled_origin_follows_a_first_view_converging_not_a_move() -> None:
+    """A partial first view 3 cm off, refined while watched, then moved while
+    nobody looked: the origin is the refined pose, known there until the move."""
+    row = {
+        "poses": [
+            {"stamp": 1.0, "position": [0.20, 0.03, 0.03]},
+            {"stamp": 1.2, "position": [0.20, 0.045, 0.03]},
+            {"stamp": 1.4, "position": [0.20, 0.06, 0.03]},
+            {"stamp": 9.0, "position": [0.20, 0.105, 0.03]},  # 4.5 cm, after a gap
+        ],
+        "visibility": [[1.0, 2.0], [9.0, 10.0]],
+    }
+    origin = settled_origin(row, moved_threshold=0.04)
+    assert origin is not None
+    assert origin.position[:2] == pytest.approx((0.20, 0.06))
+    assert origin.until == 9.0
+    # the same 5 cm step while it was watched all along: the estimate drifting
+    row["visibility"] = [[1.0, 10.0]]
+    origin = settled_origin(row, moved_threshold=0.04)
+    assert origin is not None and origin.position[:2] == pytest.approx((0.20, 0.105))
+    assert origin.until == float("inf")
 
 
 def test_everything_back_nothing_moved(planner: OfflinePlanner) -> None:

@@ -29,6 +29,7 @@ bench: venv
 	$(PY) bench/bench_sim.py --output out/bench
 	$(PY) bench/bench_perception.py --out out/bench/bench_perception.json
 	$(PY) bench/bench_memory.py --out out/bench/bench_memory.json
+	$(PY) bench/bench_memory_scale.py --out out/bench/bench_memory_scale.json
 	$(PY) bench/bench_policy.py --out out/bench/bench_policy.json
 	$(PY) bench/bench_week.py --out out/bench/bench_week.json
 	$(PY) bench/bench_replay_eval.py --output out/bench

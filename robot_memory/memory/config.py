@@ -57,6 +57,9 @@ class MemoryConfig:
     on_min_overlap: float = 0.3  # xy overlap / smaller footprint
     table_tolerance: float = 0.015  # bottom of A to the table height
     container_margin: float = 0.01
+    # the active window (Hydra/Khronos-style): an update considers only the objects
+    # within this distance [m] (xy) of the camera or of an observation; 0: every object
+    active_radius: float = 3.0
     # bounded growth
     max_objects: int = 20000
     ghost_min_observations: int = 3  # absent objects seen fewer times are removed
@@ -112,6 +115,7 @@ class MemoryConfig:
             "time_jump_tolerance",
             "absence_decay",
             "move_merge_s",
+            "active_radius",
         ]
         for name in non_negative:
             if getattr(self, name) < 0:

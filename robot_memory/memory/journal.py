@@ -37,6 +37,7 @@ class MemoryJournal:
     _camera_stamps: dict[str, float]
     _counters: dict[str, int]
     _version: int
+    _epoch: int
     _store: MemoryStore | None
     _last_commit: float
 
@@ -76,6 +77,7 @@ class MemoryJournal:
         self._history.restore(saved[10])
         self._events.restore(saved[11])
         self._version += 1
+        self._epoch += 1
         self._begin()
 
     def _label_of(self, node: int | str) -> str:
@@ -169,6 +171,7 @@ class MemoryJournal:
         self._stamp = float(meta.get("stamp", 0.0))
         self._camera_stamps = {str(k): float(v) for k, v in meta.get("camera_stamps", {}).items()}
         self._version += 1
+        self._epoch += 1
 
 
 __all__ = ["MemoryJournal"]

@@ -48,6 +48,7 @@ from robot_memory.memory.relations import (
     RelationTable,
     subjects_to_refresh,
 )
+from robot_memory.memory.spatial_index import WindowGrid
 from robot_memory.memory.store import MemoryStore
 from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.perception.observations import ObjectObservation, ObservationFrame
@@ -99,6 +100,7 @@ class SceneMemory(MemoryJournal):
         self._camera_stamps: dict[str, float] = {}
         self._counters = {"updates": 0, "rejected_frames": 0, "rejected_observations": 0}
         self._version = 0
+        self._epoch = 0  # bumped when objects are replaced wholesale (rollback, reset, load)
         self._graph_cache: tuple[int, nx.MultiDiGraph] | None = None
         self._begin()
         self._store: MemoryStore | None = None
@@ -106,6 +108,9 @@ class SceneMemory(MemoryJournal):
         if store_path is not None:
             self._store = MemoryStore(store_path)
             self._load()
+        self._window_grid = WindowGrid()
+        self._window_grid.rebuild(self._objects)
+        self._young = set(self._objects)  # may still turn out a ghost (see _prune)
 
     # -- public API --------------------------------------------------------------
     def update(self, frame: ObservationFrame) -> UpdateResult:
@@ -126,8 +131,13 @@ class SceneMemory(MemoryJournal):
             self._counters["updates"] += 1
             self._maybe_commit(frame.stamp)
         except BaseException:
+            touched = list(self._undo_objects)
             self._rollback(saved)
+            self._window_grid.sync(self._objects, touched)
+            self._young.update(touched)
             raise
+        self._window_grid.sync(self._objects, self._undo_objects)
+        self._young.update(self._undo_objects)
         return result
 
     def reset(self) -> None:
@@ -140,6 +150,9 @@ class SceneMemory(MemoryJournal):
         self._history.clear()
         self._events.clear()
         self._camera_stamps.clear()
+        self._window_grid.rebuild(self._objects)
+        self._young.clear()
+        self._epoch += 1
         self._seq += 1
         self._version += 1
         self._begin()
@@ -240,7 +253,7 @@ class SceneMemory(MemoryJournal):
         self, frame: ObservationFrame, valid: list[tuple[int, ObjectObservation]], result
     ) -> None:
         cfg, stamp = self.config, frame.stamp
-        candidates = [o for o in self._objects.values() if o.merged_into is None]
+        candidates = self._window(frame, [obs for _, obs in valid])
         owners = [part_owner(obs, candidates, cfg.fragment_margin) for _, obs in valid]
         pairs_owned = list(zip(valid, owners, strict=True))
         result.fragments += [(i, o.id) for (i, _), o in pairs_owned if o is not None]
@@ -343,9 +356,36 @@ class SceneMemory(MemoryJournal):
             self._seq += 1
             self._version += 1
 
+    def _window(
+        self, frame: ObservationFrame, observations: list[ObjectObservation]
+    ) -> list[MemoryObject]:
+        """The objects this frame can change, by id: those within ``active_radius``
+        (xy) of the camera or of an observation (every object when it is 0)."""
+        radius = self.config.active_radius
+        if radius <= 0:
+            ids: list[int] = sorted(self._objects)
+        else:
+            centres = [np.asarray(o.centroid, dtype=float)[:2] for o in observations]
+            if frame.view is not None:
+                centres.append(np.asarray(frame.view.position, dtype=float)[:2])
+            ids = self._window_grid.near(np.array(centres).reshape(-1, 2), radius)
+        objects = (self._objects.get(i) for i in ids)
+        return [o for o in objects if o is not None and o.merged_into is None]
+
+    def _may_be_ghost(self, oid: int) -> bool:
+        """Whether ``oid`` can turn into a ghost without being touched again:
+        seen too few times and unsure (a sure one loses confidence only from
+        depth evidence, an update that touches it and puts it back here)."""
+        obj = self._objects.get(oid)
+        if obj is None or obj.observations >= max(2, self.config.ghost_min_observations):
+            return False
+        return obj.status == "absent" or obj.confidence < self.config.ghost_max_confidence
+
     def _prune(self, changed: set[int], stamp: float) -> list[int]:
         full = self._counters["updates"] % FULL_PRUNE_EVERY == 0
-        pool = list(self._objects) if full else [i for i in changed if i in self._objects]
+        if full:  # only objects seen too few times can be ghosts: the young ones
+            self._young = {i for i in self._young if self._may_be_ghost(i)}
+        pool = sorted(self._young) if full else [i for i in changed if i in self._objects]
         removed = [i for i in pool if is_ghost(self._objects[i], stamp, self.config)]
         excess = len(self._objects) - len(removed) - self.config.max_objects
         if excess > 0:

@@ -45,6 +45,7 @@ class ObjectIndex:
 
     # -- storage -----------------------------------------------------------------
     def _alloc(self, capacity: int) -> None:
+        self._maxima: dict[str, float] | None = None  # reach / extent maxima, when known
         self.ids = np.full(capacity, -1, dtype=np.int64)
         self.centroid = np.zeros((capacity, 3))
         self.lo = np.zeros((capacity, 3))
@@ -81,9 +82,18 @@ class ObjectIndex:
         members.discard(slot)
         if not members:
             del self.grid[cell]
+        self._forget_max(slot)
         self.live[slot] = False
         self.ids[slot] = -1
         self._free.append(slot)
+
+    def _forget_max(self, slot: int) -> None:
+        """The cached maxima stay valid unless ``slot`` (rewritten or dropped) held one."""
+        m = self._maxima
+        if m is not None and self.live[slot]:
+            extent = float(np.linalg.norm(self.hi[slot] - self.lo[slot]))
+            if self.reach[slot] >= m["reach"] or extent >= m["extent"]:
+                self._maxima = None
 
     def _write(self, obj: MemoryObject) -> None:
         slot = self.slot_of.get(obj.id)
@@ -96,6 +106,8 @@ class ObjectIndex:
                 slot = self._size
                 self._size += 1
             self.slot_of[obj.id] = slot
+        else:
+            self._forget_max(slot)
         c = np.asarray(obj.centroid, dtype=float)
         lo = np.asarray(obj.bbox_min, dtype=float)
         hi = np.asarray(obj.bbox_max, dtype=float)
@@ -107,6 +119,10 @@ class ObjectIndex:
         self.container[slot] = obj.container
         self.confidence[slot] = obj.confidence
         self.live[slot] = True
+        if self._maxima is not None:
+            m = self._maxima
+            m["reach"] = max(m["reach"], float(self.reach[slot]))
+            m["extent"] = max(m["extent"], float(np.linalg.norm(hi - lo)))
         key = self._key(c[0], c[1])
         old = self._cell_of.get(slot)
         if old != key:
@@ -165,18 +181,26 @@ class ObjectIndex:
         self.sync(objects, pending)
 
     # -- lookups -----------------------------------------------------------------
+    def _known_maxima(self) -> dict[str, float]:
+        """Reach and box diagonal maxima of the live objects, recomputed only
+        after the object that held one changed or left."""
+        if self._maxima is None:
+            live = self.live[: self._size]
+            if not live.any():
+                return {"reach": 0.0, "extent": 0.0}
+            d = self.hi[: self._size][live] - self.lo[: self._size][live]
+            self._maxima = {
+                "reach": float(self.reach[: self._size][live].max()),
+                "extent": float(np.linalg.norm(d, axis=1).max()),
+            }
+        return self._maxima
+
     def extent_max(self) -> float:
         """The largest box diagonal of the live objects (0 when none)."""
-        if not self.slot_of:
-            return 0.0
-        live = self.live[: self._size]
-        d = self.hi[: self._size][live] - self.lo[: self._size][live]
-        return float(np.linalg.norm(d, axis=1).max())
+        return self._known_maxima()["extent"] if self.slot_of else 0.0
 
     def reach_max(self) -> float:
-        if not self.slot_of:
-            return 0.0
-        return float(self.reach[: self._size][self.live[: self._size]].max())
+        return self._known_maxima()["reach"] if self.slot_of else 0.0
 
     def candidate_pairs(self, points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """(query row, slot) for every live slot whose grid cell is within ``radius``
@@ -232,6 +256,57 @@ class ObjectIndex:
         return [self.refs[i] for i in ids]
 
 
+class WindowGrid:
+    """Every remembered object (absent ones too; merged ones not) by coarse xy
+    cell, for the active window: the ids near a camera, whatever their status.
+    Kept in step by :meth:`sync` with the ids an update touched."""
+
+    def __init__(self, cell_size: float = 1.0) -> None:
+        self.cell = float(cell_size)
+        self.grid: dict[tuple[int, int], set[int]] = {}
+        self.cell_of: dict[int, tuple[int, int]] = {}
+        self.xy: dict[int, tuple[float, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.cell_of)
+
+    def sync(self, objects: dict[int, MemoryObject], ids: Iterable[int]) -> None:
+        for oid in ids:
+            old = self.cell_of.pop(oid, None)
+            if old is not None:
+                self.grid[old].discard(oid)
+                self.xy.pop(oid, None)
+            obj = objects.get(oid)
+            if obj is None or obj.merged_into is not None:
+                continue
+            x, y = float(obj.centroid[0]), float(obj.centroid[1])
+            key = (math.floor(x / self.cell), math.floor(y / self.cell))
+            self.grid.setdefault(key, set()).add(oid)
+            self.cell_of[oid] = key
+            self.xy[oid] = (x, y)
+
+    def rebuild(self, objects: dict[int, MemoryObject]) -> None:
+        self.grid.clear()
+        self.cell_of.clear()
+        self.xy.clear()
+        self.sync(objects, list(objects))
+
+    def near(self, centres: np.ndarray, radius: float) -> list[int]:
+        """Ids whose centroid is within ``radius`` (xy) of any of ``centres``, sorted."""
+        k = math.ceil(radius / self.cell)
+        found: set[int] = set()
+        r2 = radius * radius
+        for cx, cy in np.asarray(centres, dtype=float).reshape(-1, 2).tolist():
+            kx, ky = math.floor(cx / self.cell), math.floor(cy / self.cell)
+            for dx in range(-k, k + 1):
+                for dy in range(-k, k + 1):
+                    for oid in self.grid.get((kx + dx, ky + dy), ()):
+                        x, y = self.xy[oid]
+                        if (x - cx) ** 2 + (y - cy) ** 2 <= r2:
+                            found.add(oid)
+        return sorted(found)
+
+
 def memory_index(memory, pending: set[int]) -> ObjectIndex:
     """The index attached to a SceneMemory, checked against its objects for this
     update (``memory._undo_objects`` is new per update) and with ``pending`` re-read."""
@@ -241,5 +316,9 @@ def memory_index(memory, pending: set[int]) -> ObjectIndex:
         # 5 x 5 cells, not 7 x 7, when the radius is exactly the near distance)
         idx = ObjectIndex(memory.config.near_distance / 2 * (1 + 1e-6))
         memory.__dict__["_spatial_index"] = idx
-    idx.check(memory._objects, pending, memory._undo_objects)
+    epoch = memory.__dict__.get("_epoch", 0)
+    if idx.token != epoch:  # a rollback, reset or load replaced objects: read them all
+        idx.token = epoch
+        idx.rebuild(memory._objects)
+    idx.sync(memory._objects, pending)
     return idx

@@ -21,6 +21,7 @@ import numpy as np
 
 from robot_memory.cell import CellConfig, load_cell
 from robot_memory.memory import permanence
+from robot_memory.memory.active_window import WindowGrid, may_turn_ghost, window_objects
 from robot_memory.memory.association import assign
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.event_derivation import record_update_events
@@ -48,7 +49,6 @@ from robot_memory.memory.relations import (
     RelationTable,
     subjects_to_refresh,
 )
-from robot_memory.memory.spatial_index import WindowGrid
 from robot_memory.memory.store import MemoryStore
 from robot_memory.memory.text_grounding import TextEmbedder
 from robot_memory.perception.observations import ObjectObservation, ObservationFrame
@@ -253,7 +253,9 @@ class SceneMemory(MemoryJournal):
         self, frame: ObservationFrame, valid: list[tuple[int, ObjectObservation]], result
     ) -> None:
         cfg, stamp = self.config, frame.stamp
-        candidates = self._window(frame, [obs for _, obs in valid])
+        observations = [obs for _, obs in valid]
+        radius = cfg.active_radius
+        candidates = window_objects(self._objects, self._window_grid, frame, observations, radius)
         owners = [part_owner(obs, candidates, cfg.fragment_margin) for _, obs in valid]
         pairs_owned = list(zip(valid, owners, strict=True))
         result.fragments += [(i, o.id) for (i, _), o in pairs_owned if o is not None]
@@ -356,35 +358,12 @@ class SceneMemory(MemoryJournal):
             self._seq += 1
             self._version += 1
 
-    def _window(
-        self, frame: ObservationFrame, observations: list[ObjectObservation]
-    ) -> list[MemoryObject]:
-        """The objects this frame can change, by id: those within ``active_radius``
-        (xy) of the camera or of an observation (every object when it is 0)."""
-        radius = self.config.active_radius
-        if radius <= 0:
-            ids: list[int] = sorted(self._objects)
-        else:
-            centres = [np.asarray(o.centroid, dtype=float)[:2] for o in observations]
-            if frame.view is not None:
-                centres.append(np.asarray(frame.view.position, dtype=float)[:2])
-            ids = self._window_grid.near(np.array(centres).reshape(-1, 2), radius)
-        objects = (self._objects.get(i) for i in ids)
-        return [o for o in objects if o is not None and o.merged_into is None]
-
-    def _may_be_ghost(self, oid: int) -> bool:
-        """Whether ``oid`` can turn into a ghost without being touched again:
-        seen too few times and unsure (a sure one loses confidence only from
-        depth evidence, an update that touches it and puts it back here)."""
-        obj = self._objects.get(oid)
-        if obj is None or obj.observations >= max(2, self.config.ghost_min_observations):
-            return False
-        return obj.status == "absent" or obj.confidence < self.config.ghost_max_confidence
-
     def _prune(self, changed: set[int], stamp: float) -> list[int]:
         full = self._counters["updates"] % FULL_PRUNE_EVERY == 0
         if full:  # only objects seen too few times can be ghosts: the young ones
-            self._young = {i for i in self._young if self._may_be_ghost(i)}
+            self._young = {
+                i for i in self._young if may_turn_ghost(self._objects.get(i), self.config)
+            }
         pool = sorted(self._young) if full else [i for i in changed if i in self._objects]
         removed = [i for i in pool if is_ghost(self._objects[i], stamp, self.config)]
         excess = len(self._objects) - len(removed) - self.config.max_objects

@@ -256,57 +256,6 @@ class ObjectIndex:
         return [self.refs[i] for i in ids]
 
 
-class WindowGrid:
-    """Every remembered object (absent ones too; merged ones not) by coarse xy
-    cell, for the active window: the ids near a camera, whatever their status.
-    Kept in step by :meth:`sync` with the ids an update touched."""
-
-    def __init__(self, cell_size: float = 1.0) -> None:
-        self.cell = float(cell_size)
-        self.grid: dict[tuple[int, int], set[int]] = {}
-        self.cell_of: dict[int, tuple[int, int]] = {}
-        self.xy: dict[int, tuple[float, float]] = {}
-
-    def __len__(self) -> int:
-        return len(self.cell_of)
-
-    def sync(self, objects: dict[int, MemoryObject], ids: Iterable[int]) -> None:
-        for oid in ids:
-            old = self.cell_of.pop(oid, None)
-            if old is not None:
-                self.grid[old].discard(oid)
-                self.xy.pop(oid, None)
-            obj = objects.get(oid)
-            if obj is None or obj.merged_into is not None:
-                continue
-            x, y = float(obj.centroid[0]), float(obj.centroid[1])
-            key = (math.floor(x / self.cell), math.floor(y / self.cell))
-            self.grid.setdefault(key, set()).add(oid)
-            self.cell_of[oid] = key
-            self.xy[oid] = (x, y)
-
-    def rebuild(self, objects: dict[int, MemoryObject]) -> None:
-        self.grid.clear()
-        self.cell_of.clear()
-        self.xy.clear()
-        self.sync(objects, list(objects))
-
-    def near(self, centres: np.ndarray, radius: float) -> list[int]:
-        """Ids whose centroid is within ``radius`` (xy) of any of ``centres``, sorted."""
-        k = math.ceil(radius / self.cell)
-        found: set[int] = set()
-        r2 = radius * radius
-        for cx, cy in np.asarray(centres, dtype=float).reshape(-1, 2).tolist():
-            kx, ky = math.floor(cx / self.cell), math.floor(cy / self.cell)
-            for dx in range(-k, k + 1):
-                for dy in range(-k, k + 1):
-                    for oid in self.grid.get((kx + dx, ky + dy), ()):
-                        x, y = self.xy[oid]
-                        if (x - cx) ** 2 + (y - cy) ** 2 <= r2:
-                            found.add(oid)
-        return sorted(found)
-
-
 def memory_index(memory, pending: set[int]) -> ObjectIndex:
     """The index attached to a SceneMemory, checked against its objects for this
     update (``memory._undo_objects`` is new per update) and with ``pending`` re-read."""

@@ -119,7 +119,8 @@ def changes_since(memory: SceneMemory, since: float) -> list[dict]:
     # order (time_jump_tolerance): an object whose newest pose is older than ``since``
     # by more than that, seen before it and not gone after it, has nothing to report.
     settled = since - memory.config.time_jump_tolerance
-    for obj in memory.objects(include_absent=True):
+    # only objects whose last change is at or after ``since`` (memory's change index)
+    for obj in map(memory.get, memory.change_index.changed_at_or_after(since)):
         newest = obj.pose_history[-1][0] if obj.pose_history else -np.inf
         gone = obj.status == "absent" and obj.absent_since is not None and obj.absent_since > since
         if obj.first_seen <= since and newest < settled and not gone:

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from robot_memory.memory.object_node import MemoryObject
 from robot_memory.memory.text_grounding import score_labels, words
 
@@ -31,14 +29,13 @@ def ranked(
     """(score, object) best first, the first ``limit`` (None: all)."""
     if not text.strip():
         raise QueryError("empty text")
-    objects = memory.objects(include_absent=True)
-    if not objects:
+    # score each distinct (label, colour, shape) once, then read the objects of
+    # the best kinds only (memory's kind index; ties by id, as a stable sort
+    # over every object in id order would give)
+    index = memory.kind_index
+    distinct = index.kinds()
+    if not distinct:
         return []
-    # score each distinct (label, colour, shape) once: many objects share one
-    kinds: dict[tuple[str, str, str], int] = {}
-    kind_of = np.array([kinds.setdefault(o.words, len(kinds)) for o in objects])
-    absent = np.array([o.status == "absent" for o in objects])
-    distinct = list(kinds)
     per_kind = score_labels(
         memory.embedder,
         text,
@@ -46,9 +43,22 @@ def ranked(
         [k[1] for k in distinct],
         [k[2] for k in distinct],
     )
-    scores = per_kind[kind_of] - ABSENT_PENALTY * absent
-    order = np.argsort(-scores, kind="stable")[:limit]
-    return [(float(scores[k]), objects[k]) for k in order]
+    groups: dict[float, list[set[int]]] = {}
+    for k, kind in enumerate(distinct):
+        for absent in (False, True):
+            ids = index.members.get((kind, absent))
+            if ids:
+                score = float(per_kind[k] - ABSENT_PENALTY * absent)
+                groups.setdefault(score, []).append(ids)
+    out: list[tuple[float, MemoryObject]] = []
+    for score in sorted(groups, reverse=True):  # only the groups read are sorted
+        members = groups[score]
+        tied = sorted(members[0] if len(members) == 1 else set().union(*members))
+        for oid in tied:
+            if limit is not None and len(out) >= limit:
+                return out
+            out.append((score, memory.get(oid)))
+    return out
 
 
 def resolve_target(memory: SceneMemory, target: str) -> list[int | str]:

@@ -13,6 +13,7 @@ class :class:`~robot_memory.memory.journal.MemoryJournal`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from robot_memory.memory.identity import (
 )
 from robot_memory.memory.input_checks import frame_problem, observation_problem
 from robot_memory.memory.journal import MemoryJournal
+from robot_memory.memory.lookup_index import ChangeIndex, KindIndex
 from robot_memory.memory.object_node import MemoryObject, is_ghost
 from robot_memory.memory.relation_history import (
     EndedRelation,
@@ -108,9 +110,12 @@ class SceneMemory(MemoryJournal):
         if store_path is not None:
             self._store = MemoryStore(store_path)
             self._load()
+        # kept in step with the ids each update touches (active_window, lookup_index)
         self._window_grid = WindowGrid()
-        self._window_grid.rebuild(self._objects)
-        self._young = set(self._objects)  # may still turn out a ghost (see _prune)
+        self._kinds = KindIndex()
+        self._changes = ChangeIndex(self.config.time_jump_tolerance)
+        self._young: set[int] = set()  # may still turn out a ghost (see _prune)
+        self._sync_indexes(self._objects, rebuild=True)
 
     # -- public API --------------------------------------------------------------
     def update(self, frame: ObservationFrame) -> UpdateResult:
@@ -133,11 +138,9 @@ class SceneMemory(MemoryJournal):
         except BaseException:
             touched = list(self._undo_objects)
             self._rollback(saved)
-            self._window_grid.sync(self._objects, touched)
-            self._young.update(touched)
+            self._sync_indexes(touched)
             raise
-        self._window_grid.sync(self._objects, self._undo_objects)
-        self._young.update(self._undo_objects)
+        self._sync_indexes(self._undo_objects)
         return result
 
     def reset(self) -> None:
@@ -150,14 +153,33 @@ class SceneMemory(MemoryJournal):
         self._history.clear()
         self._events.clear()
         self._camera_stamps.clear()
-        self._window_grid.rebuild(self._objects)
-        self._young.clear()
+        self._sync_indexes(self._objects, rebuild=True)
         self._epoch += 1
         self._seq += 1
         self._version += 1
         self._begin()
         if self._store is not None:
             self._store.commit(self._meta(), [], [], {}, [])
+
+    def _sync_indexes(self, ids: Iterable[int], rebuild: bool = False) -> None:
+        """Re-read ``ids`` into the window grid and the query indexes (every
+        object when ``rebuild``)."""
+        for index in (self._window_grid, self._kinds, self._changes):
+            if rebuild:
+                index.rebuild(self._objects)
+            else:
+                index.sync(self._objects, list(ids))
+        self._young = set(self._objects) if rebuild else self._young | set(ids)
+
+    @property
+    def kind_index(self) -> KindIndex:
+        """Object ids by words, present and absent apart (for text queries)."""
+        return self._kinds
+
+    @property
+    def change_index(self) -> ChangeIndex:
+        """Objects by their last change (for changed_since)."""
+        return self._changes
 
     @property
     def graph(self) -> nx.MultiDiGraph:

@@ -163,3 +163,62 @@ def test_changed_since_skips_only_objects_with_nothing_to_report(tmp_path):
         assert reported > 50  # the day changed things
     finally:
         memory.close()
+
+
+def test_find_by_kind_index_ranks_as_a_scan_of_every_object(tmp_path, embedder):
+    """Text queries read only the best kinds from memory's kind index: the same
+    objects, scores and order (ties by id) as scoring every object, after a
+    simulated day and after a restart from the store."""
+    from robot_memory.memory.query_targets import ABSENT_PENALTY, ranked
+    from robot_memory.memory.text_grounding import score_labels
+    from robot_memory.tasks.week_world import WeekConfig, WeekWorld
+
+    world = WeekWorld(WeekConfig(seed=3, days=1, actions_per_day=25, day_length_s=500.0))
+    path = tmp_path / "m.sqlite"
+    world.run(lambda: SceneMemory(store_path=path, embedder=embedder), close=False)
+
+    def full_scan(memory: SceneMemory, text: str, limit: int | None) -> list[tuple[float, int]]:
+        objects = memory.objects(include_absent=True)
+        scores = score_labels(
+            embedder,
+            text,
+            [o.words[0] for o in objects],
+            [o.words[1] for o in objects],
+            [o.words[2] for o in objects],
+        ) - ABSENT_PENALTY * np.array([o.status == "absent" for o in objects])
+        order = np.argsort(-scores, kind="stable")[:limit]
+        return [(float(scores[k]), objects[k].id) for k in order]
+
+    texts = ["red mug", "a bowl", "something to drink from", "green", "box", "screwdriver"]
+    memory = world.memory
+    try:
+        for _ in range(2):  # as built, then loaded back from the store
+            absent = sum(o.status == "absent" for o in memory.objects(include_absent=True))
+            assert len(memory.objects()) >= 5 and absent >= 1
+            for text in texts:
+                for limit in (1, 5, None):
+                    got = [(s, o.id) for s, o in ranked(memory, text, limit=limit)]
+                    want = full_scan(memory, text, limit)
+                    assert [i for _, i in got] == [i for _, i in want], (text, limit)
+                    assert [s for s, _ in got] == pytest.approx([s for s, _ in want])
+            memory.close()
+            memory = SceneMemory(store_path=path, embedder=embedder)
+    finally:
+        memory.close()
+    # many objects of one kind: ties ordered by id, present before absent
+    memory = SceneMemory(embedder=embedder)
+    kinds = ["red mug", "blue mug", "green bowl"]
+    row = [obs(kinds[k % 3], (-0.3 + 0.07 * k, 0.1, 0.025)) for k in range(9)]
+    for k in range(3):
+        memory.update(frame(0.1 * k, row))
+    for k in range(8):  # the last three leave; their places are seen empty
+        memory.update(
+            frame(1.0 + 0.5 * k, row[:6], scene=[(o.bbox_min, o.bbox_max) for o in row[:6]])
+        )
+    assert sum(o.status == "absent" for o in memory.objects(include_absent=True)) == 3
+    for text in ("red mug", "mug", "bowl"):
+        for limit in (2, 4, None):
+            got = [(s, o.id) for s, o in ranked(memory, text, limit=limit)]
+            want = full_scan(memory, text, limit)
+            assert [i for _, i in got] == [i for _, i in want], (text, limit)
+    memory.close()

@@ -9,6 +9,7 @@
     robot-memory collect-demos --out data/demos [--episodes N]
     robot-memory bag-to-dataset BAG... --out DATASET --skill pick --target X Y Z
     robot-memory train-policy --data data/demos --out models/... [--resume]
+    robot-memory distill-policy --teacher models/diffusion_pick_place --data data/demos
     robot-memory train-labeller --out models/object_labeller [--episodes 300]
     robot-memory eval-policy --episodes 50 [--checkpoint models/...]
     robot-memory eval-tasks --episodes 30 [--ablation] [--tasks under_box,put_back]
@@ -82,6 +83,10 @@ FORWARDED = {
     "train-policy": (
         "robot_memory.learning.training",
         "train the diffusion policy on an episode dataset (seeded, resumable)",
+    ),
+    "distill-policy": (
+        "robot_memory.learning.distillation",
+        "distil a diffusion policy checkpoint into a one-step consistency policy",
     ),
     "train-labeller": (
         "robot_memory.learning.labeller_training",

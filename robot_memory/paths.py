@@ -39,6 +39,8 @@ def sim_path(name: str) -> Path:
 
 #: The shipped diffusion policy checkpoint (models/<name>/, see its README.md).
 DEFAULT_POLICY = "diffusion_pick_place"
+#: The same policy distilled for one-step sampling (``sampler:=consistency``).
+CONSISTENCY_POLICY = "consistency_pick_place"
 
 
 def model_path(name: str = DEFAULT_POLICY) -> Path:

@@ -107,10 +107,12 @@ SAFETY_PARAMETERS: dict[str, ParamValue] = {
 
 
 POLICY_PARAMETERS: dict[str, ParamValue] = {
-    "checkpoint": "",  # checkpoint folder; empty: the shipped models/diffusion_pick_place
+    # checkpoint folder; empty: the shipped models/diffusion_pick_place (sampler
+    # consistency: models/consistency_pick_place, the one-step distilled policy)
+    "checkpoint": "",
     "device": "auto",  # auto | cuda | cpu
-    "sampler": "ddim",  # ddim | ddpm
-    "num_inference_steps": 10,
+    "sampler": "ddim",  # ddim | ddpm | consistency
+    "num_inference_steps": 0,  # 0: the checkpoint's (DDIM 10, consistency 1, DDPM all)
     "n_action_steps": 8,  # executed points per chunk (<= horizon - n_obs_steps + 1)
     "max_observation_age_s": 0.5,  # drop a chunk whose observation is older when it is done
     "timeout_s": 15.0,  # a skill still running after this long has failed

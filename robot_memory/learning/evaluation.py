@@ -234,15 +234,22 @@ def plot_success(path: Path, skills: dict, label: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from robot_memory.paths import model_path
+    from robot_memory.paths import CONSISTENCY_POLICY, DEFAULT_POLICY, model_path
 
     p = argparse.ArgumentParser(prog="robot-memory eval-policy", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped model")
     p.add_argument("--episodes", type=int, default=50, help="episodes per skill")
     p.add_argument("--skills", default="pick,place")
     p.add_argument("--seed-start", type=int, default=EVAL_SEED_START)
-    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
-    p.add_argument("--steps", type=int, default=None, help="denoising steps (ddim 10, ddpm 100)")
+    p.add_argument(
+        "--sampler",
+        choices=("ddim", "ddpm", "consistency"),
+        default="ddim",
+        help="consistency: the one-step distilled checkpoint (models/consistency_pick_place)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="denoising steps (ddim 10, ddpm 100, consistency 1)"
+    )
     p.add_argument("--n-action-steps", type=int, default=None)
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     p.add_argument("--threads", type=int, default=None)
@@ -265,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes < 1 or not skills or set(skills) - {"pick", "place"}:
         print("eval-policy: --episodes >= 1 and --skills from pick,place", file=sys.stderr)
         return 2
-    checkpoint = args.checkpoint or model_path()
+    default = CONSISTENCY_POLICY if args.sampler == "consistency" else DEFAULT_POLICY
+    checkpoint = args.checkpoint or model_path(default)
     try:
         runtime = PolicyRuntime(
             checkpoint,

@@ -16,7 +16,7 @@ from rclpy.impl.rcutils_logger import RcutilsLogger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from robot_memory.nodes.conversions import to_duration
-from robot_memory.paths import model_path
+from robot_memory.paths import CONSISTENCY_POLICY, DEFAULT_POLICY, model_path
 from robot_memory.policy.look_skill import LookMotion
 from robot_memory.policy.runtime import ActionChunk, PolicyRuntime
 from robot_memory.policy.skill_executor import ExecutorConfig
@@ -50,7 +50,8 @@ def arm_and_width(
 def load_runtime(p: dict, logger: RcutilsLogger) -> tuple[PolicyRuntime | None, str]:
     """The policy runtime for the node's parameters ``p`` and ""; or None and why
     not (no checkpoint, or one that does not load), logged as an error."""
-    path = Path(str(p["checkpoint"])).expanduser() if p["checkpoint"] else model_path()
+    default = CONSISTENCY_POLICY if p["sampler"] == "consistency" else DEFAULT_POLICY
+    path = Path(str(p["checkpoint"])).expanduser() if p["checkpoint"] else model_path(default)
     if not path.is_dir():
         text = f"no policy checkpoint at {path}"
         logger.error(f"{text}: every goal will fail (train one, see docs)")
@@ -60,7 +61,7 @@ def load_runtime(p: dict, logger: RcutilsLogger) -> tuple[PolicyRuntime | None, 
             str(path),
             device=str(p["device"]),
             sampler=str(p["sampler"]),
-            num_inference_steps=int(p["num_inference_steps"]),
+            num_inference_steps=int(p["num_inference_steps"]) or None,
             n_action_steps=int(p["n_action_steps"]),
             half_precision=bool(p["half_precision"]),
             compile_model=bool(p["compile"]),

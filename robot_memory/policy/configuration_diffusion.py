@@ -34,7 +34,7 @@ ACTION_FEATURES: tuple[str, ...] = (
     "yaw_minus_goal_yaw",
     "gripper_width",
 )
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("ddim", "ddpm", "consistency")  # consistency: a distilled checkpoint only
 
 
 @dataclass

@@ -4,7 +4,8 @@ A conditional 1D temporal UNet (Chi et al., Diffusion Policy) whose residual
 blocks are FiLM-modulated by the diffusion step embedding and the flattened
 observation window. Noise schedules and samplers are ``diffusers``'
 DDPMScheduler (training, and the 100-step baseline) and DDIMScheduler
-(few-step inference).
+(few-step inference); a distilled checkpoint samples in one step
+(:mod:`robot_memory.policy.modeling_consistency`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 from torch import nn
 
 from robot_memory.policy.configuration_diffusion import DiffusionConfig
+from robot_memory.policy.modeling_consistency import ConsistencyScheduler
 
 
 class SinusoidalPosEmb(nn.Module):
@@ -123,8 +125,11 @@ class ConditionalUnet1D(nn.Module):
 
 
 def make_scheduler(config: DiffusionConfig, sampler: str | None = None):
-    """The diffusers noise scheduler for ``sampler`` (default: the config's)."""
+    """The diffusers noise scheduler for ``sampler`` (default: the config's); the
+    consistency sampler of a distilled checkpoint (modeling_consistency)."""
     kind = sampler or config.sampler
+    if kind == "consistency":
+        return ConsistencyScheduler(config)
     cls = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler}[kind]
     return cls(
         num_train_timesteps=config.num_train_timesteps,
@@ -170,7 +175,7 @@ class DiffusionPolicyModel(nn.Module):
         """Denoise an action chunk (B, horizon, action_dim) for normalized ``obs``."""
         c = self.config
         scheduler = scheduler or make_scheduler(c)
-        scheduler.set_timesteps(num_inference_steps or c.num_inference_steps)
+        steps = num_inference_steps or c.num_inference_steps
         cond = self.global_cond(obs)
         x = torch.randn(
             (obs.shape[0], c.horizon, c.action_dim),
@@ -178,6 +183,9 @@ class DiffusionPolicyModel(nn.Module):
             device=obs.device,
             dtype=obs.dtype,
         )
+        if isinstance(scheduler, ConsistencyScheduler):
+            return scheduler.sample(self.unet, cond, x, steps, generator)
+        scheduler.set_timesteps(steps)
         for t in scheduler.timesteps:
             eps = self.unet(x, t.to(obs.device), cond)
             x = scheduler.step(eps, t, x, generator=generator).prev_sample

@@ -148,9 +148,20 @@ class PolicyRuntime:
         elif self.device.type == "cpu" and trace_cpu:
             self.model.unet = trace_unet(self.model)
         self.sampler = sampler or self.config.sampler
+        distilled = self.config.sampler == "consistency"
+        if distilled != (self.sampler == "consistency"):
+            raise ValueError(
+                f"sampler {self.sampler!r} does not fit {checkpoint}: "
+                + (
+                    "a consistency-distilled checkpoint samples only with sampler consistency"
+                    if distilled
+                    else "sampler consistency needs a distilled checkpoint "
+                    "(models/consistency_pick_place, or robot-memory distill-policy)"
+                )
+            )
         self.num_inference_steps = num_inference_steps or (
             self.config.num_inference_steps
-            if self.sampler == "ddim"
+            if self.sampler in ("ddim", "consistency")
             else self.config.num_train_timesteps
         )
         self.scheduler = make_scheduler(self.config, self.sampler)

@@ -1,12 +1,18 @@
-"""Bench: diffusion-policy chunk latency (our sampler against LeRobot's default)
-and observation-to-command latency through the ROS graph against a DDS floor.
+"""Bench: diffusion-policy chunk latency (ours, one-step, against LeRobot's
+own DiffusionPolicy where installed) and observation-to-command latency
+through the ROS graph against a DDS floor.
 
-1. Chunk latency, batch 1, CPU (``--threads``; 2 = the target machine), one
-   checkpoint, the same observation windows (arm poses near HOME_ARM, pick /
-   place goals on the table), configurations interleaved chunk by chunk: ours
-   (DDIM 10, traced UNet: the runtime default), LeRobot's default (DDPM 100,
-   eager), DDPM 100 traced (sampler effect alone), DDIM 10 eager (tracing effect
-   alone). Denoising (``sample_actions``) and full ``predict`` (+ FK, IK) apart.
+1. Chunk latency, batch 1, CPU (``--threads``; 2 = the target machine), the
+   same observation windows (arm poses near HOME_ARM, pick / place goals on the
+   table), configurations interleaved chunk by chunk: ours (DDIM 10, traced
+   UNet: the runtime default), the one-step consistency checkpoint
+   (models/consistency_pick_place, traced), DDPM 100 eager (LeRobot's default
+   sampler, re-implemented here: ``reimpl``), DDPM 100 traced (sampler effect
+   alone), DDIM 10 eager (tracing effect alone); and, when ``lerobot`` imports,
+   LeRobot's own ``DiffusionPolicy`` at the same sizes with its default (DDPM
+   100) and with DDIM 10 (the honest peer: a one-line config change its users
+   have). Without LeRobot the bench says so. Denoising (``sample_actions``)
+   and full ``predict`` (+ FK, IK) apart.
 2. Over real DDS, the policy and safety nodes as their own processes (as the
    launcher runs them; in one process the executors, the inference thread and
    this bench would share one GIL): this bench publishes /joint_states at 100 Hz,
@@ -57,18 +63,28 @@ except BaseException:
 """
 #: The cube of the ROS part, on the table in front of the arm (table frame, m).
 CUBE = (0.15, 0.05, 0.025)
-#: name: (sampler, steps, traced on the CPU)
+#: name: (sampler, steps, traced on the CPU[, checkpoint name in models/])
 CPU_CONFIGS = {
     "ours_ddim10_traced": ("ddim", 10, True),
-    "lerobot_ddpm100_eager": ("ddpm", 100, False),
+    "ours_consistency1_traced": ("consistency", 1, True, "consistency_pick_place"),
+    "reimpl_ddpm100_eager": ("ddpm", 100, False),
     "ddpm100_traced": ("ddpm", 100, True),
     "ddim10_eager": ("ddim", 10, False),
 }
 QS = ("p50", "p99")
 RATIOS = {  # name: (numerator, denominator)
-    "lerobot_ddpm100_eager / ours": ("lerobot_ddpm100_eager", "ours_ddim10_traced"),
+    "ours_ddim10 / consistency1 (one step)": ("ours_ddim10_traced", "ours_consistency1_traced"),
+    "reimpl_ddpm100_eager / ours": ("reimpl_ddpm100_eager", "ours_ddim10_traced"),
     "ddpm100_traced / ours (sampler only)": ("ddpm100_traced", "ours_ddim10_traced"),
     "ddim10_eager / ours (tracing only)": ("ddim10_eager", "ours_ddim10_traced"),
+}
+#: LeRobot's own DiffusionPolicy at this checkpoint's size (when installed):
+#: name: (its noise_scheduler_type, num_inference_steps)
+PEER_CONFIGS = {"lerobot_ddpm100": ("DDPM", 100), "lerobot_ddim10": ("DDIM", 10)}
+PEER_RATIOS = {  # the peer over ours, same run
+    "lerobot_ddpm100 / ours_ddim10": ("lerobot_ddpm100", "ours_ddim10_traced"),
+    "lerobot_ddim10 / ours_ddim10": ("lerobot_ddim10", "ours_ddim10_traced"),
+    "lerobot_ddim10 / ours_consistency1": ("lerobot_ddim10", "ours_consistency1_traced"),
 }
 
 
@@ -121,9 +137,88 @@ def windows(n: int = 8, seed: int = 0) -> list[tuple[list, object]]:
     return cases
 
 
-def bench_chunks(ckpt: Path, configs: dict, device: str, threads: int, chunks: int, warmup: int):
-    """Interleave the configurations chunk by chunk; per config, percentiles of
-    sample_actions (denoise) and predict (full)."""
+class LeRobotPeer:
+    """LeRobot's own DiffusionPolicy at the checkpoint's sizes (random weights:
+    latency does not depend on them), timed on the same observation windows:
+    ``predict`` times ``generate_actions`` (LeRobot's chunk; it has no IK)."""
+
+    def __init__(self, ours, scheduler: str, steps: int) -> None:
+        import torch
+        from lerobot.configs.types import FeatureType, PolicyFeature
+        from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
+        from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
+
+        c = ours.config
+        self.ours = ours
+        self.split = 9  # its robot state (joints + gripper) and the rest as environment state
+        config = DiffusionConfig(
+            input_features={
+                "observation.state": PolicyFeature(FeatureType.STATE, (self.split,)),
+                "observation.environment_state": PolicyFeature(
+                    FeatureType.ENV, (c.obs_dim - self.split,)
+                ),
+            },
+            output_features={"action": PolicyFeature(FeatureType.ACTION, (c.action_dim,))},
+            n_obs_steps=c.n_obs_steps, horizon=c.horizon, n_action_steps=c.n_action_steps,
+            down_dims=tuple(c.down_dims), kernel_size=c.kernel_size, n_groups=c.n_groups,
+            diffusion_step_embed_dim=c.diffusion_step_embed_dim,
+            noise_scheduler_type=scheduler, num_train_timesteps=c.num_train_timesteps,
+            num_inference_steps=steps, beta_schedule=c.beta_schedule,
+            prediction_type=c.prediction_type, clip_sample=c.clip_sample,
+            clip_sample_range=c.clip_sample_range, pretrained_backbone_weights=None,
+            device="cpu",
+        )  # fmt: skip
+        self.policy = DiffusionPolicy(config).eval()
+        self.parameters = sum(p.numel() for p in self.policy.diffusion.unet.parameters())
+        self.torch = torch
+
+    def predict(self, states, goal):
+        from types import SimpleNamespace
+
+        obs = self.ours.normalizer.normalize_obs(self.ours.observation_window(states, goal))
+        x = self.torch.as_tensor(obs, dtype=self.torch.float32)[None]
+        batch = {
+            "observation.state": x[..., : self.split],
+            "observation.environment_state": x[..., self.split :],
+        }
+        t0 = time.perf_counter()
+        with self.torch.inference_mode():
+            self.policy.diffusion.generate_actions(batch)
+        return SimpleNamespace(sample_s=time.perf_counter() - t0)
+
+
+def lerobot_peers(ckpt: Path, threads: int) -> tuple[dict, str]:
+    """The LeRobot peers by name, and a line on what they are (or why none)."""
+    try:
+        import lerobot
+    except ImportError:
+        return {}, (
+            "LeRobot not installed (optional: pip install lerobot): the peer rows are "
+            "missing; reimpl_ddpm100_eager is LeRobot's default sampler re-implemented here"
+        )
+    from robot_memory.policy.runtime import PolicyRuntime
+
+    ours = PolicyRuntime(str(ckpt), device="cpu", threads=threads)
+    try:
+        peers = {name: LeRobotPeer(ours, *cfg) for name, cfg in PEER_CONFIGS.items()}
+    except Exception as exc:  # noqa: BLE001 - another LeRobot version: say so, keep benching
+        return {}, f"LeRobot {lerobot.__version__} installed but not built: {exc!r}"
+    ours_n = sum(p.numel() for p in ours.model.parameters())
+    sizes = {name: peer.parameters for name, peer in peers.items()}
+    return peers, f"LeRobot {lerobot.__version__} DiffusionPolicy, UNet {sizes} vs ours {ours_n}"
+
+
+def bench_chunks(
+    ckpt: Path,
+    configs: dict,
+    device: str,
+    threads: int,
+    chunks: int,
+    warmup: int,
+    peers: dict | None = None,
+):
+    """Interleave the configurations (and ``peers``) chunk by chunk; per
+    config, percentiles of sample_actions (denoise) and predict (full)."""
     import torch
 
     from robot_memory.policy.kinematics import IKError
@@ -131,11 +226,14 @@ def bench_chunks(ckpt: Path, configs: dict, device: str, threads: int, chunks: i
 
     cuda = device == "cuda"
     runtimes, results = {}, {}
-    for name, (sampler, steps, traced, half, compiled) in configs.items():
+    from robot_memory.paths import model_path
+
+    for name, (sampler, steps, traced, half, compiled, *own) in configs.items():
         t0 = time.perf_counter()
+        folder = model_path(own[0]) if own else ckpt
         try:
             runtimes[name] = PolicyRuntime(
-                str(ckpt), device=device, sampler=sampler, num_inference_steps=steps,
+                str(folder), device=device, sampler=sampler, num_inference_steps=steps,
                 threads=threads, trace_cpu=traced, half_precision=half, compile_model=compiled,
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one config failing must not end the bench
@@ -146,6 +244,9 @@ def bench_chunks(ckpt: Path, configs: dict, device: str, threads: int, chunks: i
             "half": half and cuda, "compiled": compiled, "setup_s": time.perf_counter() - t0,
         }  # fmt: skip
         print(f"  {name}: ready in {results[name]['setup_s']:.1f} s", flush=True)
+    for name, peer in (peers or {}).items():
+        runtimes[name] = peer
+        results[name] = {"peer": "LeRobot DiffusionPolicy.diffusion.generate_actions"}
     cases = windows()
     times = {name: ([], []) for name in runtimes}
     ik_fail = dict.fromkeys(runtimes, 0)
@@ -446,9 +547,12 @@ def main() -> int:
     }  # fmt: skip
     print(f"[bench] checkpoint {ckpt} ({source['source']})")
     print(f"[bench] chunk latency, CPU, {args.threads} threads, batch 1", flush=True)
-    configs = {k: (*v, False, False) for k, v in CPU_CONFIGS.items()}
-    cpu = bench_chunks(ckpt, configs, "cpu", args.threads, args.chunks, args.warmup)
-    result["chunk_latency_cpu"] = {"configs": cpu, "ratios": chunk_ratios(cpu, RATIOS)}
+    configs = {k: (*v[:3], False, False, *v[3:]) for k, v in CPU_CONFIGS.items()}
+    peers, peer_note = lerobot_peers(ckpt, args.threads)
+    print(f"[bench] peer: {peer_note}", flush=True)
+    cpu = bench_chunks(ckpt, configs, "cpu", args.threads, args.chunks, args.warmup, peers)
+    ratios = chunk_ratios(cpu, {**RATIOS, **PEER_RATIOS})
+    result["chunk_latency_cpu"] = {"configs": cpu, "ratios": ratios, "peer": peer_note}
     print_chunks("chunk latency (CPU)", cpu, result["chunk_latency_cpu"]["ratios"])
     print("[bench] CUDA", flush=True)
     result["cuda"] = cuda_section(ckpt, args)

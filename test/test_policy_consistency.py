@@ -50,7 +50,7 @@ def chunk(folder: Path, seed: int, trace: bool = True, **kw) -> np.ndarray:
 def test_the_distilled_checkpoint_samples_in_one_step(checkpoints) -> None:
     teacher, student, run = checkpoints
     ckpt = load_checkpoint(student)
-    assert ckpt.config.sampler == "consistency" and ckpt.config.num_inference_steps == 1
+    assert ckpt.config.sampler == "consistency" and ckpt.config.num_inference_steps == 2
     assert ckpt.config.extra["consistency_grid_steps"] == 10
     assert ckpt.info["training"]["teacher"] == str(teacher)
     log = json.loads((run / "distill_log.json").read_text())
@@ -60,12 +60,15 @@ def test_the_distilled_checkpoint_samples_in_one_step(checkpoints) -> None:
         ckpt.normalizer.action_min, load_checkpoint(teacher).normalizer.action_min
     )
 
-    runtime = PolicyRuntime(student, device="cpu", seed=1, trace_cpu=False)
-    assert runtime.sampler == "consistency" and runtime.num_inference_steps == 1
-    calls = []
-    runtime.model.unet.register_forward_hook(lambda *_: calls.append(1))
-    actions, _ = runtime.sample_actions(runtime.observation_window(STATES, GOAL))
-    assert len(calls) == 1  # one network evaluation per chunk
+    for steps in (None, 1):  # the checkpoint's two steps, or one
+        runtime = PolicyRuntime(
+            student, device="cpu", seed=1, trace_cpu=False, num_inference_steps=steps
+        )
+        assert runtime.sampler == "consistency" and runtime.num_inference_steps == (steps or 2)
+        calls: list[int] = []
+        runtime.model.unet.register_forward_hook(lambda *_, log=calls: log.append(1))
+        actions, _ = runtime.sample_actions(runtime.observation_window(STATES, GOAL))
+        assert len(calls) == (steps or 2)  # network evaluations per chunk
     # chunk shape, and un-normalized into the demonstrations' action range
     assert actions.shape == (ckpt.config.horizon, ckpt.config.action_dim)
     lo, hi = ckpt.normalizer.action_min, ckpt.normalizer.action_max
@@ -78,7 +81,7 @@ def test_one_step_chunks_are_deterministic_for_a_seed(checkpoints) -> None:
     assert np.allclose(first, chunk(student, seed=7, trace=True), atol=1e-5)  # traced UNet
     assert np.allclose(first, chunk(student, seed=7, trace=False), atol=0)
     assert not np.allclose(first, chunk(student, seed=8), atol=1e-4)  # the check can fail
-    two = chunk(student, seed=7, num_inference_steps=2)  # LCM multistep: another sample
+    two = chunk(student, seed=7, num_inference_steps=1)  # one step: another sample
     assert two.shape == first.shape and not np.allclose(first, two, atol=1e-5)
 
 

@@ -5,8 +5,8 @@ through the ROS graph against a DDS floor.
 1. Chunk latency, batch 1, CPU (``--threads``; 2 = the target machine), the
    same observation windows (arm poses near HOME_ARM, pick / place goals on the
    table), configurations interleaved chunk by chunk: ours (DDIM 10, traced
-   UNet: the runtime default), the one-step consistency checkpoint
-   (models/consistency_pick_place, traced), DDPM 100 eager (LeRobot's default
+   UNet: the runtime default), the consistency checkpoint with its 2 steps and
+   with 1 (models/consistency_pick_place, traced), DDPM 100 eager (LeRobot's default
    sampler, re-implemented here: ``reimpl``), DDPM 100 traced (sampler effect
    alone), DDIM 10 eager (tracing effect alone); and, when ``lerobot`` imports,
    LeRobot's own ``DiffusionPolicy`` at the same sizes with its default (DDPM
@@ -66,6 +66,7 @@ CUBE = (0.15, 0.05, 0.025)
 #: name: (sampler, steps, traced on the CPU[, checkpoint name in models/])
 CPU_CONFIGS = {
     "ours_ddim10_traced": ("ddim", 10, True),
+    "ours_consistency2_traced": ("consistency", 2, True, "consistency_pick_place"),
     "ours_consistency1_traced": ("consistency", 1, True, "consistency_pick_place"),
     "reimpl_ddpm100_eager": ("ddpm", 100, False),
     "ddpm100_traced": ("ddpm", 100, True),
@@ -73,6 +74,7 @@ CPU_CONFIGS = {
 }
 QS = ("p50", "p99")
 RATIOS = {  # name: (numerator, denominator)
+    "ours_ddim10 / consistency2 (shipped)": ("ours_ddim10_traced", "ours_consistency2_traced"),
     "ours_ddim10 / consistency1 (one step)": ("ours_ddim10_traced", "ours_consistency1_traced"),
     "reimpl_ddpm100_eager / ours": ("reimpl_ddpm100_eager", "ours_ddim10_traced"),
     "ddpm100_traced / ours (sampler only)": ("ddpm100_traced", "ours_ddim10_traced"),
@@ -84,6 +86,7 @@ PEER_CONFIGS = {"lerobot_ddpm100": ("DDPM", 100), "lerobot_ddim10": ("DDIM", 10)
 PEER_RATIOS = {  # the peer over ours, same run
     "lerobot_ddpm100 / ours_ddim10": ("lerobot_ddpm100", "ours_ddim10_traced"),
     "lerobot_ddim10 / ours_ddim10": ("lerobot_ddim10", "ours_ddim10_traced"),
+    "lerobot_ddim10 / ours_consistency2": ("lerobot_ddim10", "ours_consistency2_traced"),
     "lerobot_ddim10 / ours_consistency1": ("lerobot_ddim10", "ours_consistency1_traced"),
 }
 

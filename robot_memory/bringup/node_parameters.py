@@ -70,6 +70,9 @@ MEMORY_PARAMETERS: dict[str, ParamValue] = {
     # /memory/reset from any DDS peer wipes memory and its store: refused (and
     # counted) unless true; true in the sim stack for the memoryless ablation
     "allow_remote_reset": False,
+    # an update considers only objects this close (xy) to the camera or a sighting
+    # [m] (the active window: building-scale memories); 0.0: every object
+    "active_radius": 3.0,
 }
 
 

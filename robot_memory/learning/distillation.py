@@ -59,6 +59,7 @@ class Distiller:
         learning_rate: float = 2e-4,
         ema_decay: float = 0.995,
         sample_steps: int = 2,
+        init: Path | None = None,
     ) -> None:
         torch.manual_seed(seed)
         teacher = load_checkpoint(teacher_folder)
@@ -82,10 +83,16 @@ class Distiller:
         self.obs_index = torch.as_tensor(windows.obs_index)
         self.action_index = torch.as_tensor(windows.action_index)
         self.teacher = teacher.model.eval().requires_grad_(False)
+        start = teacher.model.state_dict()
+        if init is not None:  # go on from an earlier distillation of this teacher
+            earlier = load_checkpoint(init)
+            if earlier.config.sampler != "consistency":
+                raise ValueError(f"--init {init} is not a consistency checkpoint")
+            start = earlier.model.state_dict()
         self.student = DiffusionPolicyModel(self.config)
-        self.student.load_state_dict(teacher.model.state_dict())
+        self.student.load_state_dict(start)
         self.ema = DiffusionPolicyModel(self.config).requires_grad_(False)
-        self.ema.load_state_dict(teacher.model.state_dict())
+        self.ema.load_state_dict(start)
         self.cm = ConsistencyScheduler(self.config)
         self.optimizer = torch.optim.AdamW(
             self.student.parameters(), lr=learning_rate, weight_decay=self.config.weight_decay
@@ -167,11 +174,12 @@ def distill(
     progress: bool = True,
     repeats: int = 4,
     sample_steps: int = 2,
+    init: Path | None = None,
 ) -> Path:
     """Distil; returns the checkpoint folder."""
     if threads:
         torch.set_num_threads(threads)
-    d = Distiller(teacher, data, steps, batch_size, seed, sample_steps=sample_steps)
+    d = Distiller(teacher, data, steps, batch_size, seed, sample_steps=sample_steps, init=init)
     d.teacher_trajectories(repeats, progress=progress)
     print(
         f"distill-policy: teacher {teacher} (DDIM {d.cm.grid_steps}), "
@@ -195,6 +203,7 @@ def distill(
             "method": "consistency distillation (LCM parameterization) on the teacher's "
             "DDIM trajectories",
             "teacher": str(teacher),
+            "init": str(init) if init else None,
             "steps": steps,
             "batch_size": batch_size,
             "seed": seed,
@@ -223,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--repeats", type=int, default=4, help="teacher solutions (noise draws) per window"
     )
+    p.add_argument("--init", type=Path, default=None, help="start from this consistency checkpoint")
     p.add_argument(
         "--sample-steps",
         type=int,
@@ -242,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         distill(
             args.teacher, args.data, args.out, args.steps, args.batch_size, args.seed,
             args.threads, repeats=args.repeats, sample_steps=args.sample_steps,
+            init=args.init,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         print(f"distill-policy: {exc}", file=sys.stderr)

@@ -25,7 +25,7 @@ from visualization_msgs.msg import MarkerArray
 from robot_memory.bringup.node_parameters import MEMORY_PARAMETERS
 from robot_memory.cell import load_cell
 from robot_memory.health.counters import HealthCounters
-from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
+from robot_memory.memory import MemoryConfig, MemoryInputError, SceneMemory, TextEmbedder
 from robot_memory.memory.events import SkillTracker
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
@@ -50,6 +50,7 @@ class MemoryNode(Node):
             store_path.parent.mkdir(parents=True, exist_ok=True)
         self.embedder = TextEmbedder()
         self.memory = SceneMemory(
+            MemoryConfig(active_radius=float(p["active_radius"])),
             cell=load_cell(str(p["cell_file"]) or None),
             store_path=store_path,
             embedder=self.embedder,

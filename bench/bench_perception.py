@@ -85,8 +85,8 @@ def visible(frame: dict, position) -> bool:
 def run(frames: list[dict], repeats: int) -> dict:
     import cv2
 
-    from robot_memory.perception import PerceptionPipeline, decode_color, decode_depth
-    from robot_memory.perception.pipeline import STAGES
+    from robot_memory.perception import decode_color, decode_depth
+    from robot_memory.perception.pipeline import STAGES, PerceptionPipeline
 
     try:
         import torch

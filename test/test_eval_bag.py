@@ -69,7 +69,8 @@ def test_the_windowed_update_builds_the_graph_the_full_update_builds(bags):
     from robot_memory.cell import load_cell
     from robot_memory.memory import MemoryConfig, MemoryInputError, SceneMemory, TextEmbedder
     from robot_memory.memory.active_window import window_objects
-    from robot_memory.perception import PerceptionConfig, PerceptionPipeline
+    from robot_memory.perception import PerceptionConfig
+    from robot_memory.perception.pipeline import PerceptionPipeline
     from robot_memory.replay.bag_frames import CameraFrameEvent, iter_bag_events
 
     cell = load_cell()

@@ -15,10 +15,10 @@ import pytest
 from robot_memory.perception import (
     PerceptionConfig,
     PerceptionInputError,
-    PerceptionPipeline,
     decode_color,
     decode_depth,
 )
+from robot_memory.perception.pipeline import PerceptionPipeline
 from robot_memory.robot.ik import ArmIK, top_down_rotation
 from robot_memory.robot.panda import ARM_JOINTS
 from robot_memory.sim.cameras import CameraRig

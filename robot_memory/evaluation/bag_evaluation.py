@@ -40,8 +40,9 @@ from robot_memory.evaluation.metrics import (
 from robot_memory.evaluation.report import write_report
 from robot_memory.evaluation.visibility import visible_objects
 from robot_memory.memory import MemoryInputError, SceneMemory, TextEmbedder
-from robot_memory.perception import PerceptionConfig, PerceptionInputError, PerceptionPipeline
+from robot_memory.perception import PerceptionConfig, PerceptionInputError
 from robot_memory.perception.observations import CameraView, frame_from_payload, frame_to_payload
+from robot_memory.perception.pipeline import PerceptionPipeline
 from robot_memory.replay.bag_frames import (
     WORLD_FRAME,
     BagPlan,

@@ -35,10 +35,11 @@ from robot_memory.nodes.node_main import spin_node
 from robot_memory.nodes.parameters import declare_parameters
 from robot_memory.nodes.qos import COMMAND
 from robot_memory.nodes.tf_listener import parse_camera_frames
-from robot_memory.perception import PerceptionConfig, PerceptionInputError, PerceptionPipeline
+from robot_memory.perception import PerceptionConfig, PerceptionInputError
 from robot_memory.perception.camera_sync import SyncedFrame
 from robot_memory.perception.labelling.factory import LabellerSettings, make_labeller
 from robot_memory.perception.observations import frame_to_payload
+from robot_memory.perception.pipeline import PerceptionPipeline
 
 
 class PerceptionNode(Node):

@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from robot_memory.learning.dataset import load_episodes
-from robot_memory.learning.training import TrainingWindows, lr_factor
+from robot_memory.learning.training import TrainingWindows, lr_factor, training_record
 from robot_memory.policy.checkpoint import load_checkpoint, save_checkpoint
 from robot_memory.policy.modeling_consistency import ConsistencyScheduler
 from robot_memory.policy.modeling_diffusion import DiffusionPolicyModel
@@ -198,24 +198,14 @@ def distill(
     bar.close()
     out.mkdir(parents=True, exist_ok=True)
     (out / "distill_log.json").write_text(json.dumps(d.log))
-    info = {
-        "training": {
-            "method": "consistency distillation (LCM parameterization) on the teacher's "
-            "DDIM trajectories",
-            "teacher": str(teacher),
-            "init": str(init) if init else None,
-            "steps": steps,
-            "batch_size": batch_size,
-            "seed": seed,
-            "episodes": d.windows.episodes,
-            "windows": len(d.windows.obs_index),
-            "dataset": str(data),
-            "teacher_solutions": len(d.buffer[0]),
-            "final_loss_smoothed": smooth,
-            "seconds_this_process": round(time.monotonic() - start, 1),
-            "torch_threads": torch.get_num_threads(),
-        }
-    }
+    info = training_record(
+        d.windows, data, steps, batch_size, seed, smooth, start,
+        method="consistency distillation (LCM parameterization) on the teacher's DDIM "
+        "trajectories",
+        teacher=str(teacher),
+        init=str(init) if init else None,
+        teacher_solutions=len(d.buffer[0]),
+    )  # fmt: skip
     folder = save_checkpoint(out / "checkpoint", d.ema, d.normalizer, info)
     print(f"distill-policy: wrote {folder} (loss {smooth:.5f})")
     return folder

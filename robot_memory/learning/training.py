@@ -217,6 +217,34 @@ class Trainer:
         self.log = list(meta["log"])
 
 
+def training_record(
+    windows: TrainingWindows,
+    data: Path,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    smooth: float | None,
+    start: float,
+    **more: object,
+) -> dict:
+    """What a checkpoint's ``checkpoint.json`` says about the run that made it
+    (``start``: its ``time.monotonic()``; ``more``: the run's own fields first)."""
+    return {
+        "training": {
+            **more,
+            "steps": steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "episodes": windows.episodes,
+            "windows": len(windows.obs_index),
+            "dataset": str(data),
+            "final_loss_smoothed": smooth,
+            "seconds_this_process": round(time.monotonic() - start, 1),
+            "torch_threads": torch.get_num_threads(),
+        }
+    }
+
+
 def train(
     data: Path,
     out: Path,
@@ -269,19 +297,7 @@ def train(
             return state_dir
     bar.close()
     (out / "train_log.json").write_text(json.dumps(trainer.log))
-    info = {
-        "training": {
-            "steps": steps,
-            "batch_size": batch_size,
-            "seed": seed,
-            "episodes": windows.episodes,
-            "windows": len(windows.obs_index),
-            "dataset": str(data),
-            "final_loss_smoothed": smooth,
-            "seconds_this_process": round(time.monotonic() - start, 1),
-            "torch_threads": torch.get_num_threads(),
-        }
-    }
+    info = training_record(windows, data, steps, batch_size, seed, smooth, start)
     folder = save_checkpoint(out / "checkpoint", trainer.ema, trainer.normalizer, info)
     print(f"train-policy: wrote {folder} (loss {smooth:.4f})")
     return folder

@@ -10,10 +10,10 @@ relations and the duplicate check then cost what is near, not what is remembered
 box: every point of the box is within ``reach`` of the centroid, which bounds how
 far apart two objects can be and still touch (``in``, ``on``, overlap).
 
-Consistency: the index remembers which object instance it read for each id. An
-update that rolls back puts the pre-update copies back (other instances), a reset
-empties the dict; :meth:`ObjectIndex.check` sees either (one identity pass per
-update) and rebuilds.
+Consistency: every change an update makes reaches the index through the ids it
+syncs; what replaces objects wholesale (a rolled-back update, a reset, a load)
+bumps the memory's epoch, and :func:`memory_index` rebuilds the index once for a
+new epoch (no pass over every object per update).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class ObjectIndex:
         self._alloc(capacity)
         self.grid: dict[tuple[int, int], set[int]] = {}  # xy cell -> slots
         self._cell_of: dict[int, tuple[int, int]] = {}  # slot -> xy cell
-        self.token: object = None  # the update this index was last checked for
+        self.token: object = None  # the memory epoch it was last rebuilt for
 
     # -- storage -----------------------------------------------------------------
     def _alloc(self, capacity: int) -> None:
@@ -159,27 +159,6 @@ class ObjectIndex:
         self._alloc(max(64, 2 * len(objects)))
         self.sync(objects, list(objects))
 
-    def check(self, objects: dict[int, MemoryObject], pending: set[int], token: object) -> None:
-        """Make the index match ``objects`` given that only ``pending`` ids changed
-        since the last sync; anything else that differs (an update rolled back,
-        a reset, a load) triggers a rebuild. Once per ``token`` (one update)."""
-        if token is not self.token:
-            self.token = token
-            matched = 0
-            refs = self.refs
-            for oid, obj in objects.items():
-                if refs.get(oid) is obj:
-                    matched += 1
-                elif oid not in pending:
-                    self.rebuild(objects)
-                    return
-            if len(refs) != matched and any(
-                objects.get(oid) is not obj and oid not in pending for oid, obj in refs.items()
-            ):
-                self.rebuild(objects)
-                return
-        self.sync(objects, pending)
-
     # -- lookups -----------------------------------------------------------------
     def _known_maxima(self) -> dict[str, float]:
         """Reach and box diagonal maxima of the live objects, recomputed only
@@ -257,15 +236,15 @@ class ObjectIndex:
 
 
 def memory_index(memory, pending: set[int]) -> ObjectIndex:
-    """The index attached to a SceneMemory, checked against its objects for this
-    update (``memory._undo_objects`` is new per update) and with ``pending`` re-read."""
+    """The index attached to a SceneMemory, rebuilt once per memory epoch and
+    with ``pending`` re-read."""
     idx = memory.__dict__.get("_spatial_index")
     if idx is None:
         # cells of half the near distance (a hair over, so that a near query spans
         # 5 x 5 cells, not 7 x 7, when the radius is exactly the near distance)
         idx = ObjectIndex(memory.config.near_distance / 2 * (1 + 1e-6))
         memory.__dict__["_spatial_index"] = idx
-    epoch = memory.__dict__.get("_epoch", 0)
+    epoch = memory._epoch
     if idx.token != epoch:  # a rollback, reset or load replaced objects: read them all
         idx.token = epoch
         idx.rebuild(memory._objects)

@@ -49,16 +49,6 @@ class Origin:
     until: float = math.inf
 
 
-def first_pose(memory: MemoryPort | None, oid: int) -> tuple[float, np.ndarray] | None:
-    """(stamp, position) of the first pose in memory's history of ``oid``."""
-    rows = memory_rows(memory, kind="history", object_id=oid)
-    poses = rows[0].get("poses", []) if rows else []
-    if not poses:
-        return None
-    first = min(poses, key=lambda p: float(p["stamp"]))
-    return float(first["stamp"]), np.asarray(first["position"], dtype=float)
-
-
 def settled_origin(row: dict, moved_threshold: float) -> Origin | None:
     """The first place in a history row, as memory settled on it: the pose
     history starts with the first (often partial) view and records every
@@ -246,7 +236,6 @@ def free_spot(taken: list[np.ndarray], near: np.ndarray | None = None) -> np.nda
 __all__ = [
     "Origin",
     "PickPlace",
-    "first_pose",
     "free_spot",
     "original_positions",
     "restore_all",

@@ -42,6 +42,7 @@ PERCEPTION_PARAMETERS: dict[str, ParamValue] = {
     "cell_file": "",  # empty: the shipped tabletop cell (config/cell_tabletop.json)
     "use_robot_mask": True,  # remove the arm's points using /joint_states and the Panda model
     "stride": 2,  # back-project every n-th pixel
+    "max_rate_hz": 0.0,  # frames processed per camera and second, staggered (0: every frame)
     "num_threads": 2,
     "sync_tolerance_s": 0.02,  # colour and depth stamps this close are one frame
     # camera extrinsics: world_frame <- the image's header.frame_id in /tf at the image stamp

@@ -4,7 +4,9 @@ Thin adapter over :class:`robot_memory.perception.PerceptionPipeline`. The
 cameras' colour, aligned depth and camera_info, paired by stamp and posed by
 ``/tf`` at the image's stamp, come from
 :class:`robot_memory.nodes.camera_inputs.CameraInputs`. The newest complete
-frame of each camera goes to a worker thread
+frame of each camera, at most ``max_rate_hz`` per camera and staggered between
+cameras (:class:`robot_memory.perception.frame_gate.FrameGate`; the others
+count as ``skipped_frames``), goes to a worker thread
 (:class:`robot_memory.nodes.latest_frames.LatestFrameWorker`); one that arrives
 while the previous one still waits replaces it (``dropped_frames``).
 
@@ -37,6 +39,7 @@ from robot_memory.nodes.qos import COMMAND
 from robot_memory.nodes.tf_listener import parse_camera_frames
 from robot_memory.perception import PerceptionConfig, PerceptionInputError
 from robot_memory.perception.camera_sync import SyncedFrame
+from robot_memory.perception.frame_gate import FrameGate
 from robot_memory.perception.labelling.factory import LabellerSettings, make_labeller
 from robot_memory.perception.observations import frame_to_payload
 from robot_memory.perception.pipeline import PerceptionPipeline
@@ -53,6 +56,7 @@ class PerceptionNode(Node):
         cell = load_cell(str(p["cell_file"]) or None)
         self.pipeline = PerceptionPipeline(config, cell, labeller)
         self.health = HealthCounters("perception")
+        self.gate = FrameGate(self.cameras, float(p["max_rate_hz"]))
         self.inputs = InputBoundary(self, self.health)
         self.out_pub = self.create_publisher(ObservationFrame, "/perception/observations", COMMAND)
         self.worker: LatestFrameWorker[SyncedFrame] = LatestFrameWorker(
@@ -64,7 +68,7 @@ class PerceptionNode(Node):
         self.cameras_in = CameraInputs(
             self.inputs,
             self.cameras,
-            lambda cam, frame: self.worker.put(cam, frame),
+            self._admit,
             world_frame=str(p["world_frame"]),
             camera_frames=parse_camera_frames(str(p["camera_frames"])),
             sync_tolerance_s=float(p["sync_tolerance_s"]),
@@ -75,8 +79,9 @@ class PerceptionNode(Node):
         self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
 
+        rate = f"{self.gate.rate_hz:g} Hz each" if self.gate.rate_hz else "every frame"
         self.get_logger().info(
-            f"perception on cameras {self.cameras}; labeller {p['labeller']}; robot mask "
+            f"perception on cameras {self.cameras}, {rate}; labeller {p['labeller']}; robot mask "
             f"{'on' if self.use_robot_mask else 'off'}; extrinsics from /tf in "
             f"{self.cameras_in.world_frame!r}; output /perception/observations"
         )
@@ -90,6 +95,12 @@ class PerceptionNode(Node):
 
     def _reject(self, reason: str, text: str) -> None:
         self.cameras_in.reject(reason, text)  # counted; logged at most once a second
+
+    def _admit(self, camera: str, frame: SyncedFrame) -> None:
+        if self.gate.admit(camera, frame.stamp):
+            self.worker.put(camera, frame)
+        else:
+            self.health.increment("skipped_frames")
 
     # -- worker thread --------------------------------------------------------
     def _failed(self, frame: SyncedFrame, exc: Exception) -> None:

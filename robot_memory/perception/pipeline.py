@@ -45,6 +45,14 @@ RESTING_GAP = 0.08
 STAGES = ("validate", "backproject", "plane", "robot_mask", "cluster", "describe", "view")
 
 
+def _groups(labels: np.ndarray, n: int) -> list[np.ndarray]:
+    """Indices of each label 0..n-1 in ``labels`` (ascending; -1 ignored): one
+    stable sort instead of a full comparison per label."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n)]
+
+
 class PerceptionPipeline:
     """Stateless per frame; not thread-safe (reuses one MuJoCo model for the mask).
 
@@ -163,10 +171,11 @@ class PerceptionPipeline:
         voxels = np.column_stack([centroids, voxel_labels])
         t1, timings["cluster"] = time.perf_counter(), time.perf_counter() - t0
         objects, self.last_crops = [], []
-        for label in range(int(labels.max()) + 1 if len(labels) else 0):
-            members = labels == label
+        point_groups = _groups(labels, int(labels.max()) + 1 if len(labels) else 0)
+        voxel_groups = _groups(voxel_labels, len(point_groups))
+        for members, voxel_members in zip(point_groups, voxel_groups, strict=True):
             cluster = above.take(members)
-            obj = self._describe(cluster, voxels[voxels[:, 3] == label, :3], rgb, plane, pos)
+            obj = self._describe(cluster, voxels[voxel_members, :3], rgb, plane, pos)
             if obj is not None:
                 obj.camera, obj.stamp = camera, float(stamp)
                 objects.append(obj)

@@ -53,6 +53,32 @@ def _rect_frame(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
     return np.array([cx, cy]) * 1e-3, axis, max(a, b) * 1e-3, min(a, b) * 1e-3
 
 
+def band_spread(
+    values: np.ndarray, band: np.ndarray, n_bands: int, q: tuple[float, float] = (5.0, 95.0)
+) -> np.ndarray:
+    """Per band (0..n_bands-1): the ``q[1]`` minus the ``q[0]`` percentile of its
+    values (numpy's default linear interpolation), 0 for bands with fewer than 3
+    values. One sort for all bands instead of two percentile calls per band."""
+    order = np.lexsort((values, band))
+    v = values[order]
+    counts = np.bincount(band, minlength=n_bands)[:n_bands]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    out = np.zeros(n_bands)
+    ok = counts >= 3
+    if not ok.any():
+        return out
+    start, last = starts[ok], starts[ok] + counts[ok] - 1
+
+    def at(percent: float) -> np.ndarray:
+        pos = start + percent / 100.0 * (last - start)
+        below = np.floor(pos).astype(int)
+        above = np.minimum(below + 1, last)
+        return v[below] + (v[above] - v[below]) * (pos - below)
+
+    out[ok] = at(q[1]) - at(q[0])
+    return out
+
+
 def crop_features(crop: ObjectCrop) -> np.ndarray:
     """The feature vector (``FEATURE_NAMES`` order, float32) of ``crop``."""
     pts = np.asarray(crop.points, dtype=np.float64)
@@ -70,13 +96,8 @@ def crop_features(crop: ObjectCrop) -> np.ndarray:
     circle = np.pi * (max(long_side, 1e-3) / 2.0) ** 2
     h = np.clip((pts[:, 2] - crop.support_z) / height, 0.0, 1.0)
     hist = np.histogram(h, bins=HEIGHT_BINS, range=(0.0, 1.0))[0] / len(h)
-    widths = np.zeros(HEIGHT_BINS)
     band = np.minimum((h * HEIGHT_BINS).astype(int), HEIGHT_BINS - 1)
-    for i in range(HEIGHT_BINS):  # spread across the long axis per height band
-        sel = band == i
-        if np.count_nonzero(sel) >= 3:
-            widths[i] = np.percentile(across[sel], 95) - np.percentile(across[sel], 5)
-    widths /= max(short_side, 1e-3)
+    widths = band_spread(across, band, HEIGHT_BINS) / max(short_side, 1e-3)
     radius = np.hypot(along / max(long_side / 2, 1e-3), across / max(short_side / 2, 1e-3))
     inner, outer = radius < 0.45, radius > 0.7
     centre_dip = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,7 @@ MIN_CONTAINER_HEIGHT = 0.07
 STATUSES = ("visible", "remembered", "absent")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_container_label(label: str) -> bool:
     words = label.lower().split()
     return bool(words) and words[-1] in CONTAINER_NOUNS
@@ -35,7 +37,10 @@ def voxel_downsample(points: np.ndarray, voxel: float, cap: int) -> np.ndarray:
     if len(pts) == 0:
         return pts
     keys = np.floor(pts / voxel).astype(np.int64)
-    _, first = np.unique(keys, axis=0, return_index=True)
+    keys -= keys.min(axis=0)
+    span = keys.max(axis=0) + 1  # one integer per cube: a 1-D unique instead of rows
+    flat = (keys[:, 0] * span[1] + keys[:, 1]) * span[2] + keys[:, 2]
+    _, first = np.unique(flat, return_index=True)
     pts = pts[np.sort(first)]
     if len(pts) > cap:
         pts = pts[np.linspace(0, len(pts) - 1, cap).astype(int)]
@@ -401,8 +406,11 @@ def is_ghost(obj: MemoryObject, stamp: float, config: MemoryConfig) -> bool:
 
 
 def _volume(box: MemoryObject | ObjectObservation) -> float:
-    """Volume of an axis-aligned box, each side at least 1 mm."""
-    return float(np.prod(np.clip(np.asarray(box.bbox_max) - box.bbox_min, 1e-3, None)))
+    """Volume of an axis-aligned box, each side at least 1 mm (scalar arithmetic:
+    this runs for every pair of objects near each other, every frame)."""
+    x0, y0, z0 = np.asarray(box.bbox_min).tolist()
+    x1, y1, z1 = np.asarray(box.bbox_max).tolist()
+    return max(x1 - x0, 1e-3) * max(y1 - y0, 1e-3) * max(z1 - z0, 1e-3)
 
 
 #: A piece this thin across (a screwdriver's shaft, 7 mm) is no object of its
@@ -432,7 +440,8 @@ def part_of(part: MemoryObject, whole: MemoryObject, margin: float) -> bool:
     its volume, with its box touching ``whole``'s grown box (a shaft's centre
     lies beyond the handle). Two solid things cannot share that space. The
     cheap tests (volume, boxes touching) come before the rectangle fit."""
-    if whole.container or _volume(part) >= 0.5 * _volume(whole):
+    part_volume, whole_volume = _volume(part), _volume(whole)
+    if part_volume >= 0.5 * whole_volume or whole.container:
         return False
     lo, hi = whole.bbox_min - margin, whole.bbox_max + margin
     if not np.all((part.bbox_max >= lo) & (part.bbox_min <= hi)):
@@ -446,7 +455,7 @@ def part_of(part: MemoryObject, whole: MemoryObject, margin: float) -> bool:
         limit = 0.5
     else:
         return False
-    if _volume(part) >= limit * _volume(whole):
+    if part_volume >= limit * whole_volume:
         return False
     if thin:
         return True  # touching, checked above
@@ -465,10 +474,15 @@ def find_duplicate(
     one a part of the other (:func:`part_of`)."""
     if obj.status == "absent":
         return None
+    margin = config.fragment_margin
+    lo = (np.asarray(obj.bbox_min) - margin).tolist()
+    hi = (np.asarray(obj.bbox_max) + margin).tolist()
+    apart_is_never = config.merge_iou > 0 and config.merge_inside > 0
     for other in others:
         if other.id == obj.id or other.status == "absent" or other.merged_into is not None:
             continue
-        margin = config.fragment_margin
+        if apart_is_never and not _touch(lo, hi, other):
+            continue  # every test below needs the boxes to touch within the margin
         if part_of(obj, other, margin) or part_of(other, obj, margin):
             return other
         if other.label == obj.label:
@@ -482,6 +496,12 @@ def find_duplicate(
         ):
             return other  # one thing seen twice under two shape words
     return None
+
+
+def _touch(lo: list[float], hi: list[float], other: MemoryObject) -> bool:
+    """``other``'s box meets the box ``lo``..``hi`` (scalars: run per pair)."""
+    o_lo, o_hi = other.bbox_min.tolist(), other.bbox_max.tolist()
+    return all(o_hi[k] >= lo[k] and o_lo[k] <= hi[k] for k in range(3))
 
 
 def _partial_of(part: MemoryObject, whole: MemoryObject) -> bool:

@@ -67,22 +67,47 @@ class ShapeFeatures:
     top_fraction: float  # area of the flat top / area of the whole footprint
 
 
-def _hull_and_rect(xy: np.ndarray) -> tuple[float, float, tuple[float, float]]:
-    """Convex hull area, min-area rectangle area and sides (long, short) in m²/m."""
+@dataclass(frozen=True)
+class Footprint:
+    """The convex hull of points seen from above and its min-area rectangle."""
+
+    hull_area: float  # m²
+    rect: tuple  # cv2.minAreaRect of the hull, in mm: ((cx, cy), (a, b), angle)
+
+    @property
+    def sides(self) -> tuple[float, float]:
+        """(long, short) side of the rectangle [m]."""
+        a, b = self.rect[1]
+        return max(a, b) * 1e-3, min(a, b) * 1e-3
+
+
+def footprint(xy: np.ndarray) -> Footprint:
+    """Hull and min-area rectangle of (N, 2) points [m]; empty below 3 points.
+    The rectangle of the hull is the rectangle of the points (cv2 takes the hull
+    first either way), so callers needing both compute the hull once."""
     if len(xy) < 3:
-        return 0.0, 0.0, (0.0, 0.0)
+        return Footprint(0.0, ((0.0, 0.0), (0.0, 0.0), 0.0))
     pts = (xy * 1000.0).astype(np.float32).reshape(-1, 1, 2)  # mm for opencv's precision
     hull = cv2.convexHull(pts)
-    hull_area = float(cv2.contourArea(hull)) * 1e-6
-    (_, _), (a, b), _ = cv2.minAreaRect(hull)
-    long_side, short_side = max(a, b) * 1e-3, min(a, b) * 1e-3
-    return hull_area, long_side * short_side, (long_side, short_side)
+    return Footprint(float(cv2.contourArea(hull)) * 1e-6, cv2.minAreaRect(hull))
 
 
-def shape_features(points: np.ndarray, support_z: float, flat_band: float = 0.004):
-    """Footprint, height and top flatness of a cluster's visible points."""
+def _hull_and_rect(xy: np.ndarray) -> tuple[float, float, tuple[float, float]]:
+    """Convex hull area, min-area rectangle area and sides (long, short) in m²/m."""
+    f = footprint(xy)
+    long_side, short_side = f.sides
+    return f.hull_area, long_side * short_side, (long_side, short_side)
+
+
+def shape_features(
+    points: np.ndarray, support_z: float, flat_band: float = 0.004, base: Footprint | None = None
+) -> ShapeFeatures:
+    """Footprint, height and top flatness of a cluster's visible points
+    (``base``: the points' :func:`footprint`, if the caller has it already)."""
     top_z = float(np.percentile(points[:, 2], 99))
-    hull_area, rect_area, (length, width) = _hull_and_rect(points[:, :2])
+    base = base or footprint(points[:, :2])
+    hull_area, (length, width) = base.hull_area, base.sides
+    rect_area = length * width
     top = points[points[:, 2] >= top_z - flat_band]
     top_hull, top_rect, _ = _hull_and_rect(top[:, :2])
     return ShapeFeatures(

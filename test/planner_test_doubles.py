@@ -73,6 +73,9 @@ class SymbolicWorldTestDouble:
     #: ... and out of view: memory shows the new entry only after a look at a
     #: table region (the executor has to search for it)
     knock_out_of_view: bool = False
+    #: objects that memory loses once placed (a black screwdriver in noisy
+    #: depth): the place succeeds, no look finds them again
+    lost_after_place: set[int] = field(default_factory=set)
     hidden: set[int] = field(default_factory=set)
     goals: list[PolicyGoalMsg] = field(default_factory=list)
     queries: list[MemoryQuery] = field(default_factory=list)
@@ -138,6 +141,7 @@ class SymbolicWorldTestDouble:
                 place = next(p for p in cell_places() if p.id == goal.target)
                 lo, hi = np.asarray(place.bbox_min), np.asarray(place.bbox_max)
                 to = (lo + hi) / 2.0
-            self.objects[obj.id] = memory_object(obj.id, obj.label, to, status="visible")
+            status = "absent" if obj.id in self.lost_after_place else "visible"
+            self.objects[obj.id] = memory_object(obj.id, obj.label, to, status=status)
             self.held = None
         return SkillOutcome("succeeded")

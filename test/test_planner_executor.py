@@ -243,6 +243,39 @@ def test_a_failed_look_does_not_end_the_task() -> None:
     assert ex.counters["look_failed"] == 1
 
 
+def test_a_place_memory_cannot_confirm_anywhere_does_not_end_the_task() -> None:
+    """The cube is placed but memory never sees it again (a search finds nothing):
+    the sphere is still put away, and the result says which place went unseen."""
+    world = scene()
+    world.lost_after_place = {1}
+    steps = [*pick_place(1, "table_left"), *pick_place(2)]
+    ex = PlanExecutor(FixedPlanBackendTestDouble(steps), world, world)
+    result = ex.run("tidy up")
+    assert result.state == "succeeded"
+    assert "not seen after its place: red cube" in result.reason
+    assert next(r.outcome for r in result.steps if r.step.skill == "place") == "not_verified"
+    assert [g.object_id for g in world.goals if g.skill == "pick"] == [1, 2]
+    assert ex.counters["place_unverified"] == 1 and ex.counters["search_looks"] >= 1
+    assert World(world.scene_graph()).in_place(world.objects[2], "bin")
+
+
+def test_a_failed_place_skill_still_ends_the_task_when_the_object_is_lost() -> None:
+    world = scene()
+    world.fail["place"] = 1
+    real_run = world.run
+
+    def place_fails_and_memory_loses_the_cube(goal):
+        outcome = real_run(goal)
+        if goal.skill == "place":  # dropped somewhere memory never sees
+            world.objects[1] = world.objects[1].model_copy(update={"status": "absent"})
+        return outcome
+
+    world.run = place_fails_and_memory_loses_the_cube
+    ex = PlanExecutor(FixedPlanBackendTestDouble(pick_place(1)), world, world)
+    result = ex.run("put the red cube in the bin")
+    assert result.state == "failed" and "could not find the red cube again" in result.reason
+
+
 def test_gives_up_after_max_attempts() -> None:
     world = scene()
     world.fail["pick"] = 5

@@ -94,6 +94,10 @@ def crop_to_cell(cloud: PointSet, workspace: Box, fixtures: tuple[Box, ...], mar
     return cloud.take(keep)
 
 
+#: RANSAC's sampling seed, the same for every frame (reproducible planes).
+RANSAC_SEED = 0
+
+
 def fit_support_plane(
     points: np.ndarray, table_height: float, config: PerceptionConfig
 ) -> SupportPlane:
@@ -110,9 +114,18 @@ def fit_support_plane(
     cloud = cloud.voxel_down_sample(config.plane_voxel)
     if len(cloud.points) < 30:
         return fallback
-    model, inliers = cloud.segment_plane(
-        config.plane_distance_threshold, 3, config.plane_iterations
-    )
+    # One thread, the generator reseeded: the plane is a function of this frame's
+    # points alone (parallel RANSAC picks among equal-scoring samples in thread
+    # order, and the tiny differences grew into different episodes in the eval).
+    o3d.utility.random.seed(RANSAC_SEED)
+    threads = o3d.utility.get_max_threads()
+    o3d.utility.set_max_threads(1)
+    try:
+        model, inliers = cloud.segment_plane(
+            config.plane_distance_threshold, 3, config.plane_iterations
+        )
+    finally:
+        o3d.utility.set_max_threads(threads)
     normal, offset = np.asarray(model[:3], dtype=float), float(model[3])
     norm = np.linalg.norm(normal)
     if norm == 0 or len(inliers) < 0.3 * len(cloud.points):

@@ -61,6 +61,11 @@ class CameraRig:
             r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
             r.scene.flags[mujoco.mjtRndFlag.mjRND_SKYBOX] = False
 
+    def reseed_noise(self, seed: int) -> None:
+        """Draw the depth noise from ``seed`` again (an evaluation episode's frames
+        then depend on its seed alone, not on the episodes before it)."""
+        self._noise_rng = np.random.default_rng(seed)
+
     def render(self, physics: CellPhysics, cam: str) -> tuple[np.ndarray, np.ndarray]:
         """Colour (HxWx3 uint8) and depth along the optical axis (HxW float32, m;
         0 where nothing is within range)."""

@@ -58,9 +58,10 @@ class TaskStack:
         threads: int = 1,
         width: int = 320,
         setting: str = "primitives",
+        max_attempts: int | None = None,
     ) -> None:
         from robot_memory.memory.scene_graph import SceneMemory
-        from robot_memory.planner.executor import PlanExecutor
+        from robot_memory.planner.executor import ExecutorConfig, PlanExecutor
         from robot_memory.planner.offline_backend import OfflinePlanner
         from robot_memory.policy.runtime import PolicyRuntime
         from robot_memory.sim.depth_noise import depth_noise_named
@@ -88,7 +89,8 @@ class TaskStack:
         self.scenes = TaskScenes(self.runner, self.observer, width, height)
         self.skills = InProcessSkills(self.runtime, self.runner, self.memory, self.observer)
         self.backend = OfflinePlanner(embedder=self.memory.embedder)
-        self.executor = PlanExecutor(self.backend, self.port, self.skills)
+        config = ExecutorConfig() if max_attempts is None else ExecutorConfig(max_attempts)
+        self.executor = PlanExecutor(self.backend, self.port, self.skills, config=config)
         self.handover = tuple(self.backend.handover_position[:2])
 
     def episode(self, task: str, seed: int, memoryless: bool, video: Path | None = None) -> dict:
@@ -100,6 +102,7 @@ class TaskStack:
         self.memory.reset()
         self.skills.log.runs.clear()
         self.runtime.generator.manual_seed(seed)
+        self.observer.reseed(seed)  # an episode is a function of its seed, not of the run
         observes0, observe_wall0 = self.observer.observes, self.observer.wall_s
         try:
             inst = setup_task(self.scenes, task, seed, self.handover)  # type: ignore[arg-type]
@@ -271,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         help="default: the shipped model (realistic: the one trained in both cells)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=None,
+        help="the planner's tries per object (default: the planner node's)",
+    )
     p.add_argument("--video", action="store_true", help="MP4 of the first episode per task")
     args = p.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -303,9 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         "episodes": args.episodes,
         "checkpoint": str(checkpoint),
         "threads": args.threads,
+        "max_attempts": args.max_attempts,
     }
     if jobs:
-        stack = TaskStack(checkpoint, threads=args.threads, setting=args.setting)
+        stack = TaskStack(
+            checkpoint, threads=args.threads, setting=args.setting, max_attempts=args.max_attempts
+        )
         bar = tqdm(jobs, desc="eval-tasks", unit="ep")
         videos: set[str] = set()
         for task, seed, cond in bar:

@@ -72,6 +72,10 @@ class Observer:
         self.observes = 0
         self.wall_s = 0.0
 
+    def reseed(self, seed: int) -> None:
+        """The depth noise of the frames from here on drawn from ``seed``."""
+        self.rig.reseed_noise(seed)
+
     def __call__(self) -> list[ObservationFrame]:
         start = time.perf_counter()
         physics = self.runner.physics

@@ -143,7 +143,7 @@ PLANNER_PARAMETERS: dict[str, ParamValue] = {
     # a robot: 86400 s from a midnight (epoch seconds); a simulated week compresses days
     "day_length_s": 86400.0,
     "day_origin_s": 0.0,
-    "max_attempts": 2,  # per object: the first try and one replan
+    "max_attempts": 3,  # per object: the first try and two replans
     "skill_timeout_s": 60.0,  # no RunSkill result this long: the goal is cancelled, failed
     "refresh_timeout_s": 5.0,  # wait this long for a scene graph newer than a look
     "query_timeout_s": 5.0,  # wait this long for the /memory/query service to answer

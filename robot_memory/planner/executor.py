@@ -64,7 +64,7 @@ LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    max_attempts: int = 2  # per object: the first try and one replan
+    max_attempts: int = 3  # per object: the first try and two replans
     verify: bool = True  # check each place's effect in memory
     place_tolerance: float = 0.05  # placed at a position: within this (xy) [m]
     memoryless: bool = False  # ablation: clear memory before planning and each step

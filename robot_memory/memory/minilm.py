@@ -74,9 +74,6 @@ class MiniLMEncoder:
         self._transposed: dict[str, np.ndarray] = {}
         self._erf = erf
 
-    def _p(self, name: str) -> np.ndarray:
-        return self.w[name]
-
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -84,14 +81,14 @@ class MiniLMEncoder:
         ids = np.array([e.ids for e in batch], dtype=np.int64)
         types = np.array([e.type_ids for e in batch], dtype=np.int64)
         mask = np.array([e.attention_mask for e in batch], dtype=np.float32)
-        p = self._p
+        w = self.w
         x = (
-            p("embeddings.word_embeddings.weight")[ids]
-            + p("embeddings.position_embeddings.weight")[np.arange(ids.shape[1])][None]
-            + p("embeddings.token_type_embeddings.weight")[types]
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][np.arange(ids.shape[1])][None]
+            + w["embeddings.token_type_embeddings.weight"][types]
         )
         x = _layer_norm(
-            x, p("embeddings.LayerNorm.weight"), p("embeddings.LayerNorm.bias"), self.eps
+            x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps
         )
         # padded keys get the most negative float32, as transformers' extended mask does
         bias = (1.0 - mask)[:, None, None, :] * np.finfo(np.float32).min

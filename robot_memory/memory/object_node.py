@@ -444,7 +444,7 @@ def part_of(part: MemoryObject, whole: MemoryObject, margin: float) -> bool:
     if part_volume >= 0.5 * whole_volume or whole.container:
         return False
     lo, hi = whole.bbox_min - margin, whole.bbox_max + margin
-    if not np.all((part.bbox_max >= lo) & (part.bbox_min <= hi)):
+    if not _touch(lo.tolist(), hi.tolist(), part):
         return False  # not even touching
     thin = _thin(part)
     if part.color in ACHROMATIC and whole.color not in ACHROMATIC:

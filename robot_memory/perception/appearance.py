@@ -92,13 +92,6 @@ def footprint(xy: np.ndarray) -> Footprint:
     return Footprint(float(cv2.contourArea(hull)) * 1e-6, cv2.minAreaRect(hull))
 
 
-def _hull_and_rect(xy: np.ndarray) -> tuple[float, float, tuple[float, float]]:
-    """Convex hull area, min-area rectangle area and sides (long, short) in m²/m."""
-    f = footprint(xy)
-    long_side, short_side = f.sides
-    return f.hull_area, long_side * short_side, (long_side, short_side)
-
-
 def shape_features(
     points: np.ndarray, support_z: float, flat_band: float = 0.004, base: Footprint | None = None
 ) -> ShapeFeatures:
@@ -109,7 +102,8 @@ def shape_features(
     hull_area, (length, width) = base.hull_area, base.sides
     rect_area = length * width
     top = points[points[:, 2] >= top_z - flat_band]
-    top_hull, top_rect, _ = _hull_and_rect(top[:, :2])
+    top_fit = footprint(top[:, :2])
+    top_hull, top_rect = top_fit.hull_area, top_fit.sides[0] * top_fit.sides[1]
     return ShapeFeatures(
         length=length,
         width=width,

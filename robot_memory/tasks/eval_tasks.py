@@ -252,6 +252,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     from robot_memory.paths import model_path
+    from robot_memory.planner.executor import ExecutorConfig
 
     p = argparse.ArgumentParser(prog="robot-memory eval-tasks", description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default="all", help=f"comma list of {','.join(TASKS)}, or all")
@@ -312,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "episodes": args.episodes,
         "checkpoint": str(checkpoint),
         "threads": args.threads,
-        "max_attempts": args.max_attempts,
+        "max_attempts": args.max_attempts or ExecutorConfig().max_attempts,
     }
     if jobs:
         stack = TaskStack(

@@ -32,6 +32,8 @@ setup(
         *tree("models"),
     ],
     install_requires=["setuptools"],
+    # --workers / --ray-address of eval-tasks, eval-policy, eval-qa, collect-demos
+    extras_require={"ray": ["ray==2.60.0"]},
     zip_safe=False,
     maintainer="robot_memory maintainers",
     description="Spatial memory for robot arms on ROS 2",

@@ -54,6 +54,7 @@ MODULE_GROUPS = {
     "test_policy_stack": "stacks",
     "test_sim_stack": "sim_node",
     "test_typed_stack_bag": "typed_bag",
+    "test_episode_pool": "ray",  # one local Ray at a time
 }
 
 

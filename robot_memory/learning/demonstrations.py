@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from robot_memory.distributed.episode_pool import RayUnavailableError, run_jobs
+from robot_memory.distributed.episode_pool import add_arguments as add_pool_arguments
 from robot_memory.learning.dataset import EpisodeInfo, EpisodeWriter
 from robot_memory.learning.skill_tasks import SkillScenes, execute_steps
 from robot_memory.policy.kinematics import ArmKinematics
@@ -63,6 +64,34 @@ class StepRecorder:
         }
 
 
+class DemoEpisodes:
+    """A worker for :func:`run_jobs`: a simulator, the expert's scenes and the
+    arm's kinematics in the process that runs it; ``(skill, seed)`` jobs give
+    ``{"info", "steps", "success"}``, or ``{"ik_error": True}``."""
+
+    def __init__(self, scene: str, fps: float) -> None:
+        self.scene, self.fps = scene, fps
+
+    def __call__(self):
+        config = RunnerConfig(scene=self.scene, camera_rate=0.0, ground_truth_rate=0.0)
+        runner = SimulationRunner(config)
+        scenes, kin = SkillScenes(runner), ArmKinematics()
+
+        def episode(job: tuple[str, int]) -> dict:
+            skill, seed = job
+            try:
+                goal, steps = scenes.setup(seed, skill)
+                recorder = StepRecorder(runner, kin)
+                execute_steps(runner, steps, dt=1.0 / self.fps, on_tick=recorder.tick)
+            except IKError:
+                return {"ik_error": True}
+            recorder.tick()
+            ok = scenes.success(goal)
+            return {"info": _info(goal, seed, ok), "steps": recorder.steps(), "success": ok}
+
+        return episode
+
+
 def collect(
     out: Path,
     episodes: int,
@@ -70,35 +99,40 @@ def collect(
     seed_start: int = 0,
     fps: float = 10.0,
     overwrite: bool = False,
-    progress: bool = True,
     scene: str = "tabletop",
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress: bool = True,
 ) -> dict[str, int]:
-    """Record ``episodes`` episodes of each skill in ``scene``; returns counts."""
-    runner = SimulationRunner(RunnerConfig(scene=scene, camera_rate=0.0, ground_truth_rate=0.0))
-    scenes = SkillScenes(runner)
-    kin = ArmKinematics()
+    """Record ``episodes`` episodes of each skill in ``scene``; returns counts.
+    Episodes go to the dataset in seed order whichever worker ran them; an
+    existing dataset (without ``overwrite``) keeps its episodes and gets only
+    the (skill, seed) pairs it lacks, so an interrupted collection resumes."""
     writer = EpisodeWriter(out, fps, source=f"expert:in-process:{scene}", overwrite=overwrite)
-    counts = {"written": 0, "successful": 0, "failed": 0, "ik_errors": 0}
+    have = {(e.skill, e.seed) for e in writer.episodes}
+    counts = {"written": 0, "successful": 0, "failed": 0, "ik_errors": 0, "kept": len(have)}
     jobs = [(skill, seed_start + i) for i in range(episodes) for skill in skills]
-    bar = tqdm(jobs, desc="demonstrations", unit="ep", disable=not progress)
-    for skill, seed in bar:
-        try:
-            goal, steps = scenes.setup(seed, skill)
-        except IKError:
+    jobs = [j for j in jobs if j not in have]
+
+    def keep(job: tuple[str, int], row: dict) -> None:
+        if row.get("ik_error"):
             counts["ik_errors"] += 1
-            continue
-        recorder = StepRecorder(runner, kin)
-        try:
-            execute_steps(runner, steps, dt=1.0 / fps, on_tick=recorder.tick)
-        except IKError:
-            counts["ik_errors"] += 1
-            continue
-        recorder.tick()
-        ok = scenes.success(goal)
-        writer.append(_info(goal, seed, ok), recorder.steps())
+            return
+        writer.append(row["info"], row["steps"])
         counts["written"] += 1
-        counts["successful" if ok else "failed"] += 1
-        bar.set_postfix(ok=counts["successful"], failed=counts["failed"])
+        counts["successful" if row["success"] else "failed"] += 1
+
+    run_jobs(
+        jobs,
+        DemoEpisodes(scene, fps),
+        keep,
+        workers=workers,
+        ray_address=ray_address,
+        desc="demonstrations",
+        postfix=lambda: {"ok": counts["successful"], "failed": counts["failed"]},
+        ordered=True,
+        progress=progress,
+    )
     return counts
 
 
@@ -128,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=10.0, help="control rate recorded [Hz]")
     p.add_argument("--overwrite", action="store_true", help="start the dataset afresh")
     p.add_argument("--scene", choices=SCENES, default="tabletop", help="household: realistic")
+    add_pool_arguments(p)
     args = p.parse_args(argv)
     skills = tuple(s.strip() for s in args.skills.split(",") if s.strip())
     if not skills or set(skills) - {"pick", "place"}:
@@ -140,14 +175,20 @@ def main(argv: list[str] | None = None) -> int:
         print("collect-demos: --episodes must be >= 1 and --fps > 0", file=sys.stderr)
         return 2
     start = time.monotonic()
-    counts = collect(
-        args.out, args.episodes, skills, args.seed_start, args.fps, args.overwrite, scene=args.scene
-    )
+    try:
+        counts = collect(
+            args.out, args.episodes, skills, args.seed_start, args.fps, args.overwrite,
+            args.scene, args.workers, args.ray_address,
+        )  # fmt: skip
+    except RayUnavailableError as err:
+        print(f"collect-demos: {err}", file=sys.stderr)
+        return 2
     print(
         f"collect-demos: {counts['successful']} successful, {counts['failed']} failed, "
-        f"{counts['ik_errors']} skipped (IK) in {time.monotonic() - start:.0f} s -> {args.out}"
+        f"{counts['ik_errors']} skipped (IK), {counts['kept']} already there, "
+        f"in {time.monotonic() - start:.0f} s -> {args.out}"
     )
-    return 0 if counts["successful"] else 1
+    return 0 if counts["successful"] or counts["kept"] else 1
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from robot_memory.distributed.episode_pool import RayUnavailableError, run_jobs
+from robot_memory.distributed.episode_pool import add_arguments as add_pool_arguments
 from robot_memory.learning.rollout import EpisodeResult, run_episode
 from robot_memory.learning.skill_tasks import SkillScenes
 from robot_memory.policy.runtime import PolicyRuntime
@@ -117,47 +118,117 @@ class VideoRecorder:
         self.rig.close()
 
 
-def evaluate(
-    runtime: PolicyRuntime,
-    skills: tuple[str, ...],
-    episodes: int,
-    seed_start: int = EVAL_SEED_START,
-    out: Path | None = None,
-    videos: int = 1,
-    progress: bool = True,
-    monitor_config: MonitorConfig | None = None,
-    scene: str = "tabletop",
-    by_category: bool = False,
-) -> dict[str, list[EpisodeResult]]:
+class PolicyEpisodes:
+    """A worker for :func:`run_jobs`: builds the policy runtime and a simulator
+    in the process that runs it, then runs ``(skill, seed, object id or None,
+    video path or None)`` jobs into :class:`EpisodeResult` rows."""
+
+    def __init__(
+        self, runtime_args: dict, scene: str, monitor_config: MonitorConfig | None = None
+    ) -> None:
+        self.runtime_args, self.scene, self.monitor_config = runtime_args, scene, monitor_config
+
+    def __call__(self):
+        runtime = PolicyRuntime(**self.runtime_args)
+        config = RunnerConfig(scene=self.scene, camera_rate=0.0, ground_truth_rate=0.0)
+        scenes = SkillScenes(SimulationRunner(config))
+
+        def episode(job: tuple) -> dict:
+            skill, seed, object_id, video = job
+            recorder = video and VideoRecorder(scenes.runner, Path(video), 1.0 / runtime.dt)
+            try:
+                result = run_episode(
+                    runtime,
+                    scenes,
+                    seed,
+                    skill,
+                    self.monitor_config,
+                    on_step=recorder or None,
+                    object_id=object_id,
+                )
+            finally:
+                if recorder:
+                    recorder.close()
+            return asdict(result)
+
+        return episode
+
+
+def policy_jobs(
+    skills: tuple[str, ...], episodes: int, seed_start: int, scene: str, by_category: bool
+) -> list[tuple[str, int, str | None]]:
     """``episodes`` per skill, each on a random object of the scene; with
     ``by_category``, ``episodes`` per skill and object category (a random
     object of that category; the same scene seeds for every category)."""
-    runner = SimulationRunner(RunnerConfig(scene=scene, camera_rate=0.0, ground_truth_rate=0.0))
-    scenes = SkillScenes(runner)
-    results: dict[str, list[EpisodeResult]] = {s: [] for s in skills}
     jobs: list[tuple[str, int, str | None]] = []
+    categories: dict[str, list[str]] = {}
+    for item in scene_objects(scene):
+        categories.setdefault(item.shape, []).append(item.id)
     for skill in skills:
         if not by_category:
             jobs += [(skill, seed_start + i, None) for i in range(episodes)]
             continue
-        for ids in scenes.categories().values():
+        for ids in categories.values():
             rng = np.random.default_rng(seed_start + len(ids))
             jobs += [(skill, seed_start + i, str(rng.choice(ids))) for i in range(episodes)]
-    bar = tqdm(jobs, desc="eval-policy", unit="ep", disable=not progress)
-    for skill, seed, object_id in bar:
-        recorder = None
-        if out is not None and len(results[skill]) < videos:
-            recorder = VideoRecorder(runner, out / f"rollout_{skill}_{seed}.mp4", 1.0 / runtime.dt)
-        try:
-            result = run_episode(
-                runtime, scenes, seed, skill, monitor_config, on_step=recorder, object_id=object_id
-            )
-        finally:
-            if recorder is not None:
-                recorder.close()
-        results[skill].append(result)
-        ok = {s: f"{sum(r.success for r in v)}/{len(v)}" for s, v in results.items() if v}
-        bar.set_postfix(ok)
+    return jobs
+
+
+def _job_of(row: dict) -> tuple[str, int, str | None]:
+    return row["skill"], row["seed"], row.get("requested_object")
+
+
+def evaluate(
+    runtime_args: dict,
+    jobs: list[tuple[str, int, str | None]],
+    out: Path,
+    videos: int = 1,
+    scene: str = "tabletop",
+    workers: int = 1,
+    ray_address: str | None = None,
+    resume: bool = False,
+) -> dict[str, list[EpisodeResult]]:
+    """Run ``jobs`` (:func:`policy_jobs`), here or on Ray; every episode goes
+    to ``out/episodes.jsonl`` as it ends, and ``resume`` skips those there."""
+    jsonl = out / "episodes.jsonl"
+    rows = [json.loads(x) for x in jsonl.read_text().splitlines() if x] if resume else []
+    if not resume or not jsonl.exists():
+        jsonl.write_text("")
+    done = {_job_of(r) for r in rows}
+    todo, filmed = [], {}
+    results: dict[str, list[EpisodeResult]] = {s: [] for s in dict.fromkeys(j[0] for j in jobs)}
+    for skill, seed, object_id in jobs:
+        if (skill, seed, object_id) in done:
+            continue
+        filmed[skill] = filmed.get(skill, 0) + 1
+        video = out / f"rollout_{skill}_{seed}.mp4" if filmed[skill] <= videos else None
+        todo.append((skill, seed, object_id, video and str(video)))
+
+    def keep(job: tuple, row: dict) -> None:
+        row["requested_object"] = job[2]  # None: the seed chose it
+        rows.append(row)
+        with jsonl.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def tally() -> dict:
+        return {s: sum(r["success"] for r in rows if r["skill"] == s) for s in results}
+
+    run_jobs(
+        todo,
+        PolicyEpisodes(runtime_args, scene),
+        keep,
+        workers=workers,
+        ray_address=ray_address,
+        desc="eval-policy",
+        postfix=tally,
+    )
+    order = {job: i for i, job in enumerate(jobs)}
+    rows = sorted((r for r in rows if _job_of(r) in order), key=lambda r: order[_job_of(r)])
+    fields = set(EpisodeResult.__dataclass_fields__)
+    for r in rows:
+        results.setdefault(r["skill"], []).append(
+            EpisodeResult(**{k: v for k, v in r.items() if k in fields})
+        )
     return results
 
 
@@ -266,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         help="--episodes per object category (mug, bowl, ...) and skill, success per category",
     )
     p.add_argument("--out", type=Path, default=Path("out/eval_policy"))
+    p.add_argument("--resume", action="store_true", help="skip the episodes already in --out")
+    add_pool_arguments(p)
     args = p.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
     skills = tuple(s.strip() for s in args.skills.split(",") if s.strip())
@@ -274,15 +347,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     default = CONSISTENCY_POLICY if args.sampler == "consistency" else DEFAULT_POLICY
     checkpoint = args.checkpoint or model_path(default)
-    try:
-        runtime = PolicyRuntime(
-            checkpoint,
-            args.device,
-            args.sampler,
-            args.steps,
-            args.n_action_steps,
-            threads=args.threads,
-        )
+    runtime_args = {
+        "checkpoint": str(checkpoint),
+        "device": args.device,
+        "sampler": args.sampler,
+        "num_inference_steps": args.steps,
+        "n_action_steps": args.n_action_steps,
+        "threads": args.threads,
+    }
+    try:  # here too: a checkpoint or sampler that does not fit fails before any worker starts
+        runtime = PolicyRuntime(**runtime_args)
     except (ValueError, RuntimeError) as exc:
         print(f"eval-policy: {exc}", file=sys.stderr)
         return 2
@@ -294,16 +368,21 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_ablation(runtime, args.episodes, args.seed_start, args.out)
         write_ablation_report(args.out, summary)
         return 0
-    results = evaluate(
-        runtime,
-        skills,
-        args.episodes,
-        args.seed_start,
-        args.out,
-        args.videos,
-        scene=args.scene,
-        by_category=args.by_category,
-    )
+    jobs = policy_jobs(skills, args.episodes, args.seed_start, args.scene, args.by_category)
+    try:
+        results = evaluate(
+            runtime_args,
+            jobs,
+            args.out,
+            args.videos,
+            args.scene,
+            args.workers,
+            args.ray_address,
+            args.resume,
+        )
+    except RayUnavailableError as err:
+        print(f"eval-policy: {err}", file=sys.stderr)
+        return 2
     summary = {
         "scene": args.scene,
         "checkpoint": str(checkpoint),

@@ -159,7 +159,7 @@ class PerceivedGoalProvider:
         self.bound_id, self.estimate, self.bind_failure = None, None, ""
         truth = np.asarray(goal.target_position, dtype=float)
         if self.memory is not None:
-            self.memory.reset()
+            self.memory.reset(as_new=True)  # the clock restarted with the episode
         self.observe()
         if self.memory is not None:
             objects = self.memory.objects()

@@ -270,6 +270,7 @@ def run_episode(
     """One seeded pick or place; with ``use_safety`` every chunk passes a fresh
     :class:`SafetyFilter`, as on the robot."""
     runner = scenes.runner
+    runtime.generator.manual_seed(seed)  # the sampler's noise: a function of the seed alone
     goal, _ = scenes.setup(seed, skill, object_id, place_target, expert_optional=True)
     start = runner.time
     # with a provider the goal comes only from it (never the simulator's truth)

@@ -120,7 +120,7 @@ class SkillScenes:
         and the skill is a pick (an evaluation: no steps then, the goal's yaw
         from ``grasp_yaw``)."""
         rng = np.random.default_rng(seed + 7919)
-        self.runner.reset(seed)
+        self.runner.reset(seed, restart_clock=True)
         move_arm_to(self.runner, random_start_pose(rng))
         object_id = object_id or str(rng.choice([o.id for o in self.objects]))
         truth = self.runner.ground_truth()

@@ -143,8 +143,14 @@ class SceneMemory(MemoryJournal):
         self._sync_indexes(self._undo_objects)
         return result
 
-    def reset(self) -> None:
-        """Forget everything, in the store too (ids keep counting up: never reused)."""
+    def reset(self, as_new: bool = False) -> None:
+        """Forget everything, in the store too. Ids keep counting up (never
+        reused: a consumer may still hold one) and the graph's stamp never goes
+        back, unless ``as_new``: ids from 1 and the stamp from 0, as a memory
+        just made (evaluation, where the clock restarts with every episode and
+        an episode must not depend on the ones before it)."""
+        if as_new:
+            self._next_id, self._stamp = 1, 0.0
         if self._store is not None:
             self._store.clear()
         self._objects.clear()

@@ -117,11 +117,15 @@ class SimulationRunner:
         self.reset(config.seed)
 
     # -- commands ---------------------------------------------------------
-    def reset(self, seed: int) -> None:
+    def reset(self, seed: int, restart_clock: bool = False) -> None:
         """New episode: randomized placements for ``seed``, arm at home.
-        Simulation time keeps running forward (``/clock`` never jumps back)."""
+        Simulation time keeps running forward (``/clock`` never jumps back),
+        unless ``restart_clock``: in-process evaluation restarts it at 0 so an
+        episode is a function of its seed alone (trajectory times sampled at a
+        later clock round differently in the last bits, and a contact-rich
+        episode diverges from there)."""
         with self.lock:
-            t = self.physics.time if self.episode >= 0 else 0.0
+            t = self.physics.time if self.episode >= 0 and not restart_clock else 0.0
             self.task.initialize_episode(self.physics, seed)
             self.physics.data.time = t
             self._trajectory = None

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from robot_memory.distributed.episode_pool import RayUnavailableError, run_jobs
+from robot_memory.distributed.episode_pool import add_arguments as add_pool_arguments
 from robot_memory.learning.evaluation import wilson_interval
 from robot_memory.tasks.week_qa import CONDITIONS, Asked, WeekStats, run_seed, week_planner
 from robot_memory.tasks.week_questions import HISTORY_KINDS, KINDS, is_unseen
@@ -136,6 +138,33 @@ def report_md(summary: dict, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+class QAWeeks:
+    """A worker for :func:`run_jobs`: the planner (its text model loads once per
+    process) and a scratch folder for the weeks' stores; a job is a seed."""
+
+    def __init__(
+        self, config: dict, per_kind: int, conditions: tuple[str, ...], unseen_per_kind: int
+    ) -> None:
+        self.config, self.per_kind = config, per_kind
+        self.conditions, self.unseen_per_kind = conditions, unseen_per_kind
+
+    def __call__(self):
+        scratch = tempfile.TemporaryDirectory(prefix="eval_qa_")
+        planner = week_planner(WeekConfig(seed=0, **self.config))
+
+        def week(seed: int) -> dict:
+            config = WeekConfig(seed=seed, **self.config)
+            stats, asked = run_seed(seed, config, Path(scratch.name), self.per_kind,
+                                    self.conditions, planner, self.unseen_per_kind)  # fmt: skip
+            return {"week": stats.as_row(), "asked": [a.as_row() for a in asked]}
+
+        return week
+
+
+def _lines(path: Path) -> list[str]:
+    return [x for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="robot-memory eval-qa", description=__doc__.split("\n")[0])
     p.add_argument("--seeds", default="100-104", help="weeks to generate: 100-104 or 100,105")
@@ -148,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actions-per-day", type=int, default=45)
     p.add_argument("--day-length", type=float, default=1000.0, help="a simulated day [s]")
     p.add_argument("--output", type=Path, default=None, help="default out/eval_qa/<time>")
+    p.add_argument("--resume", action="store_true", help="skip the weeks already in --output")
+    add_pool_arguments(p)
     args = p.parse_args(argv)
     try:
         seeds = parse_seeds(args.seeds)
@@ -161,32 +192,51 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--unseen-per-kind >= 0")
     if args.per_kind < 1 or args.days < 2 or args.actions_per_day < 1 or args.day_length <= 0:
         p.error("--per-kind >= 1, --days >= 2, --actions-per-day >= 1, --day-length > 0")
+    if args.resume and args.output is None:
+        p.error("--resume needs --output")
     out = args.output or Path("out/eval_qa") / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    stats: list[WeekStats] = []
-    rows: list[Asked] = []
-    planner = None  # one for the run: its text model loads once
-    with tempfile.TemporaryDirectory() as tmp, (out / "questions.jsonl").open("w") as f:
-        for seed in tqdm(seeds, desc="weeks", unit="week"):
-            config = WeekConfig(seed=seed, days=args.days, actions_per_day=args.actions_per_day,
-                                day_length_s=args.day_length)  # fmt: skip
-            planner = planner or week_planner(config)
-            week, asked = run_seed(seed, config, Path(tmp), args.per_kind, tuple(conditions),
-                                   planner, args.unseen_per_kind)  # fmt: skip
-            stats.append(week)
-            rows += asked
-            for r in asked:
-                f.write(json.dumps(r.as_row()) + "\n")
-            f.flush()
-            full = [r.correct for r in asked if r.condition == "full" and not is_unseen(r.wording)]
-            tqdm.write(f"seed {seed}: {week.truth_events} true events, {week.memory_events} "
-                       f"memory events; full memory {sum(full)}/{len(full)}")  # fmt: skip
+    weeks_path, questions_path = out / "weeks.jsonl", out / "questions.jsonl"
+    if not args.resume:
+        weeks_path.write_text("")
+        questions_path.write_text("")
+    stats = [WeekStats(**json.loads(x)) for x in _lines(weeks_path)]
+    rows = [Asked(**json.loads(x)) for x in _lines(questions_path)]
+    stats = [s for s in stats if s.seed in seeds]
+    rows = [r for r in rows if r.seed in {s.seed for s in stats}]  # a week's or none
+    todo = [s for s in seeds if s not in {w.seed for w in stats}]
+    if args.resume and len(todo) < len(seeds):
+        print(f"eval-qa: {len(seeds) - len(todo)} weeks already in {out}")
+
+    def keep(seed: int, result: dict) -> None:
+        week, asked = WeekStats(**result["week"]), [Asked(**r) for r in result["asked"]]
+        stats.append(week)
+        rows.extend(asked)
+        with questions_path.open("a") as f:
+            f.writelines(json.dumps(r.as_row()) + "\n" for r in asked)
+        with weeks_path.open("a") as f:  # after its questions: a week there is a week done
+            f.write(json.dumps(week.as_row()) + "\n")
+        full = [r.correct for r in asked if r.condition == "full" and not is_unseen(r.wording)]
+        tqdm.write(f"seed {seed}: {week.truth_events} true events, {week.memory_events} "
+                   f"memory events; full memory {sum(full)}/{len(full)}")  # fmt: skip
+
+    config = {"days": args.days, "actions_per_day": args.actions_per_day,
+              "day_length_s": args.day_length}  # fmt: skip
+    try:
+        run_jobs(todo, QAWeeks(config, args.per_kind, tuple(conditions), args.unseen_per_kind),
+                 keep, workers=args.workers, ray_address=args.ray_address, desc="weeks",
+                 ordered=True)  # fmt: skip
+    except RayUnavailableError as err:
+        print(f"eval-qa: {err}", file=sys.stderr)
+        return 2
+    stats.sort(key=lambda w: seeds.index(w.seed))
+    rows.sort(key=lambda r: seeds.index(r.seed))
     summary = summarize(stats, rows, conditions)
     (out / "report.json").write_text(json.dumps(summary, indent=2))
     text = report_md(summary, seeds)
     (out / "report.md").write_text(text)
     print(text)
-    print(f"wrote {out}/report.md, report.json, questions.jsonl")
+    print(f"wrote {out}/report.md, report.json, questions.jsonl, weeks.jsonl")
     return 0
 
 

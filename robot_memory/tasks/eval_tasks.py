@@ -4,6 +4,7 @@
     robot-memory eval-tasks --tasks bin_single,where_is --episodes 5 --ablation
     robot-memory eval-tasks --resume --output out/eval_tasks/<time>   # finish a run
     robot-memory eval-tasks --setting realistic --ablation   # household cell, noisy depth
+    robot-memory eval-tasks --workers 2                   # fanned out over a local Ray
 
 One process runs the stack's cores (the same code the ROS nodes call):
 simulator, two RGB-D cameras at 320x240, perception, scene-graph memory, the
@@ -36,8 +37,9 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering, before mujoco loads
 
-from tqdm import tqdm
 
+from robot_memory.distributed.episode_pool import RayUnavailableError, run_jobs
+from robot_memory.distributed.episode_pool import add_arguments as add_pool_arguments
 from robot_memory.learning.evaluation import wilson_interval
 from robot_memory.paths import DEFAULT_POLICY
 from robot_memory.sim.settings import SETTINGS
@@ -99,7 +101,7 @@ class TaskStack:
 
         wall0, cpu0 = time.perf_counter(), time.process_time()
         row: dict = {"task": task, "seed": seed, "condition": CONDITIONS[int(memoryless)]}
-        self.memory.reset()
+        self.memory.reset(as_new=True)  # the same ids and stamps whatever ran before
         self.skills.log.runs.clear()
         self.runtime.generator.manual_seed(seed)
         self.observer.reseed(seed)  # an episode is a function of its seed, not of the run
@@ -149,6 +151,25 @@ class TaskStack:
             cpu_s=round(time.process_time() - cpu0, 2),
         )
         return row
+
+
+class TaskEpisodes:
+    """A worker for :func:`run_jobs`: builds a :class:`TaskStack` in the process
+    that runs it, then runs ``(task, seed, condition, video path or None)`` jobs."""
+
+    def __init__(
+        self, checkpoint: str | Path, threads: int, setting: str, max_attempts: int | None
+    ) -> None:
+        self.args = (str(checkpoint), threads, 320, setting, max_attempts)
+
+    def __call__(self):
+        stack = TaskStack(*self.args)
+
+        def episode(job: tuple) -> dict:
+            task, seed, condition, video = job
+            return stack.episode(task, seed, condition == "memoryless", video and Path(video))
+
+        return episode
 
 
 def failure_key(row: dict) -> str:
@@ -282,11 +303,15 @@ def main(argv: list[str] | None = None) -> int:
         help="the planner's tries per object (default: the planner node's)",
     )
     p.add_argument("--video", action="store_true", help="MP4 of the first episode per task")
+    add_pool_arguments(p)
     args = p.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
     tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
     if args.episodes < 1 or not tasks or set(tasks) - set(TASKS):
         print(f"eval-tasks: --episodes >= 1, --tasks from {','.join(TASKS)}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("eval-tasks: --workers >= 1", file=sys.stderr)
         return 2
     if args.resume and args.output is None:
         print("eval-tasks: --resume needs --output", file=sys.stderr)
@@ -299,13 +324,18 @@ def main(argv: list[str] | None = None) -> int:
         jsonl.write_text("")
     done = {(r["task"], r["seed"], r["condition"]) for r in rows}
     conditions = CONDITIONS if args.ablation else CONDITIONS[:1]
-    jobs = [
-        (t, args.seed_offset + i, c)
-        for t in tasks
-        for i in range(args.episodes)
-        for c in conditions
-        if (t, args.seed_offset + i, c) not in done
-    ]
+    jobs: list[tuple[str, int, str, str | None]] = []
+    filmed: set[str] = set()  # --video: the first full-stack episode of each task
+    for t in tasks:
+        for seed in range(args.seed_offset, args.seed_offset + args.episodes):
+            for c in conditions:
+                if (t, seed, c) in done:
+                    continue
+                video = None
+                if args.video and c == "full" and t not in filmed:
+                    filmed.add(t)
+                    video = str(out / f"{t}_{seed}.mp4")
+                jobs.append((t, seed, c, video))
     checkpoint = args.checkpoint or model_path(DEFAULT_CHECKPOINT[args.setting])
     meta = {
         "setting": args.setting,
@@ -314,24 +344,34 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": str(checkpoint),
         "threads": args.threads,
         "max_attempts": args.max_attempts or ExecutorConfig().max_attempts,
+        "workers": args.workers,
     }
-    if jobs:
-        stack = TaskStack(
-            checkpoint, threads=args.threads, setting=args.setting, max_attempts=args.max_attempts
+    wall0 = time.perf_counter()
+
+    def keep(job: tuple, row: dict) -> None:
+        rows.append(row)
+        with jsonl.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def tally() -> dict:
+        ok = Counter(f"{r['task'][:8]}/{r['condition'][0]}" for r in rows if r.get("success"))
+        return dict(sorted(ok.items()))
+
+    try:
+        run_jobs(
+            jobs,
+            TaskEpisodes(checkpoint, args.threads, args.setting, args.max_attempts),
+            keep,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            desc="eval-tasks",
+            postfix=tally,
         )
-        bar = tqdm(jobs, desc="eval-tasks", unit="ep")
-        videos: set[str] = set()
-        for task, seed, cond in bar:
-            video = None
-            if args.video and cond == "full" and task not in videos:
-                videos.add(task)
-                video = out / f"{task}_{seed}.mp4"
-            row = stack.episode(task, seed, cond == "memoryless", video)
-            rows.append(row)
-            with jsonl.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            ok = Counter(f"{r['task'][:8]}/{r['condition'][0]}" for r in rows if r.get("success"))
-            bar.set_postfix({k: v for k, v in sorted(ok.items())})
+    except RayUnavailableError as err:
+        print(f"eval-tasks: {err}", file=sys.stderr)
+        return 2
+    meta["wall_s"] = round(time.perf_counter() - wall0, 1)  # this run's episodes only
+    rows.sort(key=lambda r: (TASKS.index(r["task"]), r["seed"], CONDITIONS.index(r["condition"])))
     summary = summarize(rows)
     write_report(out, summary, meta)
     for task, per in summary["tasks"].items():

@@ -314,7 +314,7 @@ class TaskScenes:
     def reset(self, seed: int, salt: int) -> None:
         """New scene for ``seed``; ``salt`` separates the tasks' random choices."""
         self.restore_colours()
-        self.runner.reset(seed)
+        self.runner.reset(seed, restart_clock=True)
         self.taken_away = []
         self.rng = np.random.default_rng([seed, salt])
 

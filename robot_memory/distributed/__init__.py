@@ -1,0 +1,1 @@
+"""Work spread over processes and hosts: episodes fanned out over Ray."""

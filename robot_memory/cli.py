@@ -27,6 +27,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from robot_memory.bringup.launch_spec import HOSTS
+from robot_memory.bringup.node_parameters import IMAGE_TRANSPORTS
+
 
 def _cmd_launch(args: argparse.Namespace) -> int:
     from robot_memory.bringup.launch_spec import parse_override, stack
@@ -37,10 +40,21 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         for text in args.overrides:
             node, param, value = parse_override(text)
             overrides.setdefault(node, {})[param] = value
-        specs = stack(args.stack, overrides)
+        specs = stack(args.stack, overrides, host=args.host, image_transport=args.image_transport)
     except ValueError as err:
         print(f"robot-memory launch: {err}", file=sys.stderr)
         return 2
+    env = None
+    if args.host:  # one machine of two: DDS over the network (docs/deployment.md)
+        from robot_memory.bringup.ros_env import dds_environment
+
+        env = dds_environment(network=True, peers=_peers(args.peers))
+        print(
+            f"[launch] host {args.host}: {', '.join(s.name for s in specs)}; DDS over UDP on "
+            f"the subnet (ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')}, "
+            f"static peers: {env.get('ROS_STATIC_PEERS') or 'none'})",
+            flush=True,
+        )
     if not specs:
         print(
             f"robot-memory launch: stack {args.stack!r} has no robot_memory nodes yet "
@@ -48,7 +62,11 @@ def _cmd_launch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return run_stack(specs, duration_s=args.duration)
+    return run_stack(specs, duration_s=args.duration, env=env)
+
+
+def _peers(text: str) -> list[str]:
+    return [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
 
 
 #: Commands whose whole command line belongs to one module's own ``main(argv)``.
@@ -143,7 +161,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             real_time_factor=args.real_time_factor,
             image_width=args.width,
             image_height=args.height,
+            host=args.host,
+            peers=tuple(_peers(args.peers)),
+            image_transport=args.image_transport or "raw",
         )
+    )
+
+
+def _host_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--host",
+        choices=HOSTS,
+        default=None,
+        help="run only this machine's nodes of a two-host cell (robot: sim/drivers, safety; "
+        "compute: perception, memory, planner, policy), with DDS over the network",
+    )
+    p.add_argument(
+        "--peers",
+        default="",
+        help="the other host's address(es), comma-separated, for networks without multicast",
+    )
+    p.add_argument(
+        "--image-transport",
+        choices=IMAGE_TRANSPORTS,
+        default=None,
+        help="camera images as raw sensor_msgs/Image (one host: shared memory) or compressed "
+        "(JPEG colour, PNG depth: about 10x less on a network link); default raw",
     )
 
 
@@ -160,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         "store), memory.respawn:=false, safety.respawn_delay_s:=0.5",
     )
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    _host_arguments(p)
     p.set_defaults(func=_cmd_launch)
 
     for command, (_, text) in FORWARDED.items():
@@ -181,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-time-factor", type=float, default=1.0)
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
+    _host_arguments(p)
     p.set_defaults(func=_cmd_demo)
     return parser
 
@@ -189,7 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] and argv[0] in FORWARDED:  # every option, --help included, is theirs
         return _cmd_forwarded(argv[0], argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # launch's node.param:=value overrides may come after its options too
+    if args.command == "launch" and all(":=" in text for text in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return int(args.func(args))
 
 

@@ -26,8 +26,8 @@ from robot_memory.bag.reader import bag_summary, iter_messages
 from robot_memory.bag.writer import BagWriter, make_qos
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.qos import COMMAND, LATCHED
+from robot_memory.perception.image_messages import decode_color, decode_depth
 from robot_memory.replay.bag_frames import CameraFrameEvent, GroundTruthEvent, iter_bag_events
-from robot_memory.replay.bag_images import decode_color, decode_depth
 from robot_memory.replay.replay_core import PauseClock, RateCap, ReplaySchedule, ReplayTiming
 from ros_helpers import Probe, spin_until
 

@@ -71,14 +71,18 @@ RECORDED_TOPICS = [
     "/diagnostics",
     "/tf",
     "/tf_static",
-    *(
-        f"/camera/{cam}/color/{kind}"
-        for cam in ("front", "wrist")
-        for kind in ("image_raw", "camera_info")
-    ),
+    *(f"/camera/{cam}/color/camera_info" for cam in ("front", "wrist")),
     # the actions' feedback and goal statuses (hidden topics: named, so recorded)
     *(f"{action}/_action/{part}" for action in ACTIONS for part in ("feedback", "status")),
 ]
+
+
+def recorded_topics(image_transport: str = "raw") -> list[str]:
+    """What the demo's bag records: :data:`RECORDED_TOPICS` and the colour images
+    in the transport the sim publishes them."""
+    suffix = "/compressed" if image_transport == "compressed" else ""
+    cameras = [f"/camera/{cam}/color/image_raw{suffix}" for cam in ("front", "wrist")]
+    return [*RECORDED_TOPICS, *cameras]
 
 
 @dataclass
@@ -99,6 +103,12 @@ class DemoOptions:
     record: bool = True
     max_scenes: int = 4  # new scenes tried until one has an object out of view at home
     max_attempts: int = 3  # the planner's tries per object (the first and two replans)
+    #: one machine of a two-host cell: launch only its nodes, DDS over the network
+    #: (the other host runs `robot-memory launch sim --host <other>` on the same
+    #: ROS_DOMAIN_ID); None: the whole stack here, on a domain of its own
+    host: str | None = None
+    peers: tuple[str, ...] = ()
+    image_transport: str = "raw"  # raw | compressed (JPEG colour, PNG depth)
 
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -159,21 +169,24 @@ def demo_specs(opts: DemoOptions, experience_path: Path | None = None) -> list:
     if experience_path is not None:
         overrides["planner"]["experience_path"] = str(experience_path)
         overrides["memory"]["store_path"] = str(experience_path.with_name("memory.sqlite"))
-    specs = stack("sim", overrides)
+    specs = stack("sim", overrides, host=opts.host, image_transport=opts.image_transport)
     return [s for s in specs if s.name != "expert"]  # the planner and policy do the task
 
 
 def run_demo(opts: DemoOptions) -> int:
     run_dir = opts.output / datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=False)
-    env = apply_to_current_process(domain_id=random_domain_id())
-    print(f"[demo] output folder: {run_dir} (ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']})")
+    split = opts.host is not None  # the other host's nodes share the user's domain
+    env = apply_to_current_process(
+        domain_id=None if split else random_domain_id(), network=split, peers=opts.peers
+    )
+    print(f"[demo] output folder: {run_dir} (ROS_DOMAIN_ID={env.get('ROS_DOMAIN_ID', '0')})")
     log = open(run_dir / "nodes.log", "w")  # noqa: SIM115 - lives as long as the stack
     video = _Video(run_dir / "front.mp4", fps=10.0)
     record = DemoRecord(seed=opts.seed, place=opts.place_id)
     recorder: subprocess.Popen | None = None
     rclpy.init()
-    driver = StackDriver(wrist=True)
+    driver = StackDriver(wrist=True, image_transport=opts.image_transport)
     driver.on_frame = lambda rgb: video.add(video_frame(rgb, driver.wrist_frame, driver.caption))
     t_start = time.monotonic()
     driver.deadline = t_start + opts.timeout_s
@@ -184,7 +197,8 @@ def run_demo(opts: DemoOptions) -> int:
             if opts.record:
                 recorder = subprocess.Popen(
                     [sys.executable, "-m", "robot_memory.apps.record_cli"]
-                    + ["-o", str(run_dir / "bag"), "--no-progress", *RECORDED_TOPICS],
+                    + ["-o", str(run_dir / "bag"), "--no-progress"]
+                    + recorded_topics(opts.image_transport),
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,

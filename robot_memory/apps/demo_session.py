@@ -26,7 +26,7 @@ from rclpy.node import Node
 from rclpy.task import Future
 from robot_memory_interfaces import msg as rmi
 from robot_memory_interfaces.action import ExecuteInstruction, RunSkill
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -38,6 +38,7 @@ from robot_memory.nodes.policy_helpers import look_message
 from robot_memory.nodes.qos import COMMAND, LATCHED, SENSOR, STATUS
 from robot_memory.nodes.sim_conversions import ground_truth_from_msg, sim_reset_to_msg
 from robot_memory.nodes.skill_conversions import policy_status_from_msg, skill_goal_to_msg
+from robot_memory.perception import image_messages
 from robot_memory.planner.plan import Plan, PlannerStatusMsg
 from robot_memory.policy.look_skill import (
     LOOK_POINTS,
@@ -73,10 +74,14 @@ class Timeline:
 
 class StackDriver(Node):
     def __init__(
-        self, on_frame: Callable[[np.ndarray], None] | None = None, wrist: bool = False
+        self,
+        on_frame: Callable[[np.ndarray], None] | None = None,
+        wrist: bool = False,
+        image_transport: str = "raw",
     ) -> None:
         """``on_frame`` gets every front camera image; ``wrist``: keep the
-        latest wrist camera image too (``wrist_frame``)."""
+        latest wrist camera image too (``wrist_frame``); ``image_transport``:
+        the sim's (raw Image or compressed CompressedImage topics)."""
         super().__init__("demo_driver")
         self.on_frame = on_frame
         self.frame: np.ndarray | None = None
@@ -92,9 +97,11 @@ class StackDriver(Node):
         self.inputs = InputBoundary(self)  # a bad message is logged, never the end of the demo
         sub = self.inputs.subscribe
         sub(JointState, "/joint_states", self._on_joints, COMMAND)
-        sub(Image, "/camera/front/color/image_raw", self._on_image, SENSOR)
+        kind, suffix = (CompressedImage, "/compressed") if image_transport == "compressed" else (
+            Image, "")  # fmt: skip
+        sub(kind, f"/camera/front/color/image_raw{suffix}", self._on_image, SENSOR)
         if wrist:
-            sub(Image, "/camera/wrist/color/image_raw", self._on_wrist_image, SENSOR)
+            sub(kind, f"/camera/wrist/color/image_raw{suffix}", self._on_wrist_image, SENSOR)
         on_truth = self._set("truth", ground_truth_from_msg)
         sub(rmi.GroundTruth, "/sim/ground_truth", on_truth, COMMAND)
         on_graph = self._set("graph", scene_graph_from_msg)
@@ -120,13 +127,13 @@ class StackDriver(Node):
             self.q = np.array([msg.position[names.index(n)] for n in ARM_JOINTS])
             self.q_stamp = msg.header.stamp
 
-    def _on_image(self, msg: Image) -> None:
-        self.frame = image_to_numpy(msg)
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        self.frame = _color(msg)
         if self.on_frame is not None:
             self.on_frame(self.frame)
 
-    def _on_wrist_image(self, msg: Image) -> None:
-        self.wrist_frame = image_to_numpy(msg)
+    def _on_wrist_image(self, msg: Image | CompressedImage) -> None:
+        self.wrist_frame = _color(msg)
 
     def _set(self, attr: str, convert: Callable[[Any], Any]) -> Callable[[Any], None]:
         """A callback that converts a message (a PayloadError is counted and
@@ -321,3 +328,11 @@ class StackDriver(Node):
 
 
 __all__ = ["GRASPABLE", "StackDriver", "Timeline"]
+
+
+def _color(msg: Image | CompressedImage) -> np.ndarray:
+    """RGB of a raw or compressed colour image (raises on a bad one: the input
+    boundary counts it)."""
+    if isinstance(msg, CompressedImage):
+        return image_messages.decode_color(msg)
+    return image_to_numpy(msg)

@@ -20,6 +20,7 @@ from typing import Any
 
 from robot_memory.bringup.node_parameters import (
     EXPERT_PARAMETERS,
+    IMAGE_TRANSPORTS,
     MEMORY_PARAMETERS,
     PERCEPTION_PARAMETERS,
     PLANNER_PARAMETERS,
@@ -49,6 +50,9 @@ class NodeSpec:
     # parameters a respawned process gets on top of ``parameters`` (memory:
     # reset_on_start false, so a restart never wipes the store a first start kept)
     respawn_parameters: Mapping[str, ParamValue] = field(default_factory=dict)
+    # which machine of a two-host cell runs it (``robot-memory launch --host``):
+    # "robot" next to the arm (sim or drivers, safety), "compute" on the GPU box
+    host: str = "compute"
 
     def with_parameters(self, overrides: Mapping[str, ParamValue]) -> NodeSpec:
         return replace(self, parameters={**self.parameters, **overrides})
@@ -57,6 +61,11 @@ class NodeSpec:
         """The spec a restarted process runs with."""
         return self.with_parameters(self.respawn_parameters)
 
+
+#: The machines of a two-host cell (docs/deployment.md): the robot PC runs the
+#: simulator (or the arm's drivers) and the safety node, which must stay next to
+#: the arm; the compute host runs perception, memory, the planner and the policy.
+HOSTS = ("robot", "compute")
 
 #: NodeSpec fields that ``stack()`` overrides accept beside parameters
 #: (``memory.respawn:=false``, ``safety.respawn_delay_s:=0.5``).
@@ -72,6 +81,7 @@ def safety_node(**overrides: ParamValue) -> NodeSpec:
         module="robot_memory.nodes.safety_node",
         parameters={**SAFETY_PARAMETERS, **overrides},
         description="checks /policy/action_chunk, drives the arm and gripper controllers",
+        host="robot",
         respawn=True,
         respawn_delay_s=0.2,
         max_restarts=10,
@@ -130,6 +140,7 @@ def sim_node() -> NodeSpec:
         module="robot_memory.nodes.sim_node",
         parameters=dict(SIM_PARAMETERS),
         description="MuJoCo Panda cell on real-driver topics",
+        host="robot",
     )
 
 
@@ -140,6 +151,7 @@ def expert_node() -> NodeSpec:
         module="robot_memory.nodes.expert_node",
         parameters={**EXPERT_PARAMETERS, "use_sim_time": True},
         description="scripted pick-and-place through the controller topics (sim only)",
+        host="robot",
     )
 
 
@@ -187,14 +199,25 @@ STACKS = {"sim": _sim_stack, "real": _real_stack, "replay": _replay_stack}
 
 
 def stack(
-    name: str, overrides: Mapping[str, Mapping[str, ParamValue]] | None = None
+    name: str,
+    overrides: Mapping[str, Mapping[str, ParamValue]] | None = None,
+    host: str | None = None,
+    image_transport: str | None = None,
 ) -> list[NodeSpec]:
     """The nodes of stack ``name`` with per-node parameter ``overrides``
-    (``{"sim": {"seed": 3}}``). Unknown stacks, nodes or parameters are errors:
-    a typo must not silently launch defaults."""
+    (``{"sim": {"seed": 3}}``); with ``host``, only the nodes that machine runs
+    (:data:`HOSTS`; overrides may still name the other machine's nodes); with
+    ``image_transport`` (:data:`IMAGE_TRANSPORTS`), how every node publishes
+    and reads the camera images (``overrides`` still win). Unknown stacks,
+    hosts, transports, nodes or parameters are errors: a typo must not
+    silently launch defaults."""
     if name not in STACKS:
         raise ValueError(f"unknown stack {name!r}; choose from {sorted(STACKS)}")
+    if host is not None and host not in HOSTS:
+        raise ValueError(f"unknown host {host!r}; choose from {list(HOSTS)}")
     nodes = STACKS[name]()
+    if image_transport is not None:
+        nodes = [_with_image_transport(n, image_transport) for n in nodes]
     overrides = dict(overrides or {})
     by_name = {n.name: n for n in nodes}
     unknown_nodes = set(overrides) - set(by_name)
@@ -223,7 +246,18 @@ def stack(
             ):
                 params[key] = float(value)  # rclpy rejects an int for a double parameter
         out.append(node.with_parameters(params))
-    return out
+    return [n for n in out if host is None or n.host == host]
+
+
+def _with_image_transport(node: NodeSpec, transport: str) -> NodeSpec:
+    if transport not in IMAGE_TRANSPORTS:
+        raise ValueError(f"unknown image transport {transport!r}; choose from {IMAGE_TRANSPORTS}")
+    if "image_transport" in node.parameters:  # the sim publishes, perception reads
+        return node.with_parameters({"image_transport": transport})
+    topic = node.parameters.get("image_topic")  # the planner's VLM frame
+    if isinstance(topic, str) and topic.endswith("/image_raw") and transport == "compressed":
+        return node.with_parameters({"image_topic": f"{topic}/compressed"})
+    return node
 
 
 def _with_supervision(node: NodeSpec, values: Mapping[str, ParamValue]) -> NodeSpec:

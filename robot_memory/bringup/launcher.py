@@ -274,12 +274,17 @@ def _raise_terminated(signum: int, _frame: object) -> None:
     raise _TerminatedError(signal.Signals(signum).name)
 
 
-def run_stack(specs: Sequence[NodeSpec], duration_s: float | None = None) -> int:
+def run_stack(
+    specs: Sequence[NodeSpec],
+    duration_s: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
     """CLI entry: run until Ctrl-C / SIGTERM (or ``duration_s``); non-zero if a
-    node died for good."""
+    node died for good. ``env``: the nodes' environment (default: ours, with
+    the one-machine DDS settings filled in)."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_terminated)  # shut the nodes down, like Ctrl-C
-    launcher = Launcher(specs)
+    launcher = Launcher(specs, env=env)
     try:
         with launcher:
             launcher._say("running; Ctrl-C to stop")

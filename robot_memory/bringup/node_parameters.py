@@ -7,6 +7,11 @@ from __future__ import annotations
 
 ParamValue = bool | int | float | str | list[float] | list[int] | list[str]
 
+#: How camera images travel (image_transport's names): ``raw`` sensor_msgs/Image,
+#: ``compressed`` JPEG colour on ``<image>/compressed`` and PNG depth on
+#: ``<image>/compressedDepth`` (sensor_msgs/CompressedImage).
+IMAGE_TRANSPORTS = ("raw", "compressed")
+
 
 SIM_PARAMETERS: dict[str, ParamValue] = {
     "scene": "tabletop",
@@ -19,6 +24,10 @@ SIM_PARAMETERS: dict[str, ParamValue] = {
     "image_height": 240,
     "camera_rate": 10.0,
     "depth_encoding": "16UC1",
+    # raw: sensor_msgs/Image (shared memory on one host); compressed: image_transport's
+    # .../image_raw/compressed (JPEG) and .../compressedDepth (PNG) for a network link
+    "image_transport": "raw",
+    "jpeg_quality": 90,
     "depth_noise": "none",  # none | realsense: a D400-class camera's noise, holes, quantization
     "extrinsic_error_mm": 0.0,  # the published camera mounts off by this much (calibration)
     "extrinsic_error_deg": 0.0,
@@ -45,6 +54,7 @@ PERCEPTION_PARAMETERS: dict[str, ParamValue] = {
     "max_rate_hz": 0.0,  # frames processed per camera and second, staggered (0: every frame)
     "num_threads": 2,
     "sync_tolerance_s": 0.02,  # colour and depth stamps this close are one frame
+    "image_transport": "raw",  # raw | compressed (the cameras' image_transport topics)
     # camera extrinsics: world_frame <- the image's header.frame_id in /tf at the image stamp
     "world_frame": "world",
     "camera_frames": "",  # per-camera TF frame overrides: "front=my_optical_frame,wrist=..."
@@ -136,7 +146,8 @@ PLANNER_PARAMETERS: dict[str, ParamValue] = {
     "vlm.max_retries": 2,
     "vlm.memory_tools": False,  # memory's queries as tools instead of a graph summary
     "vlm.max_tool_rounds": 6,  # model turns that may call tools before it must plan
-    "image_topic": "/camera/front/color/image_raw",  # latest frame goes to the VLM
+    # latest frame goes to the VLM; a topic ending in /compressed is a CompressedImage
+    "image_topic": "/camera/front/color/image_raw",
     "experience_path": "~/.robot_memory/experience.json",  # empty: not persisted
     "handover_position": [0.0, -0.05, 0.0],  # where "give me X" puts it [m, table frame]
     # questions about the past: how the clock maps to days ("yesterday", "on day 3");

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from robot_memory.paths import config_path
 
 FASTDDS_PROFILE = "fastdds_profile.xml"
+#: Hosts over a network: UDP only (no shared memory), large socket buffers.
+FASTDDS_NETWORK_PROFILE = "fastdds_network.xml"
 #: Set by the launcher for each node process: how often it was restarted, and
 #: the launcher's pid (a node stops when its launcher is gone).
 RESTART_COUNT_ENV = "ROBOT_MEMORY_RESTART_COUNT"
@@ -20,18 +22,28 @@ PARENT_PID_ENV = "ROBOT_MEMORY_PARENT_PID"
 
 
 def dds_environment(
-    base: Mapping[str, str] | None = None, domain_id: int | None = None
+    base: Mapping[str, str] | None = None,
+    domain_id: int | None = None,
+    network: bool = False,
+    peers: Sequence[str] = (),
 ) -> dict[str, str]:
     """Return ``base`` (default: os.environ) with the DDS settings filled in.
 
-    Values already present in ``base`` win, so a user can still point at their
-    own Fast DDS profile or widen discovery beyond loopback.
+    One machine (default): discovery on loopback, images through a 16 MB
+    shared-memory segment. ``network`` (a stack split over hosts): discovery
+    on the subnet, every message over UDP (:data:`FASTDDS_NETWORK_PROFILE`),
+    and ``peers`` (the other hosts' addresses) as ``ROS_STATIC_PEERS``, for
+    networks where multicast discovery does not pass. Values already present in
+    ``base`` win, so a user can still point at their own Fast DDS profile.
     """
     env = dict(os.environ if base is None else base)
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     # ROS_LOCALHOST_ONLY is deprecated and had no effect with these wheels.
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_path(FASTDDS_PROFILE)))
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET" if network else "LOCALHOST")
+    profile = FASTDDS_NETWORK_PROFILE if network else FASTDDS_PROFILE
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_path(profile)))
+    if peers:
+        env.setdefault("ROS_STATIC_PEERS", ";".join(peers))
     env.setdefault("MUJOCO_GL", "egl")
     env.setdefault("PYTHONUNBUFFERED", "1")
     if domain_id is not None:
@@ -47,8 +59,10 @@ def random_domain_id(rng: random.Random | None = None) -> int:
     return (rng or random.SystemRandom()).randint(1, 101)
 
 
-def apply_to_current_process(domain_id: int | None = None) -> dict[str, str]:
+def apply_to_current_process(
+    domain_id: int | None = None, network: bool = False, peers: Sequence[str] = ()
+) -> dict[str, str]:
     """Set the DDS environment in ``os.environ`` (before rclpy.init)."""
-    env = dds_environment(domain_id=domain_id)
+    env = dds_environment(domain_id=domain_id, network=network, peers=peers)
     os.environ.update(env)
     return env

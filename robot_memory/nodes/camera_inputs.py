@@ -2,7 +2,9 @@
 
 For each camera: ``/camera/<cam>/color/image_raw``,
 ``/camera/<cam>/aligned_depth_to_color/image_raw`` and
-``/camera/<cam>/color/camera_info``, paired by
+``/camera/<cam>/color/camera_info`` (with ``image_transport`` "compressed":
+the images' ``/compressed`` and ``/compressedDepth`` CompressedImage topics,
+decoded when a frame is processed), paired by
 :class:`robot_memory.perception.camera_sync.CameraSync`. The camera's pose is
 the ``/tf`` transform ``world_frame <- header.frame_id`` (or the
 ``camera_frames`` override) **at the image's stamp**, interpolated, never
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from robot_memory.nodes.conversions import from_time
 from robot_memory.nodes.input_boundary import InputBoundary
@@ -26,6 +28,7 @@ from robot_memory.nodes.qos import SENSOR
 from robot_memory.nodes.tf_listener import TfListener
 from robot_memory.perception.camera_sync import CameraSync, SyncedFrame, SyncError
 from robot_memory.perception.image_decoding import check_image
+from robot_memory.perception.image_messages import check_compressed
 from robot_memory.transforms.tf_buffer import Transform
 
 
@@ -44,7 +47,13 @@ class CameraInputs:
         sync_tolerance_s: float,
         pose_wait_s: float,
         tf_cache_s: float,
+        image_transport: str = "raw",
     ) -> None:
+        if image_transport not in ("raw", "compressed"):
+            raise ValueError(f"image_transport must be raw or compressed, not {image_transport!r}")
+        compressed = image_transport == "compressed"
+        kind = CompressedImage if compressed else Image
+        color_suffix, depth_suffix = ("/compressed", "/compressedDepth") if compressed else ("", "")
         self.inputs = inputs
         self.cameras = list(cameras)
         self.on_frame = on_frame
@@ -61,19 +70,20 @@ class CameraInputs:
                 pose_source=lambda stamp, color, c=cam: self._camera_pose(c, stamp, color),
             )
             base, sub = f"/camera/{cam}", inputs.subscribe
-            sub(Image, f"{base}/color/image_raw", lambda m, c=cam: self.on_color(c, m), SENSOR)
-            depth_topic = f"{base}/aligned_depth_to_color/image_raw"
-            sub(Image, depth_topic, lambda m, c=cam: self.on_depth(c, m), SENSOR)
+            color_topic = f"{base}/color/image_raw{color_suffix}"
+            sub(kind, color_topic, lambda m, c=cam: self.on_color(c, m), SENSOR)
+            depth_topic = f"{base}/aligned_depth_to_color/image_raw{depth_suffix}"
+            sub(kind, depth_topic, lambda m, c=cam: self.on_depth(c, m), SENSOR)
             info_topic = f"{base}/color/camera_info"
             sub(CameraInfo, info_topic, lambda m, c=cam: self.on_info(c, m), SENSOR)
         self.tf = TfListener(inputs, tf_cache_s, self._on_tf)
 
-    def on_color(self, cam: str, msg: Image) -> None:
-        check_image("colour", msg.encoding, msg.height, msg.width, msg.step, len(msg.data))
+    def on_color(self, cam: str, msg: Image | CompressedImage) -> None:
+        _check("colour", msg)
         self._sync(cam, lambda s: s.add_color(from_time(msg.header.stamp), msg))
 
-    def on_depth(self, cam: str, msg: Image) -> None:
-        check_image("depth", msg.encoding, msg.height, msg.width, msg.step, len(msg.data))
+    def on_depth(self, cam: str, msg: Image | CompressedImage) -> None:
+        _check("depth", msg)
         self._sync(cam, lambda s: s.add_depth(from_time(msg.header.stamp), msg))
 
     def on_info(self, cam: str, msg: CameraInfo) -> None:
@@ -112,3 +122,11 @@ class CameraInputs:
             return
         if frame is not None:
             self.on_frame(cam, frame)
+
+
+def _check(kind: str, msg: Image | CompressedImage) -> None:
+    """What can be checked before the frame is decoded; raises PerceptionInputError."""
+    if isinstance(msg, CompressedImage):
+        check_compressed(kind, msg.format, len(msg.data))
+    else:
+        check_image(kind, msg.encoding, msg.height, msg.width, msg.step, len(msg.data))

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Pose, PoseStamped, TransformStamped
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
+from robot_memory.perception import image_messages
 from robot_memory.perception.image_decoding import (
     PerceptionInputError,
     decode_color,
@@ -91,8 +92,14 @@ def image_to_numpy(msg: Image) -> np.ndarray:
     return arr.reshape(shape)
 
 
-def rgb_or_none(msg: Image | None) -> np.ndarray | None:
-    """An rgb8 image as an array; None for no image, another encoding or bad data."""
+def rgb_or_none(msg: Image | CompressedImage | None) -> np.ndarray | None:
+    """An rgb8 or compressed colour image as an array; None for no image,
+    another encoding or bad data."""
+    if isinstance(msg, CompressedImage):
+        try:
+            return image_messages.decode_color(msg)
+        except PerceptionInputError:
+            return None
     if msg is None or msg.encoding != "rgb8":
         return None
     try:
@@ -102,22 +109,39 @@ def rgb_or_none(msg: Image | None) -> np.ndarray | None:
 
 
 def decode_rgbd(
-    color: Image, depth: Image, info: CameraInfo
+    color: Image | CompressedImage, depth: Image | CompressedImage, info: CameraInfo
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rgb HxWx3 uint8, depth HxW metres, K 3x3) of a camera's paired colour,
-    aligned depth and camera_info; raises PerceptionInputError (unsupported
-    encoding, a buffer of the wrong size, camera_info of another size)."""
-    rgb = decode_color(color.encoding, color.height, color.width, color.step, color.data)
-    dep = decode_depth(
-        depth.encoding, depth.height, depth.width, depth.step, depth.data, bool(depth.is_bigendian)
-    )
+    aligned depth and camera_info, raw or image_transport-compressed; raises
+    PerceptionInputError (unsupported encoding, a buffer of the wrong size,
+    undecodable data, camera_info of another size)."""
+    if isinstance(color, CompressedImage):
+        rgb = image_messages.decode_color(color)
+    else:
+        rgb = decode_color(color.encoding, color.height, color.width, color.step, color.data)
+    if isinstance(depth, CompressedImage):
+        dep = image_messages.decode_depth(depth)
+    else:
+        dep = decode_depth(
+            depth.encoding, depth.height, depth.width, depth.step, depth.data,
+            bool(depth.is_bigendian),
+        )  # fmt: skip
+    height, width = rgb.shape[:2]
+    if dep.shape != (height, width):
+        raise PerceptionInputError(
+            "size mismatch", f"depth is {dep.shape[1]}x{dep.shape[0]}, colour is {width}x{height}"
+        )
     size = (info.width, info.height)
-    if size != (0, 0) and size != (color.width, color.height):
+    if size != (0, 0) and size != (width, height):
         raise PerceptionInputError(
             "size mismatch",
-            f"camera_info is {info.width}x{info.height}, colour is {color.width}x{color.height}",
+            f"camera_info is {info.width}x{info.height}, colour is {width}x{height}",
         )
     return rgb, dep, np.array(info.k, dtype=float).reshape(3, 3)
+
+
+def compressed_image(fmt: str, data: bytes, stamp_s: float, frame_id: str) -> CompressedImage:
+    return CompressedImage(header=header(stamp_s, frame_id), format=fmt, data=data)
 
 
 def camera_info(

@@ -74,6 +74,7 @@ class PerceptionNode(Node):
             sync_tolerance_s=float(p["sync_tolerance_s"]),
             pose_wait_s=float(p["transform_wait_s"]),
             tf_cache_s=float(p["tf_cache_s"]),
+            image_transport=str(p["image_transport"]),
         )
         self.joints: dict[str, float] | None = None
         self.inputs.subscribe(JointState, "/joint_states", self.on_joints, COMMAND)

@@ -19,7 +19,7 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from robot_memory_interfaces.msg import SceneGraph
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from robot_memory.bringup.node_parameters import PLANNER_PARAMETERS
 from robot_memory.health.counters import HealthCounters
@@ -78,12 +78,14 @@ class PlannerNode(Node):
             image_source=self.latest_image,
             clock=self.now,
         )
-        self._image: Image | None = None
+        self._image: Image | CompressedImage | None = None
 
         sub = self.inputs.subscribe
         sub(SceneGraph, "/memory/scene_graph", self.on_scene_graph, LATCHED, prefix="scene graph ")
         if p["backend"] == "vlm" and p["image_topic"]:
-            sub(Image, str(p["image_topic"]), self.on_image, SENSOR)
+            topic = str(p["image_topic"])
+            sub(CompressedImage if topic.endswith("/compressed") else Image, topic,
+                self.on_image, SENSOR)  # fmt: skip
         self.server = InstructionServer(self, self.scope, self._run, self._reject, self._crashed)
         self.diagnostics = DiagnosticsPublisher(self, self.health)
         self.embedder.warm_up_in_background(
@@ -107,7 +109,7 @@ class PlannerNode(Node):
         self.memory.on_scene_graph(graph)
         self.health.set_value("scene_graph_seq", graph.seq)
 
-    def on_image(self, msg: Image) -> None:
+    def on_image(self, msg: Image | CompressedImage) -> None:
         self._image = msg  # decoded only when a backend asks for it
 
     def latest_image(self) -> np.ndarray | None:

@@ -56,7 +56,8 @@ class SimNode(Node):
         self.inputs = InputBoundary(self, self.health)  # no message ends the node
 
         depth = str(p["depth_encoding"])
-        self.out = SimPublishers(self, self.health, self.cameras, size, depth, self.world_frame)
+        self.out = SimPublishers(self, self.health, self.cameras, size, depth, self.world_frame,
+                                 str(p["image_transport"]), int(p["jpeg_quality"]))  # fmt: skip
         self.inputs.subscribe(
             JointTrajectory, "/arm_controller/joint_trajectory", self.on_trajectory, COMMAND
         )

@@ -2,7 +2,9 @@
 ``/joint_states``, ``/tf`` (before that instant's images), ``/tf_static``
 (latched, one message), ``/sim/ground_truth`` and per camera the
 realsense-style colour, aligned depth and camera_info topics (frame
-``<cam>_color_optical_frame``). :meth:`SimPublishers.emit` turns one
+``<cam>_color_optical_frame``), raw or, for a network link, compressed the way
+image_transport's plugins publish them (``.../image_raw/compressed`` JPEG,
+``.../image_raw/compressedDepth`` PNG). :meth:`SimPublishers.emit` turns one
 :class:`robot_memory.sim.realtime_loop.SimOutputs` into messages (the loop
 thread).
 """
@@ -14,13 +16,15 @@ import time
 from rclpy.node import Node
 from robot_memory_interfaces.msg import GroundTruth as GroundTruthMsg
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image, JointState
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from tf2_msgs.msg import TFMessage
 
+from robot_memory.bringup.node_parameters import IMAGE_TRANSPORTS
 from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.qos import COMMAND, SENSOR, TF, TF_STATIC
 from robot_memory.nodes.sim_conversions import ground_truth_to_msg
+from robot_memory.perception import image_messages
 from robot_memory.robot.panda import ALL_JOINTS
 from robot_memory.sim.frames import optical_frame
 from robot_memory.sim.realtime_loop import CameraRender, SimOutputs
@@ -35,9 +39,16 @@ class SimPublishers:
         size: tuple[int, int],
         depth_encoding: str,
         world_frame: str,
+        image_transport: str = "raw",
+        jpeg_quality: int = 90,
     ) -> None:
         if depth_encoding not in ("16UC1", "32FC1"):
             raise ValueError(f"depth_encoding must be 16UC1 or 32FC1, got {depth_encoding}")
+        if image_transport not in IMAGE_TRANSPORTS:
+            raise ValueError(f"image_transport must be one of {IMAGE_TRANSPORTS}")
+        if not 1 <= jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be 1..100, got {jpeg_quality}")
+        self.compressed, self.jpeg_quality = image_transport == "compressed", jpeg_quality
         self.health, self.size = health, size
         self.depth_encoding, self.world_frame = depth_encoding, world_frame
         self.clock_pub = node.create_publisher(Clock, "/clock", 10)
@@ -45,12 +56,17 @@ class SimPublishers:
         self.tf_pub = node.create_publisher(TFMessage, "/tf", TF)
         self.tf_static_pub = node.create_publisher(TFMessage, "/tf_static", TF_STATIC)
         self.gt_pub = node.create_publisher(GroundTruthMsg, "/sim/ground_truth", COMMAND)
+        kind, color_suffix, depth_suffix = (
+            (CompressedImage, "/compressed", "/compressedDepth")
+            if self.compressed
+            else (Image, "", "")
+        )
         self.cam_pubs = {
             cam: (
-                node.create_publisher(Image, f"/camera/{cam}/color/image_raw", SENSOR),
+                node.create_publisher(kind, f"/camera/{cam}/color/image_raw{color_suffix}", SENSOR),
                 node.create_publisher(CameraInfo, f"/camera/{cam}/color/camera_info", SENSOR),
                 node.create_publisher(
-                    Image, f"/camera/{cam}/aligned_depth_to_color/image_raw", SENSOR
+                    kind, f"/camera/{cam}/aligned_depth_to_color/image_raw{depth_suffix}", SENSOR
                 ),
             )
             for cam in cameras
@@ -78,8 +94,15 @@ class SimPublishers:
         t0 = time.monotonic()
         frame = optical_frame(cam)  # its pose: /tf_static + /tf at stamp t
         img_pub, info_pub, depth_pub = self.cam_pubs[cam]
-        img_pub.publish(conv.rgb_image(render.rgb, t, frame))
-        depth_pub.publish(conv.depth_image(render.depth, t, frame, self.depth_encoding))
+        if self.compressed:
+            fmt, jpeg = image_messages.encode_compressed_color(render.rgb, self.jpeg_quality)
+            img_pub.publish(conv.compressed_image(fmt, jpeg, t, frame))
+            png = image_messages.encode_compressed_depth(render.depth, self.depth_encoding)
+            fmt = image_messages.compressed_depth_format(self.depth_encoding)
+            depth_pub.publish(conv.compressed_image(fmt, png, t, frame))
+        else:
+            img_pub.publish(conv.rgb_image(render.rgb, t, frame))
+            depth_pub.publish(conv.depth_image(render.depth, t, frame, self.depth_encoding))
         width, height = self.size
         info_pub.publish(conv.camera_info(render.intrinsics, width, height, t, frame))
         took = render.render_s + time.monotonic() - t0

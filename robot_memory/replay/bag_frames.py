@@ -40,7 +40,7 @@ import numpy as np
 from robot_memory.bag import ground_truth as gt_msgs
 from robot_memory.bag.reader import BagError, BagReader, normalize_type
 from robot_memory.perception.image_decoding import PerceptionInputError
-from robot_memory.replay.bag_images import decode_color, decode_depth, encoding_of
+from robot_memory.perception.image_messages import decode_color, decode_depth, encoding_of
 from robot_memory.replay.bag_topics import (
     GROUND_TRUTH_TOPIC,
     JOINT_STATES_TOPIC,

@@ -1,4 +1,5 @@
-"""Camera images from bag messages -> numpy (ROS-free).
+"""Camera image messages <-> numpy (ROS-free): raw and image_transport's
+compressed forms, for the perception node's subscriptions, bags and the sim.
 
 ``sensor_msgs/Image`` goes through the perception node's own decoder (colour
 rgb8, bgr8, rgba8, bgra8; depth 16UC1 millimetres, 32FC1 metres).
@@ -28,6 +29,7 @@ from robot_memory.perception.image_decoding import decode_color as decode_raw_co
 from robot_memory.perception.image_decoding import decode_depth as decode_raw_depth
 
 COMPRESSED_DEPTH_HEADER = 12
+MAX_COMPRESSED_BYTES = 64 << 20  # a 4K 16-bit PNG fits; more is not a camera frame
 
 
 def is_compressed(msg: Any) -> bool:
@@ -85,20 +87,51 @@ def decode_compressed_depth(fmt: str, data: Any) -> np.ndarray:
     raise PerceptionInputError("unsupported encoding", f"{encoding!r} in {fmt!r}")
 
 
+def encode_compressed_color(rgb: np.ndarray, quality: int = 90) -> tuple[str, bytes]:
+    """HxWx3 uint8 RGB -> (``format``, JPEG ``data``) as image_transport's
+    ``compressed`` plugin writes them."""
+    ok, jpeg = cv2.imencode(
+        ".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    )
+    if not ok:
+        raise ValueError("could not encode the image as JPEG")
+    return "rgb8; jpeg compressed bgr8", jpeg.tobytes()
+
+
+def compressed_depth_format(encoding: str) -> str:
+    return f"{encoding}; compressedDepth png"
+
+
 def encode_compressed_depth(depth_m: np.ndarray, encoding: str = "16UC1") -> bytes:
-    """HxW metres -> compressedDepth ``data`` (header + PNG), as image_transport
-    writes it; ``encoding`` 16UC1 (mm) or 32FC1 (inverse depth). For tests and tools."""
+    """HxW metres -> compressedDepth ``data`` (header + PNG, fastest zlib level),
+    as image_transport writes it; ``encoding`` 16UC1 (mm) or 32FC1 (inverse depth)."""
     depth = np.nan_to_num(np.asarray(depth_m, dtype=np.float32), nan=0.0)
     if encoding == "16UC1":
         values, quant_a, quant_b = np.round(depth * 1000).astype(np.uint16), 0.0, 0.0
     else:
-        quant_a, quant_b = 100.0, 10.0  # image_transport's defaults (depth_max 10 m)
-        values = np.zeros(depth.shape, dtype=np.uint16)
+        # compressed_depth_image_transport's defaults: depth_quantization 100, depth_max 10 m
+        quant_a = 100.0 * (100.0 + 1.0)
+        quant_b = 1.0 - quant_a / 10.0
+        # nearer than a / (65535 - b) = 0.152 m does not fit: no return, not a wrong depth
+        inverse = np.zeros(depth.shape, dtype=np.float64)
         valid = depth > 0
-        values[valid] = np.clip(quant_a / depth[valid] + quant_b, 1, 65535).astype(np.uint16)
-    ok, png = cv2.imencode(".png", values)
-    assert ok
+        inverse[valid] = quant_a / depth[valid] + quant_b + 0.5
+        inverse[(inverse < 1) | (inverse > 65535)] = 0
+        values = inverse.astype(np.uint16)
+    ok, png = cv2.imencode(".png", values, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError("could not encode the depth image as PNG")
     return struct.pack("<iff", 0, quant_a, quant_b) + png.tobytes()
+
+
+def check_compressed(kind: str, fmt: str, n_bytes: int) -> None:
+    """What can be checked of a CompressedImage before decoding it (``kind``
+    "colour" or "depth"): a format of that kind and a plausible size."""
+    depth_format = "compresseddepth" in fmt.lower().replace(" ", "")
+    if not fmt or depth_format != (kind == "depth"):
+        raise PerceptionInputError("unsupported encoding", f"{fmt!r} for {kind}")
+    if not 0 < n_bytes <= MAX_COMPRESSED_BYTES:
+        raise PerceptionInputError("malformed image", f"compressed {kind} of {n_bytes} bytes")
 
 
 def decode_color(msg: Any) -> np.ndarray:

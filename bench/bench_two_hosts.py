@@ -6,11 +6,12 @@ observation-to-command latency within 1.5x of one host; 2 cameras x 10 Hz x
 1. **Camera streams**: the sim node publishes two RGB-D cameras at 10 Hz,
    640x480, for ``--stream-s`` seconds of sim time; a subscriber counts every
    colour and depth image by its stamp, once in the same namespace (one host:
-   shared memory) and once across the link (the sim on the robot host, the
-   subscriber on the compute host: UDP). Lost = stamps the sim published that
+   shared memory) and twice across the link (the sim on the robot host, the
+   subscriber on the compute host: UDP), raw and with ``--image-transport
+   compressed``. Lost = stamps the sim published that
    never arrived (the sim publishes every 0.1 s of sim time).
 2. **Observation to command**: the demo's memory task, once on one host and
-   once split (``demo --host robot`` beside ``launch sim --host compute``); the
+   twice split (raw, compressed) (``demo --host robot`` beside ``launch sim --host compute``); the
    safety node's own ``observation_to_command`` latency (from the joint state a
    chunk was computed on to the command it sends the arm) from ``/diagnostics``
    in each run's bag.
@@ -34,19 +35,34 @@ from robot_memory.bringup.netns_hosts import NamespaceHosts, unavailable_reason
 from robot_memory.bringup.ros_env import dds_environment, random_domain_id
 
 CLI = [sys.executable, "-m", "robot_memory.cli"]
-STREAMS = [
-    f"/camera/{c}/{k}"
-    for c in ("front", "wrist")
-    for k in ("color/image_raw", "depth/image_rect_raw")
+CONFIGURATIONS = [  # (name, split over the two namespaces, image transport)
+    ("one host", False, "raw"),
+    ("two hosts, raw", True, "raw"),
+    ("two hosts, compressed", True, "compressed"),
 ]
+
+
+def streams(transport: str) -> list[str]:
+    color, depth = ("/compressed", "/compressedDepth") if transport == "compressed" else ("", "")
+    return [
+        topic
+        for c in ("front", "wrist")
+        for topic in (
+            f"/camera/{c}/color/image_raw{color}",
+            f"/camera/{c}/aligned_depth_to_color/image_raw{depth}",
+        )
+    ]
+
+
 COUNTER = """
 import json, sys, time, rclpy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from robot_memory.nodes.qos import SENSOR
 rclpy.init(); node = rclpy.create_node("stream_counter")
-seen = {t: set() for t in sys.argv[2:]}
+seen = {t: set() for t in sys.argv[3:]}
+kind = CompressedImage if sys.argv[2] == "compressed" else Image
 for t in seen:
-    node.create_subscription(Image, t, lambda m, t=t: seen[t].add(
+    node.create_subscription(kind, t, lambda m, t=t: seen[t].add(
         round(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, 3)), SENSOR)
 end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end:
@@ -64,7 +80,7 @@ def _env(network: bool, peers: list[str], domain: int) -> dict[str, str]:
     return dds_environment(base, domain_id=domain, network=network, peers=peers)
 
 
-def stream_loss(hosts: NamespaceHosts | None, seconds: float) -> dict:
+def stream_loss(hosts: NamespaceHosts | None, seconds: float, transport: str) -> dict:
     """Sim node on the robot host, counter on the compute host (or both here)."""
     domain = random_domain_id()
     split = hosts is not None
@@ -82,6 +98,8 @@ def stream_loss(hosts: NamespaceHosts | None, seconds: float) -> dict:
                 "launch",
                 "sim",
                 *(["--host", "robot"] if split else []),
+                "--image-transport",
+                transport,
                 "sim.image_width:=640",
                 "sim.image_height:=480",
                 "sim.camera_rate:=10.0",
@@ -96,7 +114,10 @@ def stream_loss(hosts: NamespaceHosts | None, seconds: float) -> dict:
         before = hosts.link_bytes("compute")[0] if split else 0
         t0 = time.monotonic()
         out = subprocess.run(
-            wrap("compute", [sys.executable, "-c", COUNTER, str(seconds), *STREAMS]),
+            wrap(
+                "compute",
+                [sys.executable, "-c", COUNTER, str(seconds), transport, *streams(transport)],
+            ),
             env=_env(split, peers("compute"), domain),
             capture_output=True,
             text=True,
@@ -119,12 +140,12 @@ def stream_loss(hosts: NamespaceHosts | None, seconds: float) -> dict:
         "streams": per_stream,
         "lost": want - got,
         "expected": want,
-        "rate_hz_per_stream": got / len(STREAMS) / max(wall - 1.0, 1e-9),
+        "rate_hz_per_stream": got / len(per_stream) / max(wall - 1.0, 1e-9),
         "link_MB_per_s": received / 1e6 / wall if split else None,
     }
 
 
-def demo_latency(hosts: NamespaceHosts | None, out: Path) -> dict:
+def demo_latency(hosts: NamespaceHosts | None, out: Path, transport: str) -> dict:
     """The demo's task; the safety node's observation_to_command from the bag."""
     domain = random_domain_id()
     compute = None
@@ -148,6 +169,8 @@ def demo_latency(hosts: NamespaceHosts | None, out: Path) -> dict:
                     "compute",
                     "--peers",
                     ip["robot"],
+                    "--image-transport",
+                    transport,
                     "memory.reset_on_start:=true",
                     f"memory.store_path:={out / 'memory.sqlite'}",
                     f"planner.experience_path:={out / 'experience.json'}",
@@ -170,6 +193,8 @@ def demo_latency(hosts: NamespaceHosts | None, out: Path) -> dict:
                         "robot",
                         "--peers",
                         ip["compute"],
+                        "--image-transport",
+                        transport,
                         "--output",
                         str(out),
                     ],
@@ -215,32 +240,34 @@ def main() -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     report: dict = {}
     with NamespaceHosts.create() as hosts, tempfile.TemporaryDirectory() as tmp:
-        for name, h in (("one host", None), ("two hosts", hosts)):
-            report[name] = {"streams": stream_loss(h, args.stream_s)}
-            s = report[name]["streams"]
+        for name, split, transport in CONFIGURATIONS:
+            s = stream_loss(hosts if split else None, args.stream_s, transport)
+            report[name] = {"streams": s}
             link = f", {s['link_MB_per_s']:.1f} MB/s over the link" if s["link_MB_per_s"] else ""
             print(
                 f"{name}: 2 cameras x 640x480 x 10 Hz: {s['expected'] - s['lost']}/{s['expected']} "
-                f"images ({s['lost']} lost), {s['rate_hz_per_stream']:.1f} Hz per stream{link}"
+                f"images ({s['lost']} lost), {s['rate_hz_per_stream']:.1f} Hz per stream{link}",
+                flush=True,
             )
         if not args.skip_demo:
-            for name, h in (("one host", None), ("two hosts", hosts)):
-                d = demo_latency(h, Path(tmp) / name.replace(" ", "_"))
+            for name, split, transport in CONFIGURATIONS:
+                out = Path(tmp) / name.replace(" ", "_").replace(",", "")
+                d = demo_latency(hosts if split else None, out, transport)
                 report[name]["demo"] = d
                 print(
                     f"{name}: demo {'succeeded' if d['success'] else 'FAILED'}; observation to "
-                    f"command p50 {d['observation_to_command_ms_p50']} ms, p99 {d['p99']} ms"
+                    f"command p50 {d['observation_to_command_ms_p50']} ms, p99 {d['p99']} ms",
+                    flush=True,
                 )
-            one, two = (
-                report[n]["demo"]["observation_to_command_ms_p50"]
-                for n in ("one host", "two hosts")
-            )
-            if one and two:
-                report["latency_ratio_p50"] = two / one
-                print(
-                    f"two hosts / one host, observation to command p50: {two / one:.2f}x "
-                    "(target <= 1.5x)"
-                )
+            one = report["one host"]["demo"]["observation_to_command_ms_p50"]
+            for name, split, _ in CONFIGURATIONS:
+                two = report[name]["demo"]["observation_to_command_ms_p50"]
+                if split and one and two:
+                    report[name]["latency_ratio_p50"] = two / one
+                    print(
+                        f"{name} / one host, observation to command p50: {two / one:.2f}x "
+                        "(target <= 1.5x)"
+                    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -33,7 +33,8 @@ setup(
     ],
     install_requires=["setuptools"],
     # --workers / --ray-address of eval-tasks, eval-policy, eval-qa, collect-demos
-    extras_require={"ray": ["ray==2.60.0"]},
+    # [viewer]: `robot-memory view`, the live view in a browser
+    extras_require={"ray": ["ray==2.60.0"], "viewer": ["rerun-sdk==0.41.0"]},
     zip_safe=False,
     maintainer="robot_memory maintainers",
     description="Spatial memory for robot arms on ROS 2",
@@ -49,6 +50,7 @@ setup(
             "safety_node = robot_memory.nodes.safety_node:main",
             "policy_node = robot_memory.nodes.policy_node:main",
             "planner_node = robot_memory.nodes.planner_node:main",
+            "viewer_node = robot_memory.nodes.viewer_node:main",
         ],
     },
 )

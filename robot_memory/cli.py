@@ -17,6 +17,7 @@
     robot-memory say "put the red cube in the bin"      (to a running planner)
     robot-memory query find --text "red cube" [--json]  (the /memory/query service)
     robot-memory topics [--all]                         (nodes, topics, services, actions)
+    robot-memory view [--web-port 9090]                 (live in a browser: Rerun web viewer)
 
 Commands import rclpy only when they run, so ``--help`` works anywhere.
 """
@@ -63,6 +64,28 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         )
         return 2
     return run_stack(specs, duration_s=args.duration, env=env)
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from robot_memory.bringup.launch_spec import viewer_node
+    from robot_memory.bringup.launcher import run_stack
+
+    try:
+        import rerun  # noqa: F401
+    except ImportError:
+        print("robot-memory view: needs the Rerun SDK: pip install 'robot_memory[viewer]'",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    spec = viewer_node(web_port=args.web_port, grpc_port=args.grpc_port,
+                       image_transport=args.image_transport or "raw")  # fmt: skip
+    env = None
+    if args.host:  # watching a cell over the network (docs/deployment.md)
+        from robot_memory.bringup.ros_env import dds_environment
+
+        env = dds_environment(network=True, peers=_peers(args.peers))
+    print(f"[view] the page: http://localhost:{args.web_port} (streams from gRPC port "
+          f"{args.grpc_port}); Ctrl-C to stop", flush=True)  # fmt: skip
+    return run_stack([spec], duration_s=args.duration, env=env)
 
 
 def _peers(text: str) -> list[str]:
@@ -209,6 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     for command, (_, text) in FORWARDED.items():
         p = sub.add_parser(command, help=text, add_help=False)
         p.add_argument("args", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser(
+        "view",
+        help="the running stack (or a bag being replayed) live in a browser: cameras, arm, "
+        "memory's objects and relations, plan and skill (Rerun web viewer)",
+    )
+    p.add_argument("--web-port", type=int, default=9090, help="the page's port")
+    p.add_argument("--grpc-port", type=int, default=9876, help="the stream's port")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    _host_arguments(p)
+    p.set_defaults(func=_cmd_view)
 
     p = sub.add_parser(
         "demo", help="the sim stack does a task that needs memory; video, bag, report"

@@ -27,6 +27,7 @@ from robot_memory.bringup.node_parameters import (
     POLICY_PARAMETERS,
     SAFETY_PARAMETERS,
     SIM_PARAMETERS,
+    VIEWER_PARAMETERS,
     ParamValue,
 )
 
@@ -130,6 +131,18 @@ def memory_node(**overrides: ParamValue) -> NodeSpec:
         respawn=True,
         respawn_parameters={"reset_on_start": False},  # a restart keeps the store
         description="scene graph memory: /memory/scene_graph, markers, queries",
+    )
+
+
+def viewer_node(**overrides: ParamValue) -> NodeSpec:
+    # Not part of any stack: `robot-memory view` starts it beside one (or a replay).
+    return NodeSpec(
+        name="viewer",
+        executable="viewer_node",
+        module="robot_memory.nodes.viewer_node",
+        parameters={**VIEWER_PARAMETERS, **overrides},
+        required=True,
+        description="the stack live in a browser (Rerun web viewer): cameras, arm, memory, plan",
     )
 
 

@@ -128,8 +128,10 @@ class PerceivedGoalProvider:
         self.visible = False  # the last frames showed the target
 
     # -- perception -------------------------------------------------------------
-    def observe(self) -> list[ObservationFrame]:
-        """Render every camera now, perceive, and (memory mode) update memory."""
+    def observe(self, update_memory: bool = True) -> list[ObservationFrame]:
+        """Render every camera now, perceive, and (memory mode, ``update_memory``)
+        update memory; without it the frames are only looked at (choosing a target
+        before the episode's memory starts)."""
         physics = self.runner.physics
         names, q, _, _ = physics.joint_state()
         joints = {str(n): float(v) for n, v in zip(names, q, strict=True)}
@@ -140,7 +142,7 @@ class PerceivedGoalProvider:
             pos, quat = self.rig.optical_pose(physics, cam)
             k = self.rig.intrinsics(cam)
             frame = self.perception.process(rgb, depth, k, pos, quat, stamp, cam, joints)
-            if self.memory is not None:
+            if self.memory is not None and update_memory:
                 self.memory.update(frame)
             self.frames.append(frame)
         return self.frames
@@ -278,10 +280,10 @@ class OutOfViewPicks(SkillScenes):
         truth = self.runner.ground_truth()
         points = {o.id: np.array(object_truth(truth, o.id).position) for o in OBJECTS}
         order = [goal.object_id] + [o.id for o in OBJECTS if o.id != goal.object_id]
-        self.eyes.observe()
+        self.eyes.observe(update_memory=False)
         hidden = [i for i in order if self.eyes.seen_near(points[i], BIND_RADIUS_M)[0] is None]
         self.look()
-        self.eyes.observe()
+        self.eyes.observe(update_memory=False)
         clear = [
             np.asarray(o.centroid, dtype=float)
             for f in self.eyes.frames

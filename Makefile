@@ -35,6 +35,7 @@ bench: venv
 	$(PY) bench/bench_policy.py --out out/bench/bench_policy.json
 	$(PY) bench/bench_week.py --out out/bench/bench_week.json
 	$(PY) bench/bench_replay_eval.py --output out/bench
+	$(PY) bench/bench_ray_eval.py --out out/bench/bench_ray_eval.json
 
 clean:
 	rm -rf out build install log .pytest_cache

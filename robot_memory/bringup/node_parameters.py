@@ -168,10 +168,11 @@ PLANNER_PARAMETERS: dict[str, ParamValue] = {
 VIEWER_PARAMETERS: dict[str, ParamValue] = {
     "web_port": 9090,  # the page: http://<host>:9090 (Rerun's web viewer, served from the wheel)
     "grpc_port": 9876,  # where the page streams from (rerun+http://<host>:9876/proxy)
-    "memory_limit": "512MiB",  # what the server keeps for a browser that opens late
+    "memory_limit": "256MiB",  # what the server keeps for a browser that opens late
     "cameras": ["front", "wrist"],
     "image_transport": "raw",  # raw | compressed (JPEG passed to the browser as is)
     "image_rate_hz": 5.0,  # frames per camera sent to the browser
+    "jpeg_quality": 80,  # raw frames are sent on as JPEG; compressed ones unchanged
     "robot_rate_hz": 10.0,  # arm redraws per second
     "world_frame": "world",
     "arm_id": "panda",  # TF frames <arm_id>_link0..7, <arm_id>_hand

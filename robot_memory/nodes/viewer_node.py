@@ -47,7 +47,7 @@ class ViewerNode(Node):
         recording, self.url = serve(
             self.cameras, int(p["web_port"]), int(p["grpc_port"]), str(p["memory_limit"])
         )
-        self.scene = LiveScene(recording)
+        self.scene = LiveScene(recording, int(p["jpeg_quality"]))
         self.health = HealthCounters("viewer")
         self.inputs = InputBoundary(self, self.health)
         self.info: dict[str, CameraInfo] = {}

@@ -59,7 +59,7 @@ def serve(
     cameras: list[str],
     web_port: int,
     grpc_port: int,
-    memory_limit: str = "512MiB",
+    memory_limit: str = "256MiB",
     application_id: str = "robot_memory",
 ) -> tuple[rr.RecordingStream, str]:
     """A recording served over gRPC with Rerun's web viewer beside it; returns
@@ -67,7 +67,10 @@ def serve(
     browsers (oldest data dropped first)."""
     recording = rr.RecordingStream(application_id)
     grpc_url = recording.serve_grpc(
-        grpc_port=grpc_port, default_blueprint=blueprint(cameras), server_memory_limit=memory_limit
+        grpc_port=grpc_port,
+        default_blueprint=blueprint(cameras),
+        server_memory_limit=memory_limit,
+        newest_first=True,  # a browser opened late shows the present first, then the history
     )
     rr.serve_web_viewer(web_port=web_port, open_browser=False, connect_to=grpc_url)
     return recording, viewer_url(web_port, grpc_url)
@@ -102,7 +105,8 @@ class StatusText:
         if self.planner is not None:
             p = self.planner
             why = f" ({p.reason})" if p.reason else ""
-            out.append(f"\n**planner**: {p.state}{why}, step {p.step + 1}/{p.n_steps} {p.skill}")
+            step = f", step {p.step + 1}/{p.n_steps} {p.skill}" if p.n_steps else ""
+            out.append(f"\n**planner**: {p.state}{why}{step}")
         if self.policy is not None:
             s = self.policy
             target = f" -> {s.target}" if s.target else ""
@@ -115,8 +119,9 @@ class LiveScene:
     """Logs the stack's state to ``recording``; every method takes the
     message's own stamp [s] for the ``stamp`` timeline."""
 
-    def __init__(self, recording: rr.RecordingStream) -> None:
+    def __init__(self, recording: rr.RecordingStream, jpeg_quality: int = 80) -> None:
         self.rec = recording
+        self.jpeg_quality = jpeg_quality  # raw frames go to the browser as JPEG (10x smaller)
         self.status = StatusText()
 
     def _at(self, stamp: float) -> None:
@@ -126,12 +131,14 @@ class LiveScene:
     def camera_image(
         self, cam: str, stamp: float, rgb: np.ndarray | None = None, jpeg: bytes | None = None
     ) -> None:
-        """A colour frame: RGB pixels, or JPEG bytes as they came off the wire."""
+        """A colour frame: RGB pixels (sent on as JPEG), or JPEG bytes as they
+        came off the wire."""
         self._at(stamp)
         if jpeg is not None:
             self.rec.log(f"cameras/{cam}", rr.EncodedImage(contents=jpeg, media_type="image/jpeg"))
         elif rgb is not None:
-            self.rec.log(f"cameras/{cam}", rr.Image(rgb))
+            image = rr.Image(np.ascontiguousarray(rgb), color_model="RGB")
+            self.rec.log(f"cameras/{cam}", image.compress(jpeg_quality=self.jpeg_quality))
 
     def camera_pose(
         self,

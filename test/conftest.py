@@ -70,3 +70,19 @@ def pytest_itemcollected(item) -> None:
         return
     module = item.module.__name__.rpartition(".")[2]
     item.add_marker(pytest.mark.xdist_group(MODULE_GROUPS.get(module, module)))
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    """One front-camera RGB-D frame of the sim's tabletop (seed 1, 320x240):
+    (rgb, depth, optical frame position, its quaternion wxyz, K)."""
+    from robot_memory.sim.cameras import CameraRig
+    from robot_memory.sim.runner import RunnerConfig, SimulationRunner
+
+    runner = SimulationRunner(RunnerConfig(seed=1, camera_rate=0, ground_truth_rate=0))
+    rig = CameraRig(runner.physics.model, 320, 240, ("front",))
+    rgb, depth = rig.render(runner.physics, "front")
+    pos, quat = rig.optical_pose(runner.physics, "front")
+    k = rig.intrinsics("front")
+    rig.close()
+    return rgb, depth, pos, quat, k

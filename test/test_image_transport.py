@@ -26,23 +26,10 @@ from robot_memory.nodes.memory_conversions import observation_frame_from_msg
 from robot_memory.nodes.qos import COMMAND, SENSOR, TF_STATIC
 from robot_memory.perception import image_messages as im
 from robot_memory.perception.image_decoding import PerceptionInputError
-from robot_memory.sim.cameras import CameraRig
-from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 from ros_helpers import Probe, rejected, spin_for, spin_until
 
 W, H = 320, 240
 OPTICAL = "front_color_optical_frame"
-
-
-@pytest.fixture(scope="module")
-def rendered():
-    runner = SimulationRunner(RunnerConfig(seed=2, camera_rate=0, ground_truth_rate=0))
-    rig = CameraRig(runner.physics.model, W, H, ("front",))
-    rgb, depth = rig.render(runner.physics, "front")
-    pos, quat = rig.optical_pose(runner.physics, "front")
-    k = rig.intrinsics("front")
-    rig.close()
-    return rgb, depth, pos, quat, k
 
 
 def test_colour_and_depth_round_trip_within_their_loss(rendered):

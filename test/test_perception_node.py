@@ -25,8 +25,6 @@ from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.memory_conversions import observation_frame_from_msg
 from robot_memory.nodes.qos import COMMAND, SENSOR, TF, TF_STATIC
 from robot_memory.nodes.tf_listener import parse_camera_frames
-from robot_memory.sim.cameras import CameraRig
-from robot_memory.sim.runner import RunnerConfig, SimulationRunner
 from ros_helpers import Probe, rejected, spin_for, spin_until
 
 pytestmark = pytest.mark.ros
@@ -34,17 +32,6 @@ W, H = 320, 240
 OPTICAL = "front_color_optical_frame"
 LATE = "front_late_optical_frame"  # child of the dynamic "front_mount"
 DX = 0.1  # the two /tf samples around the image are this far either side [m]
-
-
-@pytest.fixture(scope="module")
-def rendered():
-    runner = SimulationRunner(RunnerConfig(seed=1, camera_rate=0, ground_truth_rate=0))
-    rig = CameraRig(runner.physics.model, W, H, ("front",))
-    rgb, depth = rig.render(runner.physics, "front")
-    pos, quat = rig.optical_pose(runner.physics, "front")
-    k = rig.intrinsics("front")
-    rig.close()
-    return rgb, depth, pos, quat, k
 
 
 def transform(parent: str, child: str, t: float, pos, quat) -> TransformStamped:

@@ -42,7 +42,8 @@ import torch
 from tqdm import tqdm
 
 from robot_memory.learning.dataset import load_episodes
-from robot_memory.learning.training import TrainingWindows, lr_factor, training_record
+from robot_memory.learning.training import lr_factor, training_record
+from robot_memory.learning.training_windows import TrainingWindows
 from robot_memory.policy.checkpoint import load_checkpoint, save_checkpoint
 from robot_memory.policy.modeling_consistency import ConsistencyScheduler
 from robot_memory.policy.modeling_diffusion import DiffusionPolicyModel

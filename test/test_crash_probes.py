@@ -232,8 +232,9 @@ class Caller:
                 resend_at = time.monotonic() + 5.0
             time.sleep(0.02)
         # a refusal may be a copy's (the id is held: the original was accepted);
-        # wait for every answer, or an acceptance, before reading a refusal
-        settle = time.monotonic() + 5.0 * TIMEOUT_SCALE
+        # wait for every answer, or an acceptance, before reading a refusal (each
+        # request is answered; on a loaded machine the original's can come late)
+        settle = max(deadline, time.monotonic() + 5.0 * TIMEOUT_SCALE)
         while time.monotonic() < settle and not all(f.done() for f in sent):
             if any(f.done() and f.result().accepted for f in sent):
                 break

@@ -138,6 +138,11 @@ def _ray_results(numbered: list, make_worker: WorkerFactory, workers: int, addre
     # (MuJoCo's EGL rendering without a GPU) would otherwise each start a thread per core
     env.update(OMP_NUM_THREADS="1", LP_NUM_THREADS="1")
     started_here = not ray.is_initialized()
+    if started_here and not address:
+        # Ray starts its workers at niceness 15: beside any other load (a build, a
+        # second run) they got almost no CPU (3.8 % each beside two busy loops).
+        # An evaluation is the job here, not background work; set it to override.
+        os.environ.setdefault("RAY_worker_niceness", "0")
     if started_here:
         local = {} if address else {"num_cpus": workers, "include_dashboard": False}
         ray.init(

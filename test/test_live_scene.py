@@ -71,3 +71,11 @@ def test_a_scene_graph_becomes_labelled_boxes_and_relations(tmp_path: Path):
     assert "#4 blue can (absent)" in printed and "white box" in printed
     assert "/world/memory/relations" in printed and "/world/robot" in printed
     assert "/cameras/front" in printed
+
+
+def test_the_browser_gets_frames_at_its_own_rate():
+    scene = LiveScene(rr.RecordingStream("rates"), image_rate_hz=5.0, robot_rate_hz=10.0)
+    sent = [t for t in np.arange(0.0, 1.0, 1 / 30) if scene.wants_image("front", t)]
+    assert len(sent) == 5 and scene.wants_image("wrist", 0.0)  # per camera
+    assert scene.wants_image("front", 0.0)  # a replay that starts again is shown
+    assert [scene.wants_robot(t) for t in (0.0, 0.05, 0.1)] == [True, False, True]

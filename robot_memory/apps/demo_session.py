@@ -30,7 +30,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from robot_memory.nodes.conversions import from_time, image_to_numpy
+from robot_memory.nodes.conversions import camera_image_topics, from_time, image_to_numpy
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.memory_conversions import scene_graph_from_msg
 from robot_memory.nodes.planner_conversions import plan_from_msg, planner_status_from_msg
@@ -97,11 +97,11 @@ class StackDriver(Node):
         self.inputs = InputBoundary(self)  # a bad message is logged, never the end of the demo
         sub = self.inputs.subscribe
         sub(JointState, "/joint_states", self._on_joints, COMMAND)
-        kind, suffix = (CompressedImage, "/compressed") if image_transport == "compressed" else (
-            Image, "")  # fmt: skip
-        sub(kind, f"/camera/front/color/image_raw{suffix}", self._on_image, SENSOR)
+        front = camera_image_topics("front", image_transport)
+        sub(front.kind, front.color, self._on_image, SENSOR)
         if wrist:
-            sub(kind, f"/camera/wrist/color/image_raw{suffix}", self._on_wrist_image, SENSOR)
+            wrist_topics = camera_image_topics("wrist", image_transport)
+            sub(wrist_topics.kind, wrist_topics.color, self._on_wrist_image, SENSOR)
         on_truth = self._set("truth", ground_truth_from_msg)
         sub(rmi.GroundTruth, "/sim/ground_truth", on_truth, COMMAND)
         on_graph = self._set("graph", scene_graph_from_msg)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from robot_memory.nodes.conversions import from_time
+from robot_memory.nodes.conversions import camera_image_topics, from_time
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.qos import SENSOR
 from robot_memory.nodes.tf_listener import TfListener
@@ -49,11 +49,6 @@ class CameraInputs:
         tf_cache_s: float,
         image_transport: str = "raw",
     ) -> None:
-        if image_transport not in ("raw", "compressed"):
-            raise ValueError(f"image_transport must be raw or compressed, not {image_transport!r}")
-        compressed = image_transport == "compressed"
-        kind = CompressedImage if compressed else Image
-        color_suffix, depth_suffix = ("/compressed", "/compressedDepth") if compressed else ("", "")
         self.inputs = inputs
         self.cameras = list(cameras)
         self.on_frame = on_frame
@@ -70,10 +65,9 @@ class CameraInputs:
                 pose_source=lambda stamp, color, c=cam: self._camera_pose(c, stamp, color),
             )
             base, sub = f"/camera/{cam}", inputs.subscribe
-            color_topic = f"{base}/color/image_raw{color_suffix}"
-            sub(kind, color_topic, lambda m, c=cam: self.on_color(c, m), SENSOR)
-            depth_topic = f"{base}/aligned_depth_to_color/image_raw{depth_suffix}"
-            sub(kind, depth_topic, lambda m, c=cam: self.on_depth(c, m), SENSOR)
+            t = camera_image_topics(cam, image_transport)
+            sub(t.kind, t.color, lambda m, c=cam: self.on_color(c, m), SENSOR)
+            sub(t.kind, t.depth, lambda m, c=cam: self.on_depth(c, m), SENSOR)
             info_topic = f"{base}/color/camera_info"
             sub(CameraInfo, info_topic, lambda m, c=cam: self.on_info(c, m), SENSOR)
         self.tf = TfListener(inputs, tf_cache_s, self._on_tf)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -138,6 +139,33 @@ def decode_rgbd(
             f"camera_info is {info.width}x{info.height}, colour is {width}x{height}",
         )
     return rgb, dep, np.array(info.k, dtype=float).reshape(3, 3)
+
+
+@dataclass(frozen=True)
+class CameraImageTopics:
+    """A camera's image topics in one image_transport (``raw`` or ``compressed``):
+    the message type and the colour and aligned-depth topic names."""
+
+    kind: type  # Image or CompressedImage
+    color: str
+    depth: str
+
+
+def camera_image_topics(cam: str, transport: str = "raw") -> CameraImageTopics:
+    """realsense-style names, with image_transport's ``/compressed`` (colour) and
+    ``/compressedDepth`` (depth) suffixes in the compressed transport."""
+    if transport not in ("raw", "compressed"):
+        raise ValueError(f"image_transport must be raw or compressed, not {transport!r}")
+    base = f"/camera/{cam}"
+    if transport == "compressed":
+        return CameraImageTopics(
+            CompressedImage,
+            f"{base}/color/image_raw/compressed",
+            f"{base}/aligned_depth_to_color/image_raw/compressedDepth",
+        )
+    return CameraImageTopics(
+        Image, f"{base}/color/image_raw", f"{base}/aligned_depth_to_color/image_raw"
+    )
 
 
 def compressed_image(fmt: str, data: bytes, stamp_s: float, frame_id: str) -> CompressedImage:

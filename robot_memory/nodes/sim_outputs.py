@@ -16,10 +16,9 @@ import time
 from rclpy.node import Node
 from robot_memory_interfaces.msg import GroundTruth as GroundTruthMsg
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
+from sensor_msgs.msg import CameraInfo, JointState
 from tf2_msgs.msg import TFMessage
 
-from robot_memory.bringup.node_parameters import IMAGE_TRANSPORTS
 from robot_memory.health.counters import HealthCounters
 from robot_memory.nodes import conversions as conv
 from robot_memory.nodes.qos import COMMAND, SENSOR, TF, TF_STATIC
@@ -44,8 +43,6 @@ class SimPublishers:
     ) -> None:
         if depth_encoding not in ("16UC1", "32FC1"):
             raise ValueError(f"depth_encoding must be 16UC1 or 32FC1, got {depth_encoding}")
-        if image_transport not in IMAGE_TRANSPORTS:
-            raise ValueError(f"image_transport must be one of {IMAGE_TRANSPORTS}")
         if not 1 <= jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be 1..100, got {jpeg_quality}")
         self.compressed, self.jpeg_quality = image_transport == "compressed", jpeg_quality
@@ -56,20 +53,14 @@ class SimPublishers:
         self.tf_pub = node.create_publisher(TFMessage, "/tf", TF)
         self.tf_static_pub = node.create_publisher(TFMessage, "/tf_static", TF_STATIC)
         self.gt_pub = node.create_publisher(GroundTruthMsg, "/sim/ground_truth", COMMAND)
-        kind, color_suffix, depth_suffix = (
-            (CompressedImage, "/compressed", "/compressedDepth")
-            if self.compressed
-            else (Image, "", "")
-        )
+        topics = {cam: conv.camera_image_topics(cam, image_transport) for cam in cameras}
         self.cam_pubs = {
             cam: (
-                node.create_publisher(kind, f"/camera/{cam}/color/image_raw{color_suffix}", SENSOR),
+                node.create_publisher(t.kind, t.color, SENSOR),
                 node.create_publisher(CameraInfo, f"/camera/{cam}/color/camera_info", SENSOR),
-                node.create_publisher(
-                    kind, f"/camera/{cam}/aligned_depth_to_color/image_raw{depth_suffix}", SENSOR
-                ),
+                node.create_publisher(t.kind, t.depth, SENSOR),
             )
-            for cam in cameras
+            for cam, t in topics.items()
         }
 
     def static(self, changed: tuple | None) -> None:

@@ -21,7 +21,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
 from robot_memory.bringup.node_parameters import VIEWER_PARAMETERS
 from robot_memory.health.counters import HealthCounters
-from robot_memory.nodes.conversions import from_time, rgb_or_none
+from robot_memory.nodes.conversions import camera_image_topics, from_time, rgb_or_none
 from robot_memory.nodes.diagnostics import DiagnosticsPublisher
 from robot_memory.nodes.input_boundary import InputBoundary
 from robot_memory.nodes.memory_conversions import scene_graph_from_msg
@@ -43,26 +43,21 @@ class ViewerNode(Node):
         self.cameras = list(p["cameras"])
         self.world = str(p["world_frame"])
         self.links = [f"{p['arm_id']}_{name}" for name in ARM_LINKS]
-        self.min_image_gap_s = 1.0 / max(float(p["image_rate_hz"]), 1e-3)
         recording, self.url = serve(
             self.cameras, int(p["web_port"]), int(p["grpc_port"]), str(p["memory_limit"])
         )
-        self.scene = LiveScene(recording, int(p["jpeg_quality"]))
+        self.scene = LiveScene(recording, int(p["jpeg_quality"]), float(p["image_rate_hz"]),
+                               float(p["robot_rate_hz"]))  # fmt: skip
         self.health = HealthCounters("viewer")
         self.inputs = InputBoundary(self, self.health)
         self.info: dict[str, CameraInfo] = {}
-        self.last_image: dict[str, float] = {}
-        self.last_robot = -np.inf
-        self.robot_gap_s = 1.0 / max(float(p["robot_rate_hz"]), 1e-3)
         self.tf = TfListener(self.inputs, cache_s=10.0)
         sub = self.inputs.subscribe
-        compressed = str(p["image_transport"]) == "compressed"
-        kind, suffix = (CompressedImage, "/compressed") if compressed else (Image, "")
         for cam in self.cameras:
-            base = f"/camera/{cam}/color"
-            sub(kind, f"{base}/image_raw{suffix}", lambda m, c=cam: self.on_image(c, m), SENSOR)
+            t = camera_image_topics(cam, str(p["image_transport"]))
+            sub(t.kind, t.color, lambda m, c=cam: self.on_image(c, m), SENSOR)
             on_info = lambda m, c=cam: self.info.update({c: m})  # noqa: E731
-            sub(CameraInfo, f"{base}/camera_info", on_info, SENSOR)
+            sub(CameraInfo, f"/camera/{cam}/color/camera_info", on_info, SENSOR)
         sub(JointState, "/joint_states", self.on_joints, COMMAND)
         sub(SceneGraph, "/memory/scene_graph", self.on_scene_graph, LATCHED)
         sub(PlanMsg, "/planner/plan", self.on_plan, STATUS)
@@ -74,9 +69,8 @@ class ViewerNode(Node):
 
     def on_image(self, cam: str, msg: Image | CompressedImage) -> None:
         stamp = from_time(msg.header.stamp)
-        if abs(stamp - self.last_image.get(cam, -np.inf)) < self.min_image_gap_s:
+        if not self.scene.wants_image(cam, stamp):
             return  # the viewer's rate, not the camera's
-        self.last_image[cam] = stamp
         if isinstance(msg, CompressedImage) and "jpeg" in msg.format.lower():
             self.scene.camera_image(cam, stamp, jpeg=bytes(msg.data))
         else:
@@ -95,9 +89,8 @@ class ViewerNode(Node):
 
     def on_joints(self, msg: JointState) -> None:
         stamp = from_time(msg.header.stamp)
-        if abs(stamp - self.last_robot) < self.robot_gap_s:
+        if not self.scene.wants_robot(stamp):
             return
-        self.last_robot = stamp
         poses = [self.tf.pose_at(self.world, link, stamp) for link in self.links]
         self.scene.robot(stamp, [p.translation for p in poses if not isinstance(p, str)])
 

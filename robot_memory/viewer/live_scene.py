@@ -119,10 +119,35 @@ class LiveScene:
     """Logs the stack's state to ``recording``; every method takes the
     message's own stamp [s] for the ``stamp`` timeline."""
 
-    def __init__(self, recording: rr.RecordingStream, jpeg_quality: int = 80) -> None:
+    def __init__(
+        self,
+        recording: rr.RecordingStream,
+        jpeg_quality: int = 80,
+        image_rate_hz: float = 5.0,
+        robot_rate_hz: float = 10.0,
+    ) -> None:
         self.rec = recording
         self.jpeg_quality = jpeg_quality  # raw frames go to the browser as JPEG (10x smaller)
         self.status = StatusText()
+        self._image_gap_s = 1.0 / max(image_rate_hz, 1e-3)
+        self._robot_gap_s = 1.0 / max(robot_rate_hz, 1e-3)
+        self._last_image: dict[str, float] = {}
+        self._last_robot = -np.inf
+
+    def wants_image(self, cam: str, stamp: float) -> bool:
+        """Whether a frame of ``cam`` at ``stamp`` goes to the browser (at most
+        ``image_rate_hz`` per camera; a stamp that jumps back, a replay, restarts)."""
+        if abs(stamp - self._last_image.get(cam, -np.inf)) < self._image_gap_s:
+            return False
+        self._last_image[cam] = stamp
+        return True
+
+    def wants_robot(self, stamp: float) -> bool:
+        """Whether the arm is redrawn at ``stamp`` (at most ``robot_rate_hz``)."""
+        if abs(stamp - self._last_robot) < self._robot_gap_s:
+            return False
+        self._last_robot = stamp
+        return True
 
     def _at(self, stamp: float) -> None:
         self.rec.set_time(TIMELINE, duration=max(float(stamp), 0.0))

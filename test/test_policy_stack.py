@@ -124,7 +124,15 @@ def policy_stack(log: io.StringIO):
     specs = stack(
         "sim",
         {
-            "sim": {"camera_rate": 0.0, "panda_visual": "primitive", "seed": SEED},
+            # half real time: every node runs on the sim's clock, so the same pick
+            # leaves the policy twice the CPU time per chunk on a loaded machine
+            # (at 1.0, beside two busy loops, chunks came late and a grasp missed)
+            "sim": {
+                "camera_rate": 0.0,
+                "panda_visual": "primitive",
+                "seed": SEED,
+                "real_time_factor": 0.5,
+            },
             "policy": {"device": "cpu", "torch_threads": 1},
             "safety": {"watched_cameras": []},
         },

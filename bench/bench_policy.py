@@ -74,8 +74,15 @@ CPU_CONFIGS = {
 }
 QS = ("p50", "p99")
 RATIOS = {  # name: (numerator, denominator)
-    "ours_ddim10 / consistency2 (shipped)": ("ours_ddim10_traced", "ours_consistency2_traced"),
-    "ours_ddim10 / consistency1 (one step)": ("ours_ddim10_traced", "ours_consistency1_traced"),
+    "ours_ddim10 / consistency1 (shipped: one step)": (
+        "ours_ddim10_traced",
+        "ours_consistency1_traced",
+    ),
+    "ours_ddim10 / consistency2 (two steps)": ("ours_ddim10_traced", "ours_consistency2_traced"),
+    "reimpl_ddim10_eager (LeRobot's DDIM 10, re-implemented) / consistency1": (
+        "ddim10_eager",
+        "ours_consistency1_traced",
+    ),
     "reimpl_ddpm100_eager / ours": ("reimpl_ddpm100_eager", "ours_ddim10_traced"),
     "ddpm100_traced / ours (sampler only)": ("ddpm100_traced", "ours_ddim10_traced"),
     "ddim10_eager / ours (tracing only)": ("ddim10_eager", "ours_ddim10_traced"),

@@ -35,9 +35,17 @@ fi
 stamp="$VENV/.requirements.sha256"
 want=$(sha256sum requirements.txt setup.py | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  # The environment takes ~4.5 GB (torch, open3d, mujoco, ray); say so plainly
+  # rather than let pip fail half-way with "No space left on device".
+  free_kb=$(df -Pk "$VENV" | awk 'NR==2 {print $4}')
+  if [ "${free_kb:-0}" -lt $((6 * 1024 * 1024)) ]; then
+    echo "[bootstrap] only $((free_kb / 1024)) MB free where $VENV lives; the pinned" \
+      "dependencies need ~4.5 GB (6 GB asked for headroom). Free some space and re-run." >&2
+    exit 1
+  fi
   echo "[bootstrap] installing pinned Python dependencies (first run takes a few minutes)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -r requirements.txt
+  "$VENV/bin/python" -m pip install -q --no-cache-dir -r requirements.txt
   "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi

@@ -5,8 +5,8 @@ through the ROS graph against a DDS floor.
 1. Chunk latency, batch 1, CPU (``--threads``; 2 = the target machine), the
    same observation windows (arm poses near HOME_ARM, pick / place goals on the
    table), configurations interleaved chunk by chunk: ours (DDIM 10, traced
-   UNet: the runtime default), the consistency checkpoint with its 2 steps and
-   with 1 (models/consistency_pick_place, traced), DDPM 100 eager (LeRobot's default
+   UNet: the runtime default), the consistency checkpoint with its 1 step and
+   with 2 (models/consistency_pick_place, traced), DDPM 100 eager (LeRobot's default
    sampler, re-implemented here: ``reimpl``), DDPM 100 traced (sampler effect
    alone), DDIM 10 eager (tracing effect alone); and, when ``lerobot`` imports,
    LeRobot's own ``DiffusionPolicy`` at the same sizes with its default (DDPM

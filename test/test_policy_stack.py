@@ -118,9 +118,10 @@ def sim_now(probe: Probe) -> float:
 
 
 @contextlib.contextmanager
-def policy_stack(log: io.StringIO):
+def policy_stack(log: io.StringIO, sampler: str = "ddim"):
     """sim + policy + safety under the launcher, the scene reset to SEED and
-    joint states flowing."""
+    joint states flowing; the policy node samples with ``sampler`` (its
+    checkpoint the shipped one for that sampler)."""
     specs = stack(
         "sim",
         {
@@ -133,7 +134,7 @@ def policy_stack(log: io.StringIO):
                 "seed": SEED,
                 "real_time_factor": 0.5,
             },
-            "policy": {"device": "cpu", "torch_threads": 1},
+            "policy": {"device": "cpu", "torch_threads": 1, "sampler": sampler},
             "safety": {"watched_cameras": []},
         },
     )
@@ -184,9 +185,17 @@ def policy_stack(log: io.StringIO):
         rclpy.try_shutdown()
 
 
-def test_policy_and_safety_pick_an_object_in_the_sim_over_dds() -> None:
+@pytest.mark.parametrize(
+    "sampler, loaded",
+    [
+        ("ddim", "diffusion_pick_place on cpu (torch.float32), ddim x10"),
+        # the one-step distilled checkpoint, picked at run time (sampler:=consistency)
+        ("consistency", "consistency_pick_place on cpu (torch.float32), consistency x1"),
+    ],
+)
+def test_policy_and_safety_pick_an_object_in_the_sim_over_dds(sampler: str, loaded: str) -> None:
     log = io.StringIO()
-    with policy_stack(log) as rig:
+    with policy_stack(log, sampler) as rig:
         goal, _ = rig.pick()
         status, result = goal.result(timeout_s=60)
         spin_for(rig.probe, 1.0)  # the lifted object settles in the hand
@@ -201,6 +210,7 @@ def test_policy_and_safety_pick_an_object_in_the_sim_over_dds() -> None:
     assert after.grasped and after.position[2] > rig.cube.position[2] + 0.05, after
     assert final["accepted"] >= 2 and np.isfinite(after.position).all()
     assert final["rejected_total"] == 0, final  # too fast is retimed, not refused
+    assert loaded in log.getvalue()  # the sampler and checkpoint the node said it loaded
 
 
 def test_a_pick_canceled_mid_way_holds_the_arm_and_reports_canceled() -> None:

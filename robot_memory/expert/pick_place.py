@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_memory.control.profiles import min_jerk
+from robot_memory.policy.grasp_clearance import GRASP_FREEDOM, ROUND_WORDS, Footprint, clear_grasp
 from robot_memory.robot.ik import ArmIK, IKError, top_down_rotation
 from robot_memory.robot.panda import (
     ARM_JOINTS,
@@ -110,6 +111,14 @@ def _nearest_blocking(
     return best
 
 
+def footprint_of(obj: GroundTruthObject) -> Footprint:
+    """``obj``'s footprint on the table: a circle for round things, else its box."""
+    if obj.shape in ROUND_WORDS:
+        return Footprint(tuple(obj.position[:2]), radius=max(obj.size[0], obj.size[1]) / 2.0)
+    half = (obj.size[0] / 2.0, obj.size[1] / 2.0)
+    return Footprint(tuple(obj.position[:2]), half=half, yaw=yaw_of(obj.quaternion, 0))
+
+
 class PickPlacePlanner:
     def __init__(self, ik: ArmIK, config: PickPlaceConfig | None = None) -> None:
         self.ik = ik
@@ -143,6 +152,27 @@ class PickPlacePlanner:
         base = closing_yaw - np.pi / 2  # fingers close along hand yaw + pi/2
         options = [base + k * np.pi for k in range(-2, 3)]
         return min(options, key=lambda y: abs(_wrap(y - self.nominal_yaw)))
+
+    def grasp(
+        self, obj: GroundTruthObject, neighbours: Sequence[GroundTruthObject] = ()
+    ) -> tuple[np.ndarray, float]:
+        """Where the hand closes on ``obj`` and its yaw: the grasp point (the
+        centre unless the cell says otherwise) at :meth:`grasp_yaw`, slid along
+        a handle or a box and turned where a neighbour stands where a finger
+        would come down (:func:`~robot_memory.policy.grasp_clearance.clear_grasp`)."""
+        yaw = self.grasp_yaw(obj, neighbours)
+        centre = np.array(obj.grasp_point or obj.position, dtype=float)
+        slide, turn = GRASP_FREEDOM.get(obj.shape, (0.0, 0.0))
+        others = [
+            footprint_of(o)
+            for o in neighbours
+            if o.id != obj.id and o.shape not in ("table", "bin")
+        ]
+        if (slide > 0 or turn > 0) and others:
+            chosen = clear_grasp(centre, yaw, others, self.config.open_width, slide, turn)
+            centre[:2] = chosen.point
+            yaw = chosen.yaw
+        return centre, yaw
 
     def joint_move(self, phase: str, q0: np.ndarray, q1: np.ndarray) -> ArmMove:
         c = self.config
@@ -186,8 +216,8 @@ class PickPlacePlanner:
         clear of them. Raises IKError when a pose on the way is out of reach.
         """
         c = self.config
-        rot = top_down_rotation(self.grasp_yaw(obj, neighbours))
-        center = np.array(obj.grasp_point or obj.position)
+        center, yaw = self.grasp(obj, neighbours)
+        rot = top_down_rotation(yaw)
         half_h = obj.size[2] / 2.0 if hold_height is None else float(hold_height)
         clearance = c.release_clearance if release_clearance is None else release_clearance
         grasp = center.copy()

@@ -136,9 +136,11 @@ class SkillScenes:
                 raise
             # the expert cannot reach its grasp; the policy is still asked to try
             obj = object_truth(truth, object_id)
-            return pick_goal(obj, self.planner.grasp_yaw(obj, truth.objects)), []
+            point, yaw = self.planner.grasp(obj, truth.objects)
+            return pick_goal(obj, yaw, point), []
         if skill == "pick":
-            return pick_goal(obj, hand_yaw(self.planner.ik.forward(pick[1].final)[1])), pick
+            point, _ = self.planner.grasp(obj, truth.objects)
+            return pick_goal(obj, hand_yaw(self.planner.ik.forward(pick[1].final)[1]), point), pick
         execute_steps(self.runner, pick)
         q = self.runner.physics.arm_qpos()
         yaw = hand_yaw(self.planner.ik.forward(q)[1])
@@ -162,14 +164,12 @@ class SkillScenes:
         return bool(close and task._support(physics, goal.object_id) == "table")
 
 
-def pick_goal(obj: GroundTruthObject, yaw: float) -> SkillGoal:
-    """The pick goal for ``obj``: its grasp point (else its centre) at ``yaw``."""
+def pick_goal(obj: GroundTruthObject, yaw: float, point=None) -> SkillGoal:
+    """The pick goal for ``obj``: ``point`` (the expert's grasp), else its grasp
+    point, else its centre, at ``yaw``."""
+    where = obj.grasp_point or obj.position if point is None else point
     return SkillGoal(
-        "pick",
-        np.array(obj.grasp_point or obj.position),
-        yaw,
-        obj.id,
-        object_rest_z=obj.position[2],
+        "pick", np.array(where, dtype=float), yaw, obj.id, object_rest_z=obj.position[2]
     )
 
 

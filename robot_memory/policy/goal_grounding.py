@@ -6,8 +6,10 @@ position. This module turns one into the other over the latest
 
 * ``pick``: ``object_id`` -> that object's grasp point (the thickest part of
   its footprint, ``memory/grasp_point.py``; the centroid when memory has
-  none). Refused when there is no scene graph yet, the id is unknown, or
-  memory holds the object as ``absent``.
+  none), slid along a handle or a box, and the hand turned across a handle,
+  where a remembered neighbour stands where a finger would come down
+  (``policy/grasp_clearance.py``). Refused when there is no scene graph yet,
+  the id is unknown, or memory holds the object as ``absent``.
 * ``place``: ``target`` is a place id or a memory object id (as text):
 
   - a container place (the bin) or any non-table place: the top centre of its
@@ -39,7 +41,9 @@ import numpy as np
 
 from robot_memory.cell import Box, load_cell
 from robot_memory.payload_codec import parse_payload, payload_id
+from robot_memory.policy.grasp_clearance import GRASP_FREEDOM, ROUND_WORDS, Footprint, clear_grasp
 from robot_memory.policy.skill_goal import TABLE_PLACE_X, TABLE_PLACE_Y, SkillGoal
+from robot_memory.robot.panda import GRIPPER_MAX_WIDTH
 from robot_memory.schemas import (
     MemoryObjectMsg,
     PayloadError,
@@ -144,6 +148,30 @@ def pick_target(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> tuple[np.nd
     return np.asarray(obj.grasp_point or obj.centroid, dtype=float), object_text
 
 
+def memory_footprint(obj: MemoryObjectMsg) -> Footprint:
+    """A remembered object's footprint: its box (axis-aligned: memory keeps no
+    object rotation), or the circle in it for round things."""
+    lo, hi = np.asarray(obj.bbox_min, dtype=float), np.asarray(obj.bbox_max, dtype=float)
+    centre, half = (lo[:2] + hi[:2]) / 2.0, (hi[:2] - lo[:2]) / 2.0
+    if obj.shape in ROUND_WORDS:
+        return Footprint((float(centre[0]), float(centre[1])), radius=float(half.max()))
+    return Footprint((float(centre[0]), float(centre[1])), half=(float(half[0]), float(half[1])))
+
+
+def clear_pick(
+    obj: MemoryObjectMsg, graph: SceneGraphMsg, target: np.ndarray, yaw: float
+) -> tuple[np.ndarray, float]:
+    """``target`` and ``yaw`` moved along ``obj`` (a handle, a box) where a
+    remembered neighbour stands where a finger would come down
+    (:func:`~robot_memory.policy.grasp_clearance.clear_grasp`)."""
+    slide, turn = GRASP_FREEDOM.get(obj.shape, (0.0, 0.0))
+    others = [memory_footprint(o) for o in graph.objects if o.id != obj.id and o.status != "absent"]
+    if (slide <= 0 and turn <= 0) or not others:
+        return target, yaw
+    chosen = clear_grasp(target, yaw, others, GRIPPER_MAX_WIDTH, slide, turn)
+    return np.array([chosen.point[0], chosen.point[1], target[2]]), chosen.yaw
+
+
 def place_target(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> np.ndarray:
     if goal.target_position is not None:
         return np.asarray(goal.target_position, dtype=float)
@@ -177,7 +205,12 @@ def ground_goal(
             target, object_text = pick_target(goal, graph)
             check_target(target, "pick target")
             yaw = DEFAULT_PICK_YAW if goal.goal_yaw is None else goal.goal_yaw
-            return SkillGoal("pick", target, yaw, object_text, object_rest_z=float(target[2]))
+            rest_z = float(target[2])
+            if goal.target_position is None and graph is not None and goal.object_id is not None:
+                obj = find_object(graph, goal.object_id)
+                target, yaw = clear_pick(obj, graph, target, yaw)
+                check_target(target, "pick target")
+            return SkillGoal("pick", target, yaw, object_text, object_rest_z=rest_z)
         target = check_target(place_target(goal, graph), "place target")
         if goal.goal_yaw is not None:
             yaw = goal.goal_yaw

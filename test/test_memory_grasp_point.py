@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from robot_memory.memory.grasp_point import estimate_grasp_point
+from robot_memory.memory.grasp_point import estimate_grasp_point, fit_circle
 from robot_memory.memory.object_node import voxel_downsample
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -124,3 +124,39 @@ def test_the_sim_says_where_its_household_objects_are_grasped():
             assert abs(offset[2]) < 0.003  # along the body's x, which lies flat
         else:
             assert o.grasp_point is None
+
+
+@pytest.mark.parametrize("facing", [0.0, 1.2, -2.4])
+def test_a_bottle_seen_from_one_side_is_grasped_on_its_axis(facing):
+    """The near half of a bottle (body r 2.6 cm, neck 1.6 cm above it): thin,
+    its box centre 1.3 cm towards the camera; the arc of the body fits the
+    circle whose centre is the axis."""
+    rng = np.random.default_rng(3)
+    theta = facing + rng.uniform(-np.pi / 2, np.pi / 2, 1500)
+    z = rng.uniform(0.0, 0.13, 1500)
+    r = np.where(z < 0.08, 0.026, 0.016) + rng.normal(0.0, 0.001, 1500)  # 1 mm depth noise
+    centre = np.array([0.2, -0.1])
+    pts = np.column_stack([centre[0] + r * np.cos(theta), centre[1] + r * np.sin(theta), z])
+    pts = voxel_downsample(pts.astype(np.float32), 0.005, 4000)
+    lo, hi = bbox(pts)
+    box_centre = (lo + hi) / 2
+    assert np.linalg.norm(box_centre[:2] - centre) > 0.005  # the box centre is off the axis
+    point = estimate_grasp_point(pts, lo, hi, round_shape=True)
+    assert point is not None and np.linalg.norm(np.array(point[:2]) - centre) < 0.003
+    assert estimate_grasp_point(pts, lo, hi) != point  # not said round: not a circle's centre
+
+
+def test_only_points_on_a_circle_fit_one():
+    """A line, a disc full of points, a circle too large or a short arc fit
+    none (a round object's top seen from above falls back to its thickest
+    part); half a 3 cm circle gives its centre and radius."""
+    disc = grid(lambda x, y: np.hypot(x, y) <= 0.03, 0.04)
+    assert fit_circle(disc[:, :2]) is None
+    point = estimate_grasp_point(disc, *bbox(disc), round_shape=True)
+    assert point is not None and np.hypot(point[0], point[1]) < 0.003
+    assert fit_circle(np.column_stack([np.linspace(0, 0.1, 30), np.zeros(30)])) is None
+    t = np.linspace(0.0, np.radians(40.0), 30)  # 40 degrees of a 3 cm circle
+    assert fit_circle(0.03 * np.column_stack([np.cos(t), np.sin(t)])) is None
+    t = np.linspace(0.0, np.pi, 30)
+    fitted = fit_circle(0.03 * np.column_stack([np.cos(t), np.sin(t)]) + [0.5, 0.2])
+    assert fitted is not None and np.allclose(fitted, (0.5, 0.2, 0.03), atol=1e-6)

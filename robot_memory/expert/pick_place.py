@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_memory.control.profiles import min_jerk
-from robot_memory.policy.grasp_clearance import GRASP_FREEDOM, ROUND_WORDS, Footprint, clear_grasp
+from robot_memory.memory.grasp_point import ROUND_WORDS
+from robot_memory.policy.grasp_clearance import GRASP_FREEDOM, Footprint, clear_grasp
 from robot_memory.robot.ik import ArmIK, IKError, top_down_rotation
 from robot_memory.robot.panda import (
     ARM_JOINTS,

@@ -12,8 +12,18 @@ axis (a ridge of equal depth) at its middle. The height is the box centre's.
 
 The estimate is used only when the footprint is solid around that point: the
 inscribed radius at least ``SOLID_FRACTION`` of half the short side of the
-footprint's minimum-area rectangle. A partial view (the arc of a can seen from
-one side) is thin: None then, and the centroid stands.
+footprint's minimum-area rectangle. A partial view is thin: the near side of a
+can or a bottle, all a camera in front of it sees, is an arc, and the centre
+of an arc's box lies between it and the axis (half the radius nearer the
+camera for a half circle: 1.3 cm on a bottle, enough to put a finger on it).
+For an object whose shape word says it is round (``ROUND_WORDS``: a can, a
+bottle, a bowl), the points of its lower half (a bottle's body, not its neck)
+are first fitted with a circle (:func:`fit_circle`: a radius of
+``ARC_RADIUS``, the points within ``ARC_RESIDUAL`` of it, spanning at least
+``ARC_SPAN``): an arc seen from one side, or a ring seen from above, gives the
+circle's centre. Points over a whole disc fit no circle (the top of a can
+seen from above): the footprint's thickest part is found as for the rest.
+Anything else thin gets None, and the centroid stands.
 """
 
 from __future__ import annotations
@@ -32,16 +42,30 @@ CLOSE_CELLS = 6
 PLATEAU = 0.9
 #: Inscribed radius / half the short side below which the footprint is too thin.
 SOLID_FRACTION = 0.6
+#: Shape and category words of objects round about a vertical axis.
+ROUND_WORDS = frozenset({"can", "bottle", "bowl", "cylinder", "sphere"})
+#: A round object's points lie on its circle when it fits them:
+#: radius range [m], RMS distance of the points to it [m], angle it spans [rad].
+ARC_RADIUS = (0.015, 0.06)
+ARC_RESIDUAL = 0.004
+ARC_SPAN = np.radians(70.0)
 
 
 def estimate_grasp_point(
-    points: np.ndarray, bbox_min: np.ndarray, bbox_max: np.ndarray
+    points: np.ndarray, bbox_min: np.ndarray, bbox_max: np.ndarray, round_shape: bool = False
 ) -> tuple[float, float, float] | None:
     """The grasp point (x, y, z) [m] from an object's fused points, or None
-    (too few points, or a footprint too thin to trust)."""
+    (too few points, or a footprint too thin to trust); ``round_shape``: the
+    object is round about a vertical axis (its circle's centre, when one fits)."""
     pts = np.asarray(points, dtype=float).reshape(-1, 3)
     if len(pts) < MIN_POINTS or not np.all(np.isfinite(pts)):
         return None
+    z = (float(bbox_min[2]) + float(bbox_max[2])) / 2
+    if round_shape:
+        low = pts[pts[:, 2] <= z]  # the lower half by height: a bottle's body, not its neck
+        circle = fit_circle((low if len(low) >= MIN_POINTS else pts)[:, :2])
+        if circle is not None:
+            return (circle[0], circle[1], z)
     fit = footprint(pts)
     if fit is None or fit[2] <= 0:
         return None
@@ -62,8 +86,36 @@ def estimate_grasp_point(
         return None
     rows, cols = np.nonzero(depth >= PLATEAU * deepest)
     x, y = origin + (np.array([cols.mean(), rows.mean()]) + 0.5) * CELL
-    z = (float(bbox_min[2]) + float(bbox_max[2])) / 2
     return (float(x), float(y), z)
 
 
-__all__ = ["estimate_grasp_point"]
+def fit_circle(xy: np.ndarray) -> tuple[float, float, float] | None:
+    """(centre x, centre y, radius) [m] of the circle the points ``xy`` (n, 2)
+    lie on, or None when they do not (a radius outside ``ARC_RADIUS``, points
+    more than ``ARC_RESIDUAL`` RMS off it, or an arc under ``ARC_SPAN``).
+    Algebraic least squares (Kasa): x^2 + y^2 = a x + b y + c."""
+    xy = np.asarray(xy, dtype=float)
+    if len(xy) < MIN_POINTS:
+        return None
+    mean = xy.mean(axis=0)
+    d = xy - mean  # centred: a well-conditioned system
+    design = np.column_stack([d, np.ones(len(d))])
+    (a, b, c), *_ = np.linalg.lstsq(design, (d**2).sum(axis=1), rcond=None)
+    centre = np.array([a / 2, b / 2])
+    r2 = c + centre @ centre
+    if r2 <= 0:
+        return None
+    radius = float(np.sqrt(r2))
+    offsets = d - centre
+    residual = float(np.sqrt(np.mean((np.linalg.norm(offsets, axis=1) - radius) ** 2)))
+    if not ARC_RADIUS[0] <= radius <= ARC_RADIUS[1] or residual > ARC_RESIDUAL:
+        return None
+    angles = np.sort(np.arctan2(offsets[:, 1], offsets[:, 0]))
+    gaps = np.diff(np.concatenate([angles, [angles[0] + 2 * np.pi]]))
+    if 2 * np.pi - gaps.max() < ARC_SPAN:  # the arc: the circle less its largest gap
+        return None
+    x, y = mean + centre
+    return (float(x), float(y), radius)
+
+
+__all__ = ["ROUND_WORDS", "estimate_grasp_point", "fit_circle"]

@@ -10,7 +10,7 @@ import numpy as np
 
 from robot_memory.memory.colours import ACHROMATIC, same_colour
 from robot_memory.memory.config import MemoryConfig
-from robot_memory.memory.grasp_point import estimate_grasp_point
+from robot_memory.memory.grasp_point import ROUND_WORDS, estimate_grasp_point
 from robot_memory.memory.orientation import estimate_yaw, footprint
 from robot_memory.perception.observations import ObjectObservation
 from robot_memory.schemas import MemoryObjectMsg
@@ -162,7 +162,10 @@ class MemoryObject:
         """Where a top-down grasp closes: the footprint's thickest part
         (grasp_point.py), estimated when first read after a change; None: the centroid."""
         if self._grasp is None:
-            self._grasp = (estimate_grasp_point(self.points, self.bbox_min, self.bbox_max),)
+            round_shape = self.shape in ROUND_WORDS
+            self._grasp = (
+                estimate_grasp_point(self.points, self.bbox_min, self.bbox_max, round_shape),
+            )
         return self._grasp[0]
 
     def clone(self) -> MemoryObject:

@@ -40,8 +40,9 @@ from functools import lru_cache
 import numpy as np
 
 from robot_memory.cell import Box, load_cell
+from robot_memory.memory.grasp_point import ROUND_WORDS
 from robot_memory.payload_codec import parse_payload, payload_id
-from robot_memory.policy.grasp_clearance import GRASP_FREEDOM, ROUND_WORDS, Footprint, clear_grasp
+from robot_memory.policy.grasp_clearance import GRASP_FREEDOM, Footprint, clear_grasp
 from robot_memory.policy.skill_goal import TABLE_PLACE_X, TABLE_PLACE_Y, SkillGoal
 from robot_memory.robot.panda import GRIPPER_MAX_WIDTH
 from robot_memory.schemas import (

@@ -44,8 +44,6 @@ TURN_STEP = np.radians(10.0)
 #: fingers would close on its edges). Round things need neither: any yaw
 #: closes across them (the expert turns them across a neighbour already).
 GRASP_FREEDOM = {"screwdriver": (0.030, np.radians(30.0)), "box": (0.015, 0.0)}
-#: Category and shape words whose footprint is a circle.
-ROUND_WORDS = frozenset({"can", "bottle", "bowl", "cylinder", "sphere"})
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,6 @@ __all__ = [
     "ENOUGH_CLEARANCE",
     "FINGER_PAD",
     "GRASP_FREEDOM",
-    "ROUND_WORDS",
     "Footprint",
     "Grasp",
     "clear_grasp",

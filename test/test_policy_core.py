@@ -36,6 +36,21 @@ def demos(tmp_path_factory) -> Path:
     return out
 
 
+def test_a_second_cell_is_collected_into_the_same_dataset(tmp_path: Path) -> None:
+    """Resuming keys on (cell, skill, seed): the household's seed 0 is not the
+    tabletop's, and collecting it again is a resume (nothing new)."""
+    out = tmp_path / "demos"
+    first = collect(out, episodes=1, skills=("pick",), progress=False)
+    second = collect(out, episodes=1, skills=("pick",), scene="household", progress=False)
+    again = collect(out, episodes=1, skills=("pick",), scene="household", progress=False)
+    assert first["written"] == 1 and second["written"] + second["ik_errors"] == 1
+    assert (again["written"], again["kept"]) == (0, second["written"])  # this cell's, kept
+    meta = read_meta(out)
+    sources = {e["source"] for e in meta["episodes"]}
+    assert "expert:tabletop" in sources and sources <= {"expert:tabletop", "expert:household"}
+    assert meta["source"] == "expert:in-process:tabletop+expert:in-process:household"
+
+
 def test_demonstrations_follow_the_dataset_format(demos: Path) -> None:
     meta = read_meta(demos)
     assert meta["fps"] == 10.0 and len(meta["episodes"]) == 4

@@ -113,10 +113,14 @@ class EpisodeWriter:
             if abs(existing["fps"] - fps) > 1e-9:
                 raise DatasetError(f"{self.root} holds {existing['fps']} fps episodes, not {fps}")
             self.episodes = [EpisodeInfo(**e) for e in existing["episodes"]]
+            self.previous_source = str(existing.get("source", ""))
         else:
             self.episodes = []
+            self.previous_source = ""
         self.fps = fps
-        self.source = source
+        # a dataset of several sources (two cells' demonstrations) says so
+        same = not self.previous_source or self.previous_source == source
+        self.source = source if same else f"{self.previous_source}+{source}"
 
     def append(self, info: EpisodeInfo, steps: dict[str, np.ndarray]) -> EpisodeInfo:
         info.length = validate_steps(steps)

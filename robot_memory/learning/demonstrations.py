@@ -87,7 +87,8 @@ class DemoEpisodes:
                 return {"ik_error": True}
             recorder.tick()
             ok = scenes.success(goal)
-            return {"info": _info(goal, seed, ok), "steps": recorder.steps(), "success": ok}
+            info = _info(goal, seed, ok, self.scene)
+            return {"info": info, "steps": recorder.steps(), "success": ok}
 
         return episode
 
@@ -108,8 +109,17 @@ def collect(
     Episodes go to the dataset in seed order whichever worker ran them; an
     existing dataset (without ``overwrite``) keeps its episodes and gets only
     the (skill, seed) pairs it lacks, so an interrupted collection resumes."""
-    writer = EpisodeWriter(out, fps, source=f"expert:in-process:{scene}", overwrite=overwrite)
-    have = {(e.skill, e.seed) for e in writer.episodes}
+    source = f"expert:in-process:{scene}"
+    writer = EpisodeWriter(out, fps, source=source, overwrite=overwrite)
+    # (skill, seed) of this cell only: seed 3 of the tabletop is no household scene.
+    # Episodes say their cell (``expert:<scene>``); older ones ("expert") are the
+    # dataset's, when it held this cell's alone.
+    have = {
+        (e.skill, e.seed)
+        for e in writer.episodes
+        if e.source == f"expert:{scene}"
+        or (e.source == "expert" and writer.previous_source == source)
+    }
     counts = {"written": 0, "successful": 0, "failed": 0, "ik_errors": 0, "kept": len(have)}
     jobs = [(skill, seed_start + i) for i in range(episodes) for skill in skills]
     jobs = [j for j in jobs if j not in have]
@@ -136,7 +146,7 @@ def collect(
     return counts
 
 
-def _info(goal: SkillGoal, seed: int, ok: bool) -> EpisodeInfo:
+def _info(goal: SkillGoal, seed: int, ok: bool, scene: str) -> EpisodeInfo:
     return EpisodeInfo(
         index=-1,
         skill=goal.skill,
@@ -147,7 +157,7 @@ def _info(goal: SkillGoal, seed: int, ok: bool) -> EpisodeInfo:
         target_id=goal.target_id,
         seed=seed,
         success=ok,
-        source="expert",
+        source=f"expert:{scene}",
     )
 
 

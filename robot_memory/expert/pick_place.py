@@ -89,8 +89,6 @@ def _wrap(angle: float) -> float:
     return float((angle + np.pi) % (2 * np.pi) - np.pi)
 
 
-#: Shapes a grasp may close across in any direction.
-ROUND_SHAPES = frozenset({"cylinder", "sphere", "can", "bottle", "bowl"})
 #: A neighbour whose footprint comes this close to a round object's is in a finger's way [m].
 FINGER_CLEARANCE = 0.03
 
@@ -143,7 +141,7 @@ class PickPlacePlanner:
         if blocking is not None:
             away = np.subtract(blocking.position[:2], obj.position[:2])
             across = float(np.arctan2(away[1], away[0])) + np.pi / 2
-            if obj.shape in ROUND_SHAPES:
+            if obj.shape in ROUND_WORDS:  # any direction closes across it
                 closing_yaw = across
             else:  # a square footprint: the face pair more across the neighbour
                 closing_yaw = max(

@@ -136,17 +136,20 @@ def place_point(place: PlaceMsg) -> np.ndarray:
     return point
 
 
-def pick_target(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> tuple[np.ndarray, str]:
-    """(target position, object id text) of a pick."""
+def pick_target(goal: PolicyGoalMsg, graph: SceneGraphMsg | None) -> tuple[np.ndarray, float, str]:
+    """(target position, hand yaw, object id text) of a pick: a remembered
+    object's grasp point kept clear of its neighbours (:func:`clear_pick`)."""
     object_text = "" if goal.object_id is None else str(goal.object_id)
+    yaw = DEFAULT_PICK_YAW if goal.goal_yaw is None else goal.goal_yaw
     if goal.target_position is not None:
-        return np.asarray(goal.target_position, dtype=float), object_text
+        return np.asarray(goal.target_position, dtype=float), yaw, object_text
     if goal.object_id is None:
         raise GroundingError("no target", "pick needs object_id or target_position")
     if graph is None:
         raise GroundingError("no scene graph", "no /memory/scene_graph received yet")
     obj = _present(find_object(graph, goal.object_id))
-    return np.asarray(obj.grasp_point or obj.centroid, dtype=float), object_text
+    target = np.asarray(obj.grasp_point or obj.centroid, dtype=float)
+    return *clear_pick(obj, graph, target, yaw), object_text
 
 
 def memory_footprint(obj: MemoryObjectMsg) -> Footprint:
@@ -203,15 +206,9 @@ def ground_goal(
     needs it (GroundingError "no robot state" when None)."""
     try:
         if goal.skill == "pick":
-            target, object_text = pick_target(goal, graph)
+            target, yaw, object_text = pick_target(goal, graph)
             check_target(target, "pick target")
-            yaw = DEFAULT_PICK_YAW if goal.goal_yaw is None else goal.goal_yaw
-            rest_z = float(target[2])
-            if goal.target_position is None and graph is not None and goal.object_id is not None:
-                obj = find_object(graph, goal.object_id)
-                target, yaw = clear_pick(obj, graph, target, yaw)
-                check_target(target, "pick target")
-            return SkillGoal("pick", target, yaw, object_text, object_rest_z=rest_z)
+            return SkillGoal("pick", target, yaw, object_text, object_rest_z=float(target[2]))
         target = check_target(place_target(goal, graph), "place target")
         if goal.goal_yaw is not None:
             yaw = goal.goal_yaw

@@ -79,14 +79,6 @@ def _accelerations(v_in: np.ndarray, dt: np.ndarray, vel: np.ndarray) -> np.ndar
     return (vel - prev) / span[:, None]
 
 
-def _stop_distance_ok(positions: np.ndarray, vel: np.ndarray, limits: MotionLimits) -> np.ndarray:
-    """Per segment: can the motion stop at the acceleration limit before the
-    position limit it heads to, from the segment's end point?"""
-    room = np.where(vel > 0, limits.upper - positions, positions - limits.lower)
-    need = vel**2 / (2 * limits.acceleration)
-    return np.all(need <= np.maximum(room, 0.0) + POSITION_SLACK, axis=1)
-
-
 def retime(
     starts: list[tuple[np.ndarray, np.ndarray]],
     times: np.ndarray,
@@ -108,10 +100,17 @@ def retime(
     dt = np.diff(np.concatenate([[0.0], times]))
     if len(dt) == 0 or np.any(dt <= 0) or not np.all(np.isfinite(dt)):
         raise RetimeError("times must be finite, > 0 and increasing")
+    # what does not change from pass to pass: each start's steps, and the room
+    # each segment has before the position limit it heads to
+    paths = []
+    for q0, v_in in starts:
+        steps = np.diff(np.vstack([np.asarray(q0, float), positions]), axis=0)
+        room = np.where(steps > 0, limits.upper - positions, positions - limits.lower)
+        paths.append((steps, np.maximum(room, 0.0) + POSITION_SLACK, np.asarray(v_in, float)))
     for _ in range(_MAX_PASSES):
         grow = np.zeros(len(dt), dtype=bool)
-        for q0, v_in in starts:
-            grow |= _too_fast(np.asarray(q0, float), np.asarray(v_in, float), dt, positions, limits)
+        for steps, room, v_in in paths:
+            grow |= _too_fast(steps, room, v_in, dt, limits)
         if not np.any(grow):
             return np.cumsum(dt)
         dt = np.where(grow, dt * _GROWTH, dt)
@@ -119,14 +118,15 @@ def retime(
 
 
 def _too_fast(
-    q0: np.ndarray, v_in: np.ndarray, dt: np.ndarray, positions: np.ndarray, limits: MotionLimits
+    steps: np.ndarray, room: np.ndarray, v_in: np.ndarray, dt: np.ndarray, limits: MotionLimits
 ) -> np.ndarray:
     """Segments to slow down: over the velocity limit, the faster side of a
-    junction over the acceleration limit, or unable to stop before a limit."""
-    vel = np.diff(np.vstack([q0, positions]), axis=0) / dt[:, None]
+    junction over the acceleration limit, or unable to stop before a limit
+    (``room``: distance to it, with the slack)."""
+    vel = steps / dt[:, None]
     speed = np.max(np.abs(vel) / limits.velocity, axis=1)
     grow = speed > 1.0 + LIMIT_SLACK
-    grow |= ~_stop_distance_ok(positions, vel, limits)
+    grow |= np.any(vel**2 / (2 * limits.acceleration) > room, axis=1)
     acc = np.max(np.abs(_accelerations(v_in, dt, vel)) / limits.acceleration, axis=1)
     for k in np.flatnonzero(acc > 1.0 + LIMIT_SLACK):
         grow[k] = True

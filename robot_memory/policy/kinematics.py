@@ -1,5 +1,10 @@
 """Panda TCP kinematics for the policy: forward kinematics of observations and
-inverse kinematics of predicted TCP targets (mink, warm-started point to point).
+inverse kinematics of predicted TCP targets, warm-started point to point.
+
+A chunk's IK runs every control cycle, so each pose is first solved by damped
+Newton steps on MuJoCo's kinematics (:class:`~robot_memory.robot.ik_newton.NewtonIK`,
+~0.05 ms a pose); a pose it does not converge on goes to mink
+(:class:`~robot_memory.robot.ik.ArmIK`, joint limits as QP constraints).
 
 The policy acts in the table frame on a top-down hand: a TCP position and a
 hand yaw. Yaw 0 is the home pose's yaw (fingers closing along world y).
@@ -11,6 +16,7 @@ import numpy as np
 
 from robot_memory.robot.arm_model import panda_arm_model
 from robot_memory.robot.ik import ArmIK, IKError, top_down_rotation
+from robot_memory.robot.ik_newton import NewtonIK
 
 
 def hand_yaw(rotation: np.ndarray) -> float:
@@ -18,20 +24,32 @@ def hand_yaw(rotation: np.ndarray) -> float:
     return float(np.arctan2(rotation[1, 0], rotation[0, 0]))
 
 
+def top_down_quaternion(yaw: float) -> np.ndarray:
+    """:func:`top_down_rotation` as a quaternion (w, x, y, z): Rz(yaw) Rx(pi)."""
+    return np.array([0.0, np.cos(0.5 * yaw), np.sin(0.5 * yaw), 0.0])
+
+
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
     return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+ROT_TOL = 1e-2  # [rad] a chunk pose's orientation tolerance
+NEWTON_STEPS = 12  # Newton steps before a pose goes to mink
 
 
 class ArmKinematics:
     """FK/IK on the simulator's own model (base pose and kinematics identical)."""
 
     def __init__(self) -> None:
-        self.ik = ArmIK(panda_arm_model())
+        model = panda_arm_model()
+        self.ik = ArmIK(model)  # mink: the fallback, and the look skill's solver
+        self.newton = NewtonIK(model)
+        self.newton_fallbacks = 0  # poses Newton did not converge on (mink solved them)
 
     def tcp_pose(self, q_arm: np.ndarray) -> tuple[np.ndarray, float]:
         """TCP position [m] and hand yaw [rad] for arm joints ``q_arm``."""
-        position, rotation = self.ik.forward(np.asarray(q_arm, dtype=float))
-        return position.copy(), hand_yaw(rotation)
+        position, rotation = self.newton.forward(np.asarray(q_arm, dtype=float))
+        return position, hand_yaw(rotation)
 
     def tcp_poses(self, q_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Batched :meth:`tcp_pose` over rows of ``q_arm`` (n, 7)."""
@@ -57,9 +75,17 @@ class ArmKinematics:
         q = np.asarray(q_start, dtype=float)
         out = np.empty((len(positions), 7))
         for i, (p, yaw) in enumerate(zip(positions, yaws, strict=True)):
+            p = np.asarray(p, dtype=float)
+            solved, _, _, converged = self.newton.solve_quat(
+                q, p, pos_tol, ROT_TOL, NEWTON_STEPS, top_down_quaternion(float(yaw))
+            )
+            if converged:
+                q = out[i] = solved
+                continue
+            self.newton_fallbacks += 1
             try:
                 q = self.ik.solve(
-                    q, p, top_down_rotation(float(yaw)), pos_tol=pos_tol, rot_tol=1e-2
+                    q, p, top_down_rotation(float(yaw)), pos_tol=pos_tol, rot_tol=ROT_TOL
                 ).q
             except IKError as exc:
                 if exc.result is None or exc.result.position_error > reach_tolerance:
@@ -71,4 +97,4 @@ class ArmKinematics:
         return out
 
 
-__all__ = ["ArmKinematics", "IKError", "hand_yaw", "wrap_angle"]
+__all__ = ["ArmKinematics", "IKError", "hand_yaw", "top_down_quaternion", "wrap_angle"]

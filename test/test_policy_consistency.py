@@ -154,5 +154,10 @@ def test_the_consistency_function_is_the_identity_at_time_zero() -> None:
     assert torch.allclose(cm.consistency(wild, x, torch.zeros(3, dtype=torch.long), cond), x)
     far = cm.consistency(wild, x, torch.full((3,), 90, dtype=torch.long), cond)
     assert far.abs().max() <= config.clip_sample_range + 1e-3  # at the noise end: x0, clipped
+    # one 0-d time for the batch (how the runtime samples) gives the same rows
+    for time in (0, 40, 90):
+        batched = cm.consistency(wild, x, torch.full((3,), time, dtype=torch.long), cond)
+        single = cm.consistency(wild, x, torch.tensor(time), cond)
+        assert torch.allclose(single, batched, atol=1e-6), time
     with pytest.raises(ValueError):
         cm.timesteps(11)

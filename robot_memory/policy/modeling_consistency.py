@@ -56,6 +56,15 @@ class ConsistencyScheduler:
         return [self.grid[(g - 1) - (i * g) // steps] for i in range(steps)]
 
     @staticmethod
+    def boundary_at(time: int) -> tuple[float, float]:
+        """:meth:`boundary` at one time, as numbers."""
+        scaled = time * TIMESTEP_SCALING
+        return (
+            SIGMA_DATA**2 / (scaled**2 + SIGMA_DATA**2),
+            scaled / (scaled**2 + SIGMA_DATA**2) ** 0.5,
+        )
+
+    @staticmethod
     def boundary(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(c_skip, c_out) at times ``t``."""
         scaled = t.float() * TIMESTEP_SCALING
@@ -75,6 +84,9 @@ class ConsistencyScheduler:
     def consistency(self, unet, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor):
         """f(x, t) for a batch (``t``: one time per row, or one 0-d time for all)."""
         x0 = self.predicted_sample(unet(x, t, cond), x, t)
+        if t.ndim == 0:  # sampling: the scalings as two numbers, not eight tensor ops
+            c_skip_one, c_out_one = self.boundary_at(int(t))
+            return c_skip_one * x + c_out_one * x0
         c_skip, c_out = self.boundary(t)
         c_skip = c_skip.view(-1, 1, 1).to(x.dtype)
         c_out = c_out.view(-1, 1, 1).to(x.dtype)

@@ -47,6 +47,9 @@ class Normalizer:
             or self.action_min.shape != self.action_max.shape
         ):
             raise NormalizerError("min and max statistics differ in size")
+        # (centre, half) per side, once: the runtime normalizes every control cycle
+        self._obs_scale = self._scale(self.obs_min, self.obs_max)
+        self._action_scale = self._scale(self.action_min, self.action_max)
 
     @classmethod
     def fit(cls, obs: np.ndarray, actions: np.ndarray, margin: float = 0.0) -> Normalizer:
@@ -66,15 +69,15 @@ class Normalizer:
         return centre, half
 
     def normalize_obs(self, x: np.ndarray) -> np.ndarray:
-        centre, half = self._scale(self.obs_min, self.obs_max)
+        centre, half = self._obs_scale
         return (x - centre) / half
 
     def normalize_action(self, x: np.ndarray) -> np.ndarray:
-        centre, half = self._scale(self.action_min, self.action_max)
+        centre, half = self._action_scale
         return (x - centre) / half
 
     def unnormalize_action(self, x: np.ndarray) -> np.ndarray:
-        centre, half = self._scale(self.action_min, self.action_max)
+        centre, half = self._action_scale
         return x * half + centre
 
     def check(self, config: DiffusionConfig) -> None:

@@ -37,34 +37,33 @@ class NewtonIK:
         posture_weight: float = 1e-4,
     ) -> None:
         self.model, self.arm = model, arm
-        self.data = mujoco.MjData(model)
+        self.data = data = mujoco.MjData(model)
         joints = [model.joint(n).id for n in arm.joints]
-        self._qpos = np.array([model.jnt_qposadr[j] for j in joints])
-        dofs = [int(model.jnt_dofadr[j]) for j in joints]
-        contiguous = dofs == list(range(dofs[0], dofs[0] + len(dofs)))
-        self._dofs = slice(dofs[0], dofs[0] + len(dofs)) if contiguous else np.array(dofs)
-        self._site = model.site(arm.tcp_site).id
+        n = len(joints)
+        self._qpos = _slice_if_contiguous([int(model.jnt_qposadr[j]) for j in joints])
+        self._dofs = _slice_if_contiguous([int(model.jnt_dofadr[j]) for j in joints])
+        site = model.site(arm.tcp_site).id
+        # views into data, valid for its lifetime: no indexing per iteration
+        self._xpos, self._xmat = data.site_xpos[site], data.site_xmat[site]
+        self._site = site
         self._lower = np.asarray(arm.lower, dtype=float) + LIMIT_MARGIN
         self._upper = np.asarray(arm.upper, dtype=float) - LIMIT_MARGIN
-        self._jacp = np.zeros((3, model.nv))
-        self._jacr = np.zeros((3, model.nv))
-        self._weights = np.array([1.0] * 3 + [orientation_weight] * 3) ** 2
-        self._regular = (damping + posture_weight) * np.eye(len(joints))
+        self._jacp, self._jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+        self._weights = (np.array([1.0] * 3 + [orientation_weight] * 3) ** 2)[:, None]
+        self._regular = (damping + posture_weight) * np.eye(n)
         self._posture = posture_weight
-        self._quat = np.zeros(4)
-        self._target_quat = np.zeros(4)
-        self._error_quat = np.zeros(4)
-        self._rotvec = np.zeros(3)
+        self._quat, self._target_quat, self._error_quat = np.zeros(4), np.zeros(4), np.zeros(4)
+        self._e = np.zeros(6)
+        self._e_pos, self._e_rot = self._e[:3], self._e[3:]
+        self._jac, self._jac_w = np.zeros((6, n)), np.zeros((6, n))
+        self._hess, self._grad = np.zeros((n, n)), np.zeros(n)
+        self._step, self._pull = np.zeros(n), np.zeros(n)
         self._last: np.ndarray | None = None  # the answer whose kinematics data holds
-        n = len(joints)
-        self._e, self._jac = np.zeros(6), np.zeros((6, n))
-        self._hess, self._grad, self._step = np.zeros((n, n)), np.zeros(n), np.zeros(n)
 
     def forward(self, q_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """TCP position and rotation matrix (copies) for arm joints ``q_arm``."""
         self._kinematics(np.asarray(q_arm, dtype=float))
-        d = self.data
-        return d.site_xpos[self._site].copy(), d.site_xmat[self._site].reshape(3, 3).copy()
+        return self._xpos.copy(), self._xmat.reshape(3, 3).copy()
 
     def _kinematics(self, q_arm: np.ndarray) -> None:
         self._last = None
@@ -74,14 +73,12 @@ class NewtonIK:
     def _error(self, position: np.ndarray) -> tuple[float, float]:
         """Fill ``self._e`` (position; rotation vector, world frame) from the
         TCP to the target; return the position and orientation error norms."""
-        d, e = self.data, self._e
-        mujoco.mju_mat2Quat(self._quat, d.site_xmat[self._site])
+        mujoco.mju_mat2Quat(self._quat, self._xmat)
         mujoco.mju_negQuat(self._quat, self._quat)
         mujoco.mju_mulQuat(self._error_quat, self._target_quat, self._quat)
-        mujoco.mju_quat2Vel(self._rotvec, self._error_quat, 1.0)
-        np.subtract(position, d.site_xpos[self._site], out=e[:3])
-        e[3:] = self._rotvec
-        return mujoco.mju_norm3(e[:3]), mujoco.mju_norm3(self._rotvec)
+        mujoco.mju_quat2Vel(self._e_rot, self._error_quat, 1.0)
+        mujoco.mju_sub3(self._e_pos, position, self._xpos)
+        return mujoco.mju_norm3(self._e_pos), mujoco.mju_norm3(self._e_rot)
 
     def solve(
         self,
@@ -113,14 +110,14 @@ class NewtonIK:
         the previous call's answer), the kinematics of the seed are reused."""
         if target_quat is not None:
             self._target_quat[:] = target_quat
-        model, data, hess, grad = self.model, self.data, self._hess, self._grad
-        jac, jacp, jacr, dofs = self._jac, self._jacp, self._jacr, self._dofs
+        model, data, qpos, dofs = self.model, self.data, self._qpos, self._dofs
+        jac, jac_w, hess, grad, step = self._jac, self._jac_w, self._hess, self._grad, self._step
         at_seed = self._last is not None and np.array_equal(q_seed, self._last)
         seed = q_seed if at_seed else np.minimum(np.maximum(q_seed, self._lower), self._upper)
-        q = seed.copy()
+        q = np.array(seed, dtype=float)
         for steps in range(max_iters + 1):
             if not (steps == 0 and at_seed):  # data holds the seed's kinematics already
-                data.qpos[self._qpos] = q
+                data.qpos[qpos] = q
                 mujoco.mj_kinematics(model, data)
             pos_err, rot_err = self._error(position)
             if pos_err < pos_tol and rot_err < rot_tol:
@@ -129,20 +126,27 @@ class NewtonIK:
             if steps == max_iters:
                 break
             mujoco.mj_comPos(model, data)
-            mujoco.mj_jacSite(model, data, jacp, jacr, self._site)
-            jac[:3] = jacp[:, dofs]
-            jac[3:] = jacr[:, dofs]
-            jw = jac.T * self._weights
-            np.matmul(jw, jac, out=hess)
+            mujoco.mj_jacSite(model, data, self._jacp, self._jacr, self._site)
+            jac[:3], jac[3:] = self._jacp[:, dofs], self._jacr[:, dofs]
+            np.multiply(jac, self._weights, out=jac_w)
+            mujoco.mju_mulMatTMat(hess, jac_w, jac)  # J' W J
             hess += self._regular
-            np.matmul(jw, self._e, out=grad)
-            grad += self._posture * (seed - q)
+            mujoco.mju_mulMatTVec(grad, jac_w, self._e)  # J' W e
+            mujoco.mju_sub(self._pull, seed, q)
+            mujoco.mju_addToScl(grad, self._pull, self._posture)
             mujoco.mju_cholFactor(hess, 0.0)
-            mujoco.mju_cholSolve(self._step, hess, grad)
-            q += self._step
+            mujoco.mju_cholSolve(step, hess, grad)
+            q += step
             np.minimum(np.maximum(q, self._lower, out=q), self._upper, out=q)
         self._last = None
         return q, pos_err, rot_err, False
+
+
+def _slice_if_contiguous(indices: list[int]) -> slice | np.ndarray:
+    """A slice where the indices are consecutive (a view, no gather), else the array."""
+    if indices == list(range(indices[0], indices[0] + len(indices))):
+        return slice(indices[0], indices[0] + len(indices))
+    return np.array(indices)
 
 
 __all__ = ["NewtonIK"]

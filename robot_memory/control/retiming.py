@@ -128,10 +128,9 @@ def _too_fast(
     grow = speed > 1.0 + LIMIT_SLACK
     grow |= np.any(vel**2 / (2 * limits.acceleration) > room, axis=1)
     acc = np.max(np.abs(_accelerations(v_in, dt, vel)) / limits.acceleration, axis=1)
-    for k in np.flatnonzero(acc > 1.0 + LIMIT_SLACK):
-        grow[k] = True
-        if k > 0 and speed[k - 1] >= speed[k]:
-            grow[k - 1] = True
+    over = acc > 1.0 + LIMIT_SLACK  # at the junction before segment k: grow k, and
+    grow |= over  # the segment before it where that one is the faster side
+    grow[:-1] |= over[1:] & (speed[:-1] >= speed[1:])
     if np.max(np.abs(vel[-1]) / dt[-1] / limits.acceleration) > 1.0 + LIMIT_SLACK:
         grow[-1] = True  # it must come to rest at its last point
     return grow

@@ -24,9 +24,12 @@ def hand_yaw(rotation: np.ndarray) -> float:
     return float(np.arctan2(rotation[1, 0], rotation[0, 0]))
 
 
-def top_down_quaternion(yaw: float) -> np.ndarray:
-    """:func:`top_down_rotation` as a quaternion (w, x, y, z): Rz(yaw) Rx(pi)."""
-    return np.array([0.0, np.cos(0.5 * yaw), np.sin(0.5 * yaw), 0.0])
+def top_down_quaternion(yaw: float | np.ndarray) -> np.ndarray:
+    """:func:`top_down_rotation` as a quaternion (w, x, y, z): Rz(yaw) Rx(pi);
+    one row per yaw for an array."""
+    half = 0.5 * np.asarray(yaw, dtype=float)
+    zero = np.zeros_like(half)
+    return np.stack([zero, np.cos(half), np.sin(half), zero], axis=-1)
 
 
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
@@ -73,11 +76,12 @@ class ArmKinematics:
         ``min_points`` targets were solved before it: then the chunk is cut
         there (the reachable prefix is returned)."""
         q = np.asarray(q_start, dtype=float)
+        positions = np.asarray(positions, dtype=float)
         out = np.empty((len(positions), 7))
+        quats = top_down_quaternion(np.asarray(yaws, dtype=float))
         for i, (p, yaw) in enumerate(zip(positions, yaws, strict=True)):
-            p = np.asarray(p, dtype=float)
             solved, _, _, converged = self.newton.solve_quat(
-                q, p, pos_tol, ROT_TOL, NEWTON_STEPS, top_down_quaternion(float(yaw))
+                q, p, pos_tol, ROT_TOL, NEWTON_STEPS, quats[i]
             )
             if converged:
                 q = out[i] = solved

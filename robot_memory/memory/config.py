@@ -66,7 +66,7 @@ class MemoryConfig:
     ghost_max_confidence: float = 0.35  # a once-seen object below this ...
     ghost_max_age: float = 30.0  # ... and unseen this long is removed
     merge_iou: float = 0.5  # same label and this 3D IoU: duplicates, merged
-    merge_inside: float = 0.8  # same label and the smaller box this much inside: merged too
+    merge_inside: float = 0.65  # same label and the smaller box this much inside: merged too
     # history
     time_jump_tolerance: float = 0.0  # accepted backwards step per camera
     history_length: int = 200  # pose history entries and visibility intervals kept

@@ -49,6 +49,8 @@ SEED_OFFSET = 20_000
 #: The policy each setting runs unless --checkpoint says otherwise (model_path's name).
 DEFAULT_CHECKPOINT = {"primitives": DEFAULT_POLICY, "realistic": "diffusion_pick_place_household"}
 CONDITIONS = ("full", "memoryless")
+#: The cameras' width per setting (height 3/4 of it).
+CAMERA_WIDTH = {"primitives": 320, "realistic": 320}
 
 
 class TaskStack:
@@ -158,9 +160,14 @@ class TaskEpisodes:
     that runs it, then runs ``(task, seed, condition, video path or None)`` jobs."""
 
     def __init__(
-        self, checkpoint: str | Path, threads: int, setting: str, max_attempts: int | None
+        self,
+        checkpoint: str | Path,
+        threads: int,
+        setting: str,
+        max_attempts: int | None,
+        width: int = 320,
     ) -> None:
-        self.args = (str(checkpoint), threads, 320, setting, max_attempts)
+        self.args = (str(checkpoint), threads, width, setting, max_attempts)
 
     def __call__(self):
         stack = TaskStack(*self.args)
@@ -303,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the planner's tries per object (default: the planner node's)",
     )
     p.add_argument("--video", action="store_true", help="MP4 of the first episode per task")
+    p.add_argument(
+        "--camera-width",
+        type=int,
+        default=None,
+        help="both cameras' width in pixels, 4:3 (default: 320 for primitives, 640 for "
+        "realistic, the resolution the default labeller was trained at)",
+    )
     add_pool_arguments(p)
     args = p.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -315,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.resume and args.output is None:
         print("eval-tasks: --resume needs --output", file=sys.stderr)
+        return 2
+    width = args.camera_width or CAMERA_WIDTH[args.setting]
+    if width < 64 or width % 4:
+        print("eval-tasks: --camera-width >= 64 and a multiple of 4 (4:3)", file=sys.stderr)
         return 2
     out = args.output or Path("out/eval_tasks") / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -345,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "max_attempts": args.max_attempts or ExecutorConfig().max_attempts,
         "workers": args.workers,
+        "camera_width": width,
     }
     wall0 = time.perf_counter()
 
@@ -360,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_jobs(
             jobs,
-            TaskEpisodes(checkpoint, args.threads, args.setting, args.max_attempts),
+            TaskEpisodes(checkpoint, args.threads, args.setting, args.max_attempts, width),
             keep,
             workers=args.workers,
             ray_address=args.ray_address,

@@ -251,3 +251,9 @@ def test_household_crowded_table_makes_room_for_put_back(household: TaskScenes) 
     for o, origin in inst.origins.items():
         assert np.linalg.norm(household.xy(o) - origin) > 0.12
     assert household.taken_away, "the crowded cell needed no room made: test the other path"
+
+
+def test_a_camera_width_that_is_no_4_3_image_is_refused(capsys, tmp_path) -> None:
+    for width in ("62", "321"):
+        assert eval_main(["--camera-width", width, "--output", str(tmp_path)]) == 2
+        assert "--camera-width >= 64 and a multiple of 4" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Fast inverse kinematics for short pose sequences: damped Newton steps on
 MuJoCo's own kinematics (``mj_kinematics`` + ``mj_jacSite``), no QP.
 
-The policy turns every action chunk (8 TCP poses a few millimetres apart) into
+The policy turns every action chunk (8 TCP poses, millimetres to centimetres apart) into
 joints. mink (:class:`~robot_memory.robot.ik.ArmIK`) solves each pose as a
 sequence of QPs, which costs ~0.15 ms of Python per iteration; here one
 iteration is a handful of C calls and a 7x7 solve. Each step minimises

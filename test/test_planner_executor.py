@@ -233,6 +233,37 @@ def test_replan_searches_for_an_object_knocked_out_of_view() -> None:
     assert ex.counters["search_looks"] == 2
 
 
+def test_an_object_knocked_over_is_found_again_though_memory_no_longer_names_it() -> None:
+    """A missed grasp tips the green sphere over; memory calls what lies there a
+    "green object". It is found again: unnamed, of its colour, first seen after
+    the sphere, within reach of a push. Older, farther or other-coloured
+    unnamed things are not taken for it."""
+    from robot_memory.planner.recovery import PUSHED_M, find_again
+
+    def seen_since(oid: int, label: str, xyz, first_seen: float = 3.0, **kw) -> MemoryObjectMsg:
+        o = memory_object(oid, label, xyz, **kw)
+        return o.model_copy(update={"first_seen": first_seen, "last_seen": first_seen + 1})
+
+    world = scene()
+    sphere = world.objects[2]  # last seen at t = 2
+    world.objects[2] = sphere.model_copy(update={"status": "absent"})
+    near = (0.1, 0.1, 0.02)  # 10 cm from where the sphere stood
+    far = (0.0, 0.15 + PUSHED_M, 0.02)
+    world.objects[4] = seen_since(4, "green object", near, first_seen=1.0)  # there before
+    world.objects[5] = seen_since(5, "red object", near)
+    world.objects[6] = seen_since(6, "green object", far)
+    plan = Plan(id="p", instruction="x", backend="t", steps=pick_place(2))
+    assert find_again(World(world.scene_graph()), sphere, world, plan) is None
+    world.objects[7] = seen_since(7, "green object", near)
+    assert find_again(World(world.scene_graph()), sphere, world, plan).id == 7
+    # a name that still votes for its kind counts too; another kind alone does not
+    votes = {"green can": 2.0, "green sphere": 1.0}
+    world.objects[7] = seen_since(7, "green can", near, label_votes=votes)
+    assert find_again(World(world.scene_graph()), sphere, world, plan).id == 7
+    world.objects[7] = seen_since(7, "green can", near)
+    assert find_again(World(world.scene_graph()), sphere, world, plan) is None
+
+
 def test_a_failed_look_does_not_end_the_task() -> None:
     world = scene()
     world.fail["look"] = 1  # the look before the pick (from the plan) does not reach its pose

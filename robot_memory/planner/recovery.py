@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from robot_memory.memory.shapes import shape_fits
+from robot_memory.perception.labelling.base import UNKNOWN
 from robot_memory.planner.grounding import near_colours
 from robot_memory.planner.plan import Plan, PlanStep
 from robot_memory.planner.validation import PlanValidationError, validate_plan
@@ -29,6 +30,11 @@ from robot_memory.planner.world import MemoryPort, SkillOutcome, World
 from robot_memory.schemas import MemoryObjectMsg, MemoryQuery, PolicyGoalMsg
 
 LOG = logging.getLogger("robot_memory.planner.executor")  # the executor's log, as before
+
+
+#: How far a missed grasp may push or roll an object before memory's search
+#: stops taking an unnamed thing of its colour for it [m].
+PUSHED_M = 0.25
 
 
 def same_kind(a: MemoryObjectMsg, b: MemoryObjectMsg) -> bool:
@@ -91,8 +97,33 @@ def find_again(
         hits = [r for r in answer.results if answer.ok and r.get("status") != "absent"]
         found = world.objects.get(hits[0]["id"]) if hits else None
         if found is None or not same_kind(found, obj):
-            return None
+            return knocked_over(world, obj)
     return found
+
+
+def knocked_over(world: World, obj: MemoryObjectMsg) -> MemoryObjectMsg | None:
+    """``obj`` pushed by a missed grasp into a pose its name no longer fits (a
+    bottle on its side the labeller calls an "object"): the nearest present
+    object first seen since ``obj`` was, of its colour, within ``PUSHED_M`` of
+    where it stood, that memory names nothing, or names ``obj``'s kind in its
+    votes. None when there is none."""
+    here = np.asarray(obj.centroid[:2], dtype=float)
+
+    def fits(o: MemoryObjectMsg) -> bool:
+        if o.id == obj.id or o.first_seen < obj.last_seen:
+            return False
+        if not (o.color == obj.color or near_colours(o.color, obj.color)):
+            return False
+        voted = any(obj.shape in label.split() for label in o.label_votes)
+        return o.shape == UNKNOWN or voted
+
+    near = [
+        (float(np.linalg.norm(np.asarray(o.centroid[:2]) - here)), o.id, o)
+        for o in world.present()
+        if fits(o)
+    ]
+    near = [n for n in near if n[0] <= PUSHED_M]
+    return min(near)[2] if near else None
 
 
 def retry_object(

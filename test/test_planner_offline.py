@@ -221,6 +221,29 @@ def test_put_object_in_bin(planner: OfflinePlanner) -> None:
     assert plan.steps[0].why and plan.steps[1].why and any("#1" in n for n in plan.notes)
 
 
+def test_grounding_reads_memory_s_label_votes(embedder: TextEmbedder) -> None:
+    """A blue mug some views took for a box (votes: box 2.4, mug 1.7) beside the
+    real blue box (box 4.8, prism 0.6): "the blue mug" is the mug, "the blue
+    box" the real box (the mug's box name has less of its votes), not ambiguous."""
+    from robot_memory.planner.grounding import Grounder
+
+    def voted(oid: int, votes: dict[str, float], xyz) -> MemoryObjectMsg:
+        label = max(votes, key=votes.__getitem__)
+        return obj(oid, label, xyz).model_copy(update={"label_votes": votes})
+
+    mug = voted(10, {"blue box": 2.43, "blue mug": 1.69}, (0.15, -0.33, 0.04))
+    box = voted(14, {"blue box": 4.79, "blue prism": 0.64}, (0.28, 0.04, 0.03))
+    world = World(SceneGraphMsg(seq=1, stamp=NOW, objects=[mug, box], places=PLACES, relations=[]))
+    grounder = Grounder(embedder)
+    assert grounder.ground("blue mug", world)[0].obj.id == 10
+    assert grounder.ground("blue box", world)[0].obj.id == 14
+    # without the votes the two are one name and nothing tells them apart
+    bare = [o.model_copy(update={"label_votes": {}}) for o in (mug, box)]
+    world = World(SceneGraphMsg(seq=1, stamp=NOW, objects=bare, places=PLACES, relations=[]))
+    with pytest.raises(PlanningError, match="ambiguous"):
+        grounder.ground("blue box", world)
+
+
 @pytest.mark.parametrize(
     "text, oid, target",
     [

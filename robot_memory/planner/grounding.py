@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from robot_memory.memory.shapes import SHAPE_WORDS, shape_fits
 from robot_memory.memory.text_grounding import TextEmbedder, score_labels, words
 from robot_memory.planner.plan import PlanningError
@@ -104,6 +106,26 @@ class Match:
         return f"#{self.obj.id} {self.obj.label} ({self.score:.2f}{gone})"
 
 
+#: A name memory's label votes give an object at least this share of: it may
+#: be called that too (scored less, by the share it lacks).
+VOTE_SHARE_MIN = 0.3
+
+
+def voted_names(o: MemoryObjectMsg) -> list[tuple[str, str, str, float]]:
+    """``(label, colour, shape, share of the votes)`` of each name the object
+    may go by: its label, and any other label with ``VOTE_SHARE_MIN`` of its
+    votes (labels are "<colour> <shape>")."""
+    total = sum(o.label_votes.values())
+    if total <= 0.0 or o.label not in o.label_votes:
+        return [(o.label, o.color, o.shape, 1.0)]
+    out = [(o.label, o.color, o.shape, o.label_votes[o.label] / total)]
+    for label, votes in o.label_votes.items():
+        colour, _, shape = label.partition(" ")
+        if label != o.label and votes / total >= VOTE_SHARE_MIN and shape:
+            out.append((label, colour, shape, votes / total))
+    return out
+
+
 class Grounder:
     """Phrases -> memory objects and places of one World."""
 
@@ -115,6 +137,7 @@ class Grounder:
         absent_penalty: float = 0.2,
         colour_penalty: float = 0.7,
         shape_penalty: float = 0.6,
+        vote_weight: float = 0.5,
     ) -> None:
         self.embedder = embedder or TextEmbedder()
         self.min_score = min_score
@@ -122,30 +145,39 @@ class Grounder:
         self.absent_penalty = absent_penalty
         self.colour_penalty = colour_penalty
         self.shape_penalty = shape_penalty
+        self.vote_weight = vote_weight
 
     # -- objects ---------------------------------------------------------------
     def rank(self, text: str, objects: list[MemoryObjectMsg]) -> list[Match]:
+        """Objects by how well ``text`` fits them, best first. Every name memory's
+        label votes give an object (``VOTE_SHARE_MIN`` of its votes or more: a
+        mug seen as a box in some views) is scored, each losing ``vote_weight``
+        per unit of vote share it lacks; the object keeps its best."""
         if not objects:
             return []
         query = expand(text)
         colours = {colour_word(w) for w in words(text)} & COLOURS
         shapes = {w[:-1] if w[:-1] in SHAPE_WORDS else w for w in words(text)} & SHAPE_WORDS
+        named = [(k, *name) for k, o in enumerate(objects) for name in voted_names(o)]
         scores = score_labels(
             self.embedder,
             query,
-            [o.label for o in objects],
-            [colour_word(o.color) for o in objects],
-            [o.shape for o in objects],
+            [label for _, label, _, _, _ in named],
+            [colour_word(colour) for _, _, colour, _, _ in named],
+            [shape for _, _, _, shape, _ in named],
         )
-        out = []
-        for o, s in zip(objects, scores, strict=True):
-            s = float(s)
-            colour = colour_word(o.color)
+        best = [-np.inf] * len(objects)
+        for (k, _, colour, shape, share), s in zip(named, scores, strict=True):
+            s = float(s) - self.vote_weight * (1.0 - share)
+            colour = colour_word(colour)
             if colours and colour not in colours:
                 near = any(near_colours(colour, c) for c in colours)
                 s -= self.colour_penalty / 3 if near else self.colour_penalty
-            if shapes and not shape_fits(shapes, o.shape):
+            if shapes and not shape_fits(shapes, shape):
                 s -= self.shape_penalty
+            best[k] = max(best[k], s)
+        out = []
+        for o, s in zip(objects, best, strict=True):
             if o.status == "absent":
                 s -= self.absent_penalty
             out.append(Match(o, s))

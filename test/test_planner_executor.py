@@ -398,3 +398,9 @@ def test_an_object_seen_again_may_read_a_neighbouring_colour_or_shape_word() -> 
     assert same_kind(o("red cube"), o("red box"))  # one shape family
     assert not same_kind(o("red mug"), o("blue mug"))
     assert not same_kind(o("red mug"), o("red can"))
+    # a bottle seen from its top, taken for a can, with a third of its votes as a bottle
+    top_view = o("blue can").model_copy(update={"label_votes": {"blue can": 4, "blue bottle": 2}})
+    bottle = o("blue bottle").model_copy(update={"label_votes": {"blue bottle": 9}})
+    assert same_kind(top_view, bottle) and same_kind(bottle, top_view)
+    stray = o("blue can").model_copy(update={"label_votes": {"blue can": 9, "blue bottle": 1}})
+    assert not same_kind(stray, bottle)  # a tenth of the votes is no name

@@ -244,6 +244,33 @@ def test_grounding_reads_memory_s_label_votes(embedder: TextEmbedder) -> None:
         grounder.ground("blue box", world)
 
 
+def test_a_barely_seen_object_holds_its_shape_word_loosely(embedder: TextEmbedder) -> None:
+    """A blue mug seen three times at the edge of a view, named "blue bowl" with
+    0.6 votes in all, is "the blue mug" when nothing else blue is a mug; seen
+    as a bowl for sure (6 votes) it is not, and a real blue mug wins over it."""
+    from robot_memory.planner.grounding import Grounder
+
+    def voted(oid: int, label: str, total: float, xyz) -> MemoryObjectMsg:
+        return obj(oid, label, xyz).model_copy(update={"label_votes": {label: total}})
+
+    others = [
+        voted(11, "red mug", 4.5, (0.0, 0.09, 0.04)),
+        voted(14, "blue bottle", 3.9, (0.05, 0.18, 0.06)),
+        voted(9, "blue box", 5.1, (-0.12, 0.1, 0.03)),
+    ]
+    grounder = Grounder(embedder)
+
+    def ground(*objects: MemoryObjectMsg) -> int:
+        graph = SceneGraphMsg(seq=1, stamp=NOW, objects=list(objects), places=PLACES, relations=[])
+        return grounder.ground("blue mug", World(graph))[0].obj.id
+
+    assert ground(voted(16, "blue bowl", 0.6, (0.27, 0.07, 0.04)), *others) == 16
+    with pytest.raises(PlanningError, match="no such object"):
+        ground(voted(16, "blue bowl", 6.0, (0.27, 0.07, 0.04)), *others)
+    mug = voted(20, "blue mug", 3.0, (0.2, -0.2, 0.04))
+    assert ground(voted(16, "blue bowl", 0.6, (0.27, 0.07, 0.04)), mug, *others) == 20
+
+
 @pytest.mark.parametrize(
     "text, oid, target",
     [

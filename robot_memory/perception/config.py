@@ -42,6 +42,11 @@ class PerceptionConfig:
     wall_thickness: float = 0.012  # thinner across, and 3x as tall: a wall, never split off [m]
     split_white_value: int = 170  # unsaturated and at least this bright: white, for the split
     split_black_value: int = 45  # darker than this: black, for the split (grey between: neither)
+    # thin parts cut from their body (perception/thin_parts.py): 0 turns joining off
+    stick_join_gap: float = 0.015  # a stick's end this close to a cluster joins it [m]
+    stick_max_width: float = 0.012  # narrower across than this (as a uniform band) [m] ...
+    stick_min_length: float = 0.03  # ... at least this long [m] ...
+    stick_max_height: float = 0.025  # ... and this low, lowest to highest voxel: a stick [m]
     # colour naming (HSV, OpenCV ranges: hue 0-180, sat/val 0-255)
     min_saturation: int = 70
     min_colourful_fraction: float = 0.15  # of an object's pixels, saturated: it has a hue
@@ -69,6 +74,9 @@ class PerceptionConfig:
             "quaternion_tolerance",
             "split_cell",
             "wall_thickness",
+            "stick_max_width",
+            "stick_min_length",
+            "stick_max_height",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -78,6 +86,7 @@ class PerceptionConfig:
             "robot_mask_margin",
             "min_height_above_support",
             "split_min_radius",
+            "stick_join_gap",
         )
         for name in non_negative:
             if not getattr(self, name) >= 0:

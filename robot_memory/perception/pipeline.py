@@ -35,6 +35,7 @@ from robot_memory.perception.segmentation import (
     fit_support_plane,
     voxelize,
 )
+from robot_memory.perception.thin_parts import join_sticks
 
 #: Fixtures at most this thick count as floors objects can rest on (the bin floor).
 FLOOR_MAX_THICKNESS = 0.03
@@ -164,8 +165,10 @@ class PerceptionPipeline:
         if joints is not None and len(centroids):  # the mask works on 5 mm voxels
             keep = ~self.robot_mask.mask(centroids, joints)
         t0, timings["robot_mask"] = time.perf_counter(), time.perf_counter() - t1
-        voxel_labels = split_touching(centroids, cluster_voxels(centroids, keep, cfg), cfg)
+        voxel_labels, appendage = join_sticks(centroids, cluster_voxels(centroids, keep, cfg), cfg)
+        voxel_labels = split_touching(centroids, voxel_labels, cfg)
         hues = voxel_hues(voxel_of_point, rgb[above.rows, above.cols], len(centroids), cfg)
+        hues[appendage] = -1  # a joined shaft is no hue of its own
         voxel_labels = split_by_colour(centroids, voxel_labels, hues, cfg)
         labels = voxel_labels[voxel_of_point]
         voxels = np.column_stack([centroids, voxel_labels])
@@ -175,7 +178,8 @@ class PerceptionPipeline:
         voxel_groups = _groups(voxel_labels, len(point_groups))
         for members, voxel_members in zip(point_groups, voxel_groups, strict=True):
             cluster = above.take(members)
-            obj = self._describe(cluster, voxels[voxel_members, :3], rgb, plane, pos)
+            body = ~appendage[voxel_of_point[members]]
+            obj = self._describe(cluster, voxels[voxel_members, :3], rgb, plane, pos, body)
             if obj is not None:
                 obj.camera, obj.stamp = camera, float(stamp)
                 objects.append(obj)
@@ -212,7 +216,9 @@ class PerceptionPipeline:
         rgb: np.ndarray,
         plane: SupportPlane,
         camera_position: np.ndarray,
+        body: np.ndarray,
     ) -> ObjectObservation | None:
+        """``body``: per point, not on a joined appendage (which names no colour)."""
         cfg = self.config
         if len(voxels) < cfg.min_cluster_voxels:
             return None
@@ -229,7 +235,8 @@ class PerceptionPipeline:
         if lo[2] - support < RESTING_GAP:
             lo = np.array([lo[0], lo[1], support])
         pixels = rgb[cluster.rows, cluster.cols]
-        color, mean_rgb = color_name(pixels, cfg)
+        own = pixels[body] if 3 * np.count_nonzero(body) >= len(body) else pixels
+        color, mean_rgb = color_name(own, cfg)
         image, mask = crop_image(rgb, cluster.rows, cluster.cols)
         crop = ObjectCrop(pts, pixels, support, camera_position, image, mask, color)
         verdict = self.labeller.label(crop)

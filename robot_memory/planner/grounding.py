@@ -138,6 +138,7 @@ class Grounder:
         colour_penalty: float = 0.7,
         shape_penalty: float = 0.6,
         vote_weight: float = 0.5,
+        sure_shape_votes: float = 2.0,
     ) -> None:
         self.embedder = embedder or TextEmbedder()
         self.min_score = min_score
@@ -146,13 +147,26 @@ class Grounder:
         self.colour_penalty = colour_penalty
         self.shape_penalty = shape_penalty
         self.vote_weight = vote_weight
+        self.sure_shape_votes = sure_shape_votes
+
+    def shape_certainty(self, obj: MemoryObjectMsg) -> float:
+        """How much the object's shape words are to be trusted: its label vote
+        mass over ``sure_shape_votes``, at most 1 (an object memory has seen
+        three times at the edge of a view, 0.6 votes, holds its shape word
+        loosely: a mug's rim seen from above reads as a bowl); 1 without votes."""
+        total = sum(obj.label_votes.values())
+        if total <= 0.0 or self.sure_shape_votes <= 0.0:
+            return 1.0
+        return min(1.0, total / self.sure_shape_votes)
 
     # -- objects ---------------------------------------------------------------
     def rank(self, text: str, objects: list[MemoryObjectMsg]) -> list[Match]:
         """Objects by how well ``text`` fits them, best first. Every name memory's
         label votes give an object (``VOTE_SHARE_MIN`` of its votes or more: a
         mug seen as a box in some views) is scored, each losing ``vote_weight``
-        per unit of vote share it lacks; the object keeps its best."""
+        per unit of vote share it lacks; the object keeps its best. A shape word
+        the text does not fit costs ``shape_penalty`` times the object's
+        :meth:`shape_certainty`."""
         if not objects:
             return []
         query = expand(text)
@@ -167,6 +181,7 @@ class Grounder:
             [shape for _, _, _, shape, _ in named],
         )
         best = [-np.inf] * len(objects)
+        certainty = [self.shape_certainty(o) for o in objects]
         for (k, _, colour, shape, share), s in zip(named, scores, strict=True):
             s = float(s) - self.vote_weight * (1.0 - share)
             colour = colour_word(colour)
@@ -174,7 +189,7 @@ class Grounder:
                 near = any(near_colours(colour, c) for c in colours)
                 s -= self.colour_penalty / 3 if near else self.colour_penalty
             if shapes and not shape_fits(shapes, shape):
-                s -= self.shape_penalty
+                s -= self.shape_penalty * certainty[k]
             best[k] = max(best[k], s)
         out = []
         for o, s in zip(objects, best, strict=True):

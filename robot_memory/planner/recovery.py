@@ -23,7 +23,7 @@ import numpy as np
 
 from robot_memory.memory.shapes import shape_fits
 from robot_memory.perception.labelling.base import UNKNOWN
-from robot_memory.planner.grounding import near_colours
+from robot_memory.planner.grounding import near_colours, voted_names
 from robot_memory.planner.plan import Plan, PlanStep
 from robot_memory.planner.validation import PlanValidationError, validate_plan
 from robot_memory.planner.world import MemoryPort, SkillOutcome, World
@@ -40,9 +40,14 @@ PUSHED_M = 0.25
 def same_kind(a: MemoryObjectMsg, b: MemoryObjectMsg) -> bool:
     """``a`` may be ``b`` seen again: the same or a neighbouring colour word (a
     black handle reads grey in another light) and shape words of one family
-    (a cube the labeller calls a box)."""
-    colours = a.color == b.color or near_colours(a.color, b.color)
-    return colours and shape_fits({a.shape}, b.shape)
+    (a cube the labeller calls a box), in their labels or in any name that
+    holds a large share of either's label votes (:func:`voted_names`: a bottle
+    seen only from its top, taken for a can, still has votes as a bottle)."""
+    return any(
+        (ca == cb or near_colours(ca, cb)) and shape_fits({sa}, sb)
+        for _, ca, sa, _ in voted_names(a)
+        for _, cb, sb, _ in voted_names(b)
+    )
 
 
 # -- verification in memory -------------------------------------------------------

@@ -1,0 +1,94 @@
+"""Thin parts cut from their body (perception/thin_parts.py), on voxel grids of
+the household screwdriver's sizes: a shaft that clustering cut from its handle
+joins it and names no colour; a stick beside a box, a lone stick, a standing
+wall and a can stay what they are."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from robot_memory.perception.config import PerceptionConfig
+from robot_memory.perception.instances import split_by_colour
+from robot_memory.perception.thin_parts import is_stick, join_sticks
+
+CFG = PerceptionConfig()
+V = CFG.cluster_voxel
+
+
+def grid(x: tuple[float, float], y: tuple[float, float], z: tuple[float, float]) -> np.ndarray:
+    """Voxel centres filling a box (5 mm voxels)."""
+    axes = [np.arange(a, b + 1e-9, V) for a, b in (x, y, z)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def handle() -> np.ndarray:
+    """The handle's upper surface, as the cameras see it (8.5 x 2 cm, 2.5 cm high)."""
+    return grid((0.0, 0.085), (-0.01, 0.01), (0.025, 0.025))
+
+
+def shaft(start: float = 0.095, length: float = 0.065) -> np.ndarray:
+    """A 7 mm shaft leaving the handle's end on its axis, sloping to the table."""
+    x = np.arange(start, start + length + 1e-9, V)
+    z = np.linspace(0.014, 0.006, len(x))
+    return np.concatenate([np.column_stack([x, np.full(len(x), dy), z]) for dy in (0.0, V)])
+
+
+def clusters(*parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    points = np.concatenate(parts)
+    labels = np.concatenate([np.full(len(p), k) for k, p in enumerate(parts)])
+    return points, labels
+
+
+def test_a_shaft_cut_from_its_handle_joins_it_as_an_appendage():
+    body, stick = handle(), shaft()
+    assert is_stick(stick, CFG) and not is_stick(body, CFG)
+    points, labels = clusters(body, stick)
+    out, appendage = join_sticks(points, labels, CFG)
+    assert set(out.tolist()) == {0}
+    assert np.array_equal(appendage, labels == 1)
+    # the shaft's hue (bright metal, white) no longer splits the black handle off
+    hues = np.where(labels == 0, 7, 6)
+    assert len(set(split_by_colour(points, out, hues, CFG).tolist())) == 2  # as a hue: splits
+    hues[appendage] = -1  # as the pipeline passes it: no hue of its own
+    assert set(split_by_colour(points, out, hues, CFG).tolist()) == {0}
+
+
+def test_a_shaft_farther_than_the_gap_or_with_joining_off_stays_apart():
+    points, labels = clusters(handle(), shaft(start=0.085 + CFG.stick_join_gap + 2 * V))
+    out, appendage = join_sticks(points, labels, CFG)
+    assert np.array_equal(out, labels) and not appendage.any()
+    points, labels = clusters(handle(), shaft())
+    out, appendage = join_sticks(points, labels, replace(CFG, stick_join_gap=0.0))
+    assert np.array_equal(out, labels) and not appendage.any()
+
+
+def test_a_stick_lying_alongside_a_box_is_not_its_part():
+    box = grid((0.0, 0.09), (0.0, 0.06), (0.005, 0.03))
+    x = np.arange(0.01, 0.08 + 1e-9, V)
+    beside = np.column_stack([x, np.full(len(x), -0.01), np.full(len(x), 0.008)])  # 1 cm off
+    assert is_stick(beside, CFG)
+    points, labels = clusters(box, beside)
+    out, appendage = join_sticks(points, labels, CFG)
+    assert np.array_equal(out, labels) and not appendage.any()
+
+
+def test_walls_cans_and_short_bits_are_not_sticks():
+    wall = grid((0.0, 0.0), (0.0, 0.1), (0.0, 0.09))  # the cover's side, edge-on: tall
+    can = grid((0.0, 0.06), (0.0, 0.06), (0.08, 0.08))  # its lid seen from above: wide
+    short = shaft(length=0.02)
+    assert not any(is_stick(p, CFG) for p in (wall, can, short))
+    points, labels = clusters(handle(), short)
+    out, appendage = join_sticks(points, labels, CFG)
+    assert np.array_equal(out, labels) and not appendage.any()
+
+
+def test_noise_and_a_lone_stick_keep_their_labels():
+    stick = shaft()
+    out, appendage = join_sticks(stick, np.zeros(len(stick), dtype=int), CFG)
+    assert set(out.tolist()) == {0} and not appendage.any()
+    points, labels = clusters(handle(), shaft())
+    labels[:5] = -1  # noise stays noise
+    out, _ = join_sticks(points, labels, CFG)
+    assert (out[:5] == -1).all() and set(out[5:].tolist()) == {0}

@@ -1,7 +1,7 @@
 """Thin parts cut from their body (perception/thin_parts.py), on voxel grids of
 the household screwdriver's sizes: a shaft that clustering cut from its handle
-joins it and names no colour; a stick beside a box, a lone stick, a standing
-wall and a can stay what they are."""
+is the handle's appendage (the pipeline sets it aside); a stick beside a box,
+a lone stick, a standing wall and a can stay what they are."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dataclasses import replace
 import numpy as np
 
 from robot_memory.perception.config import PerceptionConfig
-from robot_memory.perception.instances import split_by_colour
 from robot_memory.perception.thin_parts import is_stick, join_sticks
 
 CFG = PerceptionConfig()
@@ -48,11 +47,6 @@ def test_a_shaft_cut_from_its_handle_joins_it_as_an_appendage():
     out, appendage = join_sticks(points, labels, CFG)
     assert set(out.tolist()) == {0}
     assert np.array_equal(appendage, labels == 1)
-    # the shaft's hue (bright metal, white) no longer splits the black handle off
-    hues = np.where(labels == 0, 7, 6)
-    assert len(set(split_by_colour(points, out, hues, CFG).tolist())) == 2  # as a hue: splits
-    hues[appendage] = -1  # as the pipeline passes it: no hue of its own
-    assert set(split_by_colour(points, out, hues, CFG).tolist()) == {0}
 
 
 def test_a_shaft_farther_than_the_gap_or_with_joining_off_stays_apart():

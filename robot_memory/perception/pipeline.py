@@ -166,9 +166,9 @@ class PerceptionPipeline:
             keep = ~self.robot_mask.mask(centroids, joints)
         t0, timings["robot_mask"] = time.perf_counter(), time.perf_counter() - t1
         voxel_labels, appendage = join_sticks(centroids, cluster_voxels(centroids, keep, cfg), cfg)
+        voxel_labels[appendage] = -1  # the body's, not an object: and it would pull its box
         voxel_labels = split_touching(centroids, voxel_labels, cfg)
         hues = voxel_hues(voxel_of_point, rgb[above.rows, above.cols], len(centroids), cfg)
-        hues[appendage] = -1  # a joined shaft is no hue of its own
         voxel_labels = split_by_colour(centroids, voxel_labels, hues, cfg)
         labels = voxel_labels[voxel_of_point]
         voxels = np.column_stack([centroids, voxel_labels])
@@ -178,8 +178,7 @@ class PerceptionPipeline:
         voxel_groups = _groups(voxel_labels, len(point_groups))
         for members, voxel_members in zip(point_groups, voxel_groups, strict=True):
             cluster = above.take(members)
-            body = ~appendage[voxel_of_point[members]]
-            obj = self._describe(cluster, voxels[voxel_members, :3], rgb, plane, pos, body)
+            obj = self._describe(cluster, voxels[voxel_members, :3], rgb, plane, pos)
             if obj is not None:
                 obj.camera, obj.stamp = camera, float(stamp)
                 objects.append(obj)
@@ -216,9 +215,7 @@ class PerceptionPipeline:
         rgb: np.ndarray,
         plane: SupportPlane,
         camera_position: np.ndarray,
-        body: np.ndarray,
     ) -> ObjectObservation | None:
-        """``body``: per point, not on a joined appendage (which names no colour)."""
         cfg = self.config
         if len(voxels) < cfg.min_cluster_voxels:
             return None
@@ -235,8 +232,7 @@ class PerceptionPipeline:
         if lo[2] - support < RESTING_GAP:
             lo = np.array([lo[0], lo[1], support])
         pixels = rgb[cluster.rows, cluster.cols]
-        own = pixels[body] if 3 * np.count_nonzero(body) >= len(body) else pixels
-        color, mean_rgb = color_name(own, cfg)
+        color, mean_rgb = color_name(pixels, cfg)
         image, mask = crop_image(rgb, cluster.rows, cluster.cols)
         crop = ObjectCrop(pts, pixels, support, camera_position, image, mask, color)
         verdict = self.labeller.label(crop)

@@ -36,6 +36,9 @@ class MemoryConfig:
     min_relocate_confidence: float = 0.6  # moving a remembered object far takes a good view
     partial_volume_fraction: float = 0.5  # a sighting with less of the box is a partial view
     partial_view_weight: float = 0.25  # its votes count this much; it never moves the object
+    # an object fused from two things, taken apart (memory/unmerge.py): 0 frames turns it off
+    unmerge_frames: int = 3  # frames that see it as separate things of two colours
+    unmerge_min_share: float = 0.2  # each of them covers this much of its footprint
     # fusion
     voxel_size: float = 0.005
     max_points_per_object: int = 2000
@@ -134,6 +137,7 @@ class MemoryConfig:
             "min_relocate_confidence",
             "partial_volume_fraction",
             "partial_view_weight",
+            "unmerge_min_share",
         ]
         for name in unit:
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -152,6 +156,8 @@ class MemoryConfig:
                 raise MemoryConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.ghost_min_observations < 0:
             raise MemoryConfigError("ghost_min_observations must be >= 0")
+        if self.unmerge_frames < 0:
+            raise MemoryConfigError("unmerge_frames must be >= 0 (0: never take objects apart)")
         kinds = self.relation_history_kinds
         if not isinstance(kinds, tuple) or not set(kinds) <= {"in", "on", "near"}:
             raise MemoryConfigError(

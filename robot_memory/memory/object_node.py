@@ -12,6 +12,7 @@ from robot_memory.memory.colours import ACHROMATIC, same_colour
 from robot_memory.memory.config import MemoryConfig
 from robot_memory.memory.grasp_point import ROUND_WORDS, estimate_grasp_point
 from robot_memory.memory.orientation import estimate_yaw, footprint
+from robot_memory.memory.shapes import shapes_agree
 from robot_memory.perception.observations import ObjectObservation
 from robot_memory.schemas import MemoryObjectMsg
 
@@ -494,10 +495,13 @@ def find_duplicate(
                 return other
             if _partial_of(obj, other) or _partial_of(other, obj):
                 return other
-        elif same_colour(other.color, obj.color) and (
-            _contains(other, obj.centroid) or _contains(obj, other.centroid)
-        ):
-            return other  # one thing seen twice under two shape words
+        elif (
+            same_colour(other.color, obj.color)
+            and (other.color == obj.color or shapes_agree(other.shape, obj.shape))
+            and (_contains(other, obj.centroid) or _contains(obj, other.centroid))
+        ):  # one thing seen twice under two shape words (or in shade: a black box
+            # and a white box); a white bowl and a black screwdriver are two things
+            return other
     return None
 
 

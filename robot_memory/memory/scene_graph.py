@@ -53,6 +53,7 @@ from robot_memory.memory.relations import (
 )
 from robot_memory.memory.store import MemoryStore
 from robot_memory.memory.text_grounding import TextEmbedder
+from robot_memory.memory.unmerge import reseat_merged
 from robot_memory.perception.observations import ObjectObservation, ObservationFrame
 from robot_memory.schemas import MemoryAnswer, MemoryQuery, SceneGraphMsg
 
@@ -97,6 +98,7 @@ class SceneMemory(MemoryJournal):
         c = self.config
         self._events = EventLog(c.event_log_length, c.move_event_distance, c.move_merge_s)
         self._next_id = 1
+        self._seen_apart: dict[int, int] = {}  # id -> frames that saw it as two things
         self._seq = 0
         self._stamp = 0.0
         self._camera_stamps: dict[str, float] = {}
@@ -159,6 +161,7 @@ class SceneMemory(MemoryJournal):
         self._history.clear()
         self._events.clear()
         self._camera_stamps.clear()
+        self._seen_apart.clear()
         self._sync_indexes(self._objects, rebuild=True)
         self._epoch += 1
         self._seq += 1
@@ -284,6 +287,11 @@ class SceneMemory(MemoryJournal):
         observations = [obs for _, obs in valid]
         radius = cfg.active_radius
         candidates = window_objects(self._objects, self._window_grid, frame, observations, radius)
+        reseated = reseat_merged(observations, candidates, cfg, self._seen_apart)
+        for k, obj in reseated.items():  # an object fused from two things, taken apart
+            self._touch(obj).fuse(observations[k], cfg, relocate=True)
+            result.matched[valid[k][0]] = obj.id
+        valid = [v for k, v in enumerate(valid) if k not in reseated]
         owners = [part_owner(obs, candidates, cfg.fragment_margin) for _, obs in valid]
         pairs_owned = list(zip(valid, owners, strict=True))
         result.fragments += [(i, o.id) for (i, _), o in pairs_owned if o is not None]
@@ -291,9 +299,10 @@ class SceneMemory(MemoryJournal):
         obs_list = [obs for _, obs in valid]
         pairs = assign(obs_list, candidates, cfg)
         matched_ids = {candidates[j].id for j in pairs.values()}
+        matched_ids |= {o.id for o in reseated.values()}
         unmatched = [o for o in candidates if o.id not in matched_ids and o.status != "absent"]
         verdicts = permanence.classify(unmatched, frame.view, cfg)
-        changed: set[int] = set()
+        changed: set[int] = {o.id for o in reseated.values()}
         for k, (i, obs) in enumerate(valid):
             if k in pairs:
                 obj = self._touch(candidates[pairs[k]])
@@ -350,7 +359,10 @@ class SceneMemory(MemoryJournal):
                 continue
             if same is not None:
                 obj = self._touch(same)
-                obj.fuse(obs, cfg, relocate=bool(far))  # near: a view the gates refused
+                # near: a view the gates refused (a merged view of it and a
+                # neighbour confirms it, it does not reshape it)
+                merged = not far and merged_view(obs, obj, candidates)
+                obj.fuse(obs, cfg, relocate=bool(far), merged_view=merged)
                 if far:
                     result.relocated.append(obj.id)
             else:

@@ -1,0 +1,132 @@
+"""An object memory fused from two things, taken apart again (ROS-free).
+
+A white bowl with a black screwdriver lying against it: the first frames may
+see them as one cluster, and memory creates one object whose box spans both.
+Then one camera sees them apart and the other still as one: the views apart
+show the screwdriver as a piece of the large object
+(:func:`robot_memory.memory.object_node.part_of`), and the views as one
+cluster grow the object back each time the bowl's view has shrunk it. The
+merged object lives on, and neither thing is remembered where it is (both
+missed, one false object, in all three realistic scenario bags).
+
+Evidence that an object is two: in one frame, two or more confident
+observations of different colour words (a mug's two walls are one colour:
+they stay one mug; twins of one colour are
+:func:`robot_memory.memory.identity.merged_view`'s case), each covering at
+least ``unmerge_min_share`` of the object's footprint and lying mostly inside
+it, sharing almost none of their points, and together covering most of it.
+One object is never seen so. Frames of evidence are counted per object (views
+that merge the two again in between do not reset the count); at
+``unmerge_frames`` the object is re-seated on the observation that carries
+its label (else the largest) as a relocation, before any other matching of
+the frame, and the other observations, no longer inside its box, are matched
+or created as usual. From then on a view of the two as one cluster is a
+merged view of the object and its neighbour: it confirms, it does not
+reshape.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from robot_memory.memory.config import MemoryConfig
+from robot_memory.memory.object_node import MemoryObject
+from robot_memory.perception.observations import ObjectObservation
+
+#: Two observations sharing more than this of their points are one thing seen twice.
+MAX_SHARED = 0.15
+#: Points this close (xy) share a place: under a voxel apart [m].
+SAME_PLACE_M = 0.004
+#: Inside: at least this much of an observation's footprint lies in the object's.
+MIN_INSIDE = 0.6
+#: Together the observations cover at least this much of the object's footprint.
+MIN_COVER = 0.6
+
+
+def _area(lo, hi) -> float:
+    return float(np.prod(np.clip(np.asarray(hi)[:2] - np.asarray(lo)[:2], 0.0, None)))
+
+
+def _overlap(alo, ahi, blo, bhi) -> float:
+    lo = np.maximum(np.asarray(alo)[:2], np.asarray(blo)[:2])
+    hi = np.minimum(np.asarray(ahi)[:2], np.asarray(bhi)[:2])
+    return float(np.prod(np.clip(hi - lo, 0.0, None)))
+
+
+def _shared(a: ObjectObservation, b: ObjectObservation) -> float:
+    """The larger fraction of either's points within ``SAME_PLACE_M`` (xy) of
+    the other's: the boxes of a screwdriver lying diagonally along a bowl
+    overlap by a third, their points hardly."""
+    pa, pb = np.asarray(a.points)[:, :2], np.asarray(b.points)[:, :2]
+    if len(pa) == 0 or len(pb) == 0:
+        return 1.0  # nothing to tell them apart by
+    near_a = cKDTree(pb).query(pa, distance_upper_bound=SAME_PLACE_M)[0] < np.inf
+    near_b = cKDTree(pa).query(pb, distance_upper_bound=SAME_PLACE_M)[0] < np.inf
+    return max(float(near_a.mean()), float(near_b.mean()))
+
+
+def seen_apart(
+    obj: MemoryObject, observations: list[ObjectObservation], config: MemoryConfig
+) -> list[int]:
+    """Indices of the observations that show ``obj`` as separate things this
+    frame (see the module docstring); [] when they do not."""
+    area = _area(obj.bbox_min, obj.bbox_max)
+    if area <= 0.0:
+        return []
+    lo = obj.bbox_min - config.fragment_margin
+    hi = obj.bbox_max + config.fragment_margin
+    parts = []
+    for k, obs in enumerate(observations):
+        own = _area(obs.bbox_min, obs.bbox_max)
+        if obs.confidence < config.min_create_confidence or own < config.unmerge_min_share * area:
+            continue
+        if _overlap(obs.bbox_min, obs.bbox_max, lo, hi) >= MIN_INSIDE * own:
+            parts.append(k)
+    if len(parts) < 2 or len({observations[k].color for k in parts}) < 2:
+        return []  # one colour: walls of one mug, or twins (merged_view's case)
+    if any(
+        _shared(observations[a], observations[b]) > MAX_SHARED
+        for a, b in itertools.combinations(parts, 2)
+    ):
+        return []
+    covered = sum(
+        _overlap(observations[k].bbox_min, observations[k].bbox_max, lo, hi) for k in parts
+    )
+    return parts if covered >= MIN_COVER * area else []
+
+
+def reseat_merged(
+    observations: list[ObjectObservation],
+    objects: list[MemoryObject],
+    config: MemoryConfig,
+    evidence: dict[int, int],
+) -> dict[int, MemoryObject]:
+    """Observation index -> the merged object it now is (at ``unmerge_frames``
+    frames of evidence, counted in ``evidence`` by object id); the caller
+    relocates each object onto its observation."""
+    out: dict[int, MemoryObject] = {}
+    if config.unmerge_frames <= 0:
+        return out
+    for obj in objects:
+        if obj.status == "absent" or obj.merged_into is not None:
+            continue
+        parts = [k for k in seen_apart(obj, observations, config) if k not in out]
+        if len(parts) < 2:
+            continue
+        evidence[obj.id] = evidence.get(obj.id, 0) + 1
+        if evidence[obj.id] < config.unmerge_frames:
+            continue
+        del evidence[obj.id]
+        same = [k for k in parts if observations[k].label == obj.label]
+        keep = max(
+            same or parts,
+            key=lambda k: _area(observations[k].bbox_min, observations[k].bbox_max),
+        )
+        out[keep] = obj
+    return out
+
+
+__all__ = ["reseat_merged", "seen_apart"]

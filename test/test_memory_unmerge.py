@@ -1,0 +1,73 @@
+"""An object memory fused from two things, taken apart (memory/unmerge.py),
+through SceneMemory.update on ray-cast frames: a white bowl with a black
+screwdriver against it, first seen as one cluster, then by turns apart (one
+camera) and as one cluster again (the other). Without the rule memory is
+stuck with one object spanning both (the screwdriver is a piece of it, and
+each merged view grows it back); with it, after ``unmerge_frames`` views
+apart, the bowl keeps the object's id and its own box, the screwdriver is an
+object of its own, and merged views only confirm. One colour in two parts (a
+mug's two walls) is never taken apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_memory_core import frame, obs
+
+from robot_memory.memory import MemoryConfig, SceneMemory
+
+BOWL, DRIVER = (-0.02, -0.045, 0.02), (-0.0925, -0.045, 0.0125)
+MERGED = ((-0.05, -0.045, 0.02), (0.14, 0.12, 0.04))
+
+
+def apart() -> list:
+    return [
+        obs("white bowl", BOWL, (0.075, 0.11, 0.04)),
+        obs("black screwdriver", DRIVER, (0.055, 0.1, 0.025)),
+    ]
+
+
+def by_turns(memory: SceneMemory, pairs: int) -> None:
+    """The merged first view, then ``pairs`` x (a view apart, a merged view)."""
+    memory.update(frame(0.0, [obs("white bowl", *MERGED)]))
+    for k in range(pairs):
+        memory.update(frame(0.2 * k + 0.1, apart()))
+        memory.update(frame(0.2 * k + 0.2, [obs("white object", *MERGED)]))
+
+
+def live(memory: SceneMemory) -> list:
+    return [o for o in memory.objects() if o.status != "absent"]
+
+
+@pytest.mark.parametrize("unmerge_frames", [0, 3])
+def test_an_object_seen_by_turns_as_two_things_is_taken_apart(unmerge_frames: int):
+    memory = SceneMemory(config=MemoryConfig(unmerge_frames=unmerge_frames))
+    by_turns(memory, pairs=8)
+    objects = live(memory)
+    if unmerge_frames == 0:  # the rule off: stuck with the merged object
+        assert len(objects) == 1 and np.ptp([objects[0].bbox_min[0], objects[0].bbox_max[0]]) > 0.12
+        memory.close()
+        return
+    assert len(objects) == 2
+    bowl = next(o for o in objects if o.id == 1)  # the bowl keeps the merged object's id
+    driver = next(o for o in objects if o.id != 1)
+    assert np.linalg.norm(bowl.centroid[:2] - BOWL[:2]) < 0.01
+    assert np.linalg.norm(driver.centroid[:2] - DRIVER[:2]) < 0.01
+    assert bowl.label == "white bowl" and driver.label == "black screwdriver"
+    assert bowl.bbox_max[0] - bowl.bbox_min[0] < 0.09  # its own box, not the merged one
+    memory.close()
+
+
+def test_one_colour_in_two_parts_stays_one_object():
+    """An open mug seen from above as its two walls, by turns with whole views."""
+    memory = SceneMemory()
+    memory.update(frame(0.0, [obs("red mug", (0.0, 0.0, 0.04), (0.09, 0.09, 0.08))]))
+    walls = [
+        obs("red mug", (-0.03, 0.0, 0.04), (0.03, 0.09, 0.08)),
+        obs("red mug", (0.03, 0.0, 0.04), (0.03, 0.09, 0.08)),
+    ]
+    for k in range(6):
+        memory.update(frame(0.2 * k + 0.1, walls))
+        memory.update(frame(0.2 * k + 0.2, [obs("red mug", (0.0, 0.0, 0.04), (0.09, 0.09, 0.08))]))
+    assert memory._seen_apart == {}  # never counted as two things
+    memory.close()

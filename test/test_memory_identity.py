@@ -279,6 +279,31 @@ def test_a_same_label_box_inside_another_is_one_object_held_twice():
     assert find_duplicate(right, [left], config) is None
 
 
+def test_white_and_black_are_one_thing_in_shade_only_under_one_shape_word():
+    """The white cover's shaded side held as a "black box" is the white box (its
+    centre inside it); a black screwdriver whose centre lies in a white bowl's
+    (grown) box is a second thing: another colour word and another shape."""
+    from robot_memory.memory.config import MemoryConfig
+    from robot_memory.memory.object_node import MemoryObject, find_duplicate
+
+    config = MemoryConfig()
+    cover = MemoryObject.from_observation(
+        1, obs("white box", (0.0, 0.0, 0.06), size=(0.12, 0.12, 0.12), conf=1.0), config
+    )
+    shaded = MemoryObject.from_observation(
+        2, obs("black box", (0.03, 0.0, 0.06), size=(0.05, 0.1, 0.1), conf=1.0), config
+    )
+    assert find_duplicate(shaded, [cover], config) is cover
+    bowl = MemoryObject.from_observation(
+        3, obs("white bowl", (-0.02, -0.045, 0.02), size=(0.075, 0.11, 0.04), conf=1.0), config
+    )
+    driver = MemoryObject.from_observation(  # lying diagonally: its box holds the bowl's centre
+        4, obs("black screwdriver", (-0.06, -0.07, 0.014), size=(0.13, 0.095, 0.028)), config
+    )
+    assert find_duplicate(driver, [bowl], config) is None
+    assert find_duplicate(bowl, [driver], config) is None
+
+
 def test_a_neutral_white_or_black_sighting_is_not_a_coloured_object():
     """The white cover put over the orange box (its mean colour greyed by
     shade), or its neutral shaded wall, is not the box however close; the

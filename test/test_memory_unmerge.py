@@ -58,6 +58,19 @@ def test_an_object_seen_by_turns_as_two_things_is_taken_apart(unmerge_frames: in
     memory.close()
 
 
+def test_views_apart_far_between_do_not_add_up():
+    """A cluster cut in two for one frame now and then (2.5 s apart, the window
+    is 2 s) never takes an object apart, however long memory runs."""
+    memory = SceneMemory()
+    memory.update(frame(0.0, [obs("white bowl", *MERGED)]))
+    for k in range(8):
+        memory.update(frame(2.5 * k + 0.1, apart()))
+        for j in range(1, 5):  # the merged view in between
+            memory.update(frame(2.5 * k + 0.1 + 0.5 * j, [obs("white object", *MERGED)]))
+    assert len(live(memory)) == 1
+    memory.close()
+
+
 def test_one_colour_in_two_parts_stays_one_object():
     """An open mug seen from above as its two walls, by turns with whole views."""
     memory = SceneMemory()

@@ -86,3 +86,20 @@ def test_noise_and_a_lone_stick_keep_their_labels():
     labels[:5] = -1  # noise stays noise
     out, _ = join_sticks(points, labels, CFG)
     assert (out[:5] == -1).all() and set(out[5:].tolist()) == {0}
+
+
+def test_a_black_handle_with_a_steel_shaft_is_black_and_a_shaded_white_stays_white():
+    """Colour words of achromatic clusters (perception/appearance.py): 65 % of
+    the pixels a dark handle, 35 % bright steel: black (the 75th percentile of
+    the brightness alone said grey or white); a white cover with half its
+    pixels in shade stays white; a white bowl is white."""
+    from robot_memory.perception.appearance import color_name
+
+    def pixels(**parts: tuple[int, int]) -> np.ndarray:
+        """(value, count) per part, all unsaturated."""
+        return np.concatenate([np.full((n, 3), v, np.uint8) for v, n in parts.values()])
+
+    assert color_name(pixels(handle=(30, 65), shaft=(190, 35)), CFG)[0] == "black"
+    assert color_name(pixels(side=(40, 50), top=(230, 50)), CFG)[0] == "white"
+    assert color_name(pixels(rim=(235, 70), inside=(120, 30)), CFG)[0] == "white"
+    assert color_name(pixels(handle=(30, 40), shaft=(190, 60)), CFG)[0] == "white"  # mostly steel

@@ -37,7 +37,8 @@ class MemoryConfig:
     partial_volume_fraction: float = 0.5  # a sighting with less of the box is a partial view
     partial_view_weight: float = 0.25  # its votes count this much; it never moves the object
     # an object fused from two things, taken apart (memory/unmerge.py): 0 frames turns it off
-    unmerge_frames: int = 3  # frames that see it as separate things of two colours
+    unmerge_frames: int = 3  # frames that see it as separate things of two colours ...
+    unmerge_window_s: float = 2.0  # ... within this [s]
     unmerge_min_share: float = 0.2  # each of them covers this much of its footprint
     # fusion
     voxel_size: float = 0.005
@@ -119,6 +120,7 @@ class MemoryConfig:
             "absence_decay",
             "move_merge_s",
             "active_radius",
+            "unmerge_window_s",
         ]
         for name in non_negative:
             if getattr(self, name) < 0:

@@ -98,7 +98,7 @@ class SceneMemory(MemoryJournal):
         c = self.config
         self._events = EventLog(c.event_log_length, c.move_event_distance, c.move_merge_s)
         self._next_id = 1
-        self._seen_apart: dict[int, int] = {}  # id -> frames that saw it as two things
+        self._seen_apart: dict[int, list[float]] = {}  # id -> stamps of views of two things
         self._seq = 0
         self._stamp = 0.0
         self._camera_stamps: dict[str, float] = {}
@@ -287,7 +287,7 @@ class SceneMemory(MemoryJournal):
         observations = [obs for _, obs in valid]
         radius = cfg.active_radius
         candidates = window_objects(self._objects, self._window_grid, frame, observations, radius)
-        reseated = reseat_merged(observations, candidates, cfg, self._seen_apart)
+        reseated = reseat_merged(observations, candidates, cfg, self._seen_apart, stamp)
         for k, obj in reseated.items():  # an object fused from two things, taken apart
             self._touch(obj).fuse(observations[k], cfg, relocate=True)
             result.matched[valid[k][0]] = obj.id

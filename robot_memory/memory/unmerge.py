@@ -15,9 +15,11 @@ they stay one mug; twins of one colour are
 :func:`robot_memory.memory.identity.merged_view`'s case), each covering at
 least ``unmerge_min_share`` of the object's footprint and lying mostly inside
 it, sharing almost none of their points, and together covering most of it.
-One object is never seen so. Frames of evidence are counted per object (views
-that merge the two again in between do not reset the count); at
-``unmerge_frames`` the object is re-seated on the observation that carries
+Real segmentation shows it now and then for other objects too (a cluster
+cut in two for a frame), so the frames must come close together: at
+``unmerge_frames`` frames within ``unmerge_window_s`` (views that merge the
+two again in between do not reset the count) the object is re-seated on the
+observation that carries
 its label (else the largest) as a relocation, before any other matching of
 the frame, and the other observations, no longer inside its box, are matched
 or created as usual. From then on a view of the two as one cluster is a
@@ -102,22 +104,28 @@ def reseat_merged(
     observations: list[ObjectObservation],
     objects: list[MemoryObject],
     config: MemoryConfig,
-    evidence: dict[int, int],
+    evidence: dict[int, list[float]],
+    stamp: float,
 ) -> dict[int, MemoryObject]:
     """Observation index -> the merged object it now is (at ``unmerge_frames``
-    frames of evidence, counted in ``evidence`` by object id); the caller
-    relocates each object onto its observation."""
+    frames of evidence within ``unmerge_window_s``, their stamps kept in
+    ``evidence`` by object id); the caller relocates each object onto its
+    observation."""
     out: dict[int, MemoryObject] = {}
     if config.unmerge_frames <= 0:
         return out
+    since = stamp - config.unmerge_window_s
+    for oid in [i for i, stamps in evidence.items() if stamps[-1] < since]:
+        del evidence[oid]  # stale: the count starts again
     for obj in objects:
         if obj.status == "absent" or obj.merged_into is not None:
             continue
         parts = [k for k in seen_apart(obj, observations, config) if k not in out]
         if len(parts) < 2:
             continue
-        evidence[obj.id] = evidence.get(obj.id, 0) + 1
-        if evidence[obj.id] < config.unmerge_frames:
+        recent = [t for t in evidence.get(obj.id, []) if t >= since]
+        evidence[obj.id] = [*recent, stamp]
+        if len(evidence[obj.id]) < config.unmerge_frames:
             continue
         del evidence[obj.id]
         same = [k for k in parts if observations[k].label == obj.label]

@@ -33,7 +33,11 @@ def color_name(rgb_pixels: np.ndarray, config: PerceptionConfig) -> tuple[str, n
     Hue is the circular mean over saturated, lit pixels (shaded faces keep their
     hue) when at least ``min_colourful_fraction`` of the pixels are (a can's
     colour shows on its side, not on its metal lid or white label band); with
-    fewer, the brightness picks white, grey or black.
+    fewer, the brightness picks white, grey or black: black when at least
+    ``black_fraction`` of the pixels are dark (under ``grey_value``: a black
+    handle with a bright steel shaft is a black screwdriver), else by the 75th
+    percentile of the brightness (a white bowl with its inside in shade, a
+    white cover with a shaded side, up to half its pixels dark, stay white).
     """
     px = np.asarray(rgb_pixels, dtype=np.uint8).reshape(-1, 1, 3)
     mean_rgb = px.reshape(-1, 3).mean(axis=0) / 255.0 if len(px) else np.zeros(3)
@@ -49,6 +53,8 @@ def color_name(rgb_pixels: np.ndarray, config: PerceptionConfig) -> tuple[str, n
         for upper, name in HUE_BINS:
             if mean_hue < upper:
                 return name, mean_rgb
+    if np.count_nonzero(val < config.grey_value) >= config.black_fraction * len(val):
+        return "black", mean_rgb
     brightness = np.percentile(val, 75)
     if brightness >= config.white_value:
         return "white", mean_rgb

@@ -53,6 +53,7 @@ class PerceptionConfig:
     min_value: int = 40
     white_value: int = 150
     grey_value: int = 70
+    black_fraction: float = 0.6  # this share of an achromatic object's pixels dark: black
     # output
     depth_grid_width: int = 80
     depth_grid_height: int = 60
@@ -115,6 +116,8 @@ class PerceptionConfig:
             raise ValueError(
                 f"plane_max_tilt_deg must be in (0, 90), got {self.plane_max_tilt_deg}"
             )
+        if not 0.0 < self.black_fraction <= 1.0:
+            raise ValueError(f"black_fraction must be in (0, 1], got {self.black_fraction}")
         if not 0.0 < self.min_colourful_fraction <= 1.0:
             raise ValueError(
                 f"min_colourful_fraction must be in (0, 1], got {self.min_colourful_fraction}"

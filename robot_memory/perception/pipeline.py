@@ -166,9 +166,9 @@ class PerceptionPipeline:
             keep = ~self.robot_mask.mask(centroids, joints)
         t0, timings["robot_mask"] = time.perf_counter(), time.perf_counter() - t1
         voxel_labels, appendage = join_sticks(centroids, cluster_voxels(centroids, keep, cfg), cfg)
-        voxel_labels[appendage] = -1  # the body's, not an object: and it would pull its box
         voxel_labels = split_touching(centroids, voxel_labels, cfg)
         hues = voxel_hues(voxel_of_point, rgb[above.rows, above.cols], len(centroids), cfg)
+        hues[appendage] = -1  # a joined shaft is no hue of its own
         voxel_labels = split_by_colour(centroids, voxel_labels, hues, cfg)
         labels = voxel_labels[voxel_of_point]
         voxels = np.column_stack([centroids, voxel_labels])
@@ -178,7 +178,8 @@ class PerceptionPipeline:
         voxel_groups = _groups(voxel_labels, len(point_groups))
         for members, voxel_members in zip(point_groups, voxel_groups, strict=True):
             cluster = above.take(members)
-            obj = self._describe(cluster, voxels[voxel_members, :3], rgb, plane, pos)
+            body = ~appendage[voxel_members], ~appendage[voxel_of_point[members]]
+            obj = self._describe(cluster, voxels[voxel_members, :3], rgb, plane, pos, *body)
             if obj is not None:
                 obj.camera, obj.stamp = camera, float(stamp)
                 objects.append(obj)
@@ -215,7 +216,12 @@ class PerceptionPipeline:
         rgb: np.ndarray,
         plane: SupportPlane,
         camera_position: np.ndarray,
+        body_voxels: np.ndarray,
+        body_points: np.ndarray,
     ) -> ObjectObservation | None:
+        """``body_*``: per voxel / point, not on a joined appendage (a shaft):
+        the box holds the whole object, the points (grasp point, yaw,
+        permanence) and the colour word only its body."""
         cfg = self.config
         if len(voxels) < cfg.min_cluster_voxels:
             return None
@@ -232,7 +238,8 @@ class PerceptionPipeline:
         if lo[2] - support < RESTING_GAP:
             lo = np.array([lo[0], lo[1], support])
         pixels = rgb[cluster.rows, cluster.cols]
-        color, mean_rgb = color_name(pixels, cfg)
+        own = pixels[body_points] if 3 * np.count_nonzero(body_points) >= len(pixels) else pixels
+        color, mean_rgb = color_name(own, cfg)
         image, mask = crop_image(rgb, cluster.rows, cluster.cols)
         crop = ObjectCrop(pts, pixels, support, camera_position, image, mask, color)
         verdict = self.labeller.label(crop)
@@ -252,6 +259,8 @@ class PerceptionPipeline:
         sliver = float(np.min(hi[:2] - lo[:2])) < cfg.cluster_voxel  # all in one vertical plane
         if shape == UNKNOWN or sliver:  # a sliver: a wall or an edge seen edge-on, not an object
             confidence *= 0.5 if sliver else 0.7
+        if np.count_nonzero(body_voxels) >= cfg.min_cluster_voxels:
+            voxels = voxels[body_voxels]
         step = max(1, int(np.ceil(len(voxels) / cfg.max_points_per_object)))
         return ObjectObservation(
             centroid=(lo + hi) / 2.0,

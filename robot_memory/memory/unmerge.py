@@ -19,12 +19,12 @@ Real segmentation shows it now and then for other objects too (a cluster
 cut in two for a frame), so the frames must come close together: at
 ``unmerge_frames`` frames within ``unmerge_window_s`` (views that merge the
 two again in between do not reset the count) the object is re-seated on the
-observation that carries
-its label (else the largest) as a relocation, before any other matching of
-the frame, and the other observations, no longer inside its box, are matched
-or created as usual. From then on a view of the two as one cluster is a
-merged view of the object and its neighbour: it confirms, it does not
-reshape.
+observation that carries its label (else its colour word, else the largest:
+a blue box merged with a yellow can stays the blue box) as a relocation,
+before any other matching of the frame, and the other observations, no
+longer inside its box, are matched or created as usual. From then on a view
+of the two as one cluster is a merged view of the object and its neighbour:
+it confirms, it does not reshape.
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ def reseat_merged(
             continue
         del evidence[obj.id]
         same = [k for k in parts if observations[k].label == obj.label]
+        same = same or [k for k in parts if observations[k].color == obj.color]
         keep = max(
             same or parts,
             key=lambda k: _area(observations[k].bbox_min, observations[k].bbox_max),

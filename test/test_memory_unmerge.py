@@ -84,3 +84,20 @@ def test_one_colour_in_two_parts_stays_one_object():
         memory.update(frame(0.2 * k + 0.2, [obs("red mug", (0.0, 0.0, 0.04), (0.09, 0.09, 0.08))]))
     assert memory._seen_apart == {}  # never counted as two things
     memory.close()
+
+
+def test_a_merged_black_view_leaves_the_screwdriver_as_it_is():
+    """The wrist camera sees the screwdriver and half the bowl as one "black
+    object", too large and too far off for the association to take it for
+    either: whatever memory makes of it, the screwdriver keeps its place and
+    its size."""
+    memory = SceneMemory()
+    for k in range(3):
+        memory.update(frame(0.1 * k, apart()))
+    driver = next(o for o in live(memory) if o.label == "black screwdriver")
+    merged = obs("black object", (-0.05, -0.04, 0.03), (0.13, 0.11, 0.04), conf=0.7)
+    for k in range(4):
+        memory.update(frame(0.5 + 0.1 * k, [merged]))
+    driver = next(o for o in live(memory) if o.id == driver.id)
+    assert np.linalg.norm(driver.centroid[:2] - DRIVER[:2]) < 0.01
+    assert driver.bbox_max[0] - driver.bbox_min[0] < 0.07

@@ -247,59 +247,51 @@ def test_a_closed_box_turned_45_degrees_is_still_no_container(memory):
     assert not objects["blue box"].container and objects["white box"].container
 
 
+def remembered(oid: int, label: str, centre, size, conf: float = 1.0):
+    """A memory object made from one sighting of ``label`` at ``centre``."""
+    from robot_memory.memory.config import MemoryConfig
+    from robot_memory.memory.object_node import MemoryObject
+
+    return MemoryObject.from_observation(
+        oid, obs(label, centre, size=size, conf=conf), MemoryConfig()
+    )
+
+
 def test_a_same_label_box_inside_another_is_one_object_held_twice():
     """Two "red can" entries, one the can seen whole, the other a view cut by
     the image's edge (its box inside the first's, IoU 0.4): one can, merged.
     Two red mugs standing together overlap far less and stay two."""
     from robot_memory.memory.config import MemoryConfig
-    from robot_memory.memory.object_node import MemoryObject, find_duplicate
+    from robot_memory.memory.object_node import find_duplicate
 
     config = MemoryConfig()
-    whole = MemoryObject.from_observation(
-        1, obs("red can", (0.2, 0.1, 0.0425), size=(0.06, 0.06, 0.085), conf=1.0), config
-    )
-    cut = MemoryObject.from_observation(
-        2, obs("red can", (0.2, 0.085, 0.0425), size=(0.06, 0.03, 0.07), conf=1.0), config
-    )
+    whole = remembered(1, "red can", (0.2, 0.1, 0.0425), (0.06, 0.06, 0.085))
+    cut = remembered(2, "red can", (0.2, 0.085, 0.0425), (0.06, 0.03, 0.07))
     assert find_duplicate(cut, [whole], config) is whole
     # a bowl's far wall seen alone: a third of the bowl's box, its centre inside it
-    bowl = MemoryObject.from_observation(
-        5, obs("green bowl", (0.0, 0.3, 0.022), size=(0.067, 0.067, 0.043), conf=1.0), config
-    )
-    wall = MemoryObject.from_observation(
-        6, obs("green bowl", (0.027, 0.3, 0.022), size=(0.026, 0.058, 0.042), conf=0.8), config
-    )
+    bowl = remembered(5, "green bowl", (0.0, 0.3, 0.022), (0.067, 0.067, 0.043))
+    wall = remembered(6, "green bowl", (0.027, 0.3, 0.022), (0.026, 0.058, 0.042), conf=0.8)
     assert find_duplicate(wall, [bowl], config) is bowl
-    left = MemoryObject.from_observation(
-        3, obs("red mug", (0.0, 0.0, 0.04), size=(0.09, 0.065, 0.08), conf=1.0), config
-    )
-    right = MemoryObject.from_observation(
-        4, obs("red mug", (0.066, 0.0, 0.04), size=(0.09, 0.065, 0.08), conf=1.0), config
-    )
+    left = remembered(3, "red mug", (0.0, 0.0, 0.04), (0.09, 0.065, 0.08))
+    right = remembered(4, "red mug", (0.066, 0.0, 0.04), (0.09, 0.065, 0.08))
     assert find_duplicate(right, [left], config) is None
 
 
 def test_white_and_black_are_one_thing_in_shade_only_under_one_shape_word():
     """The white cover's shaded side held as a "black box" is the white box (its
-    centre inside it); a black screwdriver whose centre lies in a white bowl's
-    (grown) box is a second thing: another colour word and another shape."""
+    centre inside it); a black screwdriver lying along a white bowl, its box
+    holding the bowl's centre, is a second thing: another colour word and
+    another shape word."""
     from robot_memory.memory.config import MemoryConfig
-    from robot_memory.memory.object_node import MemoryObject, find_duplicate
+    from robot_memory.memory.object_node import find_duplicate
 
     config = MemoryConfig()
-    cover = MemoryObject.from_observation(
-        1, obs("white box", (0.0, 0.0, 0.06), size=(0.12, 0.12, 0.12), conf=1.0), config
-    )
-    shaded = MemoryObject.from_observation(
-        2, obs("black box", (0.03, 0.0, 0.06), size=(0.05, 0.1, 0.1), conf=1.0), config
-    )
+    cover = remembered(1, "white box", (0.0, 0.0, 0.06), (0.12, 0.12, 0.12))
+    shaded = remembered(2, "black box", (0.03, 0.0, 0.06), (0.05, 0.1, 0.1))
     assert find_duplicate(shaded, [cover], config) is cover
-    bowl = MemoryObject.from_observation(
-        3, obs("white bowl", (-0.02, -0.045, 0.02), size=(0.075, 0.11, 0.04), conf=1.0), config
-    )
-    driver = MemoryObject.from_observation(  # lying diagonally: its box holds the bowl's centre
-        4, obs("black screwdriver", (-0.06, -0.07, 0.014), size=(0.13, 0.095, 0.028)), config
-    )
+    bowl = remembered(3, "white bowl", (-0.02, -0.045, 0.02), (0.075, 0.11, 0.04))
+    # lying diagonally: its box holds the bowl's centre
+    driver = remembered(4, "black screwdriver", (-0.06, -0.07, 0.014), (0.13, 0.095, 0.028), 0.9)
     assert find_duplicate(driver, [bowl], config) is None
     assert find_duplicate(bowl, [driver], config) is None
 

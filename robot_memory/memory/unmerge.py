@@ -49,13 +49,25 @@ MIN_COVER = 0.6
 
 
 def _area(lo, hi) -> float:
-    return float(np.prod(np.clip(np.asarray(hi)[:2] - np.asarray(lo)[:2], 0.0, None)))
+    return max(0.0, float(hi[0] - lo[0])) * max(0.0, float(hi[1] - lo[1]))
 
 
-def _overlap(alo, ahi, blo, bhi) -> float:
-    lo = np.maximum(np.asarray(alo)[:2], np.asarray(blo)[:2])
-    hi = np.minimum(np.asarray(ahi)[:2], np.asarray(bhi)[:2])
-    return float(np.prod(np.clip(hi - lo, 0.0, None)))
+class FrameBoxes:
+    """The xy boxes, areas and confidences of one frame's observations as
+    arrays, built once per frame and tested against every candidate object."""
+
+    def __init__(self, observations: list[ObjectObservation]) -> None:
+        self.observations = observations
+        n = len(observations)
+        self.lo = np.array([o.bbox_min[:2] for o in observations], float).reshape(n, 2)
+        self.hi = np.array([o.bbox_max[:2] for o in observations], float).reshape(n, 2)
+        self.area = np.prod(np.clip(self.hi - self.lo, 0.0, None), axis=1)
+        self.confidence = np.array([o.confidence for o in observations], float)
+
+    def overlap(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Each observation's xy box area inside the box (lo, hi)."""
+        sides = np.minimum(self.hi, hi[:2]) - np.maximum(self.lo, lo[:2])
+        return np.prod(np.clip(sides, 0.0, None), axis=1)
 
 
 def _shared(a: ObjectObservation, b: ObjectObservation) -> float:
@@ -71,33 +83,37 @@ def _shared(a: ObjectObservation, b: ObjectObservation) -> float:
 
 
 def seen_apart(
-    obj: MemoryObject, observations: list[ObjectObservation], config: MemoryConfig
+    obj: MemoryObject,
+    observations: list[ObjectObservation],
+    config: MemoryConfig,
+    boxes: FrameBoxes | None = None,
 ) -> list[int]:
     """Indices of the observations that show ``obj`` as separate things this
-    frame (see the module docstring); [] when they do not."""
+    frame (see the module docstring); [] when they do not. ``boxes``: the
+    frame's :class:`FrameBoxes`, when the caller tests several objects."""
     area = _area(obj.bbox_min, obj.bbox_max)
-    if area <= 0.0:
+    if area <= 0.0 or len(observations) < 2:
         return []
-    lo = obj.bbox_min - config.fragment_margin
-    hi = obj.bbox_max + config.fragment_margin
-    parts = []
-    for k, obs in enumerate(observations):
-        own = _area(obs.bbox_min, obs.bbox_max)
-        if obs.confidence < config.min_create_confidence or own < config.unmerge_min_share * area:
-            continue
-        if _overlap(obs.bbox_min, obs.bbox_max, lo, hi) >= MIN_INSIDE * own:
-            parts.append(k)
+    boxes = boxes or FrameBoxes(observations)
+    lo = np.asarray(obj.bbox_min) - config.fragment_margin
+    hi = np.asarray(obj.bbox_max) + config.fragment_margin
+    inside = boxes.overlap(lo, hi)
+    is_part = (
+        (boxes.confidence >= config.min_create_confidence)
+        & (boxes.area >= config.unmerge_min_share * area)
+        & (inside >= MIN_INSIDE * boxes.area)
+    )
+    parts = np.flatnonzero(is_part).tolist()
     if len(parts) < 2 or len({observations[k].color for k in parts}) < 2:
         return []  # one colour: walls of one mug, or twins (merged_view's case)
+    if float(inside[parts].sum()) < MIN_COVER * area:
+        return []
     if any(
         _shared(observations[a], observations[b]) > MAX_SHARED
         for a, b in itertools.combinations(parts, 2)
     ):
         return []
-    covered = sum(
-        _overlap(observations[k].bbox_min, observations[k].bbox_max, lo, hi) for k in parts
-    )
-    return parts if covered >= MIN_COVER * area else []
+    return parts
 
 
 def reseat_merged(
@@ -115,12 +131,13 @@ def reseat_merged(
     if config.unmerge_frames <= 0:
         return out
     since = stamp - config.unmerge_window_s
+    boxes = FrameBoxes(observations)
     for oid in [i for i, stamps in evidence.items() if stamps[-1] < since]:
         del evidence[oid]  # stale: the count starts again
     for obj in objects:
         if obj.status == "absent" or obj.merged_into is not None:
             continue
-        parts = [k for k in seen_apart(obj, observations, config) if k not in out]
+        parts = [k for k in seen_apart(obj, observations, config, boxes) if k not in out]
         if len(parts) < 2:
             continue
         recent = [t for t in evidence.get(obj.id, []) if t >= since]
@@ -130,12 +147,9 @@ def reseat_merged(
         del evidence[obj.id]
         same = [k for k in parts if observations[k].label == obj.label]
         same = same or [k for k in parts if observations[k].color == obj.color]
-        keep = max(
-            same or parts,
-            key=lambda k: _area(observations[k].bbox_min, observations[k].bbox_max),
-        )
+        keep = max(same or parts, key=lambda k: boxes.area[k])
         out[keep] = obj
     return out
 
 
-__all__ = ["reseat_merged", "seen_apart"]
+__all__ = ["FrameBoxes", "reseat_merged", "seen_apart"]

@@ -16,7 +16,14 @@ from chat_completions_test_double import ChatCompletionsTestDouble
 from robot_memory.learning.labeller_data import collect_crops
 from robot_memory.paths import model_path
 from robot_memory.perception.labelling.base import UNKNOWN, Label, ObjectCrop
-from robot_memory.perception.labelling.crop_features import FEATURE_NAMES, crop_features
+from robot_memory.perception.labelling.crop_features import (
+    FEATURE_NAMES,
+    HEIGHT_BINS,
+    _height_histogram,
+    _median,
+    band_spread,
+    crop_features,
+)
 from robot_memory.perception.labelling.factory import LabellerSettings, make_labeller
 from robot_memory.perception.labelling.feature_labeller import (
     FeatureLabeller,
@@ -88,6 +95,26 @@ def test_crop_features_are_finite_and_named():
     f = crop_features(crop_at(0.1, 0.0))
     assert f.shape == (len(FEATURE_NAMES),) and np.all(np.isfinite(f))
     assert np.all(crop_features(crop_at(0.1, 0.0)) == f)  # deterministic
+
+
+def test_feature_shortcuts_equal_numpys_own():
+    """The features' histogram, medians and per-band spread are computed without
+    np.histogram, np.median and np.lexsort; their numbers must not move."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 101, 1000):
+        h = rng.random(n)
+        h[: min(n, 6)] = np.linspace(0.0, 1.0, HEIGHT_BINS + 1)[: min(n, 6)]  # on the bin edges
+        expected = np.histogram(h, bins=HEIGHT_BINS, range=(0.0, 1.0))[0] / n
+        assert np.array_equal(_height_histogram(h), expected)
+        assert _median(h) == float(np.median(h))
+        values = rng.normal(0.0, 0.02, n).round(3)  # ties inside a band
+        band = rng.integers(0, HEIGHT_BINS, n)
+        spread = np.zeros(HEIGHT_BINS)
+        for b in range(HEIGHT_BINS):
+            if np.count_nonzero(band == b) >= 3:
+                lo, hi = np.percentile(values[band == b], [5.0, 95.0])
+                spread[b] = hi - lo
+        assert np.allclose(band_spread(values, band, HEIGHT_BINS), spread, rtol=0, atol=1e-12)
 
 
 def test_labeller_model_folder_is_checked(tmp_path):

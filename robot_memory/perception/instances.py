@@ -103,6 +103,8 @@ def _significant_peaks(depth: np.ndarray, min_radius: float, neck_ratio: float) 
     if top < min_radius or _maxima(depth, min_radius) < 2:
         return best  # every part of every level holds a maximum: at most one is deep enough
     for t in np.arange(top, 0.0, -min_radius / 16):
+        if t > neck_ratio * top:
+            continue  # above every part's neck: none can count
         n, parts = cv2.connectedComponents((depth >= t).astype(np.uint8), connectivity=8)
         keep = []
         for k in range(1, n):

@@ -18,6 +18,8 @@ from robot_memory.perception.appearance import footprint, shape_features
 from robot_memory.perception.labelling.base import ObjectCrop
 
 HEIGHT_BINS = 5
+#: np.histogram's bin edges for HEIGHT_BINS bins over [0, 1].
+_HEIGHT_EDGES = np.linspace(0.0, 1.0, HEIGHT_BINS + 1)
 FEATURE_NAMES: tuple[str, ...] = (
     "length",
     "width",
@@ -58,7 +60,9 @@ def band_spread(
     """Per band (0..n_bands-1): the ``q[1]`` minus the ``q[0]`` percentile of its
     values (numpy's default linear interpolation), 0 for bands with fewer than 3
     values. One sort for all bands instead of two percentile calls per band."""
-    order = np.lexsort((values, band))
+    # np.lexsort((values, band)) as two stable sorts: the same order, faster
+    order = np.argsort(values, kind="stable")
+    order = order[np.argsort(band[order], kind="stable")]
     v = values[order]
     counts = np.bincount(band, minlength=n_bands)[:n_bands]
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -78,6 +82,23 @@ def band_spread(
     return out
 
 
+def _height_histogram(h: np.ndarray) -> np.ndarray:
+    """np.histogram(h, HEIGHT_BINS, range=(0, 1)) of ``h`` in [0, 1], as fractions:
+    the same bins (edges included left, the last also right), by one search."""
+    bins = np.minimum(np.searchsorted(_HEIGHT_EDGES, h, side="right") - 1, HEIGHT_BINS - 1)
+    return np.bincount(bins, minlength=HEIGHT_BINS) / len(h)
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a non-empty 1-D array without NaNs, by one partition."""
+    n = len(values)
+    half = n // 2
+    if n % 2:
+        return float(np.partition(values, half)[half])
+    part = np.partition(values, (half - 1, half))
+    return float((part[half - 1] + part[half]) / 2.0)
+
+
 def crop_features(crop: ObjectCrop) -> np.ndarray:
     """The feature vector (``FEATURE_NAMES`` order, float32) of ``crop``."""
     pts = np.asarray(crop.points, dtype=np.float64)
@@ -94,14 +115,14 @@ def crop_features(crop: ObjectCrop) -> np.ndarray:
     hull_area = base.hull_area
     circle = np.pi * (max(long_side, 1e-3) / 2.0) ** 2
     h = np.clip((pts[:, 2] - crop.support_z) / height, 0.0, 1.0)
-    hist = np.histogram(h, bins=HEIGHT_BINS, range=(0.0, 1.0))[0] / len(h)
+    hist = _height_histogram(h)
     band = np.minimum((h * HEIGHT_BINS).astype(int), HEIGHT_BINS - 1)
     widths = band_spread(across, band, HEIGHT_BINS) / max(short_side, 1e-3)
     radius = np.hypot(along / max(long_side / 2, 1e-3), across / max(short_side / 2, 1e-3))
     inner, outer = radius < 0.45, radius > 0.7
     centre_dip = 0.0
     if np.count_nonzero(inner) >= 3 and np.count_nonzero(outer) >= 3:
-        centre_dip = float(np.median(h[outer]) - np.median(h[inner]))
+        centre_dip = _median(h[outer]) - _median(h[inner])
     centre_spread = float(np.std(h[inner])) if np.count_nonzero(inner) >= 3 else 0.0
     to_camera = np.asarray(crop.camera_position, float) - pts.mean(axis=0)
     elevation = float(to_camera[2] / max(np.linalg.norm(to_camera), 1e-6))
@@ -141,8 +162,8 @@ def _appearance(crop: ObjectCrop) -> list[float]:
         if inner.any():
             lap = np.abs(cv2.Laplacian(grey, cv2.CV_32F, ksize=3))
             texture = float(np.mean(lap[inner]))
-            img_hsv = cv2.cvtColor(crop.image, cv2.COLOR_RGB2HSV).astype(np.float32)
-            hue_std_local = float(np.std(img_hsv[..., 1][inner]) / 255.0)
+            saturation = cv2.cvtColor(crop.image, cv2.COLOR_RGB2HSV)[..., 1][inner]
+            hue_std_local = float(np.std(saturation.astype(np.float32)) / 255.0)
     return [
         float(sat.mean()),
         float(val.mean()),

@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 OUT ?= out/demo
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint bench clean
+.PHONY: venv demo test test-fast lint bench bench-lerobot clean
 
 venv:
 	@VENV=$(VENV) scripts/bootstrap.sh
@@ -36,6 +36,11 @@ bench: venv
 	$(PY) bench/bench_week.py --out out/bench/bench_week.json
 	$(PY) bench/bench_replay_eval.py --output out/bench
 	$(PY) bench/bench_ray_eval.py --out out/bench/bench_ray_eval.json
+
+# The policy chunk against LeRobot's own DiffusionPolicy, in a venv of its own
+# (LeRobot pins an older torch): out/lerobot-venv, out/bench/bench_policy_lerobot.json
+bench-lerobot:
+	scripts/bench_lerobot.sh --out out/bench/bench_policy_lerobot.json
 
 clean:
 	rm -rf out build install log .pytest_cache

@@ -213,7 +213,10 @@ def lerobot_peers(ckpt: Path, threads: int) -> tuple[dict, str]:
         peers = {name: LeRobotPeer(ours, *cfg) for name, cfg in PEER_CONFIGS.items()}
     except Exception as exc:  # noqa: BLE001 - another LeRobot version: say so, keep benching
         return {}, f"LeRobot {lerobot.__version__} installed but not built: {exc!r}"
-    ours_n = sum(p.numel() for p in ours.model.parameters())
+    from robot_memory.policy.checkpoint import load_checkpoint
+    from robot_memory.policy.modeling_diffusion import parameter_count
+
+    ours_n = parameter_count(load_checkpoint(str(ckpt)).model.unet)  # the runtime's is traced
     sizes = {name: peer.parameters for name, peer in peers.items()}
     return peers, f"LeRobot {lerobot.__version__} DiffusionPolicy, UNet {sizes} vs ours {ours_n}"
 

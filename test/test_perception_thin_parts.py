@@ -51,6 +51,14 @@ def test_a_shaft_cut_from_its_handle_joins_it_as_an_appendage():
     assert np.array_equal(appendage, labels == 1)
 
 
+def test_a_shaft_cut_3_cm_from_its_handle_joins_it():
+    """The wrist camera at home loses 3 cm of depth where the shaft leaves the
+    handle (measured on the realistic scenario bags, seed 1)."""
+    points, labels = clusters(handle(), shaft(start=0.085 + 0.03))
+    out, appendage = join_sticks(points, labels, CFG)
+    assert set(out.tolist()) == {0} and np.array_equal(appendage, labels == 1)
+
+
 def test_a_shaft_farther_than_the_gap_or_with_joining_off_stays_apart():
     points, labels = clusters(handle(), shaft(start=0.085 + CFG.stick_join_gap + 2 * V))
     out, appendage = join_sticks(points, labels, CFG)

@@ -43,7 +43,7 @@ class PerceptionConfig:
     split_white_value: int = 170  # unsaturated and at least this bright: white, for the split
     split_black_value: int = 45  # darker than this: black, for the split (grey between: neither)
     # thin parts cut from their body (perception/thin_parts.py): 0 turns joining off
-    stick_join_gap: float = 0.025  # a body on a stick's axis this close to its end: joined [m]
+    stick_join_gap: float = 0.035  # a body on a stick's axis this close to its end: joined [m]
     stick_max_width: float = 0.012  # narrower across than this (as a uniform band) [m] ...
     stick_min_length: float = 0.03  # ... at least this long [m] ...
     stick_max_height: float = 0.025  # ... and this low, lowest to highest voxel: a stick [m]

@@ -33,6 +33,8 @@ bench: venv
 	$(PY) bench/bench_memory.py --out out/bench/bench_memory.json
 	$(PY) bench/bench_memory_scale.py --out out/bench/bench_memory_scale.json
 	$(PY) bench/bench_policy.py --out out/bench/bench_policy.json
+	@if [ -x $${LEROBOT_VENV:-out/lerobot-venv}/bin/python ]; then scripts/bench_lerobot.sh --out out/bench/bench_policy_lerobot.json; \
+	else echo "[bench] LeRobot's own DiffusionPolicy: no peer venv; make bench-lerobot sets it up and runs it"; fi
 	$(PY) bench/bench_week.py --out out/bench/bench_week.json
 	$(PY) bench/bench_replay_eval.py --output out/bench
 	$(PY) bench/bench_ray_eval.py --out out/bench/bench_ray_eval.json

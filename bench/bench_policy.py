@@ -203,8 +203,9 @@ def lerobot_peers(ckpt: Path, threads: int) -> tuple[dict, str]:
         import lerobot
     except ImportError:
         return {}, (
-            "LeRobot not installed (optional: pip install lerobot): the peer rows are "
-            "missing; reimpl_ddpm100_eager is LeRobot's default sampler re-implemented here"
+            "LeRobot not installed here: the peer rows are missing (make bench-lerobot runs "
+            "this bench in a venv of its own with LeRobot 0.4.4, which pins torch < 2.11); "
+            "reimpl_* are LeRobot's samplers re-implemented here"
         )
     from robot_memory.policy.runtime import PolicyRuntime
 

@@ -101,3 +101,24 @@ def test_a_merged_black_view_leaves_the_screwdriver_as_it_is():
     driver = next(o for o in live(memory) if o.id == driver.id)
     assert np.linalg.norm(driver.centroid[:2] - DRIVER[:2]) < 0.01
     assert driver.bbox_max[0] - driver.bbox_min[0] < 0.07
+
+
+def test_a_tool_seen_as_its_handle_beside_a_neighbour_holding_its_shaft_stays_whole():
+    """The wrist camera sees a screwdriver's handle alone and its shaft in the
+    white bowl's cluster: two colours, disjoint, covering the tool's box; but
+    the bowl's cluster reaches 2.4 cm beyond the tool's box (the bowl is a
+    thing of its own), so these are no pieces of the tool and it keeps its
+    place. A fused object's box holds its pieces whole."""
+    tool = obs("black screwdriver", (-0.055, -0.071, 0.012), (0.13, 0.096, 0.024))
+    bowl = obs("white bowl", (-0.022, -0.034, 0.02), (0.07, 0.07, 0.04))
+    memory = SceneMemory()
+    for k in range(3):
+        memory.update(frame(0.1 * k, [tool, bowl]))
+    driver = next(o for o in live(memory) if o.label == "black screwdriver")
+    handle = obs("black screwdriver", (-0.085, -0.05, 0.012), (0.072, 0.058, 0.024))
+    bowl_and_shaft = obs("white bowl", (-0.023, -0.058, 0.02), (0.072, 0.12, 0.04))
+    for k in range(6):
+        memory.update(frame(0.5 + 0.1 * k, [handle, bowl_and_shaft]))
+    driver = next(o for o in live(memory) if o.id == driver.id)
+    assert np.linalg.norm(driver.centroid[:2] - np.array([-0.055, -0.071])) < 0.01
+    memory.close()

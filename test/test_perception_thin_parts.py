@@ -59,6 +59,22 @@ def test_a_shaft_cut_3_cm_from_its_handle_joins_it():
     assert set(out.tolist()) == {0} and np.array_equal(appendage, labels == 1)
 
 
+def test_a_shaft_pointing_at_a_bowl_does_not_join_it():
+    """A body on the axis within the gap but round (a bowl's rim, 7 cm across)
+    or lying across the stick is not its handle; with the shape check off
+    (``stick_host_min_elongation`` 0) the shaft would stretch the bowl."""
+    stick = shaft(start=0.0)  # x 0 .. 6.5 cm
+    ring = grid((0.085, 0.155), (-0.035, 0.035), (0.01, 0.01))  # 2 cm beyond its tip
+    across = grid((0.085, 0.105), (-0.045, 0.045), (0.025, 0.025))  # a handle lying across
+    for body in (ring, across):
+        points, labels = clusters(body, stick)
+        out, appendage = join_sticks(points, labels, CFG)
+        assert np.array_equal(out, labels) and not appendage.any()
+    points, labels = clusters(ring, stick)
+    out, appendage = join_sticks(points, labels, replace(CFG, stick_host_min_elongation=0.0))
+    assert set(out.tolist()) == {0} and appendage.any()
+
+
 def test_a_shaft_farther_than_the_gap_or_with_joining_off_stays_apart():
     points, labels = clusters(handle(), shaft(start=0.085 + CFG.stick_join_gap + 2 * V))
     out, appendage = join_sticks(points, labels, CFG)

@@ -47,6 +47,7 @@ class PerceptionConfig:
     stick_max_width: float = 0.012  # narrower across than this (as a uniform band) [m] ...
     stick_min_length: float = 0.03  # ... at least this long [m] ...
     stick_max_height: float = 0.025  # ... and this low, lowest to highest voxel: a stick [m]
+    stick_host_min_elongation: float = 2.0  # the body it joins: this elongated along it (0: any)
     # colour naming (HSV, OpenCV ranges: hue 0-180, sat/val 0-255)
     min_saturation: int = 70
     min_colourful_fraction: float = 0.15  # of an object's pixels, saturated: it has a hue
@@ -88,6 +89,7 @@ class PerceptionConfig:
             "min_height_above_support",
             "split_min_radius",
             "stick_join_gap",
+            "stick_host_min_elongation",
         )
         for name in non_negative:
             if not getattr(self, name) >= 0:

@@ -23,12 +23,20 @@ as gone", likely its thin, low points reading as free space); with the shaft
 dropped altogether, the box centre sat on the handle, 3.6 cm from the
 screwdriver's centre, beyond the 3 cm the bag evaluation matches within.
 
+The body must also lie along the stick, as a handle does: its own footprint
+elongated (long over short spread at least ``stick_host_min_elongation``)
+with its long axis within ``HOST_AXIS_TOLERANCE_DEG`` of the stick's. A bowl
+or a box the shaft's tip points at is round or square, or lies across it: the
+shaft stays apart rather than stretch that object's box.
+
 A stick that touches nothing stays an object (the labeller may still know
 it); a standing wall is tall, never a stick (:func:`robot_memory.perception.
 instances.is_wall` handles walls).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -37,6 +45,15 @@ from robot_memory.perception.config import PerceptionConfig
 
 #: A uniform band of width w has a standard deviation of w / sqrt(12) across.
 BAND_STD = 1.0 / np.sqrt(12.0)
+#: A body's long axis this close to a stick's (degrees): it lies along the stick.
+HOST_AXIS_TOLERANCE_DEG = 25.0
+
+
+def _spread(xy: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The unit long axis of (N, 2) points and their standard deviations along
+    it and across it."""
+    values, vectors = np.linalg.eigh(np.cov((xy - xy.mean(axis=0)).T))
+    return vectors[:, 1], float(np.sqrt(max(values[1], 0.0))), float(np.sqrt(max(values[0], 0.0)))
 
 
 def is_stick(points: np.ndarray, config: PerceptionConfig) -> bool:
@@ -44,9 +61,8 @@ def is_stick(points: np.ndarray, config: PerceptionConfig) -> bool:
     if len(points) < 3 or float(np.ptp(points[:, 2])) > config.stick_max_height:
         return False  # cheap test first: most clusters are taller than a stick
     xy = points[:, :2] - points[:, :2].mean(axis=0)
-    values, vectors = np.linalg.eigh(np.cov(xy.T))
-    across = float(np.sqrt(max(values[0], 0.0)))
-    along = xy @ vectors[:, 1]
+    axis, _, across = _spread(xy)
+    along = xy @ axis
     return across < config.stick_max_width * BAND_STD and float(np.ptp(along)) >= (
         config.stick_min_length
     )
@@ -73,9 +89,27 @@ def join_sticks(
     if len(bodies) == 0:
         return out, appendage
     tree = cKDTree(centroids[bodies])
+    shapes: dict[int, tuple[np.ndarray, float]] = {}  # body label -> axis, elongation
+
+    def lies_along(label: int, axis: np.ndarray) -> bool:
+        if config.stick_host_min_elongation <= 0:
+            return True
+        if label not in shapes:
+            members = clusters[label]
+            if len(members) >= 3:
+                body_axis, long, short = _spread(centroids[members, :2])
+                shapes[label] = (body_axis, long / max(short, 1e-9))
+            else:
+                shapes[label] = (axis, 0.0)
+        body_axis, elongation = shapes[label]
+        cos = abs(float(body_axis @ axis))
+        return elongation >= config.stick_host_min_elongation and cos >= np.cos(
+            np.radians(HOST_AXIS_TOLERANCE_DEG)
+        )
+
     for k in sticks:
         members = clusters[k]
-        host = _host(centroids[members], centroids, bodies, tree, config)
+        host = _host(centroids[members], centroids, labels, bodies, tree, config, lies_along)
         if host is not None:
             out[members] = labels[host]
             appendage[members] = True
@@ -85,18 +119,21 @@ def join_sticks(
 def _host(
     stick: np.ndarray,
     centroids: np.ndarray,
+    labels: np.ndarray,
     bodies: np.ndarray,
     tree: cKDTree,
     config: PerceptionConfig,
+    lies_along: Callable[[int, np.ndarray], bool],
 ) -> int | None:
     """The body voxel (an index into ``centroids``) nearest to one of the
     stick's ends, within ``stick_join_gap`` of it and on the stick's axis
     beyond that end (off the axis by at most half its distance along it, and
-    at least a voxel): a shaft leaves its handle end-on; a bowl it lies beside,
-    or a box it lies along, is not its body. None: no such voxel."""
+    at least a voxel), of a body that ``lies_along`` the stick: a shaft leaves
+    its handle end-on; a bowl it lies beside or points at, or a box it lies
+    along, is not its body. None: no such voxel."""
     xy = stick[:, :2]
     centre = xy.mean(axis=0)
-    axis = np.linalg.eigh(np.cov((xy - centre).T))[1][:, 1]
+    axis = _spread(xy)[0]
     along = (xy - centre) @ axis
     best, best_gap = None, np.inf
     for sign, extreme in ((1.0, along.max()), (-1.0, along.min())):
@@ -109,7 +146,13 @@ def _host(
             lateral = float(np.linalg.norm(v - ahead * direction))
             gap = float(np.linalg.norm(centroids[bodies[j]] - end))
             on_axis = lateral <= max(0.5 * ahead, config.cluster_voxel)
-            if ahead > -config.cluster_voxel and on_axis and gap < best_gap:
+            body = int(labels[bodies[j]])
+            if (
+                ahead > -config.cluster_voxel
+                and on_axis
+                and gap < best_gap
+                and lies_along(body, axis)
+            ):
                 best, best_gap = int(bodies[j]), gap
     return best
 

@@ -24,8 +24,9 @@ dropped altogether, the box centre sat on the handle, 3.6 cm from the
 screwdriver's centre, beyond the 3 cm the bag evaluation matches within.
 
 The body must also lie along the stick, as a handle does: its own footprint
-elongated (long over short spread at least ``stick_host_min_elongation``)
-with its long axis within ``HOST_AXIS_TOLERANCE_DEG`` of the stick's. A bowl
+wider than a stick (``stick_max_width``) and elongated (long over short
+spread at least ``stick_host_min_elongation``), with its long axis within
+``HOST_AXIS_TOLERANCE_DEG`` of the stick's. A bowl
 or a box the shaft's tip points at is round or square, or lies across it: the
 shaft stays apart rather than stretch that object's box.
 
@@ -89,22 +90,25 @@ def join_sticks(
     if len(bodies) == 0:
         return out, appendage
     tree = cKDTree(centroids[bodies])
-    shapes: dict[int, tuple[np.ndarray, float]] = {}  # body label -> axis, elongation
+    shapes: dict[int, tuple[np.ndarray, float, float]] = {}  # label -> axis, elongation, width
+    min_cos = float(np.cos(np.radians(HOST_AXIS_TOLERANCE_DEG)))
 
     def lies_along(label: int, axis: np.ndarray) -> bool:
+        """A handle: wider than a stick, elongated, along the stick's axis."""
         if config.stick_host_min_elongation <= 0:
             return True
         if label not in shapes:
             members = clusters[label]
             if len(members) >= 3:
                 body_axis, long, short = _spread(centroids[members, :2])
-                shapes[label] = (body_axis, long / max(short, 1e-9))
+                shapes[label] = (body_axis, long / max(short, 1e-9), short / BAND_STD)
             else:
-                shapes[label] = (axis, 0.0)
-        body_axis, elongation = shapes[label]
-        cos = abs(float(body_axis @ axis))
-        return elongation >= config.stick_host_min_elongation and cos >= np.cos(
-            np.radians(HOST_AXIS_TOLERANCE_DEG)
+                shapes[label] = (axis, 0.0, 0.0)
+        body_axis, elongation, width = shapes[label]
+        return (
+            width >= config.stick_max_width  # a sliver (a face seen edge-on) is no handle
+            and elongation >= config.stick_host_min_elongation
+            and abs(float(body_axis @ axis)) >= min_cos
         )
 
     for k in sticks:

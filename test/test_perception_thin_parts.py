@@ -75,6 +75,17 @@ def test_a_shaft_pointing_at_a_bowl_does_not_join_it():
     assert set(out.tolist()) == {0} and appendage.any()
 
 
+def test_a_face_seen_edge_on_is_no_handle():
+    """A cube's face seen edge-on over the bin's wall: a sliver along the stick's
+    axis, elongated but no wider than the stick, is not a handle to join."""
+    stick = shaft(start=0.0)
+    sliver = grid((0.085, 0.11), (0.0, 0.0), (0.0, 0.02))
+    assert not is_stick(sliver, CFG)
+    points, labels = clusters(sliver, stick)
+    out, appendage = join_sticks(points, labels, CFG)
+    assert np.array_equal(out, labels) and not appendage.any()
+
+
 def test_a_shaft_farther_than_the_gap_or_with_joining_off_stays_apart():
     points, labels = clusters(handle(), shaft(start=0.085 + CFG.stick_join_gap + 2 * V))
     out, appendage = join_sticks(points, labels, CFG)

@@ -142,12 +142,29 @@ class Rig:
             missing += [] if self.client.server_is_ready() else ["the run_skill server"]
             return missing + ([] if self.statuses() else ["a status"])
 
-        spin_until(
-            self.probe,
-            lambda: not undiscovered(),
-            timeout_s=10,
-            what=lambda: f"discovery (missing: {', '.join(undiscovered())})",
-        )
+        try:
+            spin_until(
+                self.probe,
+                lambda: not undiscovered(),
+                timeout_s=10,
+                what=lambda: f"discovery (missing: {', '.join(undiscovered())})",
+            )
+        except AssertionError:
+            # Now and then (2 of 3 CI runs on 2026-12-08, each once) the client
+            # never matches the action server's endpoints in 30 s although every
+            # topic of the same node was discovered: a fresh client's endpoints
+            # are matched anew. Only discovery is waited for again, nothing the
+            # tests assert; a server that is really missing fails here as before.
+            if undiscovered() != ["the run_skill server"]:
+                raise
+            self.client.destroy()
+            self.client = ActionClient(self.probe, RunSkill, "/policy/run_skill")
+            spin_until(
+                self.probe,
+                self.client.server_is_ready,
+                timeout_s=10,
+                what="the run_skill server, with a fresh client",
+            )
         self.graph.publish(scene_graph())
         spin_until(
             self.probe, lambda: self.node.graph and self.node.skill_run.newest, 5, what="inputs"

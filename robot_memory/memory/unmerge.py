@@ -68,10 +68,22 @@ class FrameBoxes:
         self.area = np.prod(np.clip(self.hi - self.lo, 0.0, None), axis=1)
         self.confidence = np.array([o.confidence for o in observations], float)
 
-    def overlap(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Each observation's xy box area inside the box (lo, hi)."""
-        sides = np.minimum(self.hi, hi[:2]) - np.maximum(self.lo, lo[:2])
-        return np.prod(np.clip(sides, 0.0, None), axis=1)
+    def pieces(
+        self, lo: np.ndarray, hi: np.ndarray, area: np.ndarray, config: MemoryConfig
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For objects' xy boxes ``lo``-``hi`` (N, 2), grown by ``fragment_margin``,
+        of footprint ``area`` (N,): each observation's area inside each box, and
+        whether it could be a piece of that object (confident, at least
+        ``unmerge_min_share`` of its footprint, ``MIN_INSIDE`` inside its box);
+        both (N, observations)."""
+        sides = np.minimum(self.hi[None], hi[:, None]) - np.maximum(self.lo[None], lo[:, None])
+        inside = np.prod(np.clip(sides, 0.0, None), axis=2)
+        is_part = (
+            (self.confidence >= config.min_create_confidence)[None]
+            & (self.area[None] >= config.unmerge_min_share * area[:, None])
+            & (inside >= MIN_INSIDE * self.area[None])
+        )
+        return inside, is_part
 
 
 def _shared(a: ObjectObservation, b: ObjectObservation) -> float:
@@ -99,15 +111,10 @@ def seen_apart(
     if area <= 0.0 or len(observations) < 2:
         return []
     boxes = boxes or FrameBoxes(observations)
-    lo = np.asarray(obj.bbox_min) - config.fragment_margin
-    hi = np.asarray(obj.bbox_max) + config.fragment_margin
-    inside = boxes.overlap(lo, hi)
-    is_part = (
-        (boxes.confidence >= config.min_create_confidence)
-        & (boxes.area >= config.unmerge_min_share * area)
-        & (inside >= MIN_INSIDE * boxes.area)
-    )
-    parts = np.flatnonzero(is_part).tolist()
+    lo = np.asarray(obj.bbox_min, dtype=float)[None, :2] - config.fragment_margin
+    hi = np.asarray(obj.bbox_max, dtype=float)[None, :2] + config.fragment_margin
+    inside, is_part = boxes.pieces(lo, hi, np.array([area]), config)
+    inside, parts = inside[0], np.flatnonzero(is_part[0]).tolist()
     if len(parts) < 2 or len({observations[k].color for k in parts}) < 2:
         return []  # one colour: walls of one mug, or twins (merged_view's case)
     if float(inside[parts].sum()) < MIN_COVER * area:
@@ -133,14 +140,8 @@ def _with_two_parts(
     lo = np.array([o.bbox_min[:2] for o in live], dtype=float)
     hi = np.array([o.bbox_max[:2] for o in live], dtype=float)
     area = np.prod(np.clip(hi - lo, 0.0, None), axis=1)
-    lo, hi = lo - config.fragment_margin, hi + config.fragment_margin
-    sides = np.minimum(boxes.hi[None], hi[:, None]) - np.maximum(boxes.lo[None], lo[:, None])
-    inside = np.prod(np.clip(sides, 0.0, None), axis=2)  # (objects, observations)
-    is_part = (
-        (boxes.confidence >= config.min_create_confidence)[None]
-        & (boxes.area[None] >= config.unmerge_min_share * area[:, None])
-        & (inside >= MIN_INSIDE * boxes.area[None])
-    )
+    margin = config.fragment_margin
+    _, is_part = boxes.pieces(lo - margin, hi + margin, area, config)
     return [o for o, n in zip(live, is_part.sum(axis=1), strict=True) if n >= 2]
 
 
